@@ -1,0 +1,1 @@
+"""convo: async two-way SMS conversations and voice IVR from declarative YAML flows."""

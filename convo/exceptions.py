@@ -1,0 +1,141 @@
+"""The convo exception tree.
+
+Every error convo raises on purpose derives from :class:`ConvoError`::
+
+    ConvoError
+    ├── ConfigError          bad convo.toml / environment (says which file and key)
+    ├── FlowError            a flow file cannot load (carries every Diagnostic found)
+    ├── FlowRuntimeError     a flow cannot run as asked (missing params, unknown flow id)
+    ├── HookError            a bot hook raised; the conversation stays where it was
+    ├── StoreError           the store failed or holds data this version cannot read
+    ├── InvalidNumber        a phone number that cannot be valid (E.164 normalisation)
+    ├── WebhookError         an incoming webhook we refuse
+    │   ├── SignatureError       wrong or missing signature       -> 401
+    │   └── MalformedWebhook     unparseable or incomplete body   -> 400
+    └── ProviderError        a provider API call failed
+        ├── RateLimited          throttled; retry after ``retry_after`` seconds
+        ├── ProviderUnavailable  5xx / network; retry with backoff
+        ├── ProviderRejected     permanent rejection; never retried
+        └── PartialDelivery      some parts of a multi-part message were rejected
+
+Foreign exceptions (httpx, sqlite3, yaml) are mapped to these once, at the boundary
+where they occur, so callers only ever catch convo's own classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class ConvoError(Exception):
+    """Root of every error convo raises on purpose."""
+
+
+class ConfigError(ConvoError):
+    """The configuration is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a flow (or test) file, located to ``file:line:col``.
+
+    ``line`` and ``col`` are 1-based. ``severity`` is ``"error"`` or ``"warning"``.
+    """
+
+    file: str
+    line: int
+    col: int
+    message: str
+    hint: str = ""
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        text = f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.message}"
+        if self.hint:
+            text += f" (hint: {self.hint})"
+        return text
+
+
+class FlowError(ConvoError):
+    """A flow file has errors; ``diagnostics`` lists all of them, not just the first."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
+
+
+class FlowRuntimeError(ConvoError):
+    """A flow cannot be run as asked: unknown flow id, missing or invalid params."""
+
+
+class HookError(ConvoError):
+    """A bot hook (``do:`` action or ``validate:`` validator) raised."""
+
+
+class StoreError(ConvoError):
+    """The store failed, or holds data this version of convo cannot read."""
+
+
+class InvalidNumber(ConvoError):
+    """A phone number that cannot be a valid E.164 number."""
+
+
+class WebhookError(ConvoError):
+    """An incoming webhook convo refuses. ``status`` is the HTTP status to answer."""
+
+    status = 400
+
+
+class SignatureError(WebhookError):
+    """The webhook's signature is wrong, missing or stale."""
+
+    status = 401
+
+
+class MalformedWebhook(WebhookError):
+    """The webhook body cannot be parsed or lacks a required field."""
+
+    status = 400
+
+
+class ProviderError(ConvoError):
+    """A provider API call failed. ``retryable`` says whether trying again may help."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str = "", code: str = "") -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.code = code
+
+
+class RateLimited(ProviderError):
+    """The provider throttled us; ``retry_after`` seconds is its hint (None: back off)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        code: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, code=code)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx answer or network failure; worth retrying with backoff."""
+
+    retryable = True
+
+
+class ProviderRejected(ProviderError):
+    """The provider permanently refused the request (bad number, no credit, ...)."""
+
+
+class PartialDelivery(ProviderError):
+    """Some parts of a multi-part message were accepted, others rejected."""

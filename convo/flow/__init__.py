@@ -1,0 +1,1 @@
+"""Flow language: spec (data), loader, machine, engine, templates."""

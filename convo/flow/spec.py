@@ -1,0 +1,337 @@
+"""A loaded flow as pure data: what ``loader.py`` builds from YAML and the engine runs.
+
+Nothing here parses, renders or runs. Every node keeps the :class:`Pos` it came from, so
+checks that happen after loading still report ``file:line:col``.
+
+Texts: a :class:`Text` holds Jinja2 template sources, per language (``by_lang``), or one
+source for every language (``any``), optionally different per channel (``by_channel``),
+or, for voice prompts that mix languages, an ordered list of ``(lang, source)`` segments
+(``mixed``). :meth:`Text.pick` chooses the source for a language and channel, falling back
+to the flow's default language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EXPECT_KINDS = (
+    "yes_no",
+    "number",
+    "digits",
+    "date",
+    "time",
+    "choice",
+    "email",
+    "text",
+    "regex",
+)
+ExpectKind = Literal[
+    "yes_no", "number", "digits", "date", "time", "choice", "email", "text", "regex"
+]
+
+BUILTIN_ACTIONS = ("opt_out", "opt_in", "clear_slots")
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """Where a node stands in its file; ``line`` and ``col`` are 1-based."""
+
+    file: str
+    line: int = 1
+    col: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A (possibly translated, possibly per-channel) template source. See module docstring."""
+
+    pos: Pos
+    any: str | None = None
+    by_lang: Mapping[str, str] = field(default_factory=dict)
+    by_channel: Mapping[str, Text] = field(default_factory=dict)
+    mixed: tuple[tuple[str, str], ...] = ()
+
+    def pick(self, lang: str, default_lang: str, channel: str = "sms") -> str | None:
+        """The template source for ``lang`` on ``channel``; falls back to ``default_lang``.
+
+        For a mixed-language text, the segments are joined with a space (SMS); voice
+        renders ``mixed`` segment by segment instead.
+        """
+        if channel in self.by_channel:
+            return self.by_channel[channel].pick(lang, default_lang, channel)
+        if self.by_channel:
+            other = next(iter(self.by_channel.values()))
+            return other.pick(lang, default_lang, channel)
+        if self.any is not None:
+            return self.any
+        if lang in self.by_lang:
+            return self.by_lang[lang]
+        if default_lang in self.by_lang:
+            return self.by_lang[default_lang]
+        if self.mixed:
+            return " ".join(source for _, source in self.mixed)
+        return next(iter(self.by_lang.values()), None)
+
+    def sources(self) -> list[tuple[str | None, str]]:
+        """Every ``(lang or None, source)`` in this text, for validation."""
+        out: list[tuple[str | None, str]] = []
+        if self.any is not None:
+            out.append((None, self.any))
+        out.extend(self.by_lang.items())
+        out.extend(self.mixed)
+        for sub in self.by_channel.values():
+            out.extend(sub.sources())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    """How an answer is understood. ``pattern`` for ``regex``; ``choices`` for ``choice``
+    (each choice: a value and the words, per language, that select it)."""
+
+    kind: ExpectKind
+    pos: Pos
+    pattern: str | None = None
+    choices: tuple[Choice, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    digits: int | None = None  # exact number of digits for ``digits``
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    value: str
+    words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """One entry of ``then``: go to ``goto`` if ``condition`` (a sandboxed Jinja2
+    expression) is true, or unconditionally when ``condition`` is None."""
+
+    goto: str
+    pos: Pos
+    condition: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HookCall:
+    """A ``do:`` entry: a built-in action (:data:`BUILTIN_ACTIONS`) or a bot hook name."""
+
+    name: str
+    pos: Pos
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_ACTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """What happens on unusable answers and silence, shared by ``ask`` and ``choose``."""
+
+    reprompt: tuple[Text, ...] = ()
+    max_attempts: int | None = None
+    on_max_attempts: str | None = None
+    timeout: float | None = None  # seconds; durable (kept in the store)
+    on_timeout: str | None = None
+    gather_timeout: float | None = None  # voice: seconds of silence before no-input
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    text: Text
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    text: Text
+    expect: Expect
+    pos: Pos
+    save_as: str | None = None
+    validate: str | None = None  # bot hook name
+    invalid: Text | None = None  # said when the validator refuses (else the next reprompt)
+    retry: Retry = field(default_factory=Retry)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A menu entry: a key (SMS reply or DTMF digit) and/or words per language."""
+
+    pos: Pos
+    key: str | None = None
+    words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    goto: str | None = None
+    set_lang: str | None = None
+    save_as_value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Choose:
+    text: Text
+    options: tuple[Option, ...]
+    pos: Pos
+    save_as: str | None = None  # slot that receives the chosen option's key
+    retry: Retry = field(default_factory=Retry)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """Hand the conversation to a person: ``queue`` names where; ``number`` is dialled on a
+    call (else the configured queue number)."""
+
+    queue: str
+    pos: Pos
+    say: Text | None = None
+    number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    to: str  # template: E.164 number or sip: URI
+    pos: Pos
+    timeout: float = 30.0
+    on_fail: str | None = None
+    caller_id: str | None = None
+    time_limit: float | None = None
+    text: Text | None = None  # said before dialling
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    text: Text
+    pos: Pos
+    consent: Text | bool = False
+    save_as: str | None = None
+    max: float = 120.0
+    finish_on_key: str = "#"
+    beep: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Conference:
+    room: str  # template
+    pos: Pos
+    record: bool = False
+    text: Text | None = None
+    start_on_enter: bool = True
+    end_on_exit: bool = False
+    muted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    pos: Pos
+    text: Text | None = None
+
+
+Verb = Say | Ask | Choose | Handoff | Dial | Record | Conference | Hangup
+VOICE_ONLY_VERBS = (Dial, Record, Conference, Hangup)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step: a main verb (or none), then actions, then where to go."""
+
+    name: str
+    pos: Pos
+    verb: Verb | None = None
+    do: tuple[HookCall, ...] = ()
+    then: tuple[Branch, ...] = ()  # a plain ``goto: x`` is one unconditional Branch
+    end: bool = False
+    media: tuple[str, ...] = ()  # MMS attachments (URL templates)
+
+    @property
+    def waits(self) -> bool:
+        """True when the step stops the turn to wait for the contact's answer."""
+        return isinstance(self.verb, Ask | Choose)
+
+    def targets(self) -> list[tuple[str, Pos]]:
+        """Every step name this step can lead to, for reachability and the machine."""
+        out: list[tuple[str, Pos]] = [(b.goto, b.pos) for b in self.then]
+        v = self.verb
+        if isinstance(v, Ask | Choose):
+            r = v.retry
+            if r.on_max_attempts:
+                out.append((r.on_max_attempts, v.pos))
+            if r.on_timeout:
+                out.append((r.on_timeout, v.pos))
+        if isinstance(v, Choose):
+            out.extend((o.goto, o.pos) for o in v.options if o.goto)
+        if isinstance(v, Dial) and v.on_fail:
+            out.append((v.on_fail, v.pos))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Anytime:
+    """A handler checked on every user turn before the step's own handling."""
+
+    pos: Pos
+    keywords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pattern: str | None = None  # regex alternative to keywords
+    do: tuple[HookCall, ...] = ()
+    say: Text | None = None
+    goto: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    pos: Pos
+    required: bool = False
+    type: str = "text"  # text | number | date | phone | bool
+    default: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceLang:
+    """TTS settings for one flow language; ``fallbacks`` are tried in order when a provider
+    lacks ``locale`` (e.g. fr-BE -> fr-FR)."""
+
+    locale: str
+    voice: str | None = None
+    fallbacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSpec:
+    """A whole flow file. ``version`` is a content hash: sessions remember which version
+    they started on."""
+
+    id: str
+    path: str
+    version: str
+    languages: tuple[str, ...]
+    channels: tuple[str, ...]
+    start: str
+    steps: Mapping[str, Step]
+    pos: Pos
+    description: str = ""
+    params: Mapping[str, Param] = field(default_factory=dict)
+    anytime: tuple[Anytime, ...] = ()
+    voice: Mapping[str, VoiceLang] = field(default_factory=dict)
+    error_text: Text | None = None  # said when a hook raises; convo has a default
+
+    @property
+    def default_lang(self) -> str:
+        return self.languages[0]
+
+    def hook_names(self) -> list[tuple[str, Pos]]:
+        """Every bot hook the flow calls (``do:`` and ``validate:``), built-ins excluded."""
+        out: list[tuple[str, Pos]] = []
+        calls = [c for s in self.steps.values() for c in s.do]
+        calls += [c for a in self.anytime for c in a.do]
+        out += [(c.name, c.pos) for c in calls if not c.builtin]
+        out += [
+            (s.verb.validate, s.verb.pos)
+            for s in self.steps.values()
+            if isinstance(s.verb, Ask) and s.verb.validate
+        ]
+        return out

@@ -1,0 +1,354 @@
+"""Neutral value types used at every seam of convo.
+
+Adapters turn provider payloads into these, the engine consumes and produces them, and the
+store persists them. None of them knows a provider field name or an aiohttp object.
+All are frozen dataclasses: build a changed copy with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Channel = Literal["sms", "voice"]
+CHANNELS: tuple[Channel, ...] = ("sms", "voice")
+
+
+def new_id() -> str:
+    """A new unique, URL-safe message/conversation id (uuid4 hex)."""
+    return uuid.uuid4().hex
+
+
+def now() -> float:
+    """Wall-clock time as a UNIX timestamp; the one clock convo stores."""
+    return time.time()
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(enum.StrEnum):
+    """Lifecycle of a message in the log (DESIGN §5)."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+    @property
+    def final(self) -> bool:
+        return self in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+
+
+class ConversationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    HANDOFF = "handoff"  # a person took over; the bot stays silent
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Identity of a conversation: one of our lines, a channel, and the contact's number."""
+
+    line: str
+    channel: Channel
+    contact: str
+
+    def __str__(self) -> str:
+        return f"{self.line}/{self.channel}/{self.contact}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """The person on the other side. ``lang`` is None until known."""
+
+    number: str
+    lang: str | None = None
+    name: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePart:
+    """Marks an inbound message as part ``index`` (1-based) of ``total`` of a long text the
+    provider delivered in pieces; ``ref`` is the provider's reference shared by all parts."""
+
+    ref: str
+    index: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A text (or MMS) a contact sent to one of our lines. ``part`` is set when this is
+    only one piece of a concatenated text; the web layer joins the pieces before a turn."""
+
+    line: str
+    sender: str
+    text: str
+    channel: Channel = "sms"
+    provider: str = ""
+    provider_message_id: str = ""
+    media_urls: tuple[str, ...] = ()
+    id: str = field(default_factory=new_id)
+    received_at: float = field(default_factory=now)
+    part: MessagePart | None = None
+
+    @property
+    def key(self) -> ConversationKey:
+        return ConversationKey(self.line, self.channel, self.sender)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A text the bot sends. ``line`` is the sender (our number or sender name)."""
+
+    line: str
+    to: str
+    text: str
+    channel: Channel = "sms"
+    lang: str | None = None
+    media_urls: tuple[str, ...] = ()
+    id: str = field(default_factory=new_id)
+    created_at: float = field(default_factory=now)
+    # Passed through to providers that support it (Telefoon: gdpr_consent_ref).
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a provider said when it accepted an outbound message."""
+
+    provider: str
+    provider_message_id: str
+    status: MessageStatus = MessageStatus.SENT
+    segments: int = 1
+    price: float | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """A provider's status callback about a message we sent.
+
+    ``client_ref`` is our own message id when the provider echoes it back (Vonage
+    ``client-ref``); otherwise the message is found by ``provider_message_id``.
+    """
+
+    provider: str
+    provider_message_id: str
+    status: MessageStatus
+    client_ref: str | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    at: float = field(default_factory=now)
+
+
+class CallStatus(enum.StrEnum):
+    """Lifecycle of a call, whatever the provider calls it."""
+
+    QUEUED = "queued"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def final(self) -> bool:
+        return self in (
+            CallStatus.COMPLETED,
+            CallStatus.BUSY,
+            CallStatus.NO_ANSWER,
+            CallStatus.FAILED,
+            CallStatus.CANCELED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """A voice webhook: a call was answered, input arrived, or its status changed.
+
+    ``line`` is our number and ``caller`` the contact's, whatever the call's direction.
+    Input fields are set only on gather/record results; ``digits``, ``speech`` and
+    ``recording_url`` all None on an input webhook means silence (no input).
+    """
+
+    provider: str
+    call_id: str
+    line: str
+    caller: str
+    direction: Literal["inbound", "outbound"] = "inbound"
+    status: CallStatus = CallStatus.IN_PROGRESS
+    digits: str | None = None
+    speech: str | None = None
+    confidence: float | None = None
+    recording_url: str | None = None
+    recording_duration: float | None = None
+    duration: float | None = None
+    at: float = field(default_factory=now)
+
+    @property
+    def key(self) -> ConversationKey:
+        return ConversationKey(self.line, "voice", self.caller)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One line of the message log (inbound or outbound), as the admin API shows it."""
+
+    id: str
+    direction: Direction
+    line: str
+    contact: str
+    text: str
+    status: MessageStatus
+    channel: Channel = "sms"
+    provider: str = ""
+    provider_message_id: str = ""
+    segments: int = 1
+    price: float | None = None
+    error: str | None = None
+    media_urls: tuple[str, ...] = ()
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+
+    @property
+    def sender(self) -> str:
+        return self.contact if self.direction is Direction.INBOUND else self.line
+
+    @property
+    def recipient(self) -> str:
+        return self.line if self.direction is Direction.INBOUND else self.contact
+
+    def to_json(self) -> dict[str, Any]:
+        """The admin API shape (DESIGN §5)."""
+        return {
+            "id": self.id,
+            "direction": self.direction.value,
+            "from": self.sender,
+            "to": self.recipient,
+            "text": self.text,
+            "status": self.status.value,
+            "channel": self.channel,
+            "segments": self.segments,
+            "provider": self.provider,
+            "provider_message_id": self.provider_message_id,
+            "price": self.price,
+            "error": self.error,
+            "media_urls": list(self.media_urls),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def inbound(cls, msg: InboundMessage) -> MessageRecord:
+        return cls(
+            id=msg.id,
+            direction=Direction.INBOUND,
+            line=msg.line,
+            contact=msg.sender,
+            text=msg.text,
+            status=MessageStatus.RECEIVED,
+            channel=msg.channel,
+            provider=msg.provider,
+            provider_message_id=msg.provider_message_id,
+            media_urls=msg.media_urls,
+            created_at=msg.received_at,
+            updated_at=msg.received_at,
+        )
+
+    @classmethod
+    def outbound(cls, msg: OutboundMessage, *, provider: str = "") -> MessageRecord:
+        return cls(
+            id=msg.id,
+            direction=Direction.OUTBOUND,
+            line=msg.line,
+            contact=msg.to,
+            text=msg.text,
+            status=MessageStatus.QUEUED,
+            channel=msg.channel,
+            provider=provider,
+            media_urls=msg.media_urls,
+            created_at=msg.created_at,
+            updated_at=msg.created_at,
+        )
+
+
+@dataclass(slots=True)
+class Session:
+    """The durable state of one conversation: where it is and what it has collected.
+
+    Mutable on purpose: the engine changes it during one turn (under the conversation's
+    lock) and the store saves it at the end of the turn.
+    """
+
+    key: ConversationKey
+    flow: str
+    flow_version: str
+    step: str
+    lang: str
+    params: dict[str, Any] = field(default_factory=dict)
+    slots: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0  # unusable answers to the current step
+    status: ConversationStatus = ConversationStatus.ACTIVE
+    contact_name: str | None = None
+    timer_due: float | None = None  # when the current step's timeout fires
+    timer_step: str | None = None  # the step the timer belongs to
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+
+    def to_json(self) -> dict[str, Any]:
+        """The admin API shape of a conversation (DESIGN §5)."""
+        return {
+            "line": self.key.line,
+            "channel": self.key.channel,
+            "flow": self.flow,
+            "step": self.step,
+            "slots": self.slots,
+            "language": self.lang,
+            "status": self.status.value,
+            "params": self.params,
+            "attempts": self.attempts,
+            "timer_due": self.timer_due,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An HTTP request as adapters see it: no aiohttp types, the raw body kept for signatures.
+
+    ``url`` is the public URL the provider called (built from ``server.public_url``, never
+    from request headers), which is what URL-covering signatures sign.
+    """
+
+    method: str
+    path: str
+    url: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes = b""
+    content_type: str = ""
+    # Parsed form fields, when the body is application/x-www-form-urlencoded.
+    form: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.headers.items():
+            if k.lower() == lname:
+                return v
+        return None

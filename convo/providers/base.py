@@ -1,0 +1,85 @@
+"""What convo needs from a telecom provider, as small protocols over neutral values.
+
+An adapter is constructed from its config section and an injected ``httpx.AsyncClient``
+(so tests swap in a transport or point ``base_url`` at a simulator). Webhook handling is
+pure: ``verify`` and ``parse_*`` take a :class:`~convo.models.WebhookRequest` and return
+models or raise :class:`~convo.exceptions.SignatureError` /
+:class:`~convo.exceptions.MalformedWebhook`; they never touch the network.
+``send`` maps the provider's failures onto the ``ProviderError`` tree once, so the outbox
+knows whether to retry (``RateLimited``, ``ProviderUnavailable``) or give up
+(``ProviderRejected``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from convo.models import (
+    CallEvent,
+    DeliveryReport,
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+)
+
+
+@runtime_checkable
+class SmsProvider(Protocol):
+    """Sends texts and understands the provider's SMS webhooks."""
+
+    name: str
+    #: Sustained messages per second this provider accepts from us (the outbox honours it).
+    rate_limit: float
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise ``SignatureError`` unless the webhook is authentic (or unsigned is allowed)."""
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """Inbound message(s) in an inbound webhook; raise ``MalformedWebhook`` if unusable."""
+
+    def parse_status(self, request: WebhookRequest) -> list[DeliveryReport]:
+        """Delivery report(s) in a status webhook; raise ``MalformedWebhook`` if unusable."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Send one message; raise a ``ProviderError`` subclass on failure."""
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PollingSmsProvider(SmsProvider, Protocol):
+    """A provider without inbound webhooks (Enco): convo polls it at ``poll_interval``."""
+
+    poll_interval: float
+
+    async def poll_inbound(self) -> list[InboundMessage]: ...
+
+    async def poll_status(self) -> list[DeliveryReport]: ...
+
+
+@runtime_checkable
+class VoiceProvider(Protocol):
+    """Places calls and understands the provider's call webhooks.
+
+    ``render`` turns neutral call instructions (``convo.voice.instructions``) into the
+    provider's document and returns ``(body, content_type)``.
+    """
+
+    name: str
+
+    def verify(self, request: WebhookRequest) -> None: ...
+
+    def parse_call(self, request: WebhookRequest) -> CallEvent: ...
+
+    def render(self, instructions: Sequence[object]) -> tuple[bytes, str]: ...
+
+    async def start_call(
+        self, *, to: str, line: str, answer_url: str, status_url: str, ring_timeout: float = 30.0
+    ) -> str:
+        """Place an outbound call; returns the provider's call id."""
+
+    async def end_call(self, call_id: str) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Fakes of provider HTTP APIs, from their documents in shared/seeds."""

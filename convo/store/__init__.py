@@ -1,0 +1,1 @@
+"""Stores: sessions, message log, suppressions, fragments; memory and SQLite built in."""

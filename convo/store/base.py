@@ -1,0 +1,152 @@
+"""What convo needs from a store, as a few small protocols.
+
+A store keeps four things, each behind its own protocol so a backend can be read one concept
+at a time:
+
+* :class:`SessionStore`  where each conversation is (``Session``), and its durable timers;
+* :class:`MessageLog`    every inbound and outbound message; queued outbound messages are the
+                         outbox, inbound messages not yet processed are the inbox;
+* :class:`Suppressions`  contacts who opted out of a line (STOP ... START);
+* :class:`Fragments`     parts of a long inbound text that arrive separately (Vonage
+                         ``concat-ref``) and tokens already seen by poll loops.
+
+:class:`Store` is all four plus ``ping``/``close``. The crash-safety contract lives in
+:meth:`SessionStore.save_turn`: the new session state, the inbound message being marked
+processed and the replies being queued happen in **one transaction**, so after a crash
+either the whole turn happened (and its replies are in the outbox) or none of it did (and
+the inbound message is still unprocessed).
+
+Turn serialisation is a separate concern: :class:`ConversationLocks` (see ``locks.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from convo.models import (
+    ConversationKey,
+    Direction,
+    MessageRecord,
+    MessageStatus,
+    Session,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageQuery:
+    """Filters and page of :meth:`MessageLog.list_messages`; pages are 1-based."""
+
+    direction: Direction | None = None
+    status: MessageStatus | None = None
+    number: str | None = None  # matches the contact's number
+    page: int = 1
+    page_size: int = 50
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    async def get_session(self, key: ConversationKey) -> Session | None:
+        """The session for ``key``, or None. The returned object is the caller's to mutate."""
+
+    async def sessions_of(self, contact: str) -> list[Session]:
+        """Every session (any line, channel or status) of a contact number."""
+
+    async def save_turn(
+        self,
+        session: Session,
+        *,
+        inbound_id: str | None = None,
+        outbound: Sequence[MessageRecord] = (),
+    ) -> None:
+        """Atomically: upsert ``session``, mark inbound message ``inbound_id`` processed, and
+        append ``outbound`` to the message log (they are the outbox while ``queued``)."""
+
+    async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
+        """Keys of active sessions whose ``timer_due`` is at or before ``now``, oldest first."""
+
+
+@runtime_checkable
+class MessageLog(Protocol):
+    async def add_inbound(self, record: MessageRecord) -> bool:
+        """Store an inbound message as unprocessed. Returns False (and stores nothing) when
+        a message with the same non-empty ``(provider, provider_message_id)`` exists."""
+
+    async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
+        """Append outbound messages outside a turn (broadcasts, system replies)."""
+
+    async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
+        """Inbound messages stored but not yet processed by a turn, oldest first."""
+
+    async def mark_processed(self, message_id: str) -> None:
+        """Mark an inbound message processed without a turn (e.g. dropped, suppressed)."""
+
+    async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
+        """Outbound messages still ``queued`` or ``sending``, oldest first: the outbox."""
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        status: MessageStatus | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        segments: int | None = None,
+        price: float | None = None,
+        error: str | None = None,
+    ) -> MessageRecord | None:
+        """Change the given fields (None leaves a field as it is); returns the new record,
+        or None if there is no such message."""
+
+    async def get_message(self, message_id: str) -> MessageRecord | None: ...
+
+    async def find_message(self, provider: str, provider_message_id: str) -> MessageRecord | None:
+        """The message a provider knows by ``provider_message_id``."""
+
+    async def list_messages(self, query: MessageQuery) -> tuple[list[MessageRecord], int]:
+        """One page of the log, newest first, and the total number matching the filters."""
+
+
+@runtime_checkable
+class Suppressions(Protocol):
+    async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None: ...
+
+    async def is_suppressed(self, line: str, contact: str) -> bool: ...
+
+
+@runtime_checkable
+class Fragments(Protocol):
+    async def add_fragment(
+        self, group: str, index: int, total: int, text: str, now: float
+    ) -> list[str] | None:
+        """Keep part ``index`` (1-based) of ``total`` of ``group``. When all parts are in,
+        remove the group and return the texts in order; otherwise return None. A part that
+        was already kept is ignored (provider retries)."""
+
+    async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
+        """Remove and return groups whose first part arrived before ``older_than``, with
+        the parts that did arrive, in order."""
+
+    async def seen(self, namespace: str, token: str, now: float) -> bool:
+        """Record ``token``; True if it had been recorded before (poll-loop deduplication)."""
+
+
+@runtime_checkable
+class Store(SessionStore, MessageLog, Suppressions, Fragments, Protocol):
+    """A complete backend: open with ``await store.open()``, close with ``await store.close()``."""
+
+    async def open(self) -> None:
+        """Connect and create or migrate the schema. Idempotent."""
+
+    async def ping(self) -> bool:
+        """True when the backend answers (``/healthz``)."""
+
+    async def close(self) -> None: ...
+
+
+class ConversationLocks(Protocol):
+    """Serialises the turns of one conversation (take the lock, then load, advance, save)."""
+
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]: ...

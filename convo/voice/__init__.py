@@ -1,0 +1,1 @@
+"""Voice: neutral call instructions and their renderers."""

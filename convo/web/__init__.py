@@ -1,0 +1,1 @@
+"""The aiohttp server: app factory, webhooks, admin API, sandbox routes."""
