@@ -1,9 +1,11 @@
 """Provider names -> adapter classes, imported lazily so unused adapters cost nothing.
 
-Every adapter class has ``from_config(name, options, client)``: ``name`` is the config
-section name (``[providers.NAME]``), ``options`` that section as a mapping (``${ENV}``
-already expanded), ``client`` the shared ``httpx.AsyncClient``. Unknown or invalid options
-raise ``ConfigError`` naming the section and key.
+Every adapter class has ``from_config(name, options, client, *, public_url="")``: ``name``
+is the config section name (``[providers.NAME]``), ``options`` that section as a mapping
+(``${ENV}`` already expanded), ``client`` the shared ``httpx.AsyncClient``, ``public_url``
+the server's public base URL (callback URLs are ``{public_url}/webhooks/{name}/...``, never
+built from request data). Unknown or invalid options raise ``ConfigError`` naming the section
+and key.
 """
 
 from __future__ import annotations
@@ -39,9 +41,14 @@ def adapter_class(kind: str) -> Any:
 
 
 def create_provider(
-    name: str, options: Mapping[str, Any], client: httpx.AsyncClient, *, kind: str | None = None
+    name: str,
+    options: Mapping[str, Any],
+    client: httpx.AsyncClient,
+    *,
+    kind: str | None = None,
+    public_url: str = "",
 ) -> Any:
     """Build the adapter for config section ``[providers.NAME]``. ``kind`` defaults to
     ``options["type"]`` and then to ``name`` (so ``[providers.vonage]`` just works)."""
     kind = kind or str(options.get("type", name))
-    return adapter_class(kind).from_config(name, options, client)
+    return adapter_class(kind).from_config(name, options, client, public_url=public_url)

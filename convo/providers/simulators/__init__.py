@@ -1,1 +1,15 @@
-"""Fakes of provider HTTP APIs, from their documents in shared/seeds."""
+"""Fakes of provider HTTP APIs, from their documents in shared/seeds.
+
+Each simulator module has a class that owns an ``aiohttp.web.Application`` (``.app``) with
+the provider's paths, fields, auth and error shapes, records what convo sent (``.sent``) and
+can deliver inbound messages and status callbacks to convo's webhook URLs, so a whole
+conversation runs on loopback. ``convo simulator PROVIDER --port P`` serves one.
+"""
+
+SIMULATORS: dict[str, str] = {
+    "vonage": "convo.providers.simulators.vonage:VonageSimulator",
+    "telefoon_sms": "convo.providers.simulators.telefoon_sms:TelefoonSmsSimulator",
+    "telefonie_sms": "convo.providers.simulators.telefonie_sms:TelefonieSmsSimulator",
+    "enco": "convo.providers.simulators.enco:EncoSimulator",
+    "telefoon_voice": "convo.providers.simulators.telefoon_voice:TelefoonVoiceSimulator",
+}
