@@ -288,6 +288,7 @@ class Param:
     required: bool = False
     type: str = "text"  # text | number | date | phone | bool
     default: Any = None
+    example: Any = None  # used by `convo chat` when the param is not given
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,298 @@
+"""The conversation engine: inbound message -> turn -> replies queued in the store.
+
+For every event the engine takes the conversation's lock, then loads its session, then runs a
+:class:`~convo.flow.turn.Turn` on a copy, then saves the new session, marks the inbound
+message processed and queues the replies **in one store transaction**
+(:meth:`~convo.store.base.SessionStore.save_turn`). So two texts from one person arriving
+together are both handled, in order, and a crash leaves either the whole turn or none of it.
+
+The engine knows no provider and no HTTP: it returns :class:`~convo.models.OutboundMessage`
+values and leaves sending them to the outbox. It also owns the durable timers: a step's
+``timeout`` is a due time in the store, fired by :meth:`Engine.fire_timers` (or the
+:meth:`Engine.run_timers` loop), so it survives a restart.
+
+Opt-out: a turn that runs the built-in ``opt_out`` action queues its own replies (the
+confirmation) and then puts the contact on the line's suppression list; after that nothing is
+sent to them until they write START.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from convo.bot import Bot
+from convo.exceptions import ConvoError, FlowRuntimeError
+from convo.flow.expect import match_words
+from convo.flow.params import check_params
+from convo.flow.spec import FlowSpec
+from convo.flow.turn import LoadedFlow, Output, Turn, Utterance, error_text
+from convo.models import (
+    Contact,
+    ConversationKey,
+    ConversationStatus,
+    InboundMessage,
+    MessageRecord,
+    OutboundMessage,
+    Session,
+)
+from convo.store.base import ConversationLocks, Store
+from convo.store.locks import LocalLocks
+
+log = logging.getLogger("convo.engine")
+
+#: Words that lift an opt-out, in every language (checked only while a contact is suppressed).
+START_WORDS = ("start", "unstop", "aanmelden", "anmelden", "reprendre")
+
+
+class Engine:
+    """Runs flows for many conversations at once over one store."""
+
+    def __init__(
+        self,
+        flows: Mapping[str, FlowSpec | LoadedFlow],
+        store: Store,
+        *,
+        lines: Mapping[str, str] | None = None,
+        bot: Bot | None = None,
+        locks: ConversationLocks | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.flows: dict[str, LoadedFlow] = {
+            fid: f if isinstance(f, LoadedFlow) else LoadedFlow.build(f) for fid, f in flows.items()
+        }
+        self.store = store
+        self.lines = dict(lines or {})
+        self.bot = bot
+        self.locks: ConversationLocks = locks or LocalLocks()
+        self.clock = clock
+
+    # -- public API ----------------------------------------------------------------------
+
+    def flow(self, flow_id: str) -> LoadedFlow:
+        try:
+            return self.flows[flow_id]
+        except KeyError:
+            known = ", ".join(sorted(self.flows)) or "none"
+            raise FlowRuntimeError(f"unknown flow {flow_id!r} (loaded: {known})") from None
+
+    def flow_for_line(self, line: str) -> str | None:
+        """The flow a stranger's first message to ``line`` starts."""
+        if line in self.lines:
+            return self.lines[line]
+        if len(self.flows) == 1:
+            return next(iter(self.flows))
+        return None
+
+    async def receive(self, message: InboundMessage) -> bool:
+        """Store ``message`` as unprocessed (before the webhook is acknowledged).
+        False when it is a duplicate (same provider message id): do not process it again."""
+        return await self.store.add_inbound(MessageRecord.inbound(message))
+
+    async def handle(self, message: InboundMessage) -> list[OutboundMessage]:
+        """``receive`` then ``process``: the whole inbound path in one call."""
+        if not await self.receive(message):
+            return []
+        return await self.process(message)
+
+    async def process(self, message: InboundMessage) -> list[OutboundMessage]:
+        """Run the turn for a stored inbound message. When this returns, the replies are
+        queued in the store (the outbox) in the same transaction as the new state."""
+        key = message.key
+        async with self.locks.lock(key):
+            return await self._process_locked(message)
+
+    async def start(
+        self,
+        key: ConversationKey,
+        flow_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        lang: str | None = None,
+        name: str | None = None,
+    ) -> list[OutboundMessage]:
+        """Start ``flow_id`` with a contact (outbound: reminders, surveys, calls).
+
+        Params are checked against the flow's ``params`` (``FlowRuntimeError`` when a
+        required one is missing or has the wrong type). A conversation already open on that
+        key is replaced. Nothing is sent to a suppressed contact (returns ``[]``).
+        """
+        loaded = self.flow(flow_id)
+        checked = check_params(loaded.spec, params or {})
+        async with self.locks.lock(key):
+            if await self.store.is_suppressed(key.line, key.contact):
+                log.info("not starting %s for %s: contact opted out", flow_id, key)
+                return []
+            session = self._new_session(key, loaded, lang=lang, params=checked, name=name)
+            contact = Contact(key.contact, session.lang, name)
+            return await self._run(loaded, session, contact, None, lambda t: t.begin(None))
+
+    async def process_pending(self) -> int:
+        """Process inbound messages that were stored but not processed (after a restart)."""
+        count = 0
+        while batch := await self.store.unprocessed_inbound(limit=100):
+            for record in batch:
+                await self.process(
+                    InboundMessage(
+                        line=record.line,
+                        sender=record.contact,
+                        text=record.text,
+                        channel=record.channel,
+                        provider=record.provider,
+                        provider_message_id=record.provider_message_id,
+                        media_urls=record.media_urls,
+                        id=record.id,
+                        received_at=record.created_at,
+                    )
+                )
+                count += 1
+        return count
+
+    async def fire_timers(self, now: float | None = None) -> int:
+        """Fire every step timeout due at ``now``; returns how many fired."""
+        now = self.clock() if now is None else now
+        fired = 0
+        for key in await self.store.due_timers(now):
+            async with self.locks.lock(key):
+                session = await self.store.get_session(key)
+                if session is None or session.timer_due is None or session.timer_due > now:
+                    continue  # answered (or moved) meanwhile
+                loaded = self.flows.get(session.flow)
+                if loaded is None or session.timer_step != session.step:
+                    session.timer_due = session.timer_step = None
+                    await self.store.save_turn(session)
+                    continue
+                contact = Contact(key.contact, session.lang, session.contact_name)
+                await self._run(loaded, session, contact, None, lambda t: t.timeout())
+                fired += 1
+        return fired
+
+    async def run_timers(self, interval: float = 1.0) -> None:
+        """Fire due timers every ``interval`` seconds until cancelled."""
+        while True:
+            try:
+                await self.fire_timers()
+            except ConvoError:
+                log.exception("firing timers failed; retrying in %ss", interval)
+            await asyncio.sleep(interval)
+
+    # -- internals -----------------------------------------------------------------------
+
+    async def _process_locked(self, message: InboundMessage) -> list[OutboundMessage]:
+        key = message.key
+        text = message.text
+        if await self.store.is_suppressed(key.line, key.contact):
+            if not match_words(text, START_WORDS):
+                await self.store.mark_processed(message.id)
+                return []
+            await self.store.set_suppressed(key.line, key.contact, False)
+        session = await self.store.get_session(key)
+        if session is not None and session.status is ConversationStatus.HANDOFF:
+            # A person has the conversation: the bot keeps the message and stays quiet.
+            await self.store.mark_processed(message.id)
+            return []
+        loaded = self.flows.get(session.flow) if session else None
+        if session is not None and loaded is not None and session.step not in loaded.spec.steps:
+            log.warning("%s: step %r gone from flow %s; restart", key, session.step, session.flow)
+            session = None
+        if session is None or loaded is None or session.status is ConversationStatus.ENDED:
+            flow_id = self.flow_for_line(key.line)
+            if flow_id is None or flow_id not in self.flows:
+                log.warning("no flow for line %s; message %s kept unanswered", key.line, message.id)
+                await self.store.mark_processed(message.id)
+                return []
+            loaded = self.flows[flow_id]
+            session = self._new_session(key, loaded, lang=None, params=None, name=None)
+            contact = Contact(key.contact, session.lang)
+            return await self._run(loaded, session, contact, message.id, lambda t: t.begin(text))
+        contact = Contact(key.contact, session.lang, session.contact_name)
+        return await self._run(loaded, session, contact, message.id, lambda t: t.answer(text))
+
+    def _new_session(
+        self,
+        key: ConversationKey,
+        loaded: LoadedFlow,
+        *,
+        lang: str | None,
+        params: Mapping[str, Any] | None,
+        name: str | None,
+    ) -> Session:
+        spec = loaded.spec
+        if params is None:
+            params = check_params(spec, {}, inbound=True)
+        return Session(
+            key=key,
+            flow=spec.id,
+            flow_version=spec.version,
+            step=spec.start,
+            lang=lang if lang in spec.languages else spec.default_lang,
+            params=dict(params),
+            contact_name=name,
+        )
+
+    async def _run(
+        self,
+        loaded: LoadedFlow,
+        session: Session,
+        contact: Contact,
+        inbound_id: str | None,
+        event: Callable[[Turn], Any],
+    ) -> list[OutboundMessage]:
+        turn = Turn(loaded, session, contact=contact, bot=self.bot, clock=self.clock)
+        try:
+            await event(turn)
+        except ConvoError as exc:
+            return await self._fail(loaded, session, turn, inbound_id, exc)
+        new = turn.session
+        new.updated_at = self.clock()
+        messages = self.messages(new.key, turn.outputs)
+        records = [MessageRecord.outbound(m) for m in messages]
+        await self.store.save_turn(new, inbound_id=inbound_id, outbound=records)
+        if turn.opt_out:
+            await self.store.set_suppressed(new.key.line, new.key.contact, True)
+        elif turn.opt_in:
+            await self.store.set_suppressed(new.key.line, new.key.contact, False)
+        return messages
+
+    async def _fail(
+        self,
+        loaded: LoadedFlow,
+        session: Session,
+        turn: Turn,
+        inbound_id: str | None,
+        exc: ConvoError,
+    ) -> list[OutboundMessage]:
+        """A hook or template failed: log it with the key, say the flow's error text, and
+        leave the stored conversation where it was."""
+        log.error("turn failed for %s in %s/%s: %s", session.key, session.flow, session.step, exc)
+        text = error_text(loaded.spec, session.lang, turn.context())
+        key = session.key
+        message = OutboundMessage(line=key.line, to=key.contact, text=text, lang=session.lang)
+        existing = await self.store.get_session(key)
+        if existing is not None:
+            await self.store.save_turn(
+                existing, inbound_id=inbound_id, outbound=[MessageRecord.outbound(message)]
+            )
+        else:
+            await self.store.add_outbound([MessageRecord.outbound(message)])
+            if inbound_id is not None:
+                await self.store.mark_processed(inbound_id)
+        return [message]
+
+    def messages(self, key: ConversationKey, outputs: Sequence[Output]) -> list[OutboundMessage]:
+        """The SMS replies of a turn: one message per thing said (empty texts dropped)."""
+        return [
+            OutboundMessage(
+                line=key.line,
+                to=key.contact,
+                text=o.text,
+                channel=key.channel,
+                lang=o.lang,
+                media_urls=o.media,
+            )
+            for o in outputs
+            if isinstance(o, Utterance) and (o.text.strip() or o.media)
+        ]
