@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from convo.bot import Bot
@@ -44,6 +44,9 @@ from convo.store.locks import LocalLocks
 
 log = logging.getLogger("convo.engine")
 
+#: Looks up what we know of a number (language, name) when a stranger writes first.
+ContactLookup = Callable[[str], Awaitable[Contact | None]]
+
 #: Words that lift an opt-out, in every language (checked only while a contact is suppressed).
 START_WORDS = ("start", "unstop", "aanmelden", "anmelden", "reprendre")
 
@@ -60,6 +63,7 @@ class Engine:
         bot: Bot | None = None,
         locks: ConversationLocks | None = None,
         clock: Callable[[], float] = time.time,
+        contacts: ContactLookup | None = None,
     ) -> None:
         self.flows: dict[str, LoadedFlow] = {
             fid: f if isinstance(f, LoadedFlow) else LoadedFlow.build(f) for fid, f in flows.items()
@@ -69,6 +73,7 @@ class Engine:
         self.bot = bot
         self.locks: ConversationLocks = locks or LocalLocks()
         self.clock = clock
+        self.contacts = contacts
 
     # -- public API ----------------------------------------------------------------------
 
@@ -153,8 +158,14 @@ class Engine:
 
     async def fire_timers(self, now: float | None = None) -> int:
         """Fire every step timeout due at ``now``; returns how many fired."""
+        fired = await self.fire_due(now)
+        return len(fired)
+
+    async def fire_due(self, now: float | None = None) -> list[list[OutboundMessage]]:
+        """Fire every step timeout due at ``now``; returns the replies of each fired timer
+        (already queued in the store)."""
         now = self.clock() if now is None else now
-        fired = 0
+        fired: list[list[OutboundMessage]] = []
         for key in await self.store.due_timers(now):
             async with self.locks.lock(key):
                 session = await self.store.get_session(key)
@@ -166,8 +177,7 @@ class Engine:
                     await self.store.save_turn(session)
                     continue
                 contact = Contact(key.contact, session.lang, session.contact_name)
-                await self._run(loaded, session, contact, None, lambda t: t.timeout())
-                fired += 1
+                fired.append(await self._run(loaded, session, contact, None, lambda t: t.timeout()))
         return fired
 
     async def run_timers(self, interval: float = 1.0) -> None:
@@ -205,8 +215,10 @@ class Engine:
                 await self.store.mark_processed(message.id)
                 return []
             loaded = self.flows[flow_id]
-            session = self._new_session(key, loaded, lang=None, params=None, name=None)
-            contact = Contact(key.contact, session.lang)
+            known = await self.contacts(key.contact) if self.contacts else None
+            lang, name = (known.lang, known.name) if known else (None, None)
+            session = self._new_session(key, loaded, lang=lang, params=None, name=name)
+            contact = Contact(key.contact, session.lang, name)
             return await self._run(loaded, session, contact, message.id, lambda t: t.begin(text))
         contact = Contact(key.contact, session.lang, session.contact_name)
         return await self._run(loaded, session, contact, message.id, lambda t: t.answer(text))

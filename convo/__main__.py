@@ -1,0 +1,3 @@
+from convo.cli import main
+
+raise SystemExit(main())

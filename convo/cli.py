@@ -1,0 +1,288 @@
+"""The ``convo`` command (DESIGN §3). Each subcommand imports what it needs lazily, so
+``convo segments`` never pays for aiohttp and ``convo validate`` never opens a store.
+
+Exit codes: 0 success, 1 the thing checked failed (validation errors, failing tests),
+2 bad usage or configuration (argparse's own convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from convo.exceptions import ConvoError
+
+
+def _params(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"convo: --param expects NAME=VALUE, got {pair!r}")
+        out[name] = value
+    return out
+
+
+def _flow_paths(config: str | None) -> list[str]:
+    """``flows.paths`` from the config (``--config``, ``CONVO_CONFIG``, ``./convo.toml``),
+    else ``./flows``."""
+    try:
+        from convo.config import load_settings
+    except ImportError:  # config arrives with the server; flows default to ./flows meanwhile
+        return ["flows"]
+    return list(load_settings(config).flows.paths)
+
+
+def resolve_flow(ref: str, config: str | None) -> Path:
+    """A flow file path from a path or a flow id (DESIGN §3 ``FLOW``)."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConvoError(f"no flow file {ref}")
+        return path
+    from convo.flow.loader import discover
+    from convo.testing import _flow_id
+
+    for candidate in discover([p for p in _flow_paths(config) if Path(p).exists()]):
+        if _flow_id(candidate) == ref or candidate.stem == ref:
+            return candidate
+    raise ConvoError(f"no flow with id {ref!r} in {', '.join(_flow_paths(config))}")
+
+
+def _load_bot(ref: str | None) -> Any:
+    if ref is None:
+        return None
+    from convo.bot import load_bot
+
+    return load_bot(ref)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from convo.flow.loader import check_flow, discover
+
+    bot = _load_bot(args.bot)
+    hooks = bot.hook_names() if bot else None
+    files = discover(args.paths)
+    errors = 0
+    for path in files:
+        _, diagnostics = check_flow(path, hooks=hooks)
+        for d in diagnostics:
+            print(d)
+            errors += d.severity == "error"
+    status = "ok" if not errors else f"{errors} error(s)"
+    print(f"{len(files)} flow file(s) checked: {status}", file=sys.stderr)
+    return 1 if errors or not files else 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from convo.testing import Summary, run_files
+
+    summary = Summary()
+    for result in run_files(args.paths):
+        if result.passed:
+            summary.passed += 1
+            if args.verbose:
+                print(f"PASS {result.case.where}")
+        else:
+            summary.failed += 1
+            print(f"FAIL {result.failure}")
+    print(summary)
+    return 0 if summary.failed == 0 and summary.passed > 0 else 1
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from convo.flow.loader import load_flow
+    from convo.flow.machine import FlowMachine
+
+    print(FlowMachine(load_flow(resolve_flow(args.flow, args.config))).mermaid(), end="")
+    return 0
+
+
+def _example_value(param: Any, contact: str) -> Any:
+    if param.example is not None:
+        return param.example
+    if param.type == "date":
+        return (dt.date.today() + dt.timedelta(days=3)).isoformat()
+    if param.type == "number":
+        return 1
+    if param.type == "bool":
+        return True
+    if param.type == "phone":
+        return contact
+    return param.name.replace("_", " ").title()
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from convo.testing import FlowTester
+
+    bot = _load_bot(args.bot)
+    path = resolve_flow(args.flow, args.config)
+    if bot is None and (path.parent / "bot.py").is_file():
+        bot = _load_bot(str(path.parent / "bot.py"))
+    tester = FlowTester.load(path, bot=bot)
+    spec = tester.spec
+    params: dict[str, Any] = _params(args.param)
+    for name, param in spec.params.items():
+        if param.required and name not in params:
+            params[name] = _example_value(param, args.sender)
+            print(f"(param {name} not given: using {params[name]!r})", file=sys.stderr)
+    if args.channel == "voice":
+        print("convo chat: --channel voice needs the voice runtime (not built yet)")
+        return 2
+    chat = tester.dialogue(number=args.sender, lang=args.lang, params=params)
+    interactive = sys.stdin.isatty()
+    print(f"{spec.id}: {spec.description or ''}".rstrip(": "), file=sys.stderr)
+    print(
+        "Type a reply; /wait 24h lets time pass, /state shows the state, /quit ends.",
+        file=sys.stderr,
+    )
+
+    async def talk() -> int:
+        for text in await chat.start():
+            print(f"bot> {text}")
+        while not chat.ended:
+            try:
+                line = input("you> ") if interactive else sys.stdin.readline()
+            except EOFError:
+                break
+            if not interactive and line == "":
+                break
+            line = line.rstrip("\n")
+            if line.strip() == "/quit":
+                break
+            if line.startswith("/wait"):
+                replies = await chat.wait(line.removeprefix("/wait").strip() or "1h")
+            elif line.strip() == "/state":
+                s = chat.session
+                print(json.dumps(s.to_json() if s else None, ensure_ascii=False, indent=2))
+                continue
+            else:
+                if not interactive:
+                    print(f"you> {line}")
+                replies = await chat.send(line)
+            for text in replies:
+                print(f"bot> {text}")
+            if chat.session is not None and chat.session.status.value == "handoff":
+                print("(handed over to a person)", file=sys.stderr)
+                break
+        print("(conversation ended)" if chat.ended else "(bye)", file=sys.stderr)
+        return 0
+
+    return asyncio.run(talk())
+
+
+def cmd_segments(args: argparse.Namespace) -> int:
+    from convo.sms.segments import analyze, non_gsm_chars
+
+    info = analyze(args.text)
+    if args.json:
+        print(json.dumps(info.to_json()))
+        return 0
+    print(
+        f"{info.encoding}: {info.characters} characters, {info.units} units, "
+        f"{info.parts} part(s) of {info.per_part}, {info.remaining} left"
+    )
+    forcing = non_gsm_chars(args.text)
+    if forcing:
+        print(f"UCS-2 because of: {' '.join(forcing)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from convo.config import load_settings
+    from convo.web.server import serve
+
+    settings = load_settings(args.config)
+    settings = settings.with_server(host=args.host, port=args.port)
+    asyncio.run(serve(settings, bot=_load_bot(args.bot)))
+    return 0
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    import importlib
+
+    from aiohttp import web
+
+    from convo.providers.simulators import SIMULATORS
+
+    if args.provider not in SIMULATORS:
+        known = ", ".join(sorted(SIMULATORS))
+        raise ConvoError(f"no simulator for {args.provider!r}; known: {known}")
+    module_name, _, attr = SIMULATORS[args.provider].partition(":")
+    simulator = getattr(importlib.import_module(module_name), attr)(webhook_base=args.webhook)
+    print(f"{args.provider} simulator on http://{args.host}:{args.port}", file=sys.stderr)
+    web.run_app(simulator.app, host=args.host, port=args.port, print=None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="convo", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="convo.toml (default: $CONVO_CONFIG, ./convo.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the webhook server")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--bot", help="bot hooks: path/to/bot.py or module:attr")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("chat", help="talk to a flow in the terminal")
+    p.add_argument("flow", help="flow id or path")
+    p.add_argument("--lang")
+    p.add_argument("--from", dest="sender", default="+32470000001")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--channel", choices=["sms", "voice"], default="sms")
+    p.add_argument("--bot")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("validate", help="check flow files")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--bot", help="check hook names against this bot")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("test", help="run conversation-test files")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("graph", help="print a Mermaid state diagram of a flow")
+    p.add_argument("flow")
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("segments", help="SMS encoding and parts of a text")
+    p.add_argument("text")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_segments)
+
+    p = sub.add_parser("simulator", help="run a fake of a provider's API")
+    p.add_argument("provider")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--webhook", help="base URL of convo's webhooks, e.g. http://127.0.0.1:8080")
+    p.set_defaults(func=cmd_simulator)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConvoError as exc:
+        print(f"convo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
