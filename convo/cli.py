@@ -151,7 +151,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print(f"bot> {text}")
         while not chat.ended:
             try:
-                line = input("you> ") if interactive else sys.stdin.readline()
+                prompt = "you> " if interactive else ""
+                line = (
+                    await asyncio.to_thread(input, prompt)
+                    if interactive
+                    else (await asyncio.to_thread(sys.stdin.readline))
+                )
             except EOFError:
                 break
             if not interactive and line == "":

@@ -8,6 +8,7 @@ failure names the file, the document and the turn.
 Turn kinds: ``bot`` checks the next reply (exact text, ``{contains}``, ``{matches}``; on a
 call ``{say, language, gather, dial, record, hangup}``), ``user`` sends one (text, or on a call
 ``{digits}``, ``{speech}``, ``{silence: true}``), ``end: true`` checks the conversation ended.
+A ``bot:`` turn with no value checks that nothing more was said.
 convo adds ``wait: 24h`` (time passes; due step timeouts fire), ``slots: {name: value}`` and
 ``step: name`` (check the conversation's state). If the first turn is ``bot``, the flow is
 started by the bot (outbound, with ``params``); if it is ``user``, that message opens it.
@@ -358,6 +359,9 @@ async def run_case(case: ConversationCase, resolver: _Resolver | None = None) ->
                 pending += await chat.send(str(turn.value))
             elif turn.kind == "wait":
                 pending += await chat.wait(turn.value)
+            elif turn.kind == "bot" and turn.value is None:  # `bot:` alone: no reply expected
+                if pending:
+                    return CaseResult(case, f"{at}: expected no reply, got {pending[0]!r}")
             elif turn.kind == "bot":
                 got = pending.pop(0) if pending else None
                 if got is None or not check_reply(turn.value, got):
