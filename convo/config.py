@@ -1,0 +1,463 @@
+"""convo.toml + environment -> frozen settings objects (DESIGN §4).
+
+This is the only module that reads environment variables. :func:`load_settings` finds the
+file (an explicit path, else ``$CONVO_CONFIG``, else ``./convo.toml`` when present, else the
+embedded defaults), expands ``${VAR}`` in every string from the environment, checks every
+key and type, and returns a :class:`Settings`. Everything else receives these objects.
+
+Errors are :class:`~convo.exceptions.ConfigError` naming the file, the table and key, and
+what was expected: ``convo.toml: [server] port: expected an integer, got 'abc'``. Values of
+secret-looking keys are never echoed, in errors or in reprs (:class:`Secret`,
+:class:`ProviderSection`).
+
+Tables beyond the DESIGN contract (all optional):
+
+* ``[webhooks]`` ``max_body`` (bytes, default 1 MiB; larger bodies get 413),
+  ``rejected_dir`` (default ``var/rejected``: one JSON file per refused webhook, kept for
+  inspection), ``concat_timeout`` (seconds to wait for the missing parts of a long text
+  before delivering what arrived, default 60);
+* ``[outbox]`` ``max_attempts`` (5), ``base_delay`` (1.0 s), ``max_delay`` (60 s),
+  ``sweep_interval`` (5 s);
+* ``[server] shutdown_timeout`` (seconds to finish in-flight turns and pending sends, 30).
+
+With no ``[[lines]]`` the sandbox defaults apply: one line per flow found in
+``flows.paths``, sorted by flow id, numbered ``+32460000101``, ``+32460000102``, ..., all
+on provider ``sandbox``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convo.exceptions import ConfigError, InvalidNumber
+from convo.models import CHANNELS, Channel
+
+DEFAULT_FILE = "convo.toml"
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
+SANDBOX_PROVIDER = "sandbox"
+
+
+def is_secret_key(key: str) -> bool:
+    """True for option names whose values must never be shown (``api_secret``, ...)."""
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
+class Secret:
+    """A secret string: ``reveal()`` gives it; ``repr``/``str`` never do."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class ProviderSection(Mapping[str, Any]):
+    """One ``[providers.NAME]`` table as adapters read it (plain values), whose repr masks
+    secret-looking keys so settings can be logged."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        shown = {k: "********" if is_secret_key(k) else v for k, v in self._values.items()}
+        return f"ProviderSection({shown!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    api_token: Secret | None = None
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str = "sqlite:///var/convo.db"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSettings:
+    paths: tuple[str, ...] = ("flows",)
+
+
+@dataclass(frozen=True, slots=True)
+class LineSettings:
+    """A number (or alphanumeric sender name) we own, its provider and its flow."""
+
+    number: str
+    provider: str
+    flow: str
+    channels: tuple[Channel, ...] = ("sms",)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    max_body: int = 1024 * 1024
+    rejected_dir: str = "var/rejected"
+    concat_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    sweep_interval: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    flows: FlowSettings = field(default_factory=FlowSettings)
+    lines: tuple[LineSettings, ...] = ()
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    source: str = "<defaults>"  # the file these came from, for messages
+
+    @property
+    def rejected_dir(self) -> Path:
+        return Path(self.webhooks.rejected_dir)
+
+    def provider_names(self) -> list[str]:
+        """Every provider to start: configured sections plus those lines refer to."""
+        names = dict.fromkeys(self.providers)
+        names.update(dict.fromkeys(line.provider for line in self.lines))
+        return list(names)
+
+    def with_server(self, *, host: str | None = None, port: int | None = None) -> Settings:
+        """A copy with ``host``/``port`` overridden (None keeps them). A ``public_url`` that
+        was derived from host and port follows them."""
+        old = self.server
+        new = dataclasses.replace(
+            old,
+            host=host if host is not None else old.host,
+            port=port if port is not None else old.port,
+        )
+        if old.public_url == f"http://{old.host}:{old.port}":
+            new = dataclasses.replace(new, public_url=f"http://{new.host}:{new.port}")
+        return dataclasses.replace(self, server=new)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class _Table:
+    """Typed getters over one TOML table; ``where`` is ``convo.toml: [server]``."""
+
+    def __init__(self, source: str, label: str, data: object, known: frozenset[str]) -> None:
+        self.source, self.label = source, label
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.where()}: expected a table, got {_shown(label, data)}")
+        self.data: dict[str, Any] = data
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"{self.where(unknown[0])}: unknown key; expected one of {', '.join(sorted(known))}"
+            )
+
+    def where(self, key: str | None = None) -> str:
+        return f"{self.source}: {self.label}" + (f" {key}" if key else "")
+
+    def _bad(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(
+            f"{self.where(key)}: expected {expected}, got {_shown(key, self.data[key])}"
+        )
+
+    def string(self, key: str, default: str) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def integer(
+        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._bad(key, "an integer")
+        if value < minimum or (maximum is not None and value > maximum):
+            top = f" and at most {maximum}" if maximum is not None else ""
+            raise ConfigError(f"{self.where(key)}: expected at least {minimum}{top}, got {value}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self._bad(key, "a number greater than 0")
+        return float(value)
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.data.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(key, "a list of strings")
+        return tuple(value)
+
+
+def _shown(key: str, value: object) -> str:
+    """How a bad value appears in an error: its repr, unless the key looks secret."""
+    if is_secret_key(key):
+        return f"a {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
+    """``${VAR}`` expanded in every string of ``value`` (recursively)."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(f"{where}: environment variable {name} is not set")
+            return env[name]
+
+        return ENV_VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {
+            k: _expand(v, env, f"{where}.{k}" if "[" not in where else f"{where} {k}")
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_expand(v, env, where) for v in value]
+    return value
+
+
+def _expand_document(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for top, value in data.items():
+        if top == "providers" and isinstance(value, dict):
+            out[top] = {
+                name: {
+                    k: _expand(v, env, f"{source}: [providers.{name}] {k}") for k, v in sec.items()
+                }
+                if isinstance(sec, dict)
+                else sec
+                for name, sec in value.items()
+            }
+        elif top == "lines" and isinstance(value, list):
+            out[top] = [
+                {k: _expand(v, env, f"{source}: [[lines]] #{i + 1} {k}") for k, v in line.items()}
+                if isinstance(line, dict)
+                else line
+                for i, line in enumerate(value)
+            ]
+        elif isinstance(value, dict):
+            out[top] = {k: _expand(v, env, f"{source}: [{top}] {k}") for k, v in value.items()}
+        else:
+            out[top] = _expand(value, env, f"{source}: {top}")
+    return out
+
+
+def _line_number(raw: str, where: str) -> str:
+    """E.164 for phone numbers; alphanumeric sender names are kept as they are."""
+    if any(c.isalpha() for c in raw):
+        from convo.sms.phone import is_sender_id
+
+        if not is_sender_id(raw):
+            raise ConfigError(
+                f"{where}: {raw!r} is neither a phone number nor a sender name "
+                "(1-11 letters, digits or spaces)"
+            )
+        return raw
+    from convo.sms.phone import normalize  # imported late: phonenumbers is heavy
+
+    try:
+        return normalize(raw)
+    except InvalidNumber as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _lines(source: str, raw: object) -> tuple[LineSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: lines: expected [[lines]] tables, got {_shown('lines', raw)}")
+    lines: list[LineSettings] = []
+    for i, item in enumerate(raw):
+        table = _Table(
+            source,
+            f"[[lines]] #{i + 1}",
+            item,
+            frozenset({"number", "provider", "flow", "channels"}),
+        )
+        for key in ("number", "provider", "flow"):
+            if not table.data.get(key):
+                raise ConfigError(f"{table.where(key)}: missing; expected a non-empty string")
+        channels = table.strings("channels", ("sms",))
+        bad = [c for c in channels if c not in CHANNELS]
+        if bad or not channels:
+            raise ConfigError(
+                f"{table.where('channels')}: expected a non-empty list of "
+                f"{' and '.join(CHANNELS)}, got {list(channels)!r}"
+            )
+        number = _line_number(table.string("number", ""), table.where("number"))
+        if any(line.number == number for line in lines):
+            raise ConfigError(f"{table.where('number')}: line {number} is configured twice")
+        checked = tuple(ch for c in channels for ch in CHANNELS if ch == c)
+        provider, flow = table.string("provider", ""), table.string("flow", "")
+        lines.append(LineSettings(number, provider, flow, checked))
+    return tuple(lines)
+
+
+def _providers(source: str, raw: object) -> dict[str, ProviderSection]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [providers]: expected a table of [providers.NAME] tables")
+    out: dict[str, ProviderSection] = {}
+    for name, section in raw.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: [providers.{name}]: expected a table")
+        out[name] = ProviderSection(section)
+    return out
+
+
+def sandbox_lines(flow_paths: tuple[str, ...]) -> tuple[LineSettings, ...]:
+    """The default lines: one sandbox line per flow id found in ``flow_paths``, sorted."""
+    import yaml
+
+    from convo.flow.loader import discover
+
+    ids: set[str] = set()
+    for path in discover([p for p in flow_paths if Path(p).exists()]):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # the flow loader reports broken files with their position
+        if isinstance(doc, dict) and isinstance(doc.get("flow"), str):
+            ids.add(doc["flow"])
+    return tuple(
+        LineSettings(f"+3246000{101 + i:04d}", SANDBOX_PROVIDER, flow_id)
+        for i, flow_id in enumerate(sorted(ids))
+    )
+
+
+def parse_settings(
+    data: Mapping[str, Any], *, source: str = DEFAULT_FILE, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from an already-parsed TOML document (see module docstring)."""
+    env = dict(os.environ) if env is None else env
+    known = {"server", "store", "flows", "lines", "providers", "webhooks", "outbox"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown table [{unknown[0]}]; expected one of {', '.join(sorted(known))}"
+        )
+    doc = _expand_document(dict(data), env, source)
+
+    srv = _Table(
+        source,
+        "[server]",
+        doc.get("server", {}),
+        frozenset({"host", "port", "public_url", "api_token", "shutdown_timeout"}),
+    )
+    host = srv.string("host", "127.0.0.1")
+    port = srv.integer("port", 8080, maximum=65535)
+    public_url = srv.string("public_url", f"http://{host}:{port}").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{srv.where('public_url')}: expected an http:// or https:// URL")
+    token = srv.string("api_token", "") if "api_token" in srv.data else ""
+    server = ServerSettings(
+        host,
+        port,
+        public_url,
+        Secret(token) if token else None,
+        srv.number("shutdown_timeout", 30.0),
+    )
+
+    sto = _Table(source, "[store]", doc.get("store", {}), frozenset({"url"}))
+    store = StoreSettings(sto.string("url", StoreSettings().url))
+    if not store.url.startswith(("sqlite:///", "memory://", "redis://", "postgresql://")):
+        raise ConfigError(
+            f"{sto.where('url')}: expected sqlite:///PATH or memory://, got {store.url!r}"
+        )
+
+    flo = _Table(source, "[flows]", doc.get("flows", {}), frozenset({"paths"}))
+    flows = FlowSettings(flo.strings("paths", ("flows",)))
+
+    hooks = _Table(
+        source,
+        "[webhooks]",
+        doc.get("webhooks", {}),
+        frozenset({"max_body", "rejected_dir", "concat_timeout"}),
+    )
+    webhooks = WebhookSettings(
+        hooks.integer("max_body", 1024 * 1024, minimum=1),
+        hooks.string("rejected_dir", "var/rejected"),
+        hooks.number("concat_timeout", 60.0),
+    )
+
+    box = _Table(
+        source,
+        "[outbox]",
+        doc.get("outbox", {}),
+        frozenset({"max_attempts", "base_delay", "max_delay", "sweep_interval"}),
+    )
+    outbox = OutboxSettings(
+        box.integer("max_attempts", 5, minimum=1),
+        box.number("base_delay", 1.0),
+        box.number("max_delay", 60.0),
+        box.number("sweep_interval", 5.0),
+    )
+
+    providers = _providers(source, doc.get("providers", {}))
+    lines = _lines(source, doc["lines"]) if "lines" in doc else sandbox_lines(flows.paths)
+    return Settings(server, store, flows, lines, providers, webhooks, outbox, source)
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings: ``path``, else ``$CONVO_CONFIG``, else ``./convo.toml`` if it exists,
+    else the embedded defaults. ``env`` defaults to ``os.environ``.
+
+    Raises ConfigError for a missing explicit file, invalid TOML (with its line), unknown
+    keys, wrong types and unset ``${VAR}`` references.
+    """
+    env = dict(os.environ) if env is None else env
+    explicit = path if path is not None else env.get("CONVO_CONFIG") or None
+    if explicit is None:
+        if not Path(DEFAULT_FILE).is_file():
+            return parse_settings({}, source="<defaults>", env=env)
+        explicit = DEFAULT_FILE
+    file = Path(explicit)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read configuration: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    return parse_settings(data, source=str(file), env=env)

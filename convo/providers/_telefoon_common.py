@@ -1,0 +1,375 @@
+"""What the Telefoon SMS and Telefonie SMS documents have in common, written once.
+
+Both APIs are the same shape: ``X-API-Key`` auth, ``POST /messages`` answering 201 with a
+``Message`` object, ``GET /messages`` (filters + pages of at most 100),
+``GET|DELETE /messages/{message_id}``, and a ``Message`` schema whose required fields are
+``id, status, direction, from, to``. :class:`TelefoonFamilySms` implements that shape;
+``telefoon_sms.TelefoonSms`` and ``telefonie_sms.TelefonieSms`` fill in what really differs
+(status enums, send fields, list filters, MMS, default currency) through class attributes and
+two hooks, ``_send_fields`` and ``_inbound_media``.
+
+Assumptions neither document settles (DESIGN §5):
+
+* webhooks (inbound messages and status callbacks) are ``POST`` with a JSON body shaped like
+  ``Message``, signed with ``X-Signature: hex(HMAC-SHA256(webhook_secret, raw body))``;
+* with a ``webhook_secret`` configured every webhook must be signed; ``allow_unsigned = true``
+  only lets webhooks in unsigned when no secret is configured (no secret and no
+  ``allow_unsigned`` is a ``ConfigError`` at start: webhooks are authenticated by default);
+* error bodies are undocumented, so HTTP status alone decides (``convo.providers.http.call``);
+  a 201 whose ``Message`` says ``failed``/``undelivered`` is a ``ProviderRejected`` carrying
+  ``error_code``/``error_message``; a 201 without a message id is also ``ProviderRejected``
+  (never retried: the provider may have sent it, and a retry could text the person twice);
+* ``DELETE`` of an unknown id (404) counts as erased: erasure is idempotent;
+* with no ``server.public_url`` we send no ``status_callback``; statuses are then only known
+  through ``get_message``/``list_messages`` (reconciliation);
+* the provider's ``queued``/``sending`` are reported as our ``sent`` (the provider has the
+  message; our own ``queued``/``sending`` describe the outbox);
+* default ``rate_limit`` 10 messages/second (neither document gives a limit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
+from urllib.parse import quote
+
+import httpx
+
+from convo.exceptions import (
+    ConfigError,
+    InvalidNumber,
+    MalformedWebhook,
+    ProviderRejected,
+    ProviderUnavailable,
+    SignatureError,
+)
+from convo.models import (
+    DeliveryReport,
+    InboundMessage,
+    MessageStatus,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+)
+from convo.providers._options import ProviderOptions
+from convo.providers._wire import e164, json_body, parse_price, sms_parts
+from convo.providers.http import call
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE_LIMIT = 10.0
+DIRECTIONS = frozenset({"inbound", "outbound"})
+REQUIRED_FIELDS = ("id", "status", "direction", "from", "to")
+SIGNATURE_HEADER = "X-Signature"
+# The provider's 'queued'/'sending' mean it has the message: to us that is 'sent' (our
+# 'queued'/'sending' are about our own outbox). 'receiving' (Telefonie) has no neutral twin;
+# in a report about an inbound message it reads 'received'.
+PROVIDER_TO_NEUTRAL = {"queued": "sent", "sending": "sent", "receiving": "received"}
+
+
+def sign(secret: str, body: bytes) -> str:
+    """``hex(HMAC-SHA256(secret, body))``: the ``X-Signature`` a genuine webhook carries."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class TelefoonFamilySms:
+    """An ``SmsProvider`` for the Telefoon-shaped ``/messages`` API (see module docstring)."""
+
+    title: ClassVar[str]  # the provider as people call it, for error messages
+    default_base_url: ClassVar[str]
+    statuses: ClassVar[frozenset[str]]  # the document's Message.status enum
+    default_currency: ClassVar[str | None]
+    extra_options: ClassVar[frozenset[str]] = frozenset()
+    list_filters: ClassVar[frozenset[str]] = frozenset()  # GET /messages filters beyond the two
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        client: httpx.AsyncClient,
+        api_key: str,
+        webhook_secret: str = "",
+        base_url: str = "",
+        allow_unsigned: bool = False,
+        rate_limit: float = DEFAULT_RATE_LIMIT,
+        public_url: str = "",
+    ) -> None:
+        self.name = name
+        self.rate_limit = rate_limit
+        self.allow_unsigned = allow_unsigned
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.public_url = public_url.rstrip("/")
+        self._client = client
+        self._api_key = api_key
+        self._webhook_secret = webhook_secret
+
+    def __repr__(self) -> str:  # never shows the api key or the webhook secret
+        return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        options: Mapping[str, Any],
+        client: httpx.AsyncClient,
+        *,
+        public_url: str = "",
+    ) -> Self:
+        """Build from ``[providers.NAME]``; ``ConfigError`` names the offending key."""
+        known = {"api_key", "webhook_secret", "base_url", "allow_unsigned", "rate_limit"}
+        opts = ProviderOptions(name, options, known | cls.extra_options)
+        allow_unsigned = opts.boolean("allow_unsigned", False)
+        secret = opts.string("webhook_secret")
+        if not secret and not allow_unsigned:
+            raise ConfigError(
+                f"{opts.where('webhook_secret')}: missing; {cls.title} webhooks are checked "
+                "with it (set allow_unsigned = true to accept unsigned webhooks instead)"
+            )
+        adapter = cls(
+            name=name,
+            client=client,
+            api_key=opts.string("api_key", required=True),
+            webhook_secret=secret,
+            base_url=opts.base_url(cls.default_base_url),
+            allow_unsigned=allow_unsigned,
+            rate_limit=opts.number("rate_limit", DEFAULT_RATE_LIMIT),
+            public_url=public_url,
+        )
+        adapter._configure(opts)
+        return adapter
+
+    def _configure(self, opts: ProviderOptions) -> None:
+        """Read the provider's own options (``extra_options``); override in subclasses."""
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _send_fields(self, message: OutboundMessage) -> dict[str, Any]:
+        """Provider-specific send fields (``from`` included); raise ``ProviderRejected``."""
+        raise NotImplementedError
+
+    def _rejected(self, message: str) -> ProviderRejected:
+        return ProviderRejected(f"{self.name}: {message}", provider=self.name)
+
+    def _recipient(self, message: OutboundMessage) -> str:
+        try:
+            return e164(message.to)
+        except InvalidNumber as exc:
+            raise self._rejected(f"cannot send to {message.to!r}: {exc}") from exc
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """``POST /messages``. Raises ``ProviderRejected`` (bad input, refusal, failed at
+        once), ``RateLimited`` (429) or ``ProviderUnavailable`` (5xx, network)."""
+        payload: dict[str, Any] = {"to": self._recipient(message)}
+        payload.update(self._send_fields(message))
+        if self.public_url:
+            payload["status_callback"] = f"{self.public_url}/webhooks/{self.name}/status"
+        data = await self._request("POST", "/messages", json=payload)
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
+            raise self._rejected("send answered without a message id; not retrying")
+        status = data.get("status")
+        if status in ("failed", "undelivered"):
+            code, text = data.get("error_code"), data.get("error_message")
+            raise ProviderRejected(
+                f"{self.name}: message {status}: {text or 'no reason given'}",
+                provider=self.name,
+                code="" if code is None else str(code),
+            )
+        segments = data.get("num_segments")
+        if not isinstance(segments, int) or isinstance(segments, bool) or segments < 1:
+            segments = sms_parts(message.text) if message.text else 1
+        try:
+            price = parse_price(data.get("price"))
+        except ValueError:
+            log.warning("%s: unreadable price in send answer for %s", self.name, data["id"])
+            price = None
+        currency = data.get("price_unit") or self.default_currency
+        return SendResult(
+            provider=self.name,
+            provider_message_id=data["id"],
+            status=MessageStatus.DELIVERED if status == "delivered" else MessageStatus.SENT,
+            segments=segments,
+            price=price,
+            currency=currency if isinstance(currency, str) and price is not None else None,
+        )
+
+    # -- message records (reconciliation, erasure) --------------------------------------
+
+    async def get_message(self, provider_message_id: str) -> DeliveryReport:
+        """``GET /messages/{id}`` as a report; 404 -> ``ProviderRejected``."""
+        data = await self._request("GET", f"/messages/{quote(provider_message_id, safe='')}")
+        return self._report(data, where="get_message")
+
+    async def list_messages(
+        self,
+        direction: str | None = None,
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = 100,
+        **filters: str,
+    ) -> list[DeliveryReport]:
+        """``GET /messages`` with the document's filters; ``ValueError`` on a filter or page
+        the document does not allow (checked before any request)."""
+        if direction is not None and direction not in DIRECTIONS:
+            raise ValueError(f"direction must be inbound or outbound, not {direction!r}")
+        if status is not None and status not in self.statuses:
+            raise ValueError(f"{self.title} has no status {status!r}: {sorted(self.statuses)}")
+        if page < 1 or not 1 <= page_size <= 100:
+            raise ValueError("page must be >= 1 and page_size between 1 and 100")
+        unknown = set(filters) - self.list_filters
+        if unknown:
+            raise ValueError(f"{self.title} cannot filter on {', '.join(sorted(unknown))}")
+        params: dict[str, str | int] = {"page": page, "page_size": page_size}
+        params.update({k: v for k, v in (("direction", direction), ("status", status)) if v})
+        params.update(filters)
+        data = await self._request("GET", "/messages", params=params)
+        items = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ProviderUnavailable(f"{self.name}: list answer has no messages array")
+        return [self._report(item, where="list_messages") for item in items]
+
+    async def delete_message(self, provider_message_id: str) -> None:
+        """``DELETE /messages/{id}`` (GDPR erasure); an id already gone counts as erased."""
+        path = f"/messages/{quote(provider_message_id, safe='')}"
+        await self._request("DELETE", path, expected=(200, 204, 404))
+
+    def _report(self, data: object, *, where: str) -> DeliveryReport:
+        try:
+            return self._report_from(self._checked_message(data))
+        except MalformedWebhook as exc:
+            raise ProviderUnavailable(f"{self.name}: {where}: {exc}") from exc
+
+    async def _request(
+        self, method: str, path: str, *, expected: tuple[int, ...] = (200, 201, 204), **kw: Any
+    ) -> Any:
+        """The one place this API is called: auth header, error mapping, JSON decoding."""
+        response = await call(
+            self._client,
+            method,
+            self.base_url + path,
+            provider=self.name,
+            expected=expected,
+            headers={"X-API-Key": self._api_key, "Accept": "application/json"},
+            **kw,
+        )
+        if response.status_code in (204, 404) or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProviderUnavailable(
+                f"{self.name}: {method} {path} answered {response.status_code} with non-JSON",
+                provider=self.name,
+            ) from exc
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check ``X-Signature`` against the raw body; ``SignatureError`` if absent/wrong."""
+        if not self._webhook_secret:
+            if self.allow_unsigned:
+                return
+            raise SignatureError(f"{self.name}: no webhook_secret configured")
+        given = request.header(SIGNATURE_HEADER)
+        if not given:
+            raise SignatureError(f"{self.name}: webhook has no {SIGNATURE_HEADER} header")
+        expected = sign(self._webhook_secret, request.body).encode()
+        if not hmac.compare_digest(given.strip().lower().encode("utf-8", "replace"), expected):
+            raise SignatureError(f"{self.name}: {SIGNATURE_HEADER} does not match the body")
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """An inbound ``Message``; [] while Telefonie still reports it ``receiving``."""
+        data = self._checked_message(json_body(request, self.name))
+        if data["direction"] != "inbound":
+            raise MalformedWebhook(
+                f"{self.name}: field 'direction' is {data['direction']!r} on the inbound "
+                "webhook; status callbacks go to /status"
+            )
+        if data["status"] == "receiving":
+            return []  # the complete message follows with status 'received'
+        if data["status"] != "received":
+            raise MalformedWebhook(
+                f"{self.name}: field 'status' is {data['status']!r}; inbound messages are "
+                "'received'"
+            )
+        body = data.get("body", "")
+        if body is None:
+            body = ""
+        if not isinstance(body, str):
+            raise MalformedWebhook(f"{self.name}: field 'body' must be a string")
+        return [
+            InboundMessage(
+                line=_number(data, "to", self.name),
+                sender=_number(data, "from", self.name),
+                text=body,
+                provider=self.name,
+                provider_message_id=data["id"],
+                media_urls=self._inbound_media(data),
+            )
+        ]
+
+    def parse_status(self, request: WebhookRequest) -> list[DeliveryReport]:
+        """A status callback (an outbound ``Message``) as one ``DeliveryReport``."""
+        data = self._checked_message(json_body(request, self.name))
+        if data["direction"] != "outbound":
+            raise MalformedWebhook(
+                f"{self.name}: field 'direction' is {data['direction']!r} on the status "
+                "webhook; status callbacks are about outbound messages"
+            )
+        if data["status"] in ("received", "receiving"):
+            raise MalformedWebhook(
+                f"{self.name}: field 'status' {data['status']!r} is not an outbound status"
+            )
+        return [self._report_from(data)]
+
+    def _inbound_media(self, data: Mapping[str, Any]) -> tuple[str, ...]:
+        """Media URLs of an inbound message; plain SMS providers have none."""
+        return ()
+
+    def _checked_message(self, data: object) -> dict[str, Any]:
+        """``data`` if it is a ``Message`` with its required fields; else ``MalformedWebhook``."""
+        if not isinstance(data, dict):
+            raise MalformedWebhook(f"{self.name}: expected a JSON object shaped like Message")
+        for field in REQUIRED_FIELDS:
+            value = data.get(field)
+            if not isinstance(value, str) or not value:
+                problem = "missing" if value is None else "not a non-empty string"
+                raise MalformedWebhook(f"{self.name}: field {field!r} is {problem}")
+        if data["status"] not in self.statuses:
+            raise MalformedWebhook(
+                f"{self.name}: field 'status' is {data['status']!r}; expected one of "
+                f"{', '.join(sorted(self.statuses))}"
+            )
+        if data["direction"] not in DIRECTIONS:
+            raise MalformedWebhook(f"{self.name}: field 'direction' must be inbound or outbound")
+        return data
+
+    def _report_from(self, data: Mapping[str, Any]) -> DeliveryReport:
+        status = PROVIDER_TO_NEUTRAL.get(data["status"], data["status"])
+        try:
+            price = parse_price(data.get("price"))
+        except ValueError as exc:
+            raise MalformedWebhook(f"{self.name}: field 'price': {exc}") from exc
+        code, text = data.get("error_code"), data.get("error_message")
+        currency = data.get("price_unit") or self.default_currency
+        return DeliveryReport(
+            provider=self.name,
+            provider_message_id=data["id"],
+            status=MessageStatus(status),
+            error_code=None if code is None else str(code),
+            error_text=text if isinstance(text, str) else None,
+            price=price,
+            currency=currency if isinstance(currency, str) and price is not None else None,
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release: the shared ``httpx.AsyncClient`` belongs to the server."""
+
+
+def _number(data: Mapping[str, Any], field: str, name: str) -> str:
+    try:
+        return e164(data[field])
+    except InvalidNumber as exc:
+        raise MalformedWebhook(f"{name}: field {field!r}: {exc}") from exc

@@ -1,0 +1,60 @@
+"""Small wire-format helpers the Telefoon, Telefonie and Enco adapters share.
+
+Each turns one foreign value into a neutral one, or raises the error the caller's seam
+expects: ``InvalidNumber`` for numbers, ``MalformedWebhook`` for webhook bodies (naming the
+provider and the field), ``ValueError`` for prices.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from convo.exceptions import MalformedWebhook
+from convo.models import WebhookRequest
+from convo.sms.phone import normalize
+from convo.sms.segments import analyze
+
+
+def e164(number: str) -> str:
+    """``number`` in E.164; raises ``InvalidNumber`` when it cannot be a phone number."""
+    return normalize(number)
+
+
+def sms_parts(text: str) -> int:
+    """How many SMS parts ``text`` takes (GSM-7 or UCS-2, whichever it needs); at least 1."""
+    return max(1, analyze(text).parts)
+
+
+def parse_price(value: object) -> float | None:
+    """A ``price`` string ("0.0750") as float; None when absent; ``ValueError`` if junk."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
+    return float(value)
+
+
+def json_body(request: WebhookRequest, name: str) -> object:
+    """The webhook's JSON body; ``MalformedWebhook`` on another content type or bad JSON."""
+    ctype = (request.content_type or request.header("Content-Type") or "").split(";")[0]
+    ctype = ctype.strip().lower()
+    if ctype != "application/json":
+        raise MalformedWebhook(
+            f"{name}: expected Content-Type application/json, got {ctype or 'none'}"
+        )
+    try:
+        return json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedWebhook(f"{name}: body is not valid JSON ({exc})") from exc
+
+
+def media_urls(value: object, field: str, name: str) -> tuple[str, ...]:
+    """A list of http(s) URL strings, or ``MalformedWebhook`` naming ``field``."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise MalformedWebhook(f"{name}: field {field!r} must be an array of URLs")
+    urls = tuple(value)
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise MalformedWebhook(f"{name}: field {field!r} holds a non-http(s) URL")
+    return urls

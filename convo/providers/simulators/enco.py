@@ -1,0 +1,332 @@
+"""A fake Proximus Enco SMS API (seed ``003_c108adf34518abb3.txt``) for tests and local work.
+
+Served at the root of its app (point the adapter's ``base_url`` at the server and its
+``token_url`` at ``/token``):
+
+* ``POST /token``: OAuth2 client credentials (HTTP Basic or form ``client_id``/
+  ``client_secret``); 401 ``invalid_client``, 400 ``unsupported_grant_type``;
+* every ``/sms/...`` path wants ``Authorization: Bearer`` with a live token, else 401 with a
+  gateway ``fault`` body; :meth:`EncoSimulator.expire_tokens` kills the live ones (so the
+  adapter must renew);
+* ``POST /sms/outboundmessages[/{address}]`` (address must be dedicated: else 404),
+  ``POST /sms/outboundmessages/length``, ``GET /sms/outboundmessages/deliveryinfos/{id}``,
+  ``GET /sms/inboundmessages/shared|{address}`` (``startdatetime``, ``enddatetime``,
+  ``new-only`` required; ``new-only=true`` hands each message out once),
+  ``GET /sms/dedicatedaddresses``. Validation errors are OneAPI ``requestError`` bodies.
+
+Test knobs: ``http_errors`` (statuses answered, in order, to the next ``/sms`` requests),
+``auto_status`` (``DeliveredToTerminal`` shortly after each send), :meth:`queue_inbound`
+(a text where the next poll finds it), :meth:`deliver_status` (changes a delivery info and
+POSTs it to the message's ``callbackURL``, re-rooted at ``webhook_base`` when set).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from convo.providers._enco_wire import STATUS_MAP, format_time
+from convo.providers.simulators._telefoon_common import E164, is_url
+from convo.sms.segments import analyze
+
+
+class EncoSimulator:
+    """The fake; ``.app`` is the aiohttp application, ``.sent`` the accepted sends."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "test-client",
+        client_secret: str = "test-secret",  # noqa: S107  # a dev default, not a real secret
+        dedicated_addresses: Sequence[str] = ("8888",),
+        shared_address: str = "8937",
+        token_ttl: float = 3600.0,
+        webhook_base: str | None = None,
+        provider_name: str = "enco",
+        auto_status: bool = False,
+        status_delay: float = 0.01,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.dedicated_addresses = list(dedicated_addresses)
+        self.shared_address = shared_address
+        self.token_ttl = token_ttl
+        self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
+        self.provider_name = provider_name
+        self.auto_status = auto_status
+        self.status_delay = status_delay
+        self.http_errors: list[int] = []
+        self.sent: list[dict[str, Any]] = []
+        self.delivery_infos: dict[str, dict[str, Any]] = {}
+        self.inbound: list[dict[str, Any]] = []  # queued texts, with "to" and "retrieved"
+        self.webhooks: list[tuple[str, dict[str, Any], int]] = []
+        self.tokens_issued = 0
+        self._tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._session: aiohttp.ClientSession | None = None
+        self.app = web.Application(middlewares=[self._guard])
+        route = self.app.router
+        route.add_post("/token", self._token)
+        route.add_post("/sms/outboundmessages/length", self._length)
+        route.add_post("/sms/outboundmessages", self._send)
+        route.add_post("/sms/outboundmessages/{address}", self._send)
+        route.add_get("/sms/outboundmessages/deliveryinfos/{info_id}", self._delivery_info)
+        route.add_get("/sms/inboundmessages/{address}", self._inbound)
+        route.add_get("/sms/dedicatedaddresses", self._dedicated)
+        self.app.on_cleanup.append(self._on_cleanup)
+
+    # -- auth ---------------------------------------------------------------------------
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            with contextlib.suppress(ValueError):
+                client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        if (client_id, secret) != (self.client_id, self.client_secret):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        if form.get("grant_type") != "client_credentials":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        token = secrets.token_hex(16)
+        self._tokens[token] = time.monotonic() + self.token_ttl
+        self.tokens_issued += 1
+        return web.json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": int(self.token_ttl)}
+        )
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far invalid (the next API call gets 401)."""
+        self._tokens.clear()
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/sms/"):
+            token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if self._tokens.get(token, 0.0) < time.monotonic():
+                fault = {"code": 900901, "message": "Invalid Credentials",
+                         "description": "Access failure: invalid or expired token"}  # fmt: skip
+                return web.json_response({"fault": fault}, status=401)
+            if self.http_errors:
+                status = self.http_errors.pop(0)
+                headers = {"Retry-After": "1"} if status == 429 else None
+                return _fault(status, "SVC0001", "A service error occurred", headers=headers)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def _json(self, request: web.Request) -> dict[str, Any] | None:
+        try:
+            data = await request.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def _send(self, request: web.Request) -> web.Response:
+        address = request.match_info.get("address")
+        if address is not None and address not in self.dedicated_addresses:
+            return _fault(404, "SVC0004", "No valid addresses provided in message part %1",
+                          [address])  # fmt: skip
+        data = await self._json(request)
+        if data is None:
+            return _fault(400, "SVC0002", "Invalid input value for message part %1", ["body"])
+        text, destinations = data.get("message"), data.get("destinations")
+        if not isinstance(text, str) or not text:
+            return _fault(400, "SVC0002", "Invalid input value for message part %1", ["message"])
+        if (
+            not isinstance(destinations, list)
+            or len(destinations) != 1
+            or not isinstance(destinations[0], str)
+            or not E164.fullmatch(destinations[0])
+        ):
+            return _fault(400, "SVC0002", "Invalid input value for message part %1",
+                          ["destinations"])  # fmt: skip
+        callback = data.get("callbackURL")
+        if callback is not None and not is_url(callback):
+            return _fault(400, "SVC0002", "Invalid input value for message part %1",
+                          ["callbackURL"])  # fmt: skip
+        force = request.query.get("forceCharacterLimit", "false")
+        if force not in ("true", "false"):
+            return _fault(400, "SVC0002", "Invalid input value for message part %1",
+                          ["forceCharacterLimit"])  # fmt: skip
+        info = analyze(text)
+        if force == "true" and info.parts > 1:
+            return _fault(400, "SVC0280", "Message too long. Maximum length is %1 characters",
+                          [str(info.per_part)])  # fmt: skip
+        info_id = str(uuid.uuid4())
+        resource = f"{request.url.origin()}/sms/outboundmessages/deliveryinfos/{info_id}"
+        self.delivery_infos[info_id] = {
+            "resourceURL": resource,
+            "address": "tel:" + destinations[0],
+            "deliveryStatus": "DeliveredToNetwork",
+            "callbackURL": callback,
+        }
+        self.sent.append({**data, "origin": address or self.shared_address, "id": info_id})
+        if self.auto_status:
+            self._spawn(self._auto_deliver(info_id))
+        return web.json_response(
+            self._info_body(info_id), status=201, headers={"Location": resource}
+        )
+
+    async def _length(self, request: web.Request) -> web.Response:
+        data = await self._json(request)
+        if data is None or not isinstance(data.get("message"), str):
+            return _fault(400, "SVC0002", "Invalid input value for message part %1", ["message"])
+        info = analyze(data["message"])
+        return web.json_response(
+            {
+                "numberOfChars": info.characters,
+                "charLimitPerPart": info.per_part,
+                "numberOfParts": info.parts,
+                "numberOfRemainingCharsInPart": info.remaining,
+            }
+        )
+
+    async def _delivery_info(self, request: web.Request) -> web.Response:
+        info_id = request.match_info["info_id"]
+        if info_id not in self.delivery_infos:
+            return _fault(404, "SVC0002", "Invalid input value for message part %1", [info_id])
+        return web.json_response(self._info_body(info_id))
+
+    def _info_body(self, info_id: str) -> dict[str, Any]:
+        info = self.delivery_infos[info_id]
+        entry = {"address": info["address"], "deliveryStatus": info["deliveryStatus"]}
+        return {"resourceURL": info["resourceURL"], "deliveryInfo": [entry]}
+
+    async def _dedicated(self, _request: web.Request) -> web.Response:
+        return web.json_response({"dedicatedAddresses": self.dedicated_addresses})
+
+    # -- inbound ------------------------------------------------------------------------
+
+    async def _inbound(self, request: web.Request) -> web.Response:
+        address = request.match_info["address"]
+        if address != "shared" and address not in self.dedicated_addresses:
+            return _fault(404, "SVC0004", "No valid addresses provided in message part %1",
+                          [address])  # fmt: skip
+        query = request.query
+        try:
+            start, end = (_utc(query[k]) for k in ("startdatetime", "enddatetime"))
+        except (KeyError, ValueError):
+            return _fault(400, "SVC0002", "Invalid input value for message part %1",
+                          ["startdatetime/enddatetime"])  # fmt: skip
+        new_only = query.get("new-only")
+        if new_only not in ("true", "false"):
+            return _fault(400, "SVC0002", "Invalid input value for message part %1",
+                          ["new-only"])  # fmt: skip
+        to = self.shared_address if address == "shared" else address
+        found = [
+            m for m in self.inbound
+            if m["to"] == to and start < m["received"] < end
+            and not (new_only == "true" and m["retrieved"])
+        ]  # fmt: skip
+        for m in found:
+            m["retrieved"] = True
+        messages = [
+            {
+                "senderAddress": m["senderAddress"],
+                "message": m["message"],
+                "numberOfParts": m["numberOfParts"],
+                "timeReceived": format_time(m["received"]),
+            }
+            for m in found
+        ]
+        return web.json_response({"numberOfMessages": len(messages), "messages": messages})
+
+    def queue_inbound(
+        self, sender: str, to: str, text: str, *, received: datetime | None = None
+    ) -> dict[str, Any]:
+        """Put a text from ``sender`` to our address ``to`` where the next poll finds it."""
+        message = {
+            "senderAddress": "tel:" + sender,
+            "message": text,
+            "numberOfParts": analyze(text).parts,
+            "received": received or datetime.now(UTC),
+            "to": to,
+            "retrieved": False,
+        }
+        self.inbound.append(message)
+        return message
+
+    async def deliver_inbound(self, sender: str, to: str, text: str) -> None:
+        """Enco has no inbound webhook: this only queues the text (see ``queue_inbound``)."""
+        self.queue_inbound(sender, to, text)
+
+    # -- delivery callbacks -------------------------------------------------------------
+
+    async def deliver_status(self, info_id: str, status: str = "DeliveredToTerminal") -> int | None:
+        """Set a delivery info's status; POST it to its ``callbackURL`` if it has one
+        (returns convo's HTTP status), else None (convo will poll it)."""
+        if status not in STATUS_MAP:
+            raise ValueError(f"unknown deliveryStatus {status!r}")
+        info = self.delivery_infos[info_id]
+        info["deliveryStatus"] = status
+        url = info.get("callbackURL")
+        if not url:
+            return None
+        if self.webhook_base:
+            parts = urlsplit(url)
+            url = f"{self.webhook_base}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        body = self._info_body(info_id)
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        payload = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        async with self._session.post(url, data=payload, headers=headers) as response:
+            await response.read()
+            self.webhooks.append((url, body, response.status))
+            return response.status
+
+    async def _auto_deliver(self, info_id: str) -> None:
+        await asyncio.sleep(self.status_delay)
+        with contextlib.suppress(aiohttp.ClientError):  # convo gone: Enco gives up too
+            await self.deliver_status(info_id, "DeliveredToTerminal")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Cancel pending automatic callbacks and close the callback HTTP session."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        await self.aclose()
+
+
+def _utc(value: str) -> datetime:
+    """An ISO 8601 datetime; one without a zone is taken as UTC."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fault(
+    status: int,
+    code: str,
+    text: str,
+    variables: Sequence[str] = (),
+    *,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """A OneAPI error body: ``serviceException`` (SVC...) or ``policyException`` (POL...)."""
+    kind = "policyException" if code.startswith("POL") else "serviceException"
+    body = {"requestError": {kind: {"messageId": code, "text": text, "variables": list(variables)}}}
+    return web.json_response(body, status=status, headers=headers)

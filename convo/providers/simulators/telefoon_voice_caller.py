@@ -1,0 +1,242 @@
+"""The caller's side of the Telefoon Voice simulator: a person who listens and presses keys.
+
+:meth:`Caller.run` posts a signed form (DESIGN §5: ``call_id, from, to, direction, status``,
+``X-Signature`` = hex HMAC-SHA256 of the body) to the answer URL, reads the XML or JSON
+document convo returns (``convo.voice.twiml.parse_document``) and acts it out: Say, Play and
+Pause are recorded; each Gather takes the next input (``"1234"`` digits, ``"say:words"``
+speech, ``None`` silence: a post with no input field) and posts it to its action URL (the
+document's URL when it has none); a Record takes the next input too (None: nothing
+recorded, anything else: a fake recording URL of 5 s) and posts to its action if any; Dial
+and its Number/Sip/Conference are recorded (and its action followed, if any); Redirect is
+followed; Hangup ends the call. The call also ends when the instructions run out, or when a
+Gather finds no input left (the caller hangs up). Then ``completed`` is posted to the status
+URL. Everything lands in a :class:`CallTranscript`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import httpx
+
+from convo.providers.telefoon_voice_webhook import SIGNATURE_HEADER, sign
+from convo.voice.twiml import Node, parse_document
+
+_DTMF = frozenset("0123456789*#")
+
+
+@dataclass(slots=True)
+class Step:
+    """One instruction the caller heard or did: ``verb``, its attributes, its text (the
+    spoken text, the dialled number, the room), and for Gather/Record the input given."""
+
+    verb: str
+    attrs: dict[str, str]
+    text: str = ""
+    input: str | None = None
+
+
+@dataclass(slots=True)
+class Document:
+    """One webhook exchange: where we posted, what convo answered."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    nodes: list[Node] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CallTranscript:
+    """Everything one simulated call went through, for assertions.
+
+    ``ended_by``: ``hangup`` (a Hangup verb), ``end`` (instructions ran out), ``caller``
+    (no inputs left at a Gather), ``error`` (non-2xx or unreadable document, see
+    ``error``) or ``loop`` (too many webhooks). ``status_code`` is convo's answer to the
+    final ``completed`` status post.
+    """
+
+    call_id: str
+    caller: str
+    line: str
+    direction: str = "inbound"
+    documents: list[Document] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    ended_by: str = ""
+    error: str = ""
+    status_code: int | None = None
+
+    def of(self, verb: str) -> list[Step]:
+        return [step for step in self.steps if step.verb == verb]
+
+    @property
+    def says(self) -> list[tuple[str, str]]:
+        """``(text, language)`` of every Say, in order (language "" when not given)."""
+        return [(s.text, s.attrs.get("language", "")) for s in self.of("Say")]
+
+    @property
+    def gathers(self) -> list[Step]:
+        return self.of("Gather")
+
+    @property
+    def dials(self) -> list[Step]:
+        return self.of("Number") + self.of("Sip")
+
+    @property
+    def hangup(self) -> bool:
+        return self.ended_by == "hangup"
+
+
+def input_fields(given: str | None, where: str) -> dict[str, str]:
+    if given is None:
+        return {}
+    if given.startswith("say:"):
+        return {"speech_result": given[4:], "confidence": "0.9"}
+    if not given or not set(given) <= _DTMF:
+        raise ValueError(f"{where}: input {given!r} is neither DTMF keys nor 'say:...'")
+    return {"digits": given}
+
+
+def check_inputs(inputs: Sequence[str | None]) -> None:
+    for i, given in enumerate(inputs):
+        input_fields(given, f"inputs[{i}]")
+
+
+class Caller:
+    """Plays the caller in simulated calls; ``transcripts`` keeps every call by id.
+
+    ``max_webhooks`` bounds one call (a flow that redirects forever ends as ``loop``).
+    """
+
+    def __init__(self, webhook_secret: str, *, max_webhooks: int = 50) -> None:
+        self._secret = webhook_secret
+        self.max_webhooks = max_webhooks
+        self.transcripts: dict[str, CallTranscript] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @staticmethod
+    def fields(call: dict[str, Any]) -> dict[str, str]:
+        """The form fields every webhook of ``call`` carries (DESIGN §5)."""
+        keys = ("from", "to", "direction", "status")
+        return {"call_id": call["id"]} | {k: str(call[k]) for k in keys}
+
+    async def post(self, url: str, fields: dict[str, str]) -> httpx.Response:
+        """POST ``fields`` as a form to ``url``, signed like Telefoon (X-Signature)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=10)
+        body = urlencode(fields).encode("ascii")
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            SIGNATURE_HEADER: sign(self._secret, body),
+        }
+        return await self._client.post(url, content=body, headers=headers)
+
+    async def run(
+        self,
+        call: dict[str, Any],
+        answer_url: str,
+        status_url: str | None,
+        inputs: Sequence[str | None],
+    ) -> CallTranscript:
+        """Act out one call (``call`` is the simulator's record, updated in place)."""
+        inbound = call["direction"] == "inbound"
+        transcript = CallTranscript(
+            call["id"],
+            caller=call["from"] if inbound else call["to"],
+            line=call["to"] if inbound else call["from"],
+            direction=call["direction"],
+        )
+        self.transcripts[call["id"]] = transcript
+        call["status"] = "in-progress"
+        pending = deque(inputs)
+        url: str | None = answer_url
+        extra: dict[str, str] = {}
+        while url is not None:
+            if len(transcript.documents) >= self.max_webhooks:
+                transcript.ended_by = "loop"
+                break
+            nodes = await self._fetch(url, self.fields(call) | extra, transcript)
+            if nodes is None:
+                break
+            url, extra = self._act(nodes, url, pending, transcript)
+        call["status"] = "completed"
+        call["duration"] = len(transcript.documents)
+        if status_url:
+            fields = self.fields(call) | {"duration": str(call["duration"])}
+            transcript.status_code = (await self.post(status_url, fields)).status_code
+        return transcript
+
+    async def _fetch(
+        self, url: str, fields: dict[str, str], transcript: CallTranscript
+    ) -> list[Node] | None:
+        response = await self.post(url, fields)
+        ctype = response.headers.get("Content-Type", "")
+        doc = Document(url, response.status_code, ctype, response.content)
+        transcript.documents.append(doc)
+        if not response.is_success:
+            transcript.ended_by, transcript.error = "error", f"{url} answered {doc.status}"
+            return None
+        try:
+            doc.nodes = parse_document(response.content, ctype)
+        except ValueError as exc:
+            transcript.ended_by, transcript.error = "error", f"{url}: {exc}"
+            return None
+        return doc.nodes
+
+    def _act(
+        self, nodes: list[Node], url: str, pending: deque[str | None], transcript: CallTranscript
+    ) -> tuple[str | None, dict[str, str]]:
+        """Play one document; the next URL to post to (None: the call ends) and its input."""
+
+        def record(node: Node, given: str | None = None) -> None:
+            attrs = {k: v for k in node.attrs if (v := node.get(k)) is not None}
+            transcript.steps.append(Step(node.verb, attrs, node.text, given))
+
+        for node in nodes:
+            action = urljoin(url, node.get("action") or url)
+            if node.verb == "Gather":
+                for child in node.children:
+                    record(child)
+                if not pending:
+                    transcript.ended_by = "caller"
+                    return None, {}
+                given = pending.popleft()
+                record(node, given)
+                return action, input_fields(given, f"Gather {len(transcript.gathers)}")
+            if node.verb == "Record":
+                given = pending.popleft() if pending else None
+                record(node, given)
+                n = len(transcript.of("Record"))
+                media = f"https://recordings.telefoon.invalid/{transcript.call_id}/{n}.wav"
+                fields = (
+                    {} if given is None else {"recording_url": media, "recording_duration": "5"}
+                )
+                if node.get("action"):
+                    return action, fields
+            elif node.verb == "Dial":
+                record(node)
+                for child in node.children:
+                    record(child)
+                if node.get("action"):
+                    return action, {}
+            elif node.verb == "Redirect":
+                record(node)
+                return urljoin(url, node.text), {}
+            elif node.verb == "Hangup":
+                record(node)
+                transcript.ended_by = "hangup"
+                return None, {}
+            else:  # Say, Play, Pause and verbs we do not know: heard, recorded
+                record(node)
+        transcript.ended_by = "end"
+        return None, {}

@@ -1,0 +1,367 @@
+"""Telefoon Voice adapter: places calls and speaks its call-flow webhooks.
+
+API (document ``002``, server ``https://api.telefoon.com/v1/voice``, header ``X-API-Key``):
+``POST /calls`` (to, from, url, status_callback, timeout, record, tts_language) -> 201 Call,
+``GET /calls`` (status, direction, page, page_size <= 100) -> ``{"calls", "total"}``,
+``GET /calls/{id}``, ``DELETE /calls/{id}`` -> 204, ``GET|POST /conferences``.
+Call statuses are exactly convo's :class:`~convo.models.CallStatus` values.
+
+What the document leaves open, we assume (DESIGN §5):
+
+- Webhooks are signed form posts; see ``convo.providers.telefoon_voice_webhook``.
+- The webhook answer is TwiML-style XML (default) or its JSON list form
+  (``convo.voice.twiml``, option ``format``). Limits other than the TTS languages are not
+  documented; we assume TwiML's (``twiml.Limits``).
+- ``tts_language`` accepts the four locales the document names (nl-NL, fr-BE, de-DE,
+  en-GB); ``supported_languages`` overrides that when Telefoon adds more. Other locales
+  fall back (``convo.voice.locales``): fr-FR -> fr-BE, nl-BE -> nl-NL, en-US -> en-GB.
+- Recording (``record``) needs the callee's GDPR consent: the flow asks for it before a
+  Record; this adapter does not check it.
+- Error bodies are undocumented: statuses are mapped by ``convo.providers.http.call``
+  (429 -> RateLimited, 5xx -> ProviderUnavailable, other 4xx -> ProviderRejected), and a
+  success answer we cannot read is a plain ``ProviderError`` (never retried: a call may
+  have been placed).
+
+Options (``[providers.NAME]``): ``api_key`` (required), ``webhook_secret`` (required unless
+``allow_unsigned = true``), ``base_url``, ``format`` (``xml``|``json``), ``allow_unsigned``,
+``supported_languages`` (list), ``locale_fallbacks`` (table locale -> list of locales),
+``rate_limit`` (accepted for uniformity; calls are not throttled here), ``type``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from convo.exceptions import ConfigError, ProviderError
+from convo.models import CallEvent, CallStatus, WebhookRequest
+from convo.providers import http
+from convo.providers.telefoon_voice_records import (
+    CallInfo,
+    CallList,
+    ConferenceInfo,
+    read_call,
+    read_call_list,
+    read_conference,
+    read_conference_list,
+)
+from convo.providers.telefoon_voice_webhook import parse_call_event, verify_signature
+from convo.voice.instructions import Instruction, ensure_instructions, fill_actions
+from convo.voice.locales import localize, resolve_locale
+from convo.voice.twiml import (
+    JSON_CONTENT_TYPE,
+    XML_CONTENT_TYPE,
+    Limits,
+    RenderError,
+    check_limits,
+    render_json,
+    render_xml,
+)
+
+T = TypeVar("T")
+KIND = "telefoon_voice"
+DEFAULT_BASE_URL = "https://api.telefoon.com/v1/voice"
+#: The TTS locales the document names for ``tts_language``.
+TTS_LANGUAGES: tuple[str, ...] = ("nl-NL", "fr-BE", "de-DE", "en-GB")
+_DIRECTIONS = ("inbound", "outbound")
+_OPTIONS = {
+    "type",
+    "api_key",
+    "webhook_secret",
+    "base_url",
+    "format",
+    "allow_unsigned",
+    "supported_languages",
+    "locale_fallbacks",
+    "rate_limit",
+}
+
+
+def _option_error(name: str, key: str, expected: str, value: object) -> ConfigError:
+    return ConfigError(f"[providers.{name}] {key}: expected {expected}, got {value!r}")
+
+
+def _str_option(name: str, options: Mapping[str, Any], key: str, default: str) -> str:
+    value = options.get(key, default)
+    if not isinstance(value, str):
+        raise _option_error(name, key, "a string", value)
+    return value
+
+
+def _str_list(name: str, key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise _option_error(name, key, "a list of locale strings", value)
+    return tuple(value)
+
+
+class TelefoonVoice:
+    """The Telefoon Voice adapter (a :class:`~convo.providers.base.VoiceProvider`).
+
+    Build it with :meth:`from_config`; the ``httpx.AsyncClient`` is shared and not closed
+    here. Callback URLs default to ``{public_url}/webhooks/{name}/voice/...``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str,
+        webhook_secret: str = "",
+        base_url: str = DEFAULT_BASE_URL,
+        document_format: Literal["xml", "json"] = "xml",
+        allow_unsigned: bool = False,
+        supported_languages: Sequence[str] = TTS_LANGUAGES,
+        locale_fallbacks: Mapping[str, Sequence[str]] | None = None,
+        public_url: str = "",
+        rate_limit: float = 1.0,
+    ) -> None:
+        self.name = name
+        self.rate_limit = rate_limit
+        self._client = client
+        self._api_key = api_key
+        self._secret = webhook_secret.encode("utf-8")
+        self.base_url = base_url.rstrip("/")
+        self.document_format = document_format
+        self.allow_unsigned = allow_unsigned
+        self.supported_languages = tuple(supported_languages)
+        self.locale_fallbacks = {k: tuple(v) for k, v in (locale_fallbacks or {}).items()}
+        self.limits = Limits(languages=frozenset(self.supported_languages))
+        self.public_url = public_url.rstrip("/")
+
+    def __repr__(self) -> str:  # no credentials, ever
+        return f"TelefoonVoice(name={self.name!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        options: Mapping[str, Any],
+        client: httpx.AsyncClient,
+        *,
+        public_url: str = "",
+    ) -> Self:
+        """Build from ``[providers.NAME]``; ``ConfigError`` names the bad key."""
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"[providers.{name}] unknown option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_OPTIONS))}"
+            )
+        api_key = _str_option(name, options, "api_key", "")
+        if not api_key:
+            raise ConfigError(f"[providers.{name}] api_key: required (the X-API-Key value)")
+        secret = _str_option(name, options, "webhook_secret", "")
+        allow_unsigned = options.get("allow_unsigned", False)
+        if not isinstance(allow_unsigned, bool):
+            raise _option_error(name, "allow_unsigned", "true or false", allow_unsigned)
+        if not secret and not allow_unsigned:
+            raise ConfigError(
+                f"[providers.{name}] webhook_secret: required to check X-Signature "
+                "(or set allow_unsigned = true)"
+            )
+        base_url = _str_option(name, options, "base_url", DEFAULT_BASE_URL)
+        if not base_url.startswith(("http://", "https://")):
+            raise _option_error(name, "base_url", "an http(s) URL", base_url)
+        fmt = options.get("format", "xml")
+        if fmt not in ("xml", "json"):
+            raise _option_error(name, "format", '"xml" or "json"', fmt)
+        languages = _str_list(
+            name, "supported_languages", options.get("supported_languages", list(TTS_LANGUAGES))
+        )
+        if not languages:
+            raise _option_error(name, "supported_languages", "a non-empty list", [])
+        fallbacks_opt = options.get("locale_fallbacks", {})
+        if not isinstance(fallbacks_opt, Mapping):
+            raise _option_error(
+                name, "locale_fallbacks", "a table locale -> [locales]", fallbacks_opt
+            )
+        fallbacks = {
+            str(k): _str_list(name, f"locale_fallbacks.{k}", v) for k, v in fallbacks_opt.items()
+        }
+        rate = options.get("rate_limit", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+            raise _option_error(name, "rate_limit", "a positive number", rate)
+        return cls(
+            name,
+            client,
+            api_key=api_key,
+            webhook_secret=secret,
+            base_url=base_url,
+            document_format=fmt,
+            allow_unsigned=allow_unsigned,
+            supported_languages=languages,
+            locale_fallbacks=fallbacks,
+            public_url=public_url,
+            rate_limit=float(rate),
+        )
+
+    # -- URLs we hand to Telefoon: from public_url only, never from request data --------
+
+    def webhook_url(self, route: str) -> str:
+        """``{public_url}/webhooks/{name}/voice/{route}`` (route: answer, input, status)."""
+        return f"{self.public_url}/webhooks/{self.name}/voice/{route}"
+
+    # -- webhooks (pure) --------------------------------------------------------------
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Check ``X-Signature`` (hex HMAC-SHA256 of the raw body); ``SignatureError`` when
+        missing (unless ``allow_unsigned``) or wrong (always)."""
+        verify_signature(
+            request, self._secret, allow_unsigned=self.allow_unsigned, provider=self.name
+        )
+
+    def parse_call(self, request: WebhookRequest) -> CallEvent:
+        """The call event in a voice webhook; ``MalformedWebhook`` names the bad field."""
+        return parse_call_event(request, self.name)
+
+    def prepare(self, instructions: Sequence[object]) -> list[Instruction]:
+        """The instructions as they will be rendered: empty Gather/Record actions set to
+        the input URL (when ``public_url`` is known), locales resolved (a replaced one
+        kept in ``requested_language``), limits checked. Raises ``RenderError``."""
+        try:
+            items = ensure_instructions(instructions)
+        except TypeError as exc:
+            raise RenderError(str(exc)) from None
+        if self.public_url:
+            items = fill_actions(items, self.webhook_url("input"))
+        try:
+            items = localize(items, self.supported_languages, self.locale_fallbacks)
+        except ValueError as exc:
+            raise RenderError(f"{self.name}: {exc}") from None
+        check_limits(items, self.limits)
+        return items
+
+    def render(self, instructions: Sequence[object]) -> tuple[bytes, str]:
+        """``(body, content_type)`` of the webhook answer; ``RenderError`` if impossible."""
+        items = self.prepare(instructions)
+        if self.document_format == "json":
+            return render_json(items), JSON_CONTENT_TYPE
+        return render_xml(items), XML_CONTENT_TYPE
+
+    # -- REST API -----------------------------------------------------------------------
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Every API request goes through here (auth header, error mapping)."""
+        return await http.call(
+            self._client,
+            method,
+            f"{self.base_url}{path}",
+            provider=self.name,
+            headers={"X-API-Key": self._api_key, "Accept": "application/json"},
+            **kwargs,
+        )
+
+    def _read(self, response: httpx.Response, reader: Callable[[object], T], what: str) -> T:
+        """Decode a success answer with ``reader``; one we cannot read is a ProviderError
+        (not retried: the request may have taken effect)."""
+        try:
+            return reader(response.json())
+        except ValueError as exc:  # JSONDecodeError is a ValueError too
+            raise ProviderError(
+                f"{self.name}: {what}: unreadable answer ({exc})",
+                provider=self.name,
+                code=str(response.status_code),
+            ) from None
+
+    async def start_call(
+        self,
+        *,
+        to: str,
+        line: str,
+        answer_url: str = "",
+        status_url: str = "",
+        ring_timeout: float = 30.0,
+        record: bool = False,
+        tts_language: str | None = None,
+    ) -> str:
+        """``POST /calls`` from ``line`` to ``to``; returns Telefoon's call id.
+
+        ``answer_url``/``status_url`` default to this provider's webhook URLs under
+        ``public_url``. ``tts_language`` is resolved to a supported locale (``RenderError``
+        if none fits). Raises the ``ProviderError`` tree on failure.
+        """
+        body: dict[str, Any] = {
+            "to": to,
+            "from": line,
+            "url": answer_url or self.webhook_url("answer"),
+            "status_callback": status_url or self.webhook_url("status"),
+            "timeout": math.ceil(ring_timeout),
+        }
+        if record:
+            body["record"] = True
+        if tts_language:
+            try:
+                body["tts_language"] = resolve_locale(tts_language, self.supported_languages)
+            except ValueError as exc:
+                raise RenderError(f"{self.name}: tts_language: {exc}") from None
+        response = await self._request("POST", "/calls", json=body, expected=(200, 201))
+        return self._read(response, read_call, "initiate call").id
+
+    async def get_call(self, call_id: str) -> CallInfo:
+        """``GET /calls/{id}``; ``ProviderRejected`` (code "404") for an unknown call."""
+        response = await self._request("GET", f"/calls/{quote(call_id, safe='')}")
+        return self._read(response, read_call, "get call")
+
+    async def list_calls(
+        self,
+        *,
+        status: CallStatus | str | None = None,
+        direction: Literal["inbound", "outbound"] | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> CallList:
+        """``GET /calls`` with the document's filters; ``ValueError`` on a bad filter."""
+        params: dict[str, str | int] = {}
+        if status is not None:
+            params["status"] = CallStatus(status).value
+        if direction is not None:
+            if direction not in _DIRECTIONS:
+                raise ValueError(f"direction must be inbound or outbound, got {direction!r}")
+            params["direction"] = direction
+        if page is not None:
+            if page < 1:
+                raise ValueError(f"page must be >= 1, got {page}")
+            params["page"] = page
+        if page_size is not None:
+            if not 1 <= page_size <= 100:
+                raise ValueError(
+                    f"page_size must be 1..100 (the document's maximum), got {page_size}"
+                )
+            params["page_size"] = page_size
+        response = await self._request("GET", "/calls", params=params)
+        return self._read(response, read_call_list, "list calls")
+
+    async def end_call(self, call_id: str) -> None:
+        """``DELETE /calls/{id}``: hang up an active or ringing call."""
+        await self._request("DELETE", f"/calls/{quote(call_id, safe='')}", expected=(200, 204))
+
+    async def create_conference(
+        self,
+        *,
+        friendly_name: str | None = None,
+        max_participants: int | None = None,
+        record: bool = False,
+    ) -> ConferenceInfo:
+        """``POST /conferences``; recording needs every participant's GDPR consent."""
+        body: dict[str, Any] = {}
+        if friendly_name is not None:
+            body["friendly_name"] = friendly_name
+        if max_participants is not None:
+            body["max_participants"] = max_participants
+        if record:
+            body["record"] = True
+        response = await self._request("POST", "/conferences", json=body, expected=(200, 201))
+        return self._read(response, read_conference, "create conference")
+
+    async def list_conferences(self) -> list[ConferenceInfo]:
+        """``GET /conferences``."""
+        response = await self._request("GET", "/conferences")
+        return self._read(response, read_conference_list, "list conferences")
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client is shared and closed by its owner."""

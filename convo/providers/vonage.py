@@ -1,0 +1,312 @@
+"""Vonage SMS API adapter (``[providers.vonage]``; document: shared/seeds/004).
+
+Sending is a form POST to ``{base_url}/sms/json``. Vonage reports errors inside a 200 body,
+one ``messages[]`` entry per part, each with a ``status``; :data:`SEND_STATUS` maps every
+status code of the document's ``x-errors`` onto convo's ``ProviderError`` tree, in one
+place. Some parts accepted and others not raises ``PartialDelivery``.
+
+Signatures and webhook parsing are pure functions in :mod:`convo.providers.vonage_webhooks`
+(where the SDK sources the signing follows are cited).
+
+What the document leaves open, and what we assume:
+
+- Authentication: with ``api_secret`` we send ``api_key`` + ``api_secret`` in the form; with
+  only ``signature_secret`` (or ``sign_requests = true``) we sign (``api_key``, ``timestamp``,
+  ``sig``) and never send the secret too (status 32). ``signature_method`` defaults to
+  ``md5hash``, the dashboard's and SDKs' default; it must match the dashboard setting.
+- Webhooks are authenticated with the same signature and ``timestamp`` within
+  ``timestamp_window`` seconds. Without ``signature_secret`` every webhook would be
+  unsigned, so ``from_config`` requires it unless ``allow_unsigned = true``.
+- Inbound comes as GET query, POST form or POST JSON (DESIGN §5). Numbers arrive without
+  ``+``; they are normalised to E.164, and a number the phone metadata does not know is kept
+  as ``+digits`` rather than losing the message. Binary (``type=binary``) inbound is refused.
+- Receipt statuses: delivered -> delivered; expired -> undelivered; failed, rejected ->
+  failed; accepted, buffered -> sent; unknown -> sent (no final verdict: the carrier gave
+  none), with its ``err-code`` kept. Prices are in EUR (the document names no currency).
+- A multi-part text's ``provider_message_id`` is the first part's ``message-id``; every
+  part's receipt carries our ``client-ref`` (our message id), which is how it is matched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+
+import httpx
+
+from convo.exceptions import (
+    ConfigError,
+    MalformedWebhook,
+    PartialDelivery,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    SignatureError,
+)
+from convo.models import (
+    DeliveryReport,
+    InboundMessage,
+    MessageStatus,
+    OutboundMessage,
+    SendResult,
+    WebhookRequest,
+)
+from convo.providers._options import ProviderOptions
+from convo.providers.http import call
+from convo.providers.vonage_webhooks import (
+    CURRENCY,
+    DIGITS,
+    SIGNATURE_METHODS,
+    check_signature,
+    delivery_report,
+    inbound_message,
+    signature,
+    webhook_fields,
+)
+from convo.sms.segments import encoding_of
+
+#: Send ``status`` codes (document ``x-errors``) -> (error class, meaning). 0 is success.
+SEND_STATUS: dict[str, tuple[type[ProviderError], str]] = {
+    "1": (RateLimited, "throttled: sending faster than the account limit"),
+    "2": (ProviderRejected, "missing parameters"),
+    "3": (ProviderRejected, "invalid parameters"),
+    "4": (ProviderRejected, "invalid credentials"),
+    "5": (ProviderUnavailable, "internal error in the platform"),
+    "6": (ProviderRejected, "invalid message (e.g. unrecognised number prefix)"),
+    "7": (ProviderRejected, "number barred"),
+    "8": (ProviderRejected, "partner account barred"),
+    "9": (ProviderRejected, "partner quota violation: insufficient credit"),
+    "10": (RateLimited, "too many existing binds"),
+    "11": (ProviderRejected, "account not enabled for HTTP"),
+    "12": (ProviderRejected, "message too long"),
+    "14": (ProviderRejected, "invalid signature"),
+    "15": (ProviderRejected, "invalid sender address"),
+    "17": (ProviderRejected, "message blocked by provider"),
+    "22": (ProviderRejected, "invalid network code"),
+    "23": (ProviderRejected, "invalid callback URL"),
+    "29": (ProviderRejected, "non-whitelisted destination (demo account)"),
+    "32": (ProviderRejected, "signature and API secret disallowed together"),
+    "33": (ProviderRejected, "number de-activated"),
+}
+
+# Optional send fields a message may carry in ``OutboundMessage.metadata``.
+_PASSTHROUGH = frozenset(
+    {"ttl", "entity-id", "content-id", "account-ref", "pool-id", "message-class"}
+)
+
+
+def _sent_number(value: str, field: str) -> str:
+    """A number as Vonage wants it (digits, no ``+``); sender IDs pass unchanged."""
+    digits = value.lstrip("+")
+    if value.startswith("+") or field == "to":
+        if not DIGITS.fullmatch(digits):
+            raise ProviderRejected(f"vonage: {field} {value!r} is not an E.164 number")
+        return digits
+    return value
+
+
+class VonageSms:
+    """The Vonage SMS adapter (``SmsProvider``). Build it with :meth:`from_config`."""
+
+    def __init__(
+        self,
+        name: str,
+        client: httpx.AsyncClient,
+        *,
+        api_key: str,
+        api_secret: str = "",
+        signature_secret: str = "",
+        signature_method: str = "md5hash",
+        sign_requests: bool = False,
+        base_url: str = "https://rest.nexmo.com",
+        allow_unsigned: bool = False,
+        rate_limit: float = 30.0,
+        timestamp_window: float = 300.0,
+        status_url: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.rate_limit = rate_limit
+        self.base_url = base_url.rstrip("/")
+        self.status_url = status_url
+        self.allow_unsigned = allow_unsigned
+        self.timestamp_window = timestamp_window
+        self.signature_method = signature_method
+        self.sign_requests = sign_requests
+        self.clock = clock  # injectable for timestamp-window tests
+        self._client = client
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._signature_secret = signature_secret
+
+    def __repr__(self) -> str:  # secrets stay out on purpose
+        return f"VonageSms(name={self.name!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        options: Mapping[str, Any],
+        client: httpx.AsyncClient,
+        *,
+        public_url: str = "",
+    ) -> Self:
+        """Validate ``[providers.NAME]`` and build the adapter; raises ``ConfigError``."""
+        opts = ProviderOptions(
+            name,
+            options,
+            {
+                "api_key", "api_secret", "signature_secret", "signature_method",
+                "sign_requests", "base_url", "allow_unsigned", "rate_limit",
+                "timestamp_window",
+            },
+        )  # fmt: skip
+        method = opts.string("signature_method", "md5hash")
+        if method not in SIGNATURE_METHODS:
+            raise ConfigError(
+                f"{opts.where('signature_method')}: expected one of {', '.join(SIGNATURE_METHODS)}"
+            )
+        api_secret = opts.string("api_secret")
+        sig_secret = opts.string("signature_secret")
+        sign = opts.boolean("sign_requests", not api_secret)
+        if sign and not sig_secret:
+            raise ConfigError(
+                f"{opts.where('signature_secret')}: missing; needed to sign requests "
+                "(or set api_secret)"
+            )
+        allow_unsigned = opts.boolean("allow_unsigned", False)
+        if not sig_secret and not allow_unsigned:
+            raise ConfigError(
+                f"{opts.where('signature_secret')}: missing; webhooks are authenticated by "
+                "default (set allow_unsigned = true to accept unsigned webhooks)"
+            )
+        status_url = f"{public_url.rstrip('/')}/webhooks/{name}/status" if public_url else ""
+        if len(status_url) > 100:  # the document's limit for `callback` (status 23)
+            raise ConfigError(
+                f"[server] public_url: the status callback {status_url!r} is longer than "
+                "the 100 characters Vonage accepts"
+            )
+        return cls(
+            name,
+            client,
+            api_key=opts.string("api_key", required=True),
+            api_secret=api_secret,
+            signature_secret=sig_secret,
+            signature_method=method,
+            sign_requests=sign,
+            base_url=opts.base_url("https://rest.nexmo.com"),
+            allow_unsigned=allow_unsigned,
+            rate_limit=opts.number("rate_limit", 30.0),
+            timestamp_window=opts.number("timestamp_window", 300.0),
+            status_url=status_url,
+        )
+
+    # -- webhooks (pure) -------------------------------------------------------------
+
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise ``SignatureError`` unless the webhook's ``sig`` is right and its
+        ``timestamp`` fresh; an unsigned webhook passes only with ``allow_unsigned``."""
+        try:
+            fields = webhook_fields(request)
+        except MalformedWebhook:
+            if self.allow_unsigned:
+                return  # parse_* will say what is wrong with the body
+            raise SignatureError("vonage: cannot read the webhook's fields to check it") from None
+        if self.allow_unsigned and ("sig" not in fields or not self._signature_secret):
+            return  # nothing to check it with, and the operator said that is fine
+        check_signature(
+            fields,
+            self._signature_secret,
+            self.signature_method,
+            window=self.timestamp_window,
+            now=self.clock(),
+        )
+
+    def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
+        """The inbound SMS in a webhook (``part`` set for one piece of a long text)."""
+        return [inbound_message(webhook_fields(request), self.name)]
+
+    def parse_status(self, request: WebhookRequest) -> list[DeliveryReport]:
+        """The delivery receipt in a status webhook (Vonage sends one per part)."""
+        return [delivery_report(webhook_fields(request), self.name)]
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Send one text; raises ``RateLimited``, ``ProviderUnavailable``,
+        ``ProviderRejected`` or ``PartialDelivery`` (see :data:`SEND_STATUS`)."""
+        if message.media_urls:
+            raise ProviderRejected("vonage: the SMS API cannot send media", provider=self.name)
+        params: dict[str, str] = {
+            "from": _sent_number(message.line, "from"),
+            "to": _sent_number(message.to, "to"),
+            "text": message.text,
+            "type": "unicode" if encoding_of(message.text) == "UCS-2" else "text",
+            "client-ref": message.id,
+            "status-report-req": "1",
+        }
+        if self.status_url:
+            params["callback"] = self.status_url
+        params.update({k: v for k, v in message.metadata.items() if k in _PASSTHROUGH})
+        params["api_key"] = self._api_key
+        if self.sign_requests:
+            params["timestamp"] = str(int(self.clock()))
+            params["sig"] = signature(params, self._signature_secret, self.signature_method)
+        else:
+            params["api_secret"] = self._api_secret
+        response = await call(
+            self._client, "POST", f"{self.base_url}/sms/json", provider=self.name, data=params
+        )
+        return self._result(response)
+
+    def _result(self, response: httpx.Response) -> SendResult:
+        """Map the 200 body: every part ok -> SendResult, else the status table."""
+        try:
+            body = response.json()
+            parts = body["messages"]
+            statuses = [str(p["status"]) for p in parts]
+            count = int(body.get("message-count") or len(parts))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderUnavailable(
+                f"vonage: unreadable send response: {response.text[:200]!r}", provider=self.name
+            ) from exc
+        if not parts:
+            raise ProviderUnavailable("vonage: send response lists no messages", provider=self.name)
+        failed = [(s, p) for s, p in zip(statuses, parts, strict=True) if s != "0"]
+        if failed and len(failed) < len(parts):
+            detail = "; ".join(self._describe(s, p) for s, p in failed)
+            raise PartialDelivery(
+                f"vonage: {len(failed)} of {len(parts)} parts rejected: {detail}",
+                provider=self.name,
+                code=failed[0][0],
+            )
+        if failed:
+            status, part = failed[0]
+            error_class = SEND_STATUS.get(status, (ProviderRejected, ""))[0]
+            raise error_class(
+                f"vonage: {self._describe(status, part)}", provider=self.name, code=status
+            )
+        prices = [p.get("message-price") for p in parts]
+        try:
+            price = sum(float(p) for p in prices) if all(prices) else None
+        except (TypeError, ValueError):
+            price = None  # a price we cannot read must not fail a message already sent
+        return SendResult(
+            provider=self.name,
+            provider_message_id=str(parts[0].get("message-id", "")),
+            status=MessageStatus.SENT,
+            segments=count,
+            price=price,
+            currency=CURRENCY if price is not None else None,
+        )
+
+    @staticmethod
+    def _describe(status: str, part: Mapping[str, Any]) -> str:
+        meaning = SEND_STATUS.get(status, (ProviderRejected, "unknown status"))[1]
+        text = part.get("error-text")
+        return f"status {status} ({meaning})" + (f": {text}" if text else "")
+
+    async def aclose(self) -> None:
+        """Nothing to release: the httpx client belongs to the caller."""

@@ -1,0 +1,67 @@
+"""Phone numbers in E.164 and alphanumeric sender names.
+
+convo stores and compares every number as E.164 (``+32470123456``): what a person types
+("0470 12 34 56", "+32 470 12 34 56", "0032 470 12 34 56") is normalised here, with
+``phonenumbers`` (Google's libphonenumber metadata) deciding what is a valid number.
+National numbers without a country prefix are read in ``default_region`` (Belgium unless
+told otherwise); the international prefix of that region (``00`` in Belgium) is understood.
+
+A sender name ("AcmeDental") is not a number: :func:`is_sender_id` says whether a value
+can be used as an alphanumeric sender ID (the GSM limit of 11 characters).
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from convo.exceptions import InvalidNumber
+
+# Letters, digits and spaces only, at most 11 (the TP-OA field holds 11 GSM characters).
+_SENDER_ID = re.compile(r"[A-Za-z0-9 ]{1,11}")
+
+
+def _parse(number: str, default_region: str | None) -> phonenumbers.PhoneNumber:
+    if not isinstance(number, str):
+        raise InvalidNumber(f"phone number must be a string, got {type(number).__name__}")
+    try:
+        return phonenumbers.parse(number, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidNumber(f"{number!r} is not a phone number: {exc}") from exc
+
+
+def normalize(number: str, default_region: str = "BE") -> str:
+    """``number`` in E.164 (``+`` and digits only).
+
+    Accepts international (``+32 470 ...``, ``0032 470 ...``) and national (``0470 ...``,
+    read in ``default_region``, an ISO 3166 alpha-2 code) forms with spaces, dots, dashes
+    or brackets. Raises :class:`InvalidNumber` naming the input when it cannot be parsed
+    or is not a valid number (wrong length or an unallocated range) in its country.
+    """
+    parsed = _parse(number, default_region)
+    if not phonenumbers.is_valid_number(parsed):
+        region = phonenumbers.region_code_for_number(parsed)
+        where = f" in {region}" if region else f" (country code +{parsed.country_code})"
+        raise InvalidNumber(f"{number!r} is not a valid phone number{where}")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_sender_id(value: str) -> bool:
+    """True if ``value`` is an alphanumeric sender ID: 1 to 11 ASCII letters, digits and
+    spaces, with at least one letter (all digits would be read as a number)."""
+    return (
+        isinstance(value, str)
+        and _SENDER_ID.fullmatch(value) is not None
+        and any(c.isalpha() for c in value)
+    )
+
+
+def region_of(number: str) -> str | None:
+    """The ISO 3166 region (``"BE"``) of an E.164 number, or None if unknown/unparseable."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    return region if region and region != "ZZ" else None

@@ -1,0 +1,338 @@
+"""An in-memory :class:`~convo.store.base.Store`: plain dicts, for tests and ``memory://``.
+
+It is the reference for what every backend does, and the SQLite store's contract tests run
+the same suite against it. Two things make it behave like a real database rather than a
+dict of shared objects:
+
+* Sessions are copied on the way in and out (``params`` and ``slots`` through JSON), so a
+  caller mutating a loaded :class:`~convo.models.Session` changes nothing until it calls
+  ``save_turn``, and values that a durable store could not keep (a ``date``, a set) fail
+  here too, with the same :class:`~convo.exceptions.StoreError`.
+* Every method runs without awaiting, so on one event loop each call (``save_turn``
+  included) is atomic; ``save_turn`` checks everything before it changes anything.
+
+Nothing survives the process: use SQLite for anything you want to keep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from convo.exceptions import StoreError
+from convo.models import (
+    ConversationKey,
+    ConversationStatus,
+    Direction,
+    MessageRecord,
+    MessageStatus,
+    Session,
+)
+from convo.store.base import MessageQuery
+
+_PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
+
+
+def _json_copy(session: Session, field: str, value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        copied: dict[str, Any] = json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"session {session.key}: {field} must be JSON data ({exc})") from None
+    return copied
+
+
+def _copy_session(session: Session) -> Session:
+    return dataclasses.replace(
+        session,
+        params=_json_copy(session, "params", session.params),
+        slots=_json_copy(session, "slots", session.slots),
+    )
+
+
+def check_query(query: MessageQuery) -> None:
+    """Raise ValueError when a page request cannot be served (shared by the backends)."""
+    if query.page < 1:
+        raise ValueError(f"message query: page must be 1 or more, got {query.page}")
+    if query.page_size < 1:
+        raise ValueError(f"message query: page_size must be 1 or more, got {query.page_size}")
+
+
+def check_fragment(group: str, index: int, total: int) -> None:
+    """Raise ValueError for a part number that cannot be right (shared by the backends)."""
+    if total < 1 or not 1 <= index <= total:
+        raise ValueError(f"fragment group {group!r}: part {index} of {total} is not a valid part")
+
+
+class MemoryStore:
+    """A complete store in process memory. ``open`` and ``close`` do nothing."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[ConversationKey, Session] = {}
+        self._messages: dict[str, MessageRecord] = {}
+        self._seq: dict[str, int] = {}  # insertion order: ties on created_at keep it
+        self._next_seq = 0
+        self._inbox: dict[str, None] = {}  # unprocessed inbound ids (an ordered set)
+        self._outbox: dict[str, None] = {}  # queued/sending outbound ids
+        self._inbound_by_pid: dict[tuple[str, str], str] = {}  # dedupe
+        self._by_pid: dict[tuple[str, str], list[str]] = {}  # lookup, any direction
+        self._suppressed: set[tuple[str, str]] = set()
+        self._fragments: dict[str, tuple[int, float, dict[int, str]]] = {}
+        self._seen: dict[tuple[str, str], float] = {}
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore sessions={len(self._sessions)} messages={len(self._messages)}>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays until the object is dropped."""
+
+    # -- sessions --------------------------------------------------------------------------
+
+    async def get_session(self, key: ConversationKey) -> Session | None:
+        stored = self._sessions.get(key)
+        return None if stored is None else _copy_session(stored)
+
+    async def sessions_of(self, contact: str) -> list[Session]:
+        found = [s for k, s in self._sessions.items() if k.contact == contact]
+        found.sort(key=lambda s: (s.key.line, s.key.channel))
+        return [_copy_session(s) for s in found]
+
+    async def save_turn(
+        self,
+        session: Session,
+        *,
+        inbound_id: str | None = None,
+        outbound: Sequence[MessageRecord] = (),
+    ) -> None:
+        """Upsert ``session``, mark ``inbound_id`` processed (an unknown id is ignored) and
+        log ``outbound``; raises StoreError, changing nothing, when the session holds
+        non-JSON data or an outbound id is already taken."""
+        copy = _copy_session(session)
+        self._check_new(outbound)
+        self._sessions[copy.key] = copy
+        if inbound_id is not None:
+            self._inbox.pop(inbound_id, None)
+        self._insert(outbound)
+
+    async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
+        due = [
+            (s.timer_due, k.line, k.channel, k.contact, k)
+            for k, s in self._sessions.items()
+            if s.status is ConversationStatus.ACTIVE
+            and s.timer_due is not None
+            and s.timer_due <= now
+        ]
+        due.sort(key=lambda d: d[:4])
+        return [d[4] for d in due[: max(limit, 0)]]
+
+    # -- message log -----------------------------------------------------------------------
+
+    async def add_inbound(self, record: MessageRecord) -> bool:
+        """False, storing nothing, when the id or the non-empty ``(provider,
+        provider_message_id)`` of an inbound message is already known."""
+        if record.direction is not Direction.INBOUND:
+            raise ValueError(f"add_inbound: message {record.id} is {record.direction.value}")
+        if record.id in self._messages:
+            return False
+        if record.provider_message_id and (
+            (record.provider, record.provider_message_id) in self._inbound_by_pid
+        ):
+            return False
+        self._insert([record])
+        self._inbox[record.id] = None
+        return True
+
+    async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
+        """Log outbound messages; StoreError (nothing logged) when an id is already taken."""
+        self._check_new(records)
+        self._insert(records)
+
+    async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
+        return self._oldest(self._inbox, limit)
+
+    async def mark_processed(self, message_id: str) -> None:
+        """An unknown or already processed id is ignored."""
+        self._inbox.pop(message_id, None)
+
+    async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
+        return self._oldest(self._outbox, limit)
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        status: MessageStatus | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        segments: int | None = None,
+        price: float | None = None,
+        error: str | None = None,
+    ) -> MessageRecord | None:
+        """Changes also ``updated_at``. StoreError when the new provider id of an inbound
+        message is another inbound message's."""
+        old = self._messages.get(message_id)
+        if old is None:
+            return None
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("status", status),
+                ("provider", provider),
+                ("provider_message_id", provider_message_id),
+                ("segments", segments),
+                ("price", price),
+                ("error", error),
+            )
+            if value is not None
+        }
+        new = dataclasses.replace(old, **changes, updated_at=time.time())
+        old_pid = (old.provider, old.provider_message_id)
+        new_pid = (new.provider, new.provider_message_id)
+        if new_pid != old_pid:
+            inbound = new.direction is Direction.INBOUND
+            if inbound and new_pid[1] and new_pid in self._inbound_by_pid:
+                raise StoreError(
+                    f"message {message_id}: inbound provider id {new_pid[1]!r} of "
+                    f"{new_pid[0]!r} is already another message's"
+                )
+            self._unindex(old)
+            self._index(new)
+        self._messages[message_id] = new
+        if new.direction is Direction.OUTBOUND:
+            if new.status in _PENDING:
+                self._outbox[message_id] = None
+            else:
+                self._outbox.pop(message_id, None)
+        return new
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        return self._messages.get(message_id)
+
+    async def find_message(self, provider: str, provider_message_id: str) -> MessageRecord | None:
+        """When both directions carry the id, the outbound message (delivery reports are
+        what look messages up this way); then the newest. An empty id finds nothing."""
+        ids = self._by_pid.get((provider, provider_message_id)) if provider_message_id else None
+        if not ids:
+            return None
+        records = [self._messages[i] for i in ids]
+        return max(records, key=lambda r: (r.direction is Direction.OUTBOUND, self._seq[r.id]))
+
+    async def list_messages(self, query: MessageQuery) -> tuple[list[MessageRecord], int]:
+        """ValueError for a page or page size below 1."""
+        check_query(query)
+        found = [
+            r
+            for r in self._messages.values()
+            if (query.direction is None or r.direction == query.direction)
+            and (query.status is None or r.status == query.status)
+            and (query.number is None or r.contact == query.number)
+        ]
+        found.sort(key=lambda r: (r.created_at, self._seq[r.id]), reverse=True)
+        start = (query.page - 1) * query.page_size
+        return found[start : start + query.page_size], len(found)
+
+    # -- suppressions ----------------------------------------------------------------------
+
+    async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None:
+        if suppressed:
+            self._suppressed.add((line, contact))
+        else:
+            self._suppressed.discard((line, contact))
+
+    async def is_suppressed(self, line: str, contact: str) -> bool:
+        return (line, contact) in self._suppressed
+
+    # -- fragments and poll tokens ---------------------------------------------------------
+
+    async def add_fragment(
+        self, group: str, index: int, total: int, text: str, now: float
+    ) -> list[str] | None:
+        """ValueError when ``index`` is not within 1..``total``. The group's total is the
+        one its first part gave; a later part outside it is ignored."""
+        check_fragment(group, index, total)
+        group_total, _, parts = self._fragments.setdefault(group, (total, now, {}))
+        if index > group_total or index in parts:
+            return None
+        parts[index] = text
+        if len(parts) < group_total:
+            return None
+        del self._fragments[group]
+        return [parts[i] for i in sorted(parts)]
+
+    async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
+        expired = sorted(
+            (first_at, group)
+            for group, (_, first_at, _) in self._fragments.items()
+            if first_at < older_than
+        )
+        result = []
+        for _, group in expired:
+            parts = self._fragments.pop(group)[2]
+            result.append((group, [parts[i] for i in sorted(parts)]))
+        return result
+
+    async def seen(self, namespace: str, token: str, now: float) -> bool:
+        if (namespace, token) in self._seen:
+            return True
+        self._seen[(namespace, token)] = now
+        return False
+
+    async def prune_seen(self, older_than: float) -> int:
+        """Forget tokens recorded before ``older_than``; returns how many were forgotten."""
+        old = [k for k, at in self._seen.items() if at < older_than]
+        for k in old:
+            del self._seen[k]
+        return len(old)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_new(self, records: Sequence[MessageRecord]) -> None:
+        ids = [r.id for r in records]
+        taken = [i for i in ids if i in self._messages]
+        if taken or len(set(ids)) != len(ids):
+            dup = taken[0] if taken else next(i for i in ids if ids.count(i) > 1)
+            raise StoreError(f"message id {dup} is already in the log")
+
+    def _insert(self, records: Iterable[MessageRecord]) -> None:
+        for record in records:
+            self._messages[record.id] = record
+            self._seq[record.id] = self._next_seq
+            self._next_seq += 1
+            self._index(record)
+            if record.direction is Direction.OUTBOUND and record.status in _PENDING:
+                self._outbox[record.id] = None
+
+    def _index(self, record: MessageRecord) -> None:
+        if not record.provider_message_id:
+            return
+        pid = (record.provider, record.provider_message_id)
+        self._by_pid.setdefault(pid, []).append(record.id)
+        if record.direction is Direction.INBOUND:
+            self._inbound_by_pid[pid] = record.id
+
+    def _unindex(self, record: MessageRecord) -> None:
+        if not record.provider_message_id:
+            return
+        pid = (record.provider, record.provider_message_id)
+        ids = self._by_pid.get(pid, [])
+        if record.id in ids:
+            ids.remove(record.id)
+        if not ids:
+            self._by_pid.pop(pid, None)
+        if self._inbound_by_pid.get(pid) == record.id:
+            del self._inbound_by_pid[pid]
+
+    def _oldest(self, ids: Iterable[str], limit: int) -> list[MessageRecord]:
+        records = [self._messages[i] for i in ids]
+        records.sort(key=lambda r: (r.created_at, self._seq[r.id]))
+        return records[: max(limit, 0)]

@@ -1,0 +1,240 @@
+"""The SQL of the SQLite store: schema migrations and every statement it runs.
+
+Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
+place. Every statement is a constant string, so sqlite3 prepares it once per connection.
+
+Tables (version 2):
+
+* ``sessions``        one row per conversation, keyed by (line, channel, contact);
+                      ``params``/``slots`` are JSON text.
+* ``messages``        the message log; ``seq`` (the rowid) breaks ties in ``created_at`` and
+                      ``processed`` marks inbound messages a turn has handled.
+* ``suppressions``    (line, contact) pairs that opted out.
+* ``fragment_groups`` / ``fragment_parts``  parts of long inbound texts (version 2).
+* ``seen_tokens``     poll-loop deduplication (version 2).
+
+Partial indexes keep the hot queues small: the outbox index holds only queued/sending
+messages, the inbox index only unprocessed inbound ones, the timer index only active
+sessions with a timer. Queries repeat the index's WHERE terms word for word, which is what
+lets SQLite's planner use a partial index.
+"""
+
+# Statements are built at import from this module's constants only (column lists, fixed
+# WHERE fragments); values always travel as ? parameters. Hence, for the whole file:
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: sessions, message log, suppressions.
+    """
+    CREATE TABLE sessions (
+        line TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        flow_version TEXT NOT NULL,
+        step TEXT NOT NULL,
+        lang TEXT NOT NULL,
+        params TEXT NOT NULL,
+        slots TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        contact_name TEXT,
+        timer_due REAL,
+        timer_step TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (line, channel, contact)
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_contact ON sessions (contact);
+    CREATE INDEX sessions_timers ON sessions (timer_due)
+        WHERE status = 'active' AND timer_due IS NOT NULL;
+
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        line TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        provider_message_id TEXT NOT NULL,
+        segments INTEGER NOT NULL,
+        price REAL,
+        error TEXT,
+        media_urls TEXT NOT NULL,
+        processed INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX messages_created ON messages (created_at);
+    CREATE INDEX messages_contact ON messages (contact, created_at);
+    -- One index, two jobs: delivery reports find messages by (provider, provider id) in
+    -- either direction (the index's prefix), and a provider retrying an inbound webhook
+    -- cannot make a second message: the third column is '' for every inbound message, so
+    -- inbound provider ids are unique, and the message's own id for an outbound one, so a
+    -- provider reusing an id for two messages we sent is not an error.
+    CREATE UNIQUE INDEX messages_provider_id ON messages (
+        provider, provider_message_id, (CASE direction WHEN 'inbound' THEN '' ELSE id END)
+    ) WHERE provider_message_id != '';
+    CREATE INDEX messages_outbox ON messages (created_at)
+        WHERE direction = 'outbound' AND status IN ('queued', 'sending');
+    CREATE INDEX messages_inbox ON messages (created_at)
+        WHERE direction = 'inbound' AND processed = 0;
+
+    CREATE TABLE suppressions (
+        line TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (line, contact)
+    ) WITHOUT ROWID;
+    """,
+    # 1 -> 2: long-text fragments and poll-loop tokens.
+    """
+    CREATE TABLE fragment_groups (
+        grp TEXT PRIMARY KEY,
+        total INTEGER NOT NULL,
+        first_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX fragment_groups_first_at ON fragment_groups (first_at);
+    CREATE TABLE fragment_parts (
+        grp TEXT NOT NULL REFERENCES fragment_groups (grp) ON DELETE CASCADE,
+        part INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (grp, part)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE seen_tokens (
+        namespace TEXT NOT NULL,
+        token TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        PRIMARY KEY (namespace, token)
+    ) WITHOUT ROWID;
+    CREATE INDEX seen_tokens_seen_at ON seen_tokens (seen_at);
+    """,
+]
+"""``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration script into single statements (``sqlite3`` executes one at a
+    time inside our own transaction; ``executescript`` would commit first).
+
+    Uses SQLite's own tokenizer (``complete_statement``), so a ``;`` inside a string or a
+    trigger body does not split. Raises ValueError on an unterminated last statement.
+    """
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _has_code(pending):
+                found.append(pending.strip())
+            pending = ""
+    if _has_code(pending.removesuffix(";")):
+        raise ValueError(f"migration ends in an unterminated statement: {pending.strip()!r}")
+    return found
+
+
+def _has_code(text: str) -> bool:
+    lines = (line.split("--", 1)[0] for line in text.splitlines())
+    return any(line.strip(" \t;") for line in lines)
+
+
+_SESSION = (
+    "line, channel, contact, flow, flow_version, step, lang, params, slots, attempts, "
+    "status, contact_name, timer_due, timer_step, created_at, updated_at"
+)
+_MESSAGE = (
+    "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
+    "segments, price, error, media_urls, created_at, updated_at"
+)
+_MESSAGE_INSERT = (
+    "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
+    "segments, price, error, media_urls, processed, created_at, updated_at"
+)
+
+GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE line = ? AND channel = ? AND contact = ?"
+SESSIONS_OF = f"SELECT {_SESSION} FROM sessions WHERE contact = ? ORDER BY line, channel"
+UPSERT_SESSION = (
+    f"INSERT INTO sessions ({_SESSION}) VALUES ({', '.join('?' * 16)}) "
+    "ON CONFLICT (line, channel, contact) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION.split(", ")[3:])
+)
+DUE_TIMERS = (
+    "SELECT line, channel, contact FROM sessions "
+    "WHERE status = 'active' AND timer_due IS NOT NULL AND timer_due <= ? "
+    "ORDER BY timer_due, line, channel, contact LIMIT ?"
+)
+
+INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({', '.join('?' * 16)})"
+# No conflict target: a taken id and a known inbound provider id both mean "duplicate".
+INSERT_INBOUND = INSERT_MESSAGE + " ON CONFLICT DO NOTHING"
+MARK_PROCESSED = (
+    "UPDATE messages SET processed = 1 WHERE id = ? AND direction = 'inbound' AND processed = 0"
+)
+INBOX = (
+    f"SELECT {_MESSAGE} FROM messages WHERE direction = 'inbound' AND processed = 0 "
+    "ORDER BY created_at, seq LIMIT ?"
+)
+OUTBOX = (
+    f"SELECT {_MESSAGE} FROM messages "
+    "WHERE direction = 'outbound' AND status IN ('queued', 'sending') "
+    "ORDER BY created_at, seq LIMIT ?"
+)
+UPDATE_MESSAGE = (
+    "UPDATE messages SET status = coalesce(?, status), provider = coalesce(?, provider), "
+    "provider_message_id = coalesce(?, provider_message_id), "
+    "segments = coalesce(?, segments), price = coalesce(?, price), "
+    "error = coalesce(?, error), updated_at = ? WHERE id = ?"
+)
+GET_MESSAGE = f"SELECT {_MESSAGE} FROM messages WHERE id = ?"
+FIND_MESSAGE = (
+    f"SELECT {_MESSAGE} FROM messages "
+    "WHERE provider = ? AND provider_message_id = ? AND provider_message_id != '' "
+    "ORDER BY direction = 'outbound' DESC, seq DESC LIMIT 1"
+)
+COUNT_MESSAGES = "SELECT count(*) FROM messages"
+LIST_MESSAGES = (
+    f"SELECT {_MESSAGE} FROM messages{{where}} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
+)
+
+SUPPRESS = (
+    "INSERT INTO suppressions (line, contact, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+UNSUPPRESS = "DELETE FROM suppressions WHERE line = ? AND contact = ?"
+IS_SUPPRESSED = "SELECT 1 FROM suppressions WHERE line = ? AND contact = ?"
+
+ADD_FRAGMENT_GROUP = (
+    "INSERT INTO fragment_groups (grp, total, first_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+FRAGMENT_TOTAL = "SELECT total FROM fragment_groups WHERE grp = ?"
+ADD_FRAGMENT_PART = (
+    "INSERT INTO fragment_parts (grp, part, text) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+FRAGMENT_PARTS = "SELECT text FROM fragment_parts WHERE grp = ? ORDER BY part"
+DELETE_FRAGMENT_GROUP = "DELETE FROM fragment_groups WHERE grp = ?"
+EXPIRED_FRAGMENT_GROUPS = (
+    "SELECT grp FROM fragment_groups WHERE first_at < ? ORDER BY first_at, grp"
+)
+
+SEEN = "INSERT INTO seen_tokens (namespace, token, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+PRUNE_SEEN = "DELETE FROM seen_tokens WHERE seen_at < ?"
+
+
+def message_filter(
+    direction: str | None, status: str | None, number: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (from fixed fragments only) and its arguments for a message query."""
+    terms: list[str] = []
+    args: list[str] = []
+    for column, value in (("direction", direction), ("status", status), ("contact", number)):
+        if value is not None:
+            terms.append(f"{column} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(terms) if terms else ""), tuple(args)

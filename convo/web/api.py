@@ -1,0 +1,148 @@
+"""Admin API and health check (DESIGN §5).
+
+* ``GET /healthz``: 200 ``{"status": "ok"}`` when the store answers its ping, else 503.
+* ``GET /api/conversations/{number}``: every conversation of a contact and their messages
+  (newest first, at most 200). The number may be URL-encoded (``%2B32...``) or not.
+* ``GET /api/messages?direction=&status=&number=&page=&page_size=``: one page of the message
+  log, newest first: ``{"messages": [...], "total", "page", "page_size"}``. ``page_size`` is
+  1..500 (default 50). A bad filter value is a 400 naming the parameter.
+
+The admin routes need ``Authorization: Bearer <server.api_token>`` (compared in constant
+time); a missing or wrong token is 401. Without a configured token the admin API is off and
+its routes answer 404, as if they did not exist.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from convo.exceptions import InvalidNumber
+from convo.models import Direction, MessageStatus
+from convo.store.base import MessageQuery
+from convo.web.state import SETTINGS, STORE, error_response
+
+log = logging.getLogger("convo.web.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MAX_PAGE_SIZE = 500
+
+
+def admin(handler: Handler) -> Handler:
+    """Guard an admin route with the bearer token (see module docstring)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        token = request.app[SETTINGS].server.api_token
+        if token is None:
+            return error_response(404, "not found (the admin API is off: no server.api_token)")
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), token.reveal().encode()
+        ):
+            response = error_response(401, "admin API: missing or wrong bearer token")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="convo"'
+            return response
+        return await handler(request)
+
+    return guarded
+
+
+def _number(raw: str, where: str) -> str:
+    from convo.sms.phone import normalize
+
+    # A "+" written unencoded in a query string arrives as a space.
+    text = raw.strip()
+    if raw.startswith(" ") and text[:1].isdigit():
+        text = "+" + text
+    try:
+        return normalize(text)
+    except InvalidNumber as exc:
+        raise _bad(f"{where}: {exc}") from exc
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _int(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(f"{name}: expected a whole number, got {raw!r}") from None
+    if value < 1 or (maximum is not None and value > maximum):
+        top = f" and {maximum}" if maximum else " or more"
+        raise _bad(f"{name}: expected a number between 1{top}, got {value}")
+    return value
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        ok = await request.app[STORE].ping()
+    except Exception:
+        log.exception("health check: store ping failed")
+        ok = False
+    if not ok:
+        return web.json_response({"status": "unavailable", "store": False}, status=503)
+    return web.json_response({"status": "ok", "store": True})
+
+
+@admin
+async def conversations(request: web.Request) -> web.StreamResponse:
+    number = _number(request.match_info["number"], "number")
+    store = request.app[STORE]
+    sessions = await store.sessions_of(number)
+    messages, total = await store.list_messages(MessageQuery(number=number, page_size=200))
+    return web.json_response(
+        {
+            "number": number,
+            "conversations": [s.to_json() for s in sessions],
+            "messages": [m.to_json() for m in messages],
+            "total_messages": total,
+        }
+    )
+
+
+@admin
+async def messages(request: web.Request) -> web.StreamResponse:
+    q = request.query
+    direction = status = None
+    if q.get("direction"):
+        try:
+            direction = Direction(q["direction"])
+        except ValueError:
+            raise _bad(f"direction: expected inbound or outbound, got {q['direction']!r}") from None
+    if q.get("status"):
+        try:
+            status = MessageStatus(q["status"])
+        except ValueError:
+            known = ", ".join(s.value for s in MessageStatus)
+            raise _bad(f"status: expected one of {known}, got {q['status']!r}") from None
+    number = _number(q["number"], "number") if q.get("number") else None
+    page = _int(request, "page", 1)
+    page_size = _int(request, "page_size", 50, MAX_PAGE_SIZE)
+    query = MessageQuery(
+        direction=direction, status=status, number=number, page=page, page_size=page_size
+    )
+    found, total = await request.app[STORE].list_messages(query)
+    return web.json_response(
+        {
+            "messages": [m.to_json() for m in found],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/conversations/{number}", conversations)
+    app.router.add_get("/api/messages", messages)

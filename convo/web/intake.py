@@ -1,0 +1,204 @@
+"""Intake: from a parsed inbound message to a turn running in the background.
+
+The inbound path keeps one promise: **an inbound message is stored before its webhook is
+acknowledged**, and its turn runs right after, in a task the app tracks so shutdown waits
+for it. :meth:`Intake.accept` is what a webhook awaits before answering 200: it stores the
+message (``engine.receive``; a duplicate is dropped there, so a provider retry gets one
+reply) and starts the turn in a tracked task that wakes the outbox when the replies are
+queued. A turn that fails leaves its message unprocessed; :meth:`Intake.recover` (run at
+start) processes every such message, which is also how a crash between acknowledgement and
+turn is repaired.
+
+Within this process a message id is *claimed* before it is stored, and recovery skips
+claimed ids, so a message is never turned twice by a webhook and by recovery at once.
+
+Long texts that arrive in parts (``InboundMessage.part``, e.g. Vonage ``concat-ref``) are
+joined through the store's ``Fragments``, so parts may arrive in any order and at different
+server processes. A part whose provider message id was seen before is a retry and is
+ignored. When all parts are in, the joined text becomes one message whose provider message
+id is the first part's. :meth:`Intake.expire_fragments` delivers what arrived of groups
+older than ``concat_timeout``. (A crash between recording a part as seen and storing the
+joined message could lose that text; the window is two store calls wide.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from convo.exceptions import MalformedWebhook
+from convo.models import InboundMessage, OutboundMessage
+
+if TYPE_CHECKING:
+    from convo.web.state import TurnEngine
+
+log = logging.getLogger("convo.web.intake")
+
+
+class Intake:
+    """Stores inbound messages and runs their turns in tracked background tasks."""
+
+    def __init__(
+        self,
+        engine: TurnEngine,
+        *,
+        on_replies: Callable[[], None] = lambda: None,
+        concat_timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.on_replies = on_replies  # the outbox's notify
+        self.concat_timeout = concat_timeout
+        self.clock = clock
+        self._claimed: set[str] = set()
+        self._tasks: set[asyncio.Task[list[OutboundMessage]]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def accept(self, message: InboundMessage) -> asyncio.Task[list[OutboundMessage]] | None:
+        """Store ``message`` (joining parts first) and start its turn. Returns the turn's
+        task, or None for a duplicate or a part still waiting for the others. Store errors
+        propagate (the webhook must not be acknowledged then)."""
+        if message.part is not None and message.part.total > 1:
+            joined = await self._join(message)
+            if joined is None:
+                return None
+            message = joined
+        self._claimed.add(message.id)
+        try:
+            fresh = await self.engine.receive(message)
+        except BaseException:
+            self._claimed.discard(message.id)
+            raise
+        if not fresh:
+            self._claimed.discard(message.id)
+            log.info(
+                "duplicate inbound %s from %s ignored",
+                message.provider_message_id,
+                message.provider,
+            )
+            return None
+        return self._start(message)
+
+    def _start(self, message: InboundMessage) -> asyncio.Task[list[OutboundMessage]]:
+        task = asyncio.create_task(self._turn(message), name=f"convo-turn-{message.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _turn(self, message: InboundMessage) -> list[OutboundMessage]:
+        try:
+            return await self.engine.process(message)
+        except Exception:
+            # The message stays unprocessed in the store: recovery at the next start runs it.
+            log.exception("turn for inbound %s (%s) failed", message.id, message.key)
+            return []
+        finally:
+            self._claimed.discard(message.id)
+            self.on_replies()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the turns in flight; True when all finished."""
+        deadline = time.monotonic() + timeout
+        while self._tasks:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return True
+
+    async def cancel(self) -> None:
+        """Cancel the turns still running (their messages stay unprocessed)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def recover(self) -> int:
+        """Turn every stored-but-unprocessed inbound message not claimed by this process
+        (after a crash, or after failed turns), oldest first; returns how many."""
+        tried: set[str] = set()
+        while True:
+            batch = [
+                r
+                for r in await self.store.unprocessed_inbound(limit=500)
+                if r.id not in tried and r.id not in self._claimed
+            ]
+            if not batch:
+                return len(tried)
+            for record in batch:
+                tried.add(record.id)
+                if record.id in self._claimed:
+                    continue
+                self._claimed.add(record.id)
+                message = InboundMessage(
+                    line=record.line,
+                    sender=record.contact,
+                    text=record.text,
+                    channel=record.channel,
+                    provider=record.provider,
+                    provider_message_id=record.provider_message_id,
+                    media_urls=record.media_urls,
+                    id=record.id,
+                    received_at=record.created_at,
+                )
+                # One at a time, in order: a person's earlier message is answered first.
+                with contextlib.suppress(Exception):  # logged in _turn
+                    await self._start(message)
+
+    # -- long texts in parts ----------------------------------------------------------------
+
+    async def _join(self, message: InboundMessage) -> InboundMessage | None:
+        part = message.part
+        assert part is not None
+        now = self.clock()
+        if message.provider_message_id and await self.store.seen(
+            f"part:{message.provider}", message.provider_message_id, now
+        ):
+            return None  # a provider retry of a part we already have
+        group = json.dumps(
+            [message.provider, message.line, message.sender, message.channel, part.ref, part.total]
+        )
+        payload = json.dumps({"id": message.provider_message_id, "text": message.text})
+        try:
+            parts = await self.store.add_fragment(group, part.index, part.total, payload, now)
+        except ValueError as exc:
+            raise MalformedWebhook(f"{message.provider}: {exc}") from None
+        return None if parts is None else self._joined(group, parts, now)
+
+    def _joined(self, group: str, parts: list[str], now: float) -> InboundMessage:
+        provider, line, sender, channel, _ref, _total = json.loads(group)
+        pieces = [json.loads(p) for p in parts]
+        return InboundMessage(
+            line=line,
+            sender=sender,
+            text="".join(p["text"] for p in pieces),
+            channel=channel,
+            provider=provider,
+            provider_message_id=pieces[0]["id"] if pieces else "",
+            received_at=now,
+        )
+
+    async def expire_fragments(self) -> int:
+        """Deliver what arrived of long texts whose first part is older than the timeout."""
+        now = self.clock()
+        count = 0
+        for group, parts in await self.store.expired_fragments(now - self.concat_timeout):
+            if parts:
+                log.warning(
+                    "long text %s incomplete after %ss; delivering %d part(s)",
+                    group,
+                    self.concat_timeout,
+                    len(parts),
+                )
+                await self.accept(self._joined(group, parts, now))
+                count += 1
+        return count
