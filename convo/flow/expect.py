@@ -17,11 +17,12 @@ How a reply is read:
    a thousand in nl/de but one in en, "di"/"do"/"ma" are weekdays only to Dutch/German
    contacts.
 
-Dates are read with explicit tables, not dateparser: dateparser costs ~0.5 s to import and
-milliseconds per call, guesses across 200 languages (a Dutch "hier" or an English "do" becomes
-a date), and its "relative to now" rules differ from what a booking bot needs (a weekday is
-the next one, never today). Four languages and the forms people actually text fit in a few
-tables here, each compiled at import, so a parse takes microseconds and is predictable.
+Dates are read with explicit tables, not dateparser: it is a heavy import (its own regex
+engine, timezone and 200-language data), slower per call, guesses among all its languages (so
+a short word of one language becomes a date in another), and its "relative to now" rules
+differ from what a booking bot needs (a weekday is the next one, never today). Four
+languages and the forms people actually text fit in a few tables here, compiled at import,
+so a parse takes a few microseconds and is predictable.
 Day-first order everywhere ("1/12" is 1 December); a day and month without year is the next
 such day from ``today`` (today included). Not understood on purpose: bare numbers as times,
 "half drie"-style clock phrases, dates in the past written without a year.
@@ -485,8 +486,9 @@ _normalized_word = functools.lru_cache(maxsize=4096)(normalize)  # flow words re
 
 
 def _languages(lang: str, words: Mapping[str, Sequence[str]]) -> list[str]:
-    """The languages of ``words``, the contact's first."""
-    return sorted(words, key=lambda other: other != lang)
+    """The languages of ``words``, the contact's first ("nl-BE" counts as "nl")."""
+    own = lang.replace("_", "-").split("-")[0].lower()
+    return sorted(words, key=lambda other: other.lower() != own)
 
 
 def _says(candidates: Sequence[str], words: Iterable[str]) -> bool:
@@ -532,7 +534,7 @@ def match_option(
             raw == option.key or _normalized_word(option.key) in candidates
         ):
             return option
-    for other in _languages(_base_lang(lang), _all_word_langs(options)):
+    for other in _languages(lang, _all_word_langs(options)):
         for option in options:
             if _says(candidates, option.words.get(other, ())):
                 return option
@@ -597,7 +599,7 @@ def parse_answer(
     if kind == "email":
         value = _email(text)
     elif kind == "choice":
-        value = _choice(expect.choices, text, base)
+        value = _choice(expect.choices, text, lang)
     else:
         core = _core(normalize(text))
         if kind == "yes_no":

@@ -14,6 +14,7 @@ step timeout fired) and, on calls, :meth:`Turn.silence`.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -204,8 +205,10 @@ class Turn:
             self.outputs.append(AwaitInput(step.name, verb))
             return None
         if isinstance(verb, Say):
+            await self._do(step.do)  # hooks first, so the text can use what they set
             self._say(step, verb.text, media=self._media(step))
-        elif isinstance(verb, Handoff):
+            return self._next(step)
+        if isinstance(verb, Handoff):
             if verb.say is not None:
                 self._say(step, verb.say)
             await self._do(step.do)
@@ -227,7 +230,10 @@ class Turn:
             await self._do(step.do)
             if isinstance(verb, Dial) and verb.on_fail:
                 return verb.on_fail
-            return self._next(step) if not isinstance(verb, Hangup) else self._end()
+            if isinstance(verb, Hangup):
+                self._end()
+                return None
+            return self._next(step)
         target = ""
         if isinstance(verb, Dial):
             target = self.render(verb.to)
@@ -236,14 +242,15 @@ class Turn:
         await self._do(step.do)
         self.outputs.append(CallAction(step.name, verb, target))
         if isinstance(verb, Hangup):
-            return self._end()
+            self._end()
         return None  # the call's next webhook (dial/record result) continues the flow
 
     def _next(self, step: Step) -> str | None:
         for branch in step.then:
             if branch.condition is None or self.evaluate(branch.condition):
                 return branch.goto
-        return self._end()
+        self._end()
+        return None
 
     def _end(self) -> None:
         self.session.status = ConversationStatus.ENDED
@@ -254,7 +261,10 @@ class Turn:
     # -- answers -------------------------------------------------------------------------
 
     async def _answer_ask(self, step: Step, verb: Ask, text: str) -> None:
-        answer = parse_answer(verb.expect, text, self.session.lang, channel=self.channel)
+        today = dt.date.fromtimestamp(self.clock())
+        answer = parse_answer(
+            verb.expect, text, self.session.lang, channel=self.channel, today=today
+        )
         if not answer.ok:
             await self._unusable(step, verb.retry, None)
             return
@@ -298,15 +308,15 @@ class Turn:
             else:
                 self._end()
             return
-        if message:
-            self._say(step, message, literal=True)
-        elif invalid is not None:
-            self._say(step, invalid)
         assert isinstance(step.verb, Ask | Choose)
-        if retry.reprompt:
-            text = retry.reprompt[min(s.attempts, len(retry.reprompt)) - 1]
-            self._prompt(step, text)
-        elif not (message or invalid):
+        # What a validator said (or the step's `invalid` text) stands in for the reprompt.
+        if message:
+            self._say(step, message, literal=True, prompt_for=step.name)
+        elif invalid is not None:
+            self._say(step, invalid, prompt_for=step.name)
+        elif retry.reprompt:
+            self._prompt(step, retry.reprompt[min(s.attempts, len(retry.reprompt)) - 1])
+        else:
             self._prompt(step, step.verb.text)
         self.outputs.append(AwaitInput(step.name, step.verb))
 
@@ -416,8 +426,9 @@ class Turn:
         media: tuple[str, ...] = (),
         prompt_for: str | None = None,
     ) -> None:
+        mixed: tuple[tuple[str, str], ...] = ()
         if isinstance(text, str):
-            rendered, mixed = (text if literal else self.render(text)), ()
+            rendered = text if literal else self.render(text)
         else:
             rendered, mixed = self._render_text(text)
         self.outputs.append(

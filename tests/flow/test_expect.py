@@ -429,3 +429,11 @@ def test_match_option_prefers_the_contacts_language() -> None:
     b = Option(POS, key="2", words={"en": ("post",)})
     assert match_option((a, b), "post", "en") is b
     assert match_option((a, b), "post", "nl") is a
+
+
+def test_words_of_a_flow_language_outside_the_four_are_preferred_too() -> None:
+    a = Option(POS, key="1", words={"en": ("si",)})
+    b = Option(POS, key="2", words={"es": ("si",)})
+    assert match_option((a, b), "Sí", "es-ES") is b
+    choices = (Choice("a", {"en": ("si",)}), Choice("b", {"es": ("si",)}))
+    assert read("choice", "sí", "es", choices=choices) == Answer(True, "b")

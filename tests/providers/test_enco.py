@@ -34,8 +34,10 @@ def offline() -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.MockTransport(no_network))
 
 
-def callback(adapter: EncoSms, ref: str, payload: Any, **query: str) -> WebhookRequest:
-    url = adapter.callback_url(ref)
+def callback(adapter: EncoSms, for_ref: str, payload: Any, **query: str) -> WebhookRequest:
+    """A callback request as Enco would make it to our ``callbackURL`` for ``for_ref``;
+    ``query`` overrides its parameters (to forge or strip them)."""
+    url = adapter.callback_url(for_ref)
     params = dict(parse_qsl(urlsplit(url).query)) | query
     return WebhookRequest(
         method="POST",

@@ -17,7 +17,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.exceptions import (
-    ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
@@ -33,22 +32,21 @@ KEY = "sim-key"
 SECRET = "sim-secret"
 LINE = "+3225550100"
 CALLER = "+32470123456"
-Script = Callable[[str, str, CallEvent], list[Instruction]]
+HOSTILE = "</Say><Dial>+900123</Dial> & ]]>"
 
 
 @dataclass
 class Bot:
-    """A stand-in for convo's web layer: verifies, parses, records, renders."""
+    """A stand-in for convo's web layer: verifies, parses, records, renders a script."""
 
-    script: Script
-    adapter: TelefoonVoice | None = None
-    public_url: str = ""
+    adapter: TelefoonVoice
+    script: Callable[[Bot, str, str, CallEvent], list[Instruction]]
+    public_url: str
     events: list[tuple[str, CallEvent]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
-        assert self.adapter is not None
         body = await request.read()
-        form = dict(parse_qsl(body.decode())) if request.content_type.endswith("urlencoded") else {}
+        urlencoded = request.content_type == "application/x-www-form-urlencoded"
         hook = WebhookRequest(
             method=request.method,
             path=request.path,
@@ -57,7 +55,7 @@ class Bot:
             query=dict(request.query),
             body=body,
             content_type=request.content_type,
-            form=form,
+            form=dict(parse_qsl(body.decode())) if urlencoded else {},
         )
         try:
             self.adapter.verify(hook)
@@ -68,36 +66,28 @@ class Bot:
         self.events.append((route, event))
         if route == "status":
             return web.Response(status=200)
-        doc, ctype = self.adapter.render(self.script(route, request.query.get("step", ""), event))
+        step = request.query.get("step", "")
+        doc, ctype = self.adapter.render(self.script(self, route, step, event))
         return web.Response(body=doc, headers={"Content-Type": ctype})
 
 
-def ivr(route: str, step: str, event: CallEvent) -> list[Instruction]:
-    """Language menu -> name by speech -> redirect -> transfer."""
+def ivr(bot: Bot, route: str, step: str, event: CallEvent) -> list[Instruction]:
+    """Language menu -> name by speech (echoed back) -> redirect -> transfer."""
     if route == "answer" and step == "transfer":
         return [Dial("+3225550199", caller_id=event.line, timeout=20), Hangup()]
     if route == "answer":
         menu = Say("Druk 1 voor Nederlands.", language="nl-NL")
         return [Gather(num_digits=1, prompts=(menu,)), Say("Tot ziens.", language="nl-NL")]
     if event.digits == "1":
-        ask = Say("Wat is uw naam?", language="nl-BE")  # nl-BE falls back to nl-NL
+        ask = Say("Wat is uw naam?", language="nl-BE")  # no nl-BE at Telefoon: nl-NL
         return [
             Say("U koos Nederlands.", language="nl-NL"),
             Gather(input=frozenset({"speech"}), speech_language="nl-BE", prompts=(ask,)),
         ]
     if event.speech is not None:
-        assert event.adapter_public_url if False else True
-        return [Say(f"Hallo {event.speech}", language="nl-NL"), Redirect(TRANSFER_URL[0])]
+        transfer = f"{bot.public_url}/webhooks/telefoon_voice/voice/answer?step=transfer"
+        return [Say(f"Hallo {event.speech}", language="nl-NL"), Redirect(transfer)]
     return [Say("We hoorden niets.", language="nl-NL"), Hangup()]
-
-
-TRANSFER_URL = [""]  # set once the bot's URL is known
-
-
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 async def _serve(app: web.Application) -> TestServer:
@@ -106,39 +96,206 @@ async def _serve(app: web.Application) -> TestServer:
     return server
 
 
+@dataclass
+class World:
+    sim: TelefoonVoiceSimulator
+    api_url: str
+    client: httpx.AsyncClient
+    servers: list[TestServer] = field(default_factory=list)
+
+    def adapter(
+        self, *, key: str = KEY, public_url: str = "https://bot.example.com", **options: object
+    ) -> TelefoonVoice:
+        opts = {"api_key": key, "webhook_secret": SECRET, "base_url": self.api_url, **options}
+        return TelefoonVoice.from_config("telefoon_voice", opts, self.client, public_url=public_url)
+
+    async def bot(self, *, secret: str = SECRET, fmt: str = "xml") -> Bot:
+        bots: list[Bot] = []  # the bot needs the server's URL, the server its route
+
+        async def handle(request: web.Request) -> web.Response:
+            return await bots[0].handle(request)
+
+        app = web.Application()
+        app.router.add_post("/webhooks/telefoon_voice/voice/{route}", handle)
+        server = await _serve(app)
+        self.servers.append(server)
+        public = str(server.make_url("")).rstrip("/")
+        adapter = self.adapter(public_url=public, webhook_secret=secret, format=fmt)
+        bots.append(Bot(adapter, ivr, public))
+        self.sim.webhook_base = public
+        return bots[0]
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[TelefoonVoiceSimulator]:
-    simulator = TelefoonVoiceSimulator(api_key=KEY, webhook_secret=SECRET)
-    server = await _serve(simulator.app)
-    simulator.base_url = str(server.make_url("")).rstrip("/")  # type: ignore[attr-defined]  # test-only note
-    yield simulator
-    await server.close()
+async def world() -> AsyncIterator[World]:
+    sim = TelefoonVoiceSimulator(api_key=KEY, webhook_secret=SECRET, numbers=[LINE])
+    server = await _serve(sim.app)
+    async with httpx.AsyncClient() as client:
+        w = World(sim, str(server.make_url("/v1/voice")), client, [server])
+        yield w
+        for s in reversed(w.servers):
+            await s.close()
 
 
-async def make_bot(
-    sim: TelefoonVoiceSimulator,
-    client: httpx.AsyncClient,
-    *,
-    fmt: str = "xml",
-    secret: str = SECRET,
-    script: Script = ivr,
-) -> tuple[Bot, TestServer]:
-    bot = Bot(script)
-    app = web.Application()
-    app.router.add_post("/webhooks/telefoon_voice/voice/{route}", bot.handle)
-    server = await _serve(app)
-    bot.public_url = str(server.make_url("")).rstrip("/")
-    TRANSFER_URL[0] = f"{bot.public_url}/webhooks/telefoon_voice/voice/answer?step=transfer"
-    bot.adapter = TelefoonVoice.from_config(
-        "telefoon_voice",
-        {
-            "api_key": KEY,
-            "webhook_secret": secret,
-            "base_url": sim.base_url,  # type: ignore[attr-defined]  # set by the fixture
-            "format": fmt,
-        },
-        client,
-        public_url=bot.public_url,
+# -- the caller's side ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+async def test_caller_follows_gathers_redirect_and_dial(world: World, fmt: str) -> None:
+    bot = await world.bot(fmt=fmt)
+    transcript = await world.sim.place_call(CALLER, LINE, ["1", f"say:{HOSTILE}"])
+
+    assert transcript.says == [
+        ("Druk 1 voor Nederlands.", "nl-NL"),
+        ("U koos Nederlands.", "nl-NL"),
+        ("Wat is uw naam?", "nl-NL"),
+        (f"Hallo {HOSTILE}", "nl-NL"),  # the caller's words stayed words
+    ]
+    assert [(g.input, g.attrs.get("language")) for g in transcript.gathers] == [
+        ("1", None),
+        (f"say:{HOSTILE}", "nl-NL"),
+    ]
+    assert [(d.verb, d.text) for d in transcript.dials] == [("Number", "+3225550199")]
+    assert transcript.of("Dial")[0].attrs["callerId"] == LINE
+    assert transcript.hangup and transcript.ended_by == "hangup"
+    assert transcript.status_code == 200
+    assert all(doc.status == 200 for doc in transcript.documents)
+    assert len(transcript.documents) == 4
+
+    routes = [(route, e.digits, e.speech, e.status) for route, e in bot.events]
+    assert routes == [
+        ("answer", None, None, CallStatus.IN_PROGRESS),
+        ("input", "1", None, CallStatus.IN_PROGRESS),
+        ("input", None, HOSTILE, CallStatus.IN_PROGRESS),
+        ("answer", None, None, CallStatus.IN_PROGRESS),
+        ("status", None, None, CallStatus.COMPLETED),
+    ]
+    first = bot.events[0][1]
+    assert (first.line, first.caller, first.direction) == (LINE, CALLER, "inbound")
+    assert bot.events[2][1].confidence == pytest.approx(0.9)
+
+
+async def test_silence_posts_no_input_and_caller_may_hang_up(world: World) -> None:
+    bot = await world.bot()
+    silent = await world.sim.place_call(CALLER, LINE, [None])
+    assert bot.events[1][0] == "input"
+    assert (bot.events[1][1].digits, bot.events[1][1].speech) == (None, None)
+    assert silent.says[-1] == ("We hoorden niets.", "nl-NL")
+    assert silent.gathers[0].input is None
+    assert silent.hangup
+
+    gone = await world.sim.place_call(CALLER, LINE, [])
+    assert gone.ended_by == "caller"
+    assert gone.says == [("Druk 1 voor Nederlands.", "nl-NL")]
+    assert gone.status_code == 200
+    assert world.sim.calls[gone.call_id]["status"] == "completed"
+
+
+async def test_wrong_signature_is_refused_by_the_bot(world: World) -> None:
+    bot = await world.bot(secret="another-secret")
+    transcript = await world.sim.place_call(CALLER, LINE, ["1"])
+    assert transcript.ended_by == "error"
+    assert "answered 401" in transcript.error
+    assert bot.events == []
+
+
+async def test_place_call_checks_inputs(world: World) -> None:
+    await world.bot()
+    with pytest.raises(ValueError, match=r"inputs\[1\]: input 'yes' is neither DTMF"):
+        await world.sim.place_call(CALLER, LINE, ["1", "yes"])
+
+
+async def test_deliver_status(world: World) -> None:
+    bot = await world.bot()
+    transcript = await world.sim.place_call(CALLER, LINE, [])
+    assert await world.sim.deliver_status(transcript.call_id, "completed", duration=9) == 200
+    assert bot.events[-1][1].duration == 9.0
+
+
+# -- the API side -----------------------------------------------------------------------------
+
+
+async def test_start_call_is_answered_by_the_simulator(world: World) -> None:
+    bot = await world.bot()
+    callee = "+32471999888"
+    world.sim.queue_answer_inputs(callee, [None])
+    assert bot.adapter is not None
+    call_id = await bot.adapter.start_call(
+        to=callee, line=LINE, answer_url="", status_url="", ring_timeout=25.5, tts_language="fr-FR"
     )
-    sim.webhook_base = bot.public_url
-    return bot, server
+    await world.sim.drain()
+
+    assert world.sim.sent == [
+        {
+            "to": callee,
+            "from": LINE,
+            "url": f"{bot.public_url}/webhooks/telefoon_voice/voice/answer",
+            "status_callback": f"{bot.public_url}/webhooks/telefoon_voice/voice/status",
+            "timeout": 26,
+            "tts_language": "fr-BE",
+        }
+    ]
+    transcript = world.sim.transcripts[call_id]
+    assert transcript.direction == "outbound"
+    assert transcript.says[-1] == ("We hoorden niets.", "nl-NL")
+    answer = bot.events[0][1]
+    assert (answer.call_id, answer.line, answer.caller, answer.direction) == (
+        call_id,
+        LINE,
+        callee,
+        "outbound",
+    )
+    info = await bot.adapter.get_call(call_id)
+    assert (info.status, info.from_number, info.to_number) == (CallStatus.COMPLETED, LINE, callee)
+
+
+async def test_list_end_and_conferences(world: World) -> None:
+    tv = world.adapter()
+    first = await tv.start_call(to="+32471000001", line=LINE, answer_url="", status_url="")
+    await tv.start_call(to="+32471000002", line=LINE, answer_url="", status_url="")
+    # No webhook_base and no url answering: the fake calls stay queued.
+    await world.sim.drain()
+    listed = await tv.list_calls(status="queued", direction="outbound", page=1, page_size=1)
+    assert listed.total == 2 and len(listed.calls) == 1
+    assert (await tv.list_calls(status=CallStatus.COMPLETED)).total == 0
+
+    await tv.end_call(first)
+    assert (await tv.get_call(first)).status is CallStatus.CANCELED
+
+    room = await tv.create_conference(friendly_name="Support", max_participants=10)
+    assert (room.friendly_name, room.status) == ("Support", "init")
+    assert [r.id for r in await tv.list_conferences()] == [room.id]
+
+    with pytest.raises(ValueError, match=r"page_size must be 1\.\.100"):
+        await tv.list_calls(page_size=101)
+
+
+async def test_error_mapping(world: World) -> None:
+    tv = world.adapter()
+    with pytest.raises(ProviderRejected) as rejected:
+        await world.adapter(key="wrong").start_call(
+            to=CALLER, line=LINE, answer_url="", status_url=""
+        )
+    assert rejected.value.code == "401"
+    assert KEY not in str(rejected.value)
+
+    world.sim.fail_next(429)
+    with pytest.raises(RateLimited) as limited:
+        await tv.get_call("CAnope")
+    assert limited.value.retry_after == 1.0
+
+    world.sim.fail_next(500)
+    with pytest.raises(ProviderUnavailable):
+        await tv.list_conferences()
+
+    with pytest.raises(ProviderRejected) as missing:
+        await tv.get_call("CA/../nope")
+    assert missing.value.code == "404"
+
+    with pytest.raises(ProviderRejected, match="must be a Telefoon number"):
+        await tv.start_call(to=CALLER, line="+3225559999", answer_url="", status_url="")
+
+    with pytest.raises(RenderError, match="tts_language: no supported locale for 'es-ES'"):
+        await tv.start_call(
+            to=CALLER, line=LINE, answer_url="", status_url="", tts_language="es-ES"
+        )
