@@ -288,28 +288,18 @@ Fields = dict[str, tuple[ScalarNode, Node]]
 # -- the reader -----------------------------------------------------------------------------
 
 
-class _FlowReader:
-    """Walks one flow file's node tree; see the module docstring."""
+class _NodeReader:
+    """Typed, located reading of a YAML node tree into diagnostics: the part of the loader
+    that knows YAML but nothing of flows (a candidate module of its own)."""
 
-    def __init__(self, name: str, text: str, version: str, hooks: Collection[str] | None):
+    def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.source_text = text
-        self.version = version
-        self.hooks = hooks
         self.diagnostics: list[Diagnostic] = []
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self._constructor = yaml.SafeLoader("")  # only for typed scalars (ints, floats)
-        self.languages: tuple[str, ...] = ()
-        self.channels: tuple[str, ...] = ("sms",)
-        self.params: dict[str, Param] = {}
-        self.slot_names: set[str] = set()
-        # Collected during the walk, checked after it (they need the whole file):
-        self.refs: list[tuple[str, ScalarNode]] = []  # step names used by goto & co
-        self.hook_uses: list[tuple[str, ScalarNode]] = []
-        self.templates: list[tuple[str, ScalarNode]] = []
-        self.expressions: list[tuple[str, ScalarNode]] = []
+        self._constructor = yaml.SafeLoader("")  # only for typed scalars and free values
 
-    # -- reporting ------------------------------------------------------------------------
+    # -- reporting ----------------------------------------------------------------------
 
     def pos(self, node: Node) -> Pos:
         return Pos(self.name, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -329,28 +319,7 @@ class _FlowReader:
     def wrong_type(self, node: Node, what: str, expected: str) -> None:
         self.report(node, f"{what}: expected {expected}, found {_describe(node)}")
 
-    # -- YAML -----------------------------------------------------------------------------
-
-    def read(self) -> FlowSpec | None:
-        try:
-            root = yaml.compose(self.source_text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            problem = exc.problem or exc.context or "invalid YAML"
-            self.report_at(line, col, f"YAML syntax error: {problem}")
-            return None
-        except yaml.YAMLError as exc:  # reader errors (control characters) have no mark
-            self.report_at(1, 1, f"YAML error: {exc}")
-            return None
-        if root is None:
-            self.report_at(1, 1, "empty flow file", "start with flow: ID, languages, start, steps")
-            return None
-        self._duplicates(root, set())
-        if not isinstance(root, MappingNode):
-            self.wrong_type(root, "flow file", "a mapping (flow:, languages:, start:, steps:)")
-            return None
-        return self._flow(root)
+    # -- mappings -----------------------------------------------------------------------
 
     def _duplicates(self, node: Node, seen: set[int]) -> None:
         """Report every duplicate mapping key in the tree (PyYAML keeps the last silently)."""
@@ -410,7 +379,7 @@ class _FlowReader:
         hint = _did_you_mean(word, allowed, "allowed keys")
         self.report(key, f"unknown key {word!r} in {what}", hint)
 
-    # -- scalars --------------------------------------------------------------------------
+    # -- scalars ------------------------------------------------------------------------
 
     def string(self, node: Node, what: str) -> str | None:
         if isinstance(node, ScalarNode) and node.tag != _NULL:
@@ -468,6 +437,66 @@ class _FlowReader:
                 out.append((value, item))
         return out
 
+    def regex(self, node: Node, what: str) -> str | None:
+        pattern = self.string(node, what)
+        if pattern is None:
+            return None
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            self.report(node, f"{what}: invalid regular expression: {exc}")
+            return None
+        return pattern
+
+    def _plain(self, node: Node) -> Any:
+        """A free-form value (param default/example) as plain Python data."""
+        return self._constructor.construct_object(node, deep=True)
+
+    # -- positions inside scalars -------------------------------------------------------
+
+    def _offset_to_pos(self, index: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self._line_starts, index) - 1
+        return line + 1, index - self._line_starts[line] + 1
+
+    def _find(self, node: ScalarNode, needle: str) -> tuple[int, int]:
+        """Where ``needle`` first appears inside a Jinja2 tag of ``node``'s text in the
+        file; the node's own position when it cannot be found (escapes, folding)."""
+        span = self.source_text[node.start_mark.index : node.end_mark.index]
+        word = r"(?<![\w.])(" + re.escape(needle) + r")(?!\w)"
+        found = re.search(r"(?:\{\{|\{%)[^}]*?" + word, span, re.DOTALL) or re.search(word, span)
+        if found is None:
+            return node.start_mark.line + 1, node.start_mark.column + 1
+        return self._offset_to_pos(node.start_mark.index + found.start(1))
+
+    def _template_line(self, node: ScalarNode, template_line: int) -> tuple[int, int]:
+        """The file position of line ``template_line`` (1-based) of ``node``'s text."""
+        first = node.start_mark.line + (1 if node.style in ("|", ">") else 0)
+        line = min(first + template_line - 1, node.end_mark.line)
+        if line == node.start_mark.line:
+            return line + 1, node.start_mark.column + 1
+        raw = self.source_text[self._line_starts[line] :].split("\n", 1)[0]
+        return line + 1, len(raw) - len(raw.lstrip()) + 1
+
+
+class _FlowReader(_NodeReader):
+    """Walks one flow file's node tree; see the module docstring."""
+
+    def __init__(self, name: str, text: str, version: str, hooks: Collection[str] | None):
+        super().__init__(name, text)
+        self.version = version
+        self.hooks = hooks
+        self.languages: tuple[str, ...] = ()
+        self.channels: tuple[str, ...] = ("sms",)
+        self.params: dict[str, Param] = {}
+        self.slot_names: set[str] = set()
+        # Collected during the walk, checked after it (they need the whole file):
+        self.refs: list[tuple[str, ScalarNode]] = []  # step names used by goto & co
+        self.hook_uses: list[tuple[str, ScalarNode]] = []
+        self.templates: list[tuple[str, ScalarNode]] = []
+        self.expressions: list[tuple[str, ScalarNode]] = []
+
+    # -- references ---------------------------------------------------------------------
+
     def step_ref(self, node: Node, what: str) -> str | None:
         name = self.string(node, what)
         if name is not None:
@@ -519,18 +548,7 @@ class _FlowReader:
             out[lang] = tuple(w for w, _ in self.strings(value, f"{what}.{lang}"))
         return out
 
-    def regex(self, node: Node, what: str) -> str | None:
-        pattern = self.string(node, what)
-        if pattern is None:
-            return None
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            self.report(node, f"{what}: invalid regular expression: {exc}")
-            return None
-        return pattern
-
-    # -- texts ----------------------------------------------------------------------------
+    # -- texts --------------------------------------------------------------------------
 
     def text(self, node: Node, what: str, *, per_channel: bool = True) -> Text:
         """A Text in any of its forms (see convo.flow.spec); broken parts are reported and
@@ -584,7 +602,28 @@ class _FlowReader:
             return tuple(self.text(item, f"{what}[{i}]") for i, item in enumerate(node.value))
         return (self.text(node, what),)
 
-    # -- the file -------------------------------------------------------------------------
+    # -- the file -----------------------------------------------------------------------
+
+    def read(self) -> FlowSpec | None:
+        try:
+            root = yaml.compose(self.source_text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = exc.problem or exc.context or "invalid YAML"
+            self.report_at(line, col, f"YAML syntax error: {problem}")
+            return None
+        except yaml.YAMLError as exc:  # reader errors (control characters) have no mark
+            self.report_at(1, 1, f"YAML error: {exc}")
+            return None
+        if root is None:
+            self.report_at(1, 1, "empty flow file", "start with flow: ID, languages, start, steps")
+            return None
+        self._duplicates(root, set())
+        if not isinstance(root, MappingNode):
+            self.wrong_type(root, "flow file", "a mapping (flow:, languages:, start:, steps:)")
+            return None
+        return self._flow(root)
 
     def _flow(self, root: MappingNode) -> FlowSpec | None:
         top = self.fields(root, "flow file", TOP_KEYS, ("flow", "languages", "start", "steps"))
@@ -682,10 +721,6 @@ class _FlowReader:
             example = self._plain(spec["example"][1]) if "example" in spec else None
             self.params[name] = Param(name, pos, bool(required), kind, default, example)
 
-    def _plain(self, node: Node) -> Any:
-        """A free-form value (param default/example) as plain Python data."""
-        return self._constructor.construct_object(node, deep=True)
-
     def _voice(self, node: Node) -> dict[str, VoiceLang]:
         out: dict[str, VoiceLang] = {}
         for lang, (key, value) in (self.fields(node, "voice", None) or {}).items():
@@ -743,7 +778,7 @@ class _FlowReader:
             self.report(node, "steps: a flow needs at least one step")
         return {name: (self._step(name, key, value), key) for name, (key, value) in entries.items()}
 
-    # -- steps ----------------------------------------------------------------------------
+    # -- steps --------------------------------------------------------------------------
 
     def _step(self, name: str, key: ScalarNode, node: Node) -> Step:
         pos = self.pos(key)
@@ -1094,7 +1129,7 @@ class _FlowReader:
             self.report(node, f"{where}: hangup: false does nothing", "write hangup: true")
         return Hangup(pos)
 
-    # -- cross-checks ---------------------------------------------------------------------
+    # -- cross-checks -------------------------------------------------------------------
 
     def _check_refs(self, steps: Mapping[str, object]) -> None:
         if not steps:
@@ -1189,31 +1224,6 @@ class _FlowReader:
                 hint = _did_you_mean(name, sorted(self.hooks), "the bot has")
                 self.report(node, f"unknown hook {name!r}: the bot registers no such action "
                             "or validator", hint or "the bot registers no hooks")  # fmt: skip
-
-    # -- positions inside scalars ---------------------------------------------------------
-
-    def _offset_to_pos(self, index: int) -> tuple[int, int]:
-        line = bisect.bisect_right(self._line_starts, index) - 1
-        return line + 1, index - self._line_starts[line] + 1
-
-    def _find(self, node: ScalarNode, needle: str) -> tuple[int, int]:
-        """Where ``needle`` first appears inside a Jinja2 tag of ``node``'s text in the
-        file; the node's own position when it cannot be found (escapes, folding)."""
-        span = self.source_text[node.start_mark.index : node.end_mark.index]
-        word = r"(?<![\w.])(" + re.escape(needle) + r")(?!\w)"
-        found = re.search(r"(?:\{\{|\{%)[^}]*?" + word, span, re.DOTALL) or re.search(word, span)
-        if found is None:
-            return node.start_mark.line + 1, node.start_mark.column + 1
-        return self._offset_to_pos(node.start_mark.index + found.start(1))
-
-    def _template_line(self, node: ScalarNode, template_line: int) -> tuple[int, int]:
-        """The file position of line ``template_line`` (1-based) of ``node``'s text."""
-        first = node.start_mark.line + (1 if node.style in ("|", ">") else 0)
-        line = min(first + template_line - 1, node.end_mark.line)
-        if line == node.start_mark.line:
-            return line + 1, node.start_mark.column + 1
-        raw = self.source_text[self._line_starts[line] :].split("\n", 1)[0]
-        return line + 1, len(raw) - len(raw.lstrip()) + 1
 
 
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})  # slots.get("x") is fine

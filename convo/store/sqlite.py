@@ -145,8 +145,7 @@ class SqliteStore:
                 cx.execute(sql.UPSERT_SESSION, row)
                 if inbound_id is not None:
                     cx.execute(sql.MARK_PROCESSED, (inbound_id,))
-                if messages:
-                    cx.executemany(sql.INSERT_MESSAGE, messages)
+                _insert_messages(cx, messages)
 
         await self._run("save turn", job)
 
@@ -176,7 +175,7 @@ class SqliteStore:
 
         def job(cx: sqlite3.Connection) -> None:
             with _transaction(cx):
-                cx.executemany(sql.INSERT_MESSAGE, rows)
+                _insert_messages(cx, rows)
 
         if rows:
             await self._run("add outbound", job)
@@ -357,6 +356,18 @@ def _transaction(cx: sqlite3.Connection) -> Iterator[None]:
             cx.execute("ROLLBACK")
         raise
     cx.execute("COMMIT")
+
+
+def _insert_messages(cx: sqlite3.Connection, rows: list[Row]) -> None:
+    """Insert message rows; StoreError naming the id when one is already in the log."""
+    try:
+        cx.executemany(sql.INSERT_MESSAGE, rows)
+    except sqlite3.IntegrityError:
+        ids = [row[0] for row in rows]
+        for i, id_ in enumerate(ids):
+            if id_ in ids[:i] or cx.execute(sql.GET_MESSAGE, (id_,)).fetchone():
+                raise StoreError(f"message id {id_} is already in the log") from None
+        raise
 
 
 def _user_version(cx: sqlite3.Connection) -> int:

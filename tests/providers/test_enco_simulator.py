@@ -27,7 +27,8 @@ class Env:
     factory for adapters pointed at them."""
 
     def __init__(self, sim: EncoSimulator, api: str, hooks: str, client: httpx.AsyncClient):
-        self.sim, self.api, self.hooks, self.client = sim, api, hooks, client
+        self.sim, self.client = sim, client
+        self.api, self.hooks = api.rstrip("/"), hooks.rstrip("/")
         self.got: list[WebhookRequest] = []
 
     def adapter(self, *, public_url: str | None = None, **extra: Any) -> EncoSms:
@@ -47,29 +48,29 @@ class Env:
 async def env(aiohttp_server: ServerFactory) -> AsyncIterator[Env]:
     sim = EncoSimulator(dedicated_addresses=("8888", "666"))
     api = await aiohttp_server(sim.app)
+    got: list[WebhookRequest] = []
+
+    async def record(request: web.Request) -> web.Response:
+        got.append(
+            WebhookRequest(
+                method=request.method,
+                path=request.path,
+                url=str(request.url),
+                headers=dict(request.headers),
+                query=dict(request.query),
+                body=await request.read(),
+                content_type=request.content_type,
+            )
+        )
+        return web.json_response({})
+
     recorder = web.Application()
+    recorder.router.add_post("/webhooks/{tail:.*}", record)
     hooks = await aiohttp_server(recorder)
     # Plain HTTP on loopback: verify=False only skips loading the CA bundle (slow).
     async with httpx.AsyncClient(timeout=5, verify=False) as client:
-        state = Env(sim, str(api.make_url("")).rstrip("/"), str(hooks.make_url("")).rstrip("/"),
-                    client)  # fmt: skip
-
-        async def record(request: web.Request) -> web.Response:
-            state.got.append(
-                WebhookRequest(
-                    method=request.method,
-                    path=request.path,
-                    url=str(request.url),
-                    headers=dict(request.headers),
-                    query=dict(request.query),
-                    body=await request.read(),
-                    content_type=request.content_type,
-                )
-            )
-            return web.json_response({})
-
-        recorder.router._frozen = False  # adding the route after startup, test-only
-        recorder.router.add_post("/webhooks/{tail:.*}", record)
+        state = Env(sim, str(api.make_url("")), str(hooks.make_url("")), client)
+        state.got = got
         yield state
     await sim.aclose()
 
@@ -135,8 +136,11 @@ async def test_force_character_limit(env: Env) -> None:
         await adapter.send(OutboundMessage("8888", PHONE, "x" * 161))
     assert len(env.sim.sent) == 1
     # The simulator enforces the flag too, the way the document describes it.
-    token = (await env.client.post(f"{env.api}/token", data={"grant_type": "client_credentials"},
-                                   auth=("test-client", "test-secret"))).json()["access_token"]  # fmt: skip
+    grant = {"grant_type": "client_credentials"}
+    issued = await env.client.post(
+        f"{env.api}/token", data=grant, auth=("test-client", "test-secret")
+    )
+    token = issued.json()["access_token"]
     answer = await env.client.post(
         f"{env.api}/sms/outboundmessages/8888?forceCharacterLimit=true",
         json={"message": "x" * 161, "destinations": [PHONE]},

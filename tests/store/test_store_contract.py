@@ -1,0 +1,413 @@
+"""One contract suite, run against every store backend (memory, and SQLite in tmp_path)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from convo.exceptions import StoreError
+from convo.models import (
+    ConversationKey,
+    ConversationStatus,
+    Direction,
+    MessageRecord,
+    MessageStatus,
+    Session,
+)
+from convo.store import MemoryStore, MessageQuery, Store
+from convo.store.sqlite import SqliteStore
+
+LINE = "+32470000100"
+ALICE = "+32470000001"
+BOB = "+32470000002"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    backend: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "c.db")
+    await backend.open()
+    assert isinstance(backend, Store)
+    yield backend
+    await backend.close()
+
+
+def session(contact: str = ALICE, *, channel: str = "sms", line: str = LINE) -> Session:
+    return Session(
+        key=ConversationKey(line, channel, contact),  # type: ignore[arg-type]  # test data
+        flow="appointment",
+        flow_version="3",
+        step="confirm",
+        lang="nl",
+        params={"patient": "An", "date": "2026-12-01"},
+        created_at=1000.0,
+        updated_at=1001.0,
+    )
+
+
+def inbound(n: int, *, contact: str = ALICE, pid: str | None = None, at: float = 0) -> MessageRecord:
+    return MessageRecord(
+        id=f"in-{n}",
+        direction=Direction.INBOUND,
+        line=LINE,
+        contact=contact,
+        text=f"text {n}",
+        status=MessageStatus.RECEIVED,
+        provider="vonage",
+        provider_message_id=f"v-{n}" if pid is None else pid,
+        created_at=at or 2000.0 + n,
+        updated_at=at or 2000.0 + n,
+    )
+
+
+def outbound(n: int, *, contact: str = ALICE, at: float = 0) -> MessageRecord:
+    return MessageRecord(
+        id=f"out-{n}",
+        direction=Direction.OUTBOUND,
+        line=LINE,
+        contact=contact,
+        text=f"reply {n}",
+        status=MessageStatus.QUEUED,
+        created_at=at or 3000.0 + n,
+        updated_at=at or 3000.0 + n,
+    )
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+async def test_session_round_trips_every_field(store: Store) -> None:
+    s = session()
+    s.slots = {"confirmed": True, "when": {"day": "maandag", "hours": [9, 10.5]}, "naam": "Zoë 🦷"}
+    s.attempts = 2
+    s.status = ConversationStatus.HANDOFF
+    s.contact_name = "Zoë"
+    s.timer_due = 5000.5
+    s.timer_step = "confirm"
+    await store.save_turn(s)
+    loaded = await store.get_session(s.key)
+    assert loaded == s
+    assert dataclasses.asdict(loaded) == dataclasses.asdict(s)  # nested values too
+
+
+async def test_unknown_session_is_none(store: Store) -> None:
+    assert await store.get_session(ConversationKey(LINE, "sms", BOB)) is None
+
+
+async def test_loaded_session_is_a_copy(store: Store) -> None:
+    await store.save_turn(session())
+    loaded = await store.get_session(session().key)
+    assert loaded is not None
+    loaded.step = "elsewhere"
+    loaded.slots["x"] = 1
+    loaded.params["patient"] = "Bo"
+    again = await store.get_session(session().key)
+    assert again == session()
+
+
+async def test_saved_session_is_a_copy(store: Store) -> None:
+    s = session()
+    await store.save_turn(s)
+    s.slots["late"] = True
+    loaded = await store.get_session(s.key)
+    assert loaded is not None and "late" not in loaded.slots
+
+
+async def test_save_turn_replaces_the_session(store: Store) -> None:
+    await store.save_turn(session())
+    changed = session()
+    changed.step, changed.attempts, changed.slots = "pick_date", 1, {"confirmed": False}
+    await store.save_turn(changed)
+    assert await store.get_session(changed.key) == changed
+
+
+async def test_non_json_slots_fail_clearly(store: Store) -> None:
+    s = session()
+    s.slots["when"] = {1, 2}
+    with pytest.raises(StoreError, match="slots must be JSON data"):
+        await store.save_turn(s)
+    assert await store.get_session(s.key) is None
+
+
+async def test_sessions_of_a_contact(store: Store) -> None:
+    await store.save_turn(session(ALICE, channel="voice"))
+    await store.save_turn(session(ALICE, line="+32470000200"))
+    await store.save_turn(session(BOB))
+    found = await store.sessions_of(ALICE)
+    assert sorted((s.key.line, s.key.channel) for s in found) == [
+        (LINE, "voice"),
+        ("+32470000200", "sms"),
+    ]
+    assert await store.sessions_of("+32499999999") == []
+
+
+# -- save_turn atomicity --------------------------------------------------------------------
+
+
+async def test_save_turn_marks_inbound_and_queues_replies(store: Store) -> None:
+    assert await store.add_inbound(inbound(1))
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-1"]
+    await store.save_turn(session(), inbound_id="in-1", outbound=[outbound(1), outbound(2)])
+    assert await store.unprocessed_inbound() == []
+    assert [m.id for m in await store.pending_outbound()] == ["out-1", "out-2"]
+    assert await store.get_session(session().key) == session()
+
+
+async def test_failed_save_turn_changes_nothing(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    assert await store.add_inbound(inbound(1))
+    # out-1 is taken: the whole turn must be refused, not only that message.
+    with pytest.raises(StoreError, match="out-1"):
+        await store.save_turn(session(), inbound_id="in-1", outbound=[outbound(2), outbound(1)])
+    assert await store.get_session(session().key) is None
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-1"]
+    assert [m.id for m in await store.pending_outbound()] == ["out-1"]
+
+
+async def test_save_turn_with_unknown_inbound_id_still_saves(store: Store) -> None:
+    await store.save_turn(session(), inbound_id="never-stored", outbound=[outbound(1)])
+    assert await store.get_session(session().key) == session()
+    assert [m.id for m in await store.pending_outbound()] == ["out-1"]
+
+
+# -- timers ------------------------------------------------------------------------------------
+
+
+async def test_due_timers_oldest_first_with_limit(store: Store) -> None:
+    dues = {"+1": 50.0, "+2": 10.0, "+3": 30.0, "+4": 99.0, "+5": None}
+    for contact, due in dues.items():
+        s = session(contact)
+        s.timer_due = due
+        await store.save_turn(s)
+    ended = session("+6")
+    ended.timer_due, ended.status = 5.0, ConversationStatus.ENDED
+    await store.save_turn(ended)
+    due_now = await store.due_timers(now=50.0)
+    assert [k.contact for k in due_now] == ["+2", "+3", "+1"]
+    assert [k.contact for k in await store.due_timers(now=50.0, limit=2)] == ["+2", "+3"]
+    assert await store.due_timers(now=9.0) == []
+    assert due_now[0] == ConversationKey(LINE, "sms", "+2")
+
+
+# -- message log ------------------------------------------------------------------------------
+
+
+async def test_add_inbound_dedupes_on_provider_id(store: Store) -> None:
+    assert await store.add_inbound(inbound(1, pid="abc"))
+    retry = dataclasses.replace(inbound(2, pid="abc"))
+    assert not await store.add_inbound(retry)
+    assert await store.get_message("in-2") is None
+    other_provider = dataclasses.replace(inbound(3, pid="abc"), provider="telefoon_sms")
+    assert await store.add_inbound(other_provider)
+    assert not await store.add_inbound(inbound(1, pid="other"))  # same internal id
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-1", "in-3"]
+
+
+async def test_add_inbound_does_not_dedupe_empty_provider_ids(store: Store) -> None:
+    assert await store.add_inbound(inbound(1, pid=""))
+    assert await store.add_inbound(inbound(2, pid=""))
+    assert len(await store.unprocessed_inbound()) == 2
+
+
+async def test_outbound_may_share_an_inbound_provider_id(store: Store) -> None:
+    assert await store.add_inbound(inbound(1, pid="shared"))
+    await store.add_outbound([outbound(1), outbound(2)])
+    await store.update_message("out-1", provider="vonage", provider_message_id="shared")
+    await store.update_message("out-2", provider="vonage", provider_message_id="shared")
+    found = await store.find_message("vonage", "shared")
+    assert found is not None and found.id == "out-2"  # outbound first, then newest
+
+
+async def test_add_inbound_refuses_outbound(store: Store) -> None:
+    with pytest.raises(ValueError, match="outbound"):
+        await store.add_inbound(outbound(1))
+
+
+async def test_unprocessed_and_mark_processed(store: Store) -> None:
+    for n in (3, 1, 2):
+        await store.add_inbound(inbound(n))
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-1", "in-2", "in-3"]
+    assert [m.id for m in await store.unprocessed_inbound(limit=1)] == ["in-1"]
+    await store.mark_processed("in-2")
+    await store.mark_processed("no-such-id")
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-1", "in-3"]
+
+
+async def test_pending_outbound_follows_status(store: Store) -> None:
+    await store.add_outbound([outbound(2), outbound(1), outbound(3)])
+    assert [m.id for m in await store.pending_outbound()] == ["out-1", "out-2", "out-3"]
+    await store.update_message("out-1", status=MessageStatus.SENDING)
+    await store.update_message("out-2", status=MessageStatus.SENT)
+    assert [m.id for m in await store.pending_outbound()] == ["out-1", "out-3"]
+    assert [m.id for m in await store.pending_outbound(limit=1)] == ["out-1"]
+    await store.update_message("out-2", status=MessageStatus.QUEUED)  # requeued for a retry
+    assert [m.id for m in await store.pending_outbound()] == ["out-1", "out-2", "out-3"]
+
+
+async def test_update_message_changes_only_given_fields(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    before = await store.get_message("out-1")
+    updated = await store.update_message(
+        "out-1",
+        status=MessageStatus.SENT,
+        provider="vonage",
+        provider_message_id="v-77",
+        segments=2,
+        price=0.0333,
+    )
+    assert updated is not None and before is not None
+    assert (updated.status, updated.provider, updated.provider_message_id) == (
+        MessageStatus.SENT,
+        "vonage",
+        "v-77",
+    )
+    assert (updated.segments, updated.price, updated.error) == (2, 0.0333, None)
+    assert (updated.text, updated.created_at) == (before.text, before.created_at)
+    assert updated.updated_at > before.updated_at
+    failed = await store.update_message("out-1", status=MessageStatus.FAILED, error="bad number")
+    assert failed is not None
+    assert (failed.status, failed.error, failed.price) == (MessageStatus.FAILED, "bad number", 0.0333)
+    assert await store.get_message("out-1") == failed
+    assert await store.update_message("nope", status=MessageStatus.SENT) is None
+
+
+async def test_find_message_by_provider_id(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    await store.update_message("out-1", provider="vonage", provider_message_id="v-9")
+    found = await store.find_message("vonage", "v-9")
+    assert found is not None and found.id == "out-1"
+    assert await store.find_message("telefoon_sms", "v-9") is None
+    assert await store.find_message("vonage", "v-10") is None
+    assert await store.find_message("", "") is None
+
+
+async def test_message_fields_round_trip(store: Store) -> None:
+    record = dataclasses.replace(
+        inbound(1),
+        text="Zoë zegt: ja 👍",
+        channel="voice",
+        media_urls=("https://x/a.jpg", "https://x/b.jpg"),
+        segments=3,
+        price=0.05,
+        error="none",
+    )
+    await store.add_inbound(record)
+    assert await store.get_message("in-1") == record
+
+
+async def test_list_messages_filters_pages_and_totals(store: Store) -> None:
+    await store.add_inbound(inbound(1, contact=ALICE, at=100))
+    await store.add_inbound(inbound(2, contact=BOB, at=200))
+    await store.add_outbound(
+        [outbound(1, contact=ALICE, at=300), outbound(2, contact=BOB, at=400)]
+    )
+    await store.add_outbound([outbound(3, contact=ALICE, at=400)])  # same time: later wins
+    await store.update_message("out-1", status=MessageStatus.DELIVERED)
+
+    everything, total = await store.list_messages(MessageQuery())
+    assert total == 5
+    assert [m.id for m in everything] == ["out-3", "out-2", "out-1", "in-2", "in-1"]
+
+    page2, total = await store.list_messages(MessageQuery(page=2, page_size=2))
+    assert ([m.id for m in page2], total) == (["out-1", "in-2"], 5)
+    page4, total = await store.list_messages(MessageQuery(page=4, page_size=2))
+    assert (page4, total) == ([], 5)
+
+    inbound_only, total = await store.list_messages(MessageQuery(direction=Direction.INBOUND))
+    assert ([m.id for m in inbound_only], total) == (["in-2", "in-1"], 2)
+
+    delivered, total = await store.list_messages(MessageQuery(status=MessageStatus.DELIVERED))
+    assert ([m.id for m in delivered], total) == (["out-1"], 1)
+
+    alice, total = await store.list_messages(MessageQuery(number=ALICE, page_size=2))
+    assert ([m.id for m in alice], total) == (["out-3", "out-1"], 3)
+
+    alice_queued, total = await store.list_messages(
+        MessageQuery(number=ALICE, direction=Direction.OUTBOUND, status=MessageStatus.QUEUED)
+    )
+    assert ([m.id for m in alice_queued], total) == (["out-3"], 1)
+
+
+async def test_list_messages_refuses_bad_pages(store: Store) -> None:
+    with pytest.raises(ValueError, match="page must be 1 or more"):
+        await store.list_messages(MessageQuery(page=0))
+    with pytest.raises(ValueError, match="page_size"):
+        await store.list_messages(MessageQuery(page_size=0))
+
+
+async def test_add_outbound_refuses_taken_ids(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    with pytest.raises(StoreError, match="out-1"):
+        await store.add_outbound([outbound(2), outbound(1)])
+    assert await store.get_message("out-2") is None
+
+
+# -- suppressions -----------------------------------------------------------------------------
+
+
+async def test_suppressions_are_per_line(store: Store) -> None:
+    assert not await store.is_suppressed(LINE, ALICE)
+    await store.set_suppressed(LINE, ALICE, True)
+    await store.set_suppressed(LINE, ALICE, True)  # idempotent
+    assert await store.is_suppressed(LINE, ALICE)
+    assert not await store.is_suppressed("+32470000200", ALICE)
+    assert not await store.is_suppressed(LINE, BOB)
+    await store.set_suppressed(LINE, ALICE, False)
+    await store.set_suppressed(LINE, ALICE, False)
+    assert not await store.is_suppressed(LINE, ALICE)
+
+
+# -- fragments and poll tokens ----------------------------------------------------------------
+
+
+async def test_fragments_join_out_of_order_parts(store: Store) -> None:
+    assert await store.add_fragment("ref-1", 3, 3, "drie", now=10) is None
+    assert await store.add_fragment("ref-1", 1, 3, "een ", now=11) is None
+    assert await store.add_fragment("ref-1", 1, 3, "een ", now=12) is None  # provider retry
+    assert await store.add_fragment("ref-2", 1, 2, "other", now=12) is None
+    assert await store.add_fragment("ref-1", 2, 3, "twee ", now=13) == ["een ", "twee ", "drie"]
+    # The group is gone: a late retry starts a new group instead of completing twice.
+    assert await store.add_fragment("ref-1", 2, 3, "twee ", now=14) is None
+
+
+async def test_fragment_part_numbers_are_checked(store: Store) -> None:
+    with pytest.raises(ValueError, match="part 4 of 3"):
+        await store.add_fragment("g", 4, 3, "x", now=1)
+    with pytest.raises(ValueError, match="part 0 of 2"):
+        await store.add_fragment("g", 0, 2, "x", now=1)
+    await store.add_fragment("g", 1, 2, "a", now=1)
+    assert await store.add_fragment("g", 3, 3, "c", now=1) is None  # group says 2 parts
+    assert await store.add_fragment("g", 2, 2, "b", now=1) == ["a", "b"]
+
+
+async def test_expired_fragments_return_partial_groups_in_order(store: Store) -> None:
+    await store.add_fragment("late", 2, 3, "B", now=20)
+    await store.add_fragment("early", 3, 4, "z", now=10)
+    await store.add_fragment("early", 1, 4, "x", now=30)
+    await store.add_fragment("fresh", 1, 2, "f", now=100)
+    expired = await store.expired_fragments(older_than=50)
+    assert expired == [("early", ["x", "z"]), ("late", ["B"])]
+    assert await store.expired_fragments(older_than=50) == []
+    assert await store.add_fragment("fresh", 2, 2, "g", now=101) == ["f", "g"]
+
+
+async def test_seen_tokens(store: Store) -> None:
+    assert not await store.seen("enco", "msg-1", now=1)
+    assert await store.seen("enco", "msg-1", now=2)
+    assert not await store.seen("other", "msg-1", now=3)
+    assert not await store.seen("enco", "msg-2", now=10)
+
+
+async def test_ping(store: Store) -> None:
+    assert await store.ping()
+
+
+async def test_prune_seen_forgets_old_tokens(store: Store) -> None:
+    assert isinstance(store, MemoryStore | SqliteStore)  # beyond the protocol: both have it
+    await store.seen("enco", "old", now=1)
+    await store.seen("enco", "new", now=100)
+    assert await store.prune_seen(older_than=50) == 1
+    assert not await store.seen("enco", "old", now=101)
+    assert await store.seen("enco", "new", now=102)
