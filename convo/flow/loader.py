@@ -292,6 +292,9 @@ class _NodeReader:
     """Typed, located reading of a YAML node tree into diagnostics: the part of the loader
     that knows YAML but nothing of flows (a candidate module of its own)."""
 
+    #: Keys that belong somewhere else: key -> (message, hint), said instead of "unknown key".
+    misplaced: Mapping[str, tuple[str, str]] = {}
+
     def __init__(self, name: str, text: str) -> None:
         self.name = name
         self.source_text = text
@@ -371,10 +374,8 @@ class _NodeReader:
 
     def unknown_key(self, key: ScalarNode, what: str, allowed: Sequence[str]) -> None:
         word = key.value
-        if word in RETRY_KEYS and word.startswith("on_"):
-            self.report(
-                key, f"{word} is only allowed in ask or choose", "move it under ask: or choose:"
-            )
+        if word in self.misplaced:
+            self.report(key, *self.misplaced[word])
             return
         hint = _did_you_mean(word, allowed, "allowed keys")
         self.report(key, f"unknown key {word!r} in {what}", hint)
@@ -450,7 +451,11 @@ class _NodeReader:
 
     def _plain(self, node: Node) -> Any:
         """A free-form value (param default/example) as plain Python data."""
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:  # an unknown !tag: report it, keep reading
+            self.report(node, f"cannot read this value: {getattr(exc, 'problem', None) or exc}")
+            return None
 
     # -- positions inside scalars -------------------------------------------------------
 
@@ -480,6 +485,11 @@ class _NodeReader:
 
 class _FlowReader(_NodeReader):
     """Walks one flow file's node tree; see the module docstring."""
+
+    misplaced: Mapping[str, tuple[str, str]] = {
+        key: (f"{key} is only allowed in ask or choose", "move it under ask: or choose:")
+        for key in ("on_max_attempts", "on_timeout")
+    }
 
     def __init__(self, name: str, text: str, version: str, hooks: Collection[str] | None):
         super().__init__(name, text)
@@ -610,7 +620,7 @@ class _FlowReader(_NodeReader):
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            problem = exc.problem or exc.context or "invalid YAML"
+            problem = ", ".join(filter(None, (exc.context, exc.problem))) or "invalid YAML"
             self.report_at(line, col, f"YAML syntax error: {problem}")
             return None
         except yaml.YAMLError as exc:  # reader errors (control characters) have no mark

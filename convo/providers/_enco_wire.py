@@ -6,11 +6,15 @@ to the protocol and the seed's shapes are written down in one place.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from datetime import datetime, timedelta
 
 import httpx
 
-from convo.models import MessageStatus
+from convo.exceptions import InvalidNumber, MalformedWebhook
+from convo.models import InboundMessage, MessageStatus
+from convo.providers._wire import e164
 
 #: The document's ``deliveryStatus`` values and what they mean for us.
 STATUS_MAP: dict[str, MessageStatus] = {
@@ -100,3 +104,31 @@ def timestamp(value: str) -> float | None:
         return datetime.fromisoformat(value).timestamp()
     except ValueError:
         return None
+
+
+def inbound_message(item: object, *, line: str, provider: str) -> InboundMessage:
+    """One entry of an inbound poll's ``messages``; ``MalformedWebhook`` says what is off.
+
+    Enco gives no message id: ``provider_message_id`` is a hash of sender, our address,
+    text and ``timeReceived``, the same each time the same message is read."""
+    if not isinstance(item, dict):
+        raise MalformedWebhook("an inbound message is not an object")
+    sender, text, when = item.get("senderAddress"), item.get("message"), item.get("timeReceived")
+    if not isinstance(sender, str) or not sender:
+        raise MalformedWebhook("field 'senderAddress' is missing")
+    if not isinstance(text, str):
+        raise MalformedWebhook("field 'message' is missing")
+    when = when if isinstance(when, str) else ""
+    try:
+        number = e164(sender.removeprefix("tel:"))
+    except InvalidNumber as exc:
+        raise MalformedWebhook(f"field 'senderAddress': {exc}") from exc
+    digest = hashlib.sha256("\x1f".join((number, line, text, when)).encode())
+    return InboundMessage(
+        line=line,
+        sender=number,
+        text=text,
+        provider=provider,
+        provider_message_id="enco-" + digest.hexdigest()[:32],
+        received_at=timestamp(when) or time.time(),
+    )

@@ -77,9 +77,9 @@ from convo.providers._enco_wire import (
     STATUS_MAP,
     delivery_entries,
     delivery_id,
+    inbound_message,
     neutral_status,
     oneapi_error,
-    timestamp,
     window,
 )
 from convo.providers._oauth import ClientCredentials
@@ -317,37 +317,10 @@ class EncoSms:
         inbound = []
         for item in items:
             try:
-                inbound.append(self._inbound(item))
+                inbound.append(inbound_message(item, line=self.line, provider=self.name))
             except MalformedWebhook as exc:
                 log.error("%s: skipped unreadable inbound message %r: %s", self.name, item, exc)
         return sorted(inbound, key=lambda m: m.received_at)
-
-    def _inbound(self, item: object) -> InboundMessage:
-        if not isinstance(item, dict):
-            raise MalformedWebhook("an inbound message is not an object")
-        sender, text, when = (
-            item.get("senderAddress"),
-            item.get("message"),
-            item.get("timeReceived"),
-        )
-        if not isinstance(sender, str) or not sender:
-            raise MalformedWebhook("field 'senderAddress' is missing")
-        if not isinstance(text, str):
-            raise MalformedWebhook("field 'message' is missing")
-        when = when if isinstance(when, str) else ""
-        try:
-            number = e164(sender.removeprefix("tel:"))
-        except InvalidNumber as exc:
-            raise MalformedWebhook(f"field 'senderAddress': {exc}") from exc
-        digest = hashlib.sha256("\x1f".join((number, self.line, text, when)).encode())
-        return InboundMessage(
-            line=self.line,
-            sender=number,
-            text=text,
-            provider=self.name,
-            provider_message_id="enco-" + digest.hexdigest()[:32],
-            received_at=timestamp(when) or time.time(),
-        )
 
     def track_delivery(
         self, provider_message_id: str, client_ref: str | None = None, status: str = ""

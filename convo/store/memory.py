@@ -60,6 +60,13 @@ def check_query(query: MessageQuery) -> None:
         raise ValueError(f"message query: page_size must be 1 or more, got {query.page_size}")
 
 
+def check_outbound(records: Sequence[MessageRecord]) -> None:
+    """Raise ValueError for an inbound record among outbound ones (shared by the backends)."""
+    for record in records:
+        if record.direction is not Direction.OUTBOUND:
+            raise ValueError(f"message {record.id} is inbound; only outbound messages go here")
+
+
 def check_fragment(group: str, index: int, total: int) -> None:
     """Raise ValueError for a part number that cannot be right (shared by the backends)."""
     if total < 1 or not 1 <= index <= total:
@@ -297,6 +304,7 @@ class MemoryStore:
     # -- internals -------------------------------------------------------------------------
 
     def _check_new(self, records: Sequence[MessageRecord]) -> None:
+        check_outbound(records)
         ids = [r.id for r in records]
         taken = [i for i in ids if i in self._messages]
         if taken or len(set(ids)) != len(ids):

@@ -43,7 +43,7 @@ from convo.models import (
     Session,
 )
 from convo.store.base import MessageQuery
-from convo.store.memory import check_fragment, check_query
+from convo.store.memory import check_fragment, check_outbound, check_query
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
 """Schema scripts: ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
@@ -137,6 +137,7 @@ class SqliteStore:
         """One transaction: upsert ``session``, mark ``inbound_id`` processed (an unknown
         id is ignored), log ``outbound``. StoreError, and nothing changed, when the session
         holds non-JSON data, an outbound id is taken, or SQLite fails."""
+        check_outbound(outbound)
         row = _session_row(session)
         messages = [_message_row(m, processed=True) for m in outbound]
 
@@ -171,6 +172,7 @@ class SqliteStore:
     async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
         """Log outbound messages in one transaction; StoreError (nothing logged) when an id
         is already taken."""
+        check_outbound(records)
         rows = [_message_row(r, processed=True) for r in records]
 
         def job(cx: sqlite3.Connection) -> None:
@@ -360,14 +362,13 @@ def _transaction(cx: sqlite3.Connection) -> Iterator[None]:
 
 def _insert_messages(cx: sqlite3.Connection, rows: list[Row]) -> None:
     """Insert message rows; StoreError naming the id when one is already in the log."""
+    before = cx.total_changes
     try:
         cx.executemany(sql.INSERT_MESSAGE, rows)
-    except sqlite3.IntegrityError:
-        ids = [row[0] for row in rows]
-        for i, id_ in enumerate(ids):
-            if id_ in ids[:i] or cx.execute(sql.GET_MESSAGE, (id_,)).fetchone():
-                raise StoreError(f"message id {id_} is already in the log") from None
-        raise
+    except sqlite3.IntegrityError as exc:
+        # executemany stops at the first failing row: the rows before it went in.
+        failed = rows[cx.total_changes - before][0]
+        raise StoreError(f"message id {failed} is already in the log ({exc})") from None
 
 
 def _user_version(cx: sqlite3.Connection) -> int:

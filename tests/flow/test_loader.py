@@ -231,6 +231,36 @@ def test_yaml_syntax_error(tmp_path: Path) -> None:
     assert message.startswith("4:1: error: YAML syntax error:")
 
 
+def test_several_documents_are_a_syntax_error(tmp_path: Path) -> None:
+    assert only(tmp_path, "flow: a\n---\nflow: b\n") == (
+        "2:1: error: YAML syntax error: expected a single document in the stream, "
+        "but found another document"
+    )
+
+
+def test_texts_are_not_yaml_booleans_or_numbers(tmp_path: Path) -> None:
+    """The Norway problem: ``no`` is a language, ``yes`` a word and ``1`` a key."""
+    spec, diagnostics = check(
+        tmp_path,
+        """
+        flow: norway
+        languages: [no, en]
+        start: s
+        steps:
+          s:
+            choose:
+              text: {no: "Svar 1", en: "Reply 1"}
+              options: [{key: 1, words: [yes, on], goto: s}]
+        """,
+    )
+    assert diagnostics == []
+    assert spec is not None
+    assert spec.languages == ("no", "en")
+    menu = spec.steps["s"].verb
+    assert isinstance(menu, Choose)
+    assert (menu.options[0].key, menu.options[0].words["no"]) == ("1", ("yes", "on"))
+
+
 def test_empty_file_and_not_a_mapping(tmp_path: Path) -> None:
     assert only(tmp_path, "# nothing\n").startswith("1:1: error: empty flow file")
     assert only(tmp_path, "- a\n- b\n") == (

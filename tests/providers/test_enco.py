@@ -13,7 +13,13 @@ import pytest
 
 from convo.exceptions import ConfigError, MalformedWebhook, SignatureError
 from convo.models import MessageStatus, WebhookRequest
-from convo.providers._enco_wire import delivery_entries, delivery_id, oneapi_error, window
+from convo.providers._enco_wire import (
+    delivery_entries,
+    delivery_id,
+    inbound_message,
+    oneapi_error,
+    window,
+)
 from convo.providers.enco import EncoSms
 
 OPTIONS = {"client_id": "app-1", "client_secret": "s3cret", "address": "8888"}
@@ -186,8 +192,12 @@ def test_inbound_ids_are_stable_and_distinct(adapter: EncoSms) -> None:
         "numberOfParts": 1,
         "timeReceived": "2016-12-28T16:51:40.727+01:00",
     }
-    first, again = adapter._inbound(item), adapter._inbound(dict(item))
-    later = adapter._inbound({**item, "timeReceived": "2016-12-28T16:51:41.000+01:00"})
+
+    def read(entry: dict[str, Any]) -> Any:
+        return inbound_message(entry, line=adapter.line, provider=adapter.name)
+
+    first, again = read(item), read(dict(item))
+    later = read({**item, "timeReceived": "2016-12-28T16:51:41.000+01:00"})
     assert first.provider_message_id == again.provider_message_id != later.provider_message_id
     assert (first.sender, first.line, first.text) == ("+32470123456", "8888", "Ja")
     assert first.received_at == datetime(2016, 12, 28, 15, 51, 40, 727000, UTC).timestamp()

@@ -11,6 +11,8 @@ import pytest
 
 from convo.exceptions import ConfigError, MalformedWebhook, SignatureError
 from convo.models import CallStatus, WebhookRequest
+from convo.providers.base import VoiceProvider
+from convo.providers.registry import create_provider
 from convo.providers.telefoon_voice import TelefoonVoice
 from convo.providers.telefoon_voice_webhook import sign
 from convo.voice.instructions import Dial, Gather, Say
@@ -94,7 +96,10 @@ def test_bad_config_names_the_key(
 
 
 def test_config_defaults_and_no_secret_in_repr(client: httpx.AsyncClient) -> None:
-    tv = adapter(client, type="telefoon_voice")
+    options = {"api_key": "key-123", "webhook_secret": SECRET, "type": "telefoon_voice"}
+    tv = create_provider("telefoon_voice", options, client, public_url=PUBLIC)
+    assert isinstance(tv, TelefoonVoice)
+    assert isinstance(tv, VoiceProvider)
     assert tv.base_url == "https://api.telefoon.com/v1/voice"
     assert tv.document_format == "xml"
     assert tv.supported_languages == ("nl-NL", "fr-BE", "de-DE", "en-GB")

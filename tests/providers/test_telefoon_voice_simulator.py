@@ -104,7 +104,7 @@ class World:
     servers: list[TestServer] = field(default_factory=list)
 
     def adapter(
-        self, *, key: str = KEY, public_url: str = "https://bot.example.com", **options: object
+        self, *, key: str = KEY, public_url: str = "http://127.0.0.1:9", **options: object
     ) -> TelefoonVoice:
         opts = {"api_key": key, "webhook_secret": SECRET, "base_url": self.api_url, **options}
         return TelefoonVoice.from_config("telefoon_voice", opts, self.client, public_url=public_url)
@@ -250,11 +250,10 @@ async def test_start_call_is_answered_by_the_simulator(world: World) -> None:
 
 
 async def test_list_end_and_conferences(world: World) -> None:
+    world.sim.auto_answer = False  # nobody picks up: the calls stay queued
     tv = world.adapter()
     first = await tv.start_call(to="+32471000001", line=LINE, answer_url="", status_url="")
     await tv.start_call(to="+32471000002", line=LINE, answer_url="", status_url="")
-    # No webhook_base and no url answering: the fake calls stay queued.
-    await world.sim.drain()
     listed = await tv.list_calls(status="queued", direction="outbound", page=1, page_size=1)
     assert listed.total == 2 and len(listed.calls) == 1
     assert (await tv.list_calls(status=CallStatus.COMPLETED)).total == 0
@@ -299,3 +298,26 @@ async def test_error_mapping(world: World) -> None:
         await tv.start_call(
             to=CALLER, line=LINE, answer_url="", status_url="", tts_language="es-ES"
         )
+
+
+async def test_unreachable_bot_fails_the_call_not_the_simulator(world: World) -> None:
+    world.sim.webhook_base = "http://127.0.0.1:9"  # the discard port: nothing listens
+    transcript = await world.sim.place_call(CALLER, LINE, ["1"])
+    assert transcript.ended_by == "error"
+    assert transcript.error.startswith("cannot reach http://127.0.0.1:9/webhooks/")
+    assert world.sim.calls[transcript.call_id]["status"] == "failed"
+
+
+async def test_simulator_validates_like_the_document(world: World) -> None:
+    tv = world.adapter()
+    with pytest.raises(ProviderRejected, match=r"'to' must be an E\.164 number") as bad:
+        await tv.start_call(to="0471 12 34 56", line=LINE, answer_url="", status_url="")
+    assert bad.value.code == "400"
+    async with httpx.AsyncClient(base_url=world.api_url) as raw:
+        no_body = await raw.post("/calls", content=b"[]", headers={"X-API-Key": KEY})
+        assert no_body.status_code == 400
+        assert no_body.json()["error"]["code"] == "invalid_body"
+        bad_filter = await raw.get("/calls?status=answered", headers={"X-API-Key": KEY})
+        assert bad_filter.status_code == 400
+        unknown = await raw.delete("/calls/CAnope", headers={"X-API-Key": KEY})
+        assert unknown.status_code == 404

@@ -47,7 +47,9 @@ def session(contact: str = ALICE, *, channel: str = "sms", line: str = LINE) -> 
     )
 
 
-def inbound(n: int, *, contact: str = ALICE, pid: str | None = None, at: float = 0) -> MessageRecord:
+def inbound(
+    n: int, *, contact: str = ALICE, pid: str | None = None, at: float = 0
+) -> MessageRecord:
     return MessageRecord(
         id=f"in-{n}",
         direction=Direction.INBOUND,
@@ -268,7 +270,11 @@ async def test_update_message_changes_only_given_fields(store: Store) -> None:
     assert updated.updated_at > before.updated_at
     failed = await store.update_message("out-1", status=MessageStatus.FAILED, error="bad number")
     assert failed is not None
-    assert (failed.status, failed.error, failed.price) == (MessageStatus.FAILED, "bad number", 0.0333)
+    assert (failed.status, failed.error, failed.price) == (
+        MessageStatus.FAILED,
+        "bad number",
+        0.0333,
+    )
     assert await store.get_message("out-1") == failed
     assert await store.update_message("nope", status=MessageStatus.SENT) is None
 
@@ -300,9 +306,7 @@ async def test_message_fields_round_trip(store: Store) -> None:
 async def test_list_messages_filters_pages_and_totals(store: Store) -> None:
     await store.add_inbound(inbound(1, contact=ALICE, at=100))
     await store.add_inbound(inbound(2, contact=BOB, at=200))
-    await store.add_outbound(
-        [outbound(1, contact=ALICE, at=300), outbound(2, contact=BOB, at=400)]
-    )
+    await store.add_outbound([outbound(1, contact=ALICE, at=300), outbound(2, contact=BOB, at=400)])
     await store.add_outbound([outbound(3, contact=ALICE, at=400)])  # same time: later wins
     await store.update_message("out-1", status=MessageStatus.DELIVERED)
 

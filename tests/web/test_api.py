@@ -17,7 +17,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 async def talk(client: Client, sender: str, *texts: str) -> None:
     for text in texts:
-        resp = await client.post("/sandbox/messages", json={"from": sender, "to": LINE, "text": text})
+        resp = await client.post(
+            "/sandbox/messages", json={"from": sender, "to": LINE, "text": text}
+        )
         assert resp.status == 200, await resp.text()
     assert await client.app[OUTBOX].drain(5)
 
@@ -53,8 +55,18 @@ async def test_message_log_filters_and_pages(client: Client) -> None:
     texts = [m["text"] for m in body["messages"]]
     assert texts[0] == "What is your name?" and "Hi Alice!" in texts  # newest first
     first = body["messages"][0]
-    for key in ("id", "direction", "from", "to", "text", "status", "segments", "provider",
-                "provider_message_id", "created_at"):
+    for key in (
+        "id",
+        "direction",
+        "from",
+        "to",
+        "text",
+        "status",
+        "segments",
+        "provider",
+        "provider_message_id",
+        "created_at",
+    ):
         assert key in first
 
     resp = await client.get(

@@ -58,8 +58,13 @@ async def test_duplicate_webhook_gets_one_reply(client: Client) -> None:
 
 async def test_malformed_webhooks_get_400_and_are_kept(client: Client, tmp_path: Path) -> None:
     cases = [
-        ({"data": "from=x&to=y", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
-         "application/json"),
+        (
+            {
+                "data": "from=x&to=y",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            "application/json",
+        ),
         ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, "not valid JSON"),
         ({"json": {"id": "m1", "from": ALICE, "to": LINE}}, "'text'"),
         ({"json": inbound("hi") | {"from": "not-a-number"}}, "not a phone number"),
@@ -102,15 +107,15 @@ async def test_bad_signature_gets_401_and_changes_nothing(
     headers = {"Content-Type": "application/json"}
     for signature in (None, sign("wrong", body), sign("s3cret", body + b" ")):
         extra = {"X-Signature": signature} if signature else {}
-        resp = await client.post(
-            "/webhooks/sandbox/inbound", data=body, headers=headers | extra
-        )
+        resp = await client.post("/webhooks/sandbox/inbound", data=body, headers=headers | extra)
         assert resp.status == 401
         assert "X-Signature" in (await resp.json())["error"]
     assert await log_of(client) == []
     assert list((tmp_path / "rejected").glob("*")) == []
     good = await client.post(
-        "/webhooks/sandbox/inbound", data=body, headers=headers | {"X-Signature": sign("s3cret", body)}
+        "/webhooks/sandbox/inbound",
+        data=body,
+        headers=headers | {"X-Signature": sign("s3cret", body)},
     )
     assert good.status == 200
     await settle(client)
@@ -138,7 +143,10 @@ async def test_concatenated_parts_are_joined_in_any_order(client: Client) -> Non
     parts = [(3, "c"), (1, "Al"), (2, "i"), (1, "Al")]  # last one: a provider retry
     for n, (index, text) in enumerate(parts):
         msg = InboundMessage(
-            line=LINE, sender=ALICE, text=text, provider="sandbox",
+            line=LINE,
+            sender=ALICE,
+            text=text,
+            provider="sandbox",
             provider_message_id=f"p{index}" if n < 3 else "p1",
             part=MessagePart("ref-7", index, 3),
         )
@@ -154,8 +162,14 @@ async def test_incomplete_parts_are_delivered_after_the_timeout(client: Client) 
 
     intake = client.app[INTAKE]
     await intake.accept(
-        InboundMessage(line=LINE, sender=ALICE, text="half", provider="sandbox",
-                       provider_message_id="q1", part=MessagePart("r", 1, 2))
+        InboundMessage(
+            line=LINE,
+            sender=ALICE,
+            text="half",
+            provider="sandbox",
+            provider_message_id="q1",
+            part=MessagePart("r", 1, 2),
+        )
     )
     assert await intake.expire_fragments() == 0  # not yet old enough
     intake.clock = lambda: 10**10
@@ -183,7 +197,8 @@ async def test_shutdown_waits_for_an_in_flight_turn(aiohttp_client: Any, tmp_pat
         "  hello:\n    say: {en: 'Done waiting.'}\n    do: [slow.wait]\n    end: true\n"
     )
     settings = make_settings(
-        tmp_path, flows={"paths": [str(flows)]},
+        tmp_path,
+        flows={"paths": [str(flows)]},
         lines=[{"number": LINE, "provider": "sandbox", "flow": "slow"}],
     )
     from convo.web.app import create_app
@@ -211,3 +226,32 @@ async def test_shutdown_waits_for_an_in_flight_turn(aiohttp_client: Any, tmp_pat
     finally:
         await again.close()
     assert store is not None
+
+
+async def test_unprocessed_inbound_is_turned_on_start(aiohttp_client: Any, tmp_path: Path) -> None:
+    """A message stored and acknowledged, but whose turn never ran (a crash), is answered
+    when the server starts again."""
+    from convo.models import InboundMessage, MessageRecord
+    from convo.store.sqlite import SqliteStore
+    from convo.web.app import create_app
+
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    await store.add_inbound(
+        MessageRecord.inbound(
+            InboundMessage(
+                LINE, ALICE, "hi", provider="sandbox", provider_message_id="before-crash"
+            )
+        )
+    )
+    await store.close()
+    client = await aiohttp_client(create_app(make_settings(tmp_path)))
+    for _ in range(100):
+        if await log_of(client, direction=Direction.OUTBOUND):
+            break
+        await asyncio.sleep(0.02)
+    await settle(client)
+    assert [m.text for m in await log_of(client, direction=Direction.OUTBOUND)] == [
+        "What is your name?"
+    ]
+    assert await client.app[STORE].unprocessed_inbound() == []

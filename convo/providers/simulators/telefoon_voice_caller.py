@@ -169,17 +169,25 @@ class Caller:
             if nodes is None:
                 break
             url, extra = self._act(nodes, url, pending, transcript)
-        call["status"] = "completed"
+        answered = any(doc.status < 300 for doc in transcript.documents)
+        call["status"] = "completed" if answered else "failed"
         call["duration"] = len(transcript.documents)
         if status_url:
             fields = self.fields(call) | {"duration": str(call["duration"])}
-            transcript.status_code = (await self.post(status_url, fields)).status_code
+            try:
+                transcript.status_code = (await self.post(status_url, fields)).status_code
+            except httpx.HTTPError as exc:
+                transcript.error = transcript.error or f"cannot reach {status_url}: {exc}"
         return transcript
 
     async def _fetch(
         self, url: str, fields: dict[str, str], transcript: CallTranscript
     ) -> list[Node] | None:
-        response = await self.post(url, fields)
+        try:
+            response = await self.post(url, fields)
+        except httpx.HTTPError as exc:  # an unreachable bot fails the call, not the simulator
+            transcript.ended_by, transcript.error = "error", f"cannot reach {url}: {exc}"
+            return None
         ctype = response.headers.get("Content-Type", "")
         doc = Document(url, response.status_code, ctype, response.content)
         transcript.documents.append(doc)

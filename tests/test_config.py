@@ -1,0 +1,136 @@
+"""convo.toml + environment -> Settings, and the errors for bad configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from convo.config import Secret, load_settings, parse_settings
+from convo.exceptions import ConfigError
+
+TOML = """
+[server]
+port = 9000
+public_url = "https://bot.example.com/"
+api_token = "${CONVO_API_TOKEN}"
+
+[store]
+url = "memory://"
+
+[flows]
+paths = ["flows", "more"]
+
+[[lines]]
+number = "0470 00 01 00"
+provider = "vonage"
+flow = "appointment"
+
+[[lines]]
+number = "AcmeDental"
+provider = "telefoon_sms"
+flow = "faq"
+channels = ["sms", "voice"]
+
+[providers.vonage]
+api_key = "abcd1234"
+api_secret = "${VONAGE_API_SECRET}"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "convo.toml"
+    path.write_text(text)
+    return path
+
+
+def test_reads_file_and_expands_env(tmp_path: Path) -> None:
+    env = {"CONVO_API_TOKEN": "tok", "VONAGE_API_SECRET": "very-secret"}
+    s = load_settings(write(tmp_path, TOML), env=env)
+    assert (s.server.host, s.server.port) == ("127.0.0.1", 9000)
+    assert s.server.public_url == "https://bot.example.com"
+    assert s.server.api_token == Secret("tok") and s.server.api_token.reveal() == "tok"
+    assert s.store.url == "memory://"
+    assert s.flows.paths == ("flows", "more")
+    assert [(x.number, x.provider, x.flow, x.channels) for x in s.lines] == [
+        ("+32470000100", "vonage", "appointment", ("sms",)),
+        ("AcmeDental", "telefoon_sms", "faq", ("sms", "voice")),
+    ]
+    assert s.providers["vonage"]["api_secret"] == "very-secret"
+    assert s.provider_names() == ["vonage", "telefoon_sms"]
+    shown = repr(s)
+    assert "very-secret" not in shown and "tok'" not in shown and "abcd1234" not in shown
+
+
+def test_config_file_from_environment_and_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    for fid in ("zeta", "alpha"):
+        (flows / f"{fid}.yaml").write_text(f"flow: {fid}\n")
+    (flows / "alpha.test.yaml").write_text("flow: alpha\n")
+    defaults = load_settings(env={})
+    assert defaults.source == "<defaults>"
+    assert defaults.store.url == "sqlite:///var/convo.db"
+    assert [(x.number, x.flow, x.provider) for x in defaults.lines] == [
+        ("+32460000101", "alpha", "sandbox"),
+        ("+32460000102", "zeta", "sandbox"),
+    ]
+    other = tmp_path / "other.toml"
+    other.write_text("[server]\nport = 1234\n")
+    assert load_settings(env={"CONVO_CONFIG": str(other)}).server.port == 1234
+    write(tmp_path, "[server]\nport = 4321\n")
+    assert load_settings(env={}).server.port == 4321
+
+
+def test_with_server_overrides_and_keeps_derived_public_url() -> None:
+    s = parse_settings({}, env={}).with_server(host="0.0.0.0", port=9999)
+    assert s.server.public_url == "http://0.0.0.0:9999"
+    fixed = parse_settings({"server": {"public_url": "https://x.example"}}, env={})
+    assert fixed.with_server(port=1).server.public_url == "https://x.example"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nport = 'abc'\n", "convo.toml: [server] port: expected an integer, got 'abc'"),
+        ("[server]\nport = 70000\n", "[server] port: expected at least 0 and at most 65535"),
+        ("[server]\nprot = 1\n", "[server] prot: unknown key"),
+        ("[servr]\n", "unknown table [servr]"),
+        ("[store]\nurl = 'mysql://x'\n", "[store] url: expected sqlite:///PATH or memory://"),
+        ("[flows]\npaths = 'flows'\n", "[flows] paths: expected a list of strings"),
+        ("[server]\napi_token = 5\n", "[server] api_token: expected a string, got a int"),
+        ("[[lines]]\nnumber = '+32470000100'\nprovider = 'x'\n", "[[lines]] #1 flow: missing"),
+        ("[[lines]]\nnumber = '12'\nprovider = 'x'\nflow = 'f'\n", "[[lines]] #1 number:"),
+        (
+            "[[lines]]\nnumber='+32470000100'\nprovider='x'\nflow='f'\nchannels=['fax']\n",
+            "[[lines]] #1 channels: expected a non-empty list of sms and voice",
+        ),
+        (
+            "[providers.vonage]\napi_secret = '${NOPE}'\n",
+            "[providers.vonage] api_secret: environment variable NOPE is not set",
+        ),
+        ("[server\n", "invalid TOML"),
+        ("[outbox]\nmax_attempts = 0\n", "[outbox] max_attempts: expected at least 1"),
+    ],
+)
+def test_bad_config_names_file_key_and_expectation(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\napi_token = ['hunter2']\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert "hunter2" not in str(info.value)
+
+
+def test_missing_explicit_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_settings(tmp_path / "nope.toml", env={})

@@ -1,0 +1,212 @@
+"""The outbox against a tiny Telefoon-shaped provider on loopback, over every store."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from convo.exceptions import ProviderUnavailable, RateLimited
+from convo.models import DeliveryReport, MessageRecord, MessageStatus, OutboundMessage
+from convo.outbox import Outbox, RetryPolicy, TokenBucket
+from convo.providers.telefoon_sms import TelefoonSms
+from convo.store.base import Store
+
+LINE = "+32460000101"
+ALICE = "+32470000001"
+
+
+class FakeProvider:
+    """POST /messages answers the scripted statuses in turn, then 201."""
+
+    def __init__(self, script: list[int]) -> None:
+        self.script = list(script)
+        self.requests: list[dict[str, Any]] = []
+        self.ids = itertools.count(1)
+        self.app = web.Application()
+        self.app.router.add_post("/messages", self.send)
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(body)
+        status = self.script.pop(0) if self.script else 201
+        if status == 201:
+            return web.json_response(
+                {
+                    "id": f"tf-{next(self.ids)}",
+                    "status": "queued",
+                    "direction": "outbound",
+                    "from": body["from"],
+                    "to": body["to"],
+                    "num_segments": 1,
+                    "price": "0.0750",
+                },
+                status=201,
+            )
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        return web.json_response({"error": "scripted"}, status=status, headers=headers)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+async def outbox_for(
+    store: Store, http: httpx.AsyncClient, fake: FakeProvider, max_attempts: int = 4
+) -> tuple[Outbox, TestServer]:
+    server = TestServer(fake.app, host="127.0.0.1")
+    await server.start_server()
+    provider = TelefoonSms.from_config(
+        "telefoon_sms",
+        {"api_key": "k", "allow_unsigned": True, "base_url": str(server.make_url(""))},
+        http,
+    )
+    outbox = Outbox(
+        store,
+        {"telefoon_sms": provider},
+        {LINE: "telefoon_sms"},
+        policy=RetryPolicy(max_attempts, base_delay=0.01, max_delay=0.02),
+        sweep_interval=0.1,
+    )
+    return outbox, server
+
+
+async def queue(store: Store, *texts: str, to: str = ALICE) -> list[str]:
+    records = [MessageRecord.outbound(OutboundMessage(LINE, to, t)) for t in texts]
+    await store.add_outbound(records)
+    return [r.id for r in records]
+
+
+async def run(outbox: Outbox, server: TestServer) -> None:
+    outbox.start()
+    try:
+        assert await outbox.drain(5)
+    finally:
+        await outbox.aclose()
+        await server.close()
+
+
+async def test_retries_throttling_and_5xx_then_records_the_result(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    fake = FakeProvider([429, 503, 500])
+    outbox, server = await outbox_for(any_store, http, fake)
+    [mid] = await queue(any_store, "hello")
+    await run(outbox, server)
+    assert len(fake.requests) == 4
+    record = await any_store.get_message(mid)
+    assert record is not None
+    assert record.status == MessageStatus.SENT
+    assert (record.provider, record.provider_message_id) == ("telefoon_sms", "tf-1")
+    assert record.segments == 1 and record.price == pytest.approx(0.075)
+
+
+async def test_permanent_rejection_is_not_retried(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    fake = FakeProvider([400])
+    outbox, server = await outbox_for(any_store, http, fake)
+    [mid] = await queue(any_store, "hello")
+    await run(outbox, server)
+    assert len(fake.requests) == 1
+    record = await any_store.get_message(mid)
+    assert record is not None and record.status == MessageStatus.FAILED
+    assert record.error and "400" in record.error
+
+
+async def test_gives_up_after_max_attempts(any_store: Store, http: httpx.AsyncClient) -> None:
+    fake = FakeProvider([503] * 10)
+    outbox, server = await outbox_for(any_store, http, fake, max_attempts=3)
+    [mid] = await queue(any_store, "hello")
+    await run(outbox, server)
+    assert len(fake.requests) == 3
+    record = await any_store.get_message(mid)
+    assert record is not None and record.status == MessageStatus.FAILED
+
+
+async def test_one_recipient_gets_messages_in_order(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    fake = FakeProvider([429])  # the first message is throttled once
+    outbox, server = await outbox_for(any_store, http, fake)
+    await queue(any_store, "one", "two", "three")
+    await run(outbox, server)
+    assert [r["body"] for r in fake.requests] == ["one", "one", "two", "three"]
+
+
+async def test_message_left_sending_by_a_crash_is_sent_on_start(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    [mid] = await queue(any_store, "again")
+    await any_store.update_message(mid, status=MessageStatus.SENDING)
+    fake = FakeProvider([])
+    outbox, server = await outbox_for(any_store, http, fake)
+    await run(outbox, server)
+    assert [r["body"] for r in fake.requests] == ["again"]
+    record = await any_store.get_message(mid)
+    assert record is not None and record.status == MessageStatus.SENT
+
+
+async def test_delivery_reports_move_status_forward_only(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    fake = FakeProvider([])
+    outbox, server = await outbox_for(any_store, http, fake)
+    [mid] = await queue(any_store, "hello")
+    await run(outbox, server)
+    report = DeliveryReport("telefoon_sms", "tf-1", MessageStatus.DELIVERED, price=0.08)
+    updated = await outbox.apply_report(report)
+    assert updated is not None and updated.status == MessageStatus.DELIVERED
+    assert updated.price == pytest.approx(0.08)
+    late = DeliveryReport("telefoon_sms", "tf-1", MessageStatus.SENT)
+    after = await outbox.apply_report(late)
+    assert after is not None and after.status == MessageStatus.DELIVERED
+    by_ref = DeliveryReport("telefoon_sms", "", MessageStatus.UNDELIVERED, client_ref=mid)
+    final = await outbox.apply_report(by_ref)
+    assert final is not None and final.status == MessageStatus.DELIVERED  # final stays final
+    assert (
+        await outbox.apply_report(DeliveryReport("telefoon_sms", "nope", MessageStatus.SENT))
+        is None
+    )
+
+
+def test_backoff_is_exponential_with_full_jitter_and_honours_retry_after() -> None:
+    policy = RetryPolicy(5, base_delay=1.0, max_delay=5.0)
+    err = ProviderUnavailable("down")
+    assert [policy.delay(n, err, lambda: 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
+    assert policy.delay(3, err, lambda: 0.5) == 2.0
+    assert policy.delay(1, RateLimited("slow", retry_after=7.5), lambda: 1.0) == 7.5
+    assert policy.delay(2, RateLimited("slow"), lambda: 1.0) == 2.0
+
+
+async def test_token_bucket_limits_the_rate() -> None:
+    bucket = TokenBucket(50.0)
+    start = time.monotonic()
+    for _ in range(60):  # a burst of 50, then 10 more at 50/s
+        await bucket.acquire()
+    assert time.monotonic() - start >= 0.15
+    with pytest.raises(ValueError, match="rate limit"):
+        TokenBucket(0)
+
+
+async def test_unknown_line_fails_with_a_clear_error(any_store: Store) -> None:
+    outbox = Outbox(any_store, {}, {}, sweep_interval=0.1)
+    [mid] = await queue(any_store, "hello")
+    outbox.start()
+    try:
+        assert await outbox.drain(5)
+    finally:
+        await outbox.aclose()
+    record = await any_store.get_message(mid)
+    assert record is not None and record.status == MessageStatus.FAILED
+    assert record.error == f"no provider for line {LINE}"
+    await asyncio.sleep(0)
