@@ -121,11 +121,10 @@ async def test_corrupt_json_is_a_store_error(tmp_path: Path) -> None:
     await store.open()
     try:
         await store.save_turn(a_session())
-
-        def corrupt(cx: sqlite3.Connection) -> None:
-            cx.execute("UPDATE sessions SET slots = '{broken'")
-
-        await store._run("corrupt", corrupt)  # test-only: reach past the API to break a row
+        # Another writer (WAL lets it in while we are open) breaks the row.
+        with sqlite3.connect(tmp_path / "c.db") as other:
+            other.execute("UPDATE sessions SET slots = '{broken'")
+        other.close()
         with pytest.raises(StoreError, match="corrupt"):
             await store.get_session(KEY)
     finally:
