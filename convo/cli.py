@@ -230,9 +230,24 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convo", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="convo.toml (default: $CONVO_CONFIG, ./convo.toml)")
+    # --config is accepted before or after the subcommand (`convo serve --config x.toml`).
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        help="convo.toml (default: $CONVO_CONFIG, else ./convo.toml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="convo", description=__doc__.splitlines()[0], parents=[config]
+    )
+    parser.set_defaults(config=None)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub_add = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub_add(name, parents=[config], **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]  # every subcommand takes --config
 
     p = sub.add_parser("serve", help="run the webhook server")
     p.add_argument("--host")

@@ -349,17 +349,20 @@ def sandbox_lines(flow_paths: tuple[str, ...]) -> tuple[LineSettings, ...]:
 
     from convo.flow.loader import discover
 
-    ids: set[str] = set()
+    found: dict[str, tuple[Channel, ...]] = {}
     for path in discover([p for p in flow_paths if Path(p).exists()]):
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue  # the flow loader reports broken files with their position
         if isinstance(doc, dict) and isinstance(doc.get("flow"), str):
-            ids.add(doc["flow"])
+            declared = doc.get("channels")
+            listed = declared if isinstance(declared, list) else ["sms"]
+            channels = tuple(ch for c in listed for ch in CHANNELS if ch == c) or ("sms",)
+            found[doc["flow"]] = channels
     return tuple(
-        LineSettings(f"+3246000{101 + i:04d}", SANDBOX_PROVIDER, flow_id)
-        for i, flow_id in enumerate(sorted(ids))
+        LineSettings(f"+3246000{101 + i:04d}", SANDBOX_PROVIDER, flow_id, found[flow_id])
+        for i, flow_id in enumerate(sorted(found))
     )
 
 

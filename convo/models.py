@@ -50,6 +50,7 @@ class MessageStatus(enum.StrEnum):
 
 
 class ConversationStatus(enum.StrEnum):
+    PENDING = "pending"  # an outbound call placed, not answered yet
     ACTIVE = "active"
     HANDOFF = "handoff"  # a person took over; the bot stays silent
     ENDED = "ended"
@@ -199,6 +200,7 @@ class CallEvent:
     recording_url: str | None = None
     recording_duration: float | None = None
     duration: float | None = None
+    dial_status: CallStatus | None = None  # outcome of a Dial, on its action webhook
     at: float = field(default_factory=now)
 
     @property

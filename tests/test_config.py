@@ -69,14 +69,14 @@ def test_config_file_from_environment_and_defaults(
     flows = tmp_path / "flows"
     flows.mkdir()
     for fid in ("zeta", "alpha"):
-        (flows / f"{fid}.yaml").write_text(f"flow: {fid}\n")
+        (flows / f"{fid}.yaml").write_text(f"flow: {fid}\nchannels: [sms, voice]\n")
     (flows / "alpha.test.yaml").write_text("flow: alpha\n")
     defaults = load_settings(env={})
     assert defaults.source == "<defaults>"
     assert defaults.store.url == "sqlite:///var/convo.db"
-    assert [(x.number, x.flow, x.provider) for x in defaults.lines] == [
-        ("+32460000101", "alpha", "sandbox"),
-        ("+32460000102", "zeta", "sandbox"),
+    assert [(x.number, x.flow, x.provider, x.channels) for x in defaults.lines] == [
+        ("+32460000101", "alpha", "sandbox", ("sms", "voice")),
+        ("+32460000102", "zeta", "sandbox", ("sms", "voice")),
     ]
     other = tmp_path / "other.toml"
     other.write_text("[server]\nport = 1234\n")

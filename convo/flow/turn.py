@@ -157,6 +157,35 @@ class Turn:
         if isinstance(step.verb, Ask | Choose):
             await self._unusable(step, step.verb.retry, None)
 
+    async def recorded(self, url: str | None, duration: float | None) -> None:
+        """On a call: the recording of the current ``record`` step is in (or not, None)."""
+        step = self._step()
+        verb = step.verb
+        if not isinstance(verb, Record):
+            return
+        if verb.save_as:
+            self.session.slots[verb.save_as] = (
+                {"url": url, "duration": duration} if url is not None else None
+            )
+        await self._continue(step)
+
+    async def dialled(self, ok: bool) -> None:
+        """On a call: the ``dial`` (or handoff) of the current step ended; ``ok`` is False
+        when the other side was busy, did not answer or the call failed."""
+        step = self._step()
+        verb = step.verb
+        if isinstance(verb, Dial) and not ok and verb.on_fail:
+            await self.goto(verb.on_fail)
+        elif isinstance(verb, Handoff):
+            self._end()
+        else:
+            await self._continue(step)
+
+    async def _continue(self, step: Step) -> None:
+        nxt = self._next(step)
+        if nxt is not None:
+            await self.goto(nxt)
+
     async def timeout(self) -> None:
         """The durable timeout of the current waiting step fired."""
         step = self._step()
@@ -222,6 +251,8 @@ class Turn:
         return self._next(step)
 
     async def _call_verb(self, step: Step, verb: Dial | Record | Conference | Hangup) -> str | None:
+        if isinstance(verb, Record) and isinstance(verb.consent, Text):
+            self._say(step, verb.consent)  # the GDPR notice comes before the instructions
         if verb.text is not None:
             self._say(step, verb.text)
         if self.channel != "voice":
@@ -293,9 +324,10 @@ class Turn:
         self.session.timer_due = None
         self.session.timer_step = None
         await self._do(step.do)
-        nxt = target or self._next(step)
-        if nxt is not None:
-            await self.goto(nxt)
+        if target:
+            await self.goto(target)
+        else:
+            await self._continue(step)
 
     async def _unusable(
         self, step: Step, retry: Retry, message: str | None, *, invalid: Text | None = None

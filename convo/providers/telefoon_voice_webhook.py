@@ -4,7 +4,7 @@ The document defines no webhook format; we assume (DESIGN §5) form posts
 (``application/x-www-form-urlencoded``) with ``call_id, from, to, direction, status``, all
 required, plus on ``/voice/input`` one of ``digits``, ``speech_result`` (+ ``confidence``,
 0..1) or ``recording_url`` (+ ``recording_duration`` in seconds), and optionally
-``duration``. None of the input fields means silence. ``status`` takes the values of the
+``duration``; a Dial's action webhook carries ``dial_status`` (a call status value). None of the input fields means silence. ``status`` takes the values of the
 document's Call ``status`` enum, which are exactly :class:`~convo.models.CallStatus`.
 The body is signed with ``X-Signature: hex(HMAC-SHA256(webhook_secret, raw body))``.
 
@@ -103,7 +103,23 @@ def parse_call_event(request: WebhookRequest, provider: str) -> CallEvent:
         recording_url=form.get("recording_url", "").strip() or None,
         recording_duration=_float(form, "recording_duration", provider),
         duration=_float(form, "duration", provider),
+        dial_status=_dial_status(form, provider),
     )
+
+
+def _dial_status(form: Mapping[str, str], provider: str) -> CallStatus | None:
+    """``dial_status`` (assumed, like the other fields): the outcome of a Dial, posted to
+    its action URL with the call status values (completed, busy, no-answer, failed)."""
+    raw = form.get("dial_status", "").strip()
+    if not raw:
+        return None
+    status = _STATUSES.get(raw)
+    if status is None:
+        raise MalformedWebhook(
+            f"{provider}: form field 'dial_status' must be one of {', '.join(_STATUSES)}, "
+            f"got {raw!r}"
+        )
+    return status
 
 
 def _form_fields(request: WebhookRequest, name: str) -> Mapping[str, str]:

@@ -24,7 +24,6 @@ joined message could lose that text; the window is two store calls wide.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -137,7 +136,7 @@ class Intake:
             for record in batch:
                 tried.add(record.id)
                 if record.id in self._claimed:
-                    continue
+                    continue  # a webhook of this process took it meanwhile
                 self._claimed.add(record.id)
                 message = InboundMessage(
                     line=record.line,
@@ -151,8 +150,8 @@ class Intake:
                     received_at=record.created_at,
                 )
                 # One at a time, in order: a person's earlier message is answered first.
-                with contextlib.suppress(Exception):  # logged in _turn
-                    await self._start(message)
+                # (_turn logs a failure and leaves the message for the next start.)
+                await self._start(message)
 
     # -- long texts in parts ----------------------------------------------------------------
 

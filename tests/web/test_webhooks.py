@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from convo.models import Direction, MessagePart
 from convo.providers.sandbox import sign
 from convo.store.base import MessageQuery
+from convo.web.app import create_app
 from convo.web.state import INTAKE, OUTBOX, STORE
 from tests.web.conftest import ALICE, LINE, make_settings
 
@@ -102,7 +103,7 @@ async def test_bad_signature_gets_401_and_changes_nothing(
     aiohttp_client: Any, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, providers={"sandbox": {"webhook_secret": "s3cret"}})
-    client = await aiohttp_client(__import__("convo.web.app").web.app.create_app(settings))
+    client = await aiohttp_client(create_app(settings))
     body = json.dumps(inbound("hello")).encode()
     headers = {"Content-Type": "application/json"}
     for signature in (None, sign("wrong", body), sign("s3cret", body + b" ")):
@@ -201,14 +202,11 @@ async def test_shutdown_waits_for_an_in_flight_turn(aiohttp_client: Any, tmp_pat
         flows={"paths": [str(flows)]},
         lines=[{"number": LINE, "provider": "sandbox", "flow": "slow"}],
     )
-    from convo.web.app import create_app
-
     app = create_app(settings, bot=bot)
     client = await aiohttp_client(app)
     resp = await client.post("/webhooks/sandbox/inbound", json=inbound("hi"))
     assert resp.status == 200  # acknowledged while the turn is still running
     await asyncio.wait_for(started.wait(), 5)
-    store = app[STORE]
     closing = asyncio.create_task(client.close())
     await asyncio.sleep(0.1)
     assert not closing.done()  # shutdown waits for the turn
@@ -225,7 +223,6 @@ async def test_shutdown_waits_for_an_in_flight_turn(aiohttp_client: Any, tmp_pat
         assert await again.unprocessed_inbound() == []
     finally:
         await again.close()
-    assert store is not None
 
 
 async def test_unprocessed_inbound_is_turned_on_start(aiohttp_client: Any, tmp_path: Path) -> None:
@@ -233,7 +230,6 @@ async def test_unprocessed_inbound_is_turned_on_start(aiohttp_client: Any, tmp_p
     when the server starts again."""
     from convo.models import InboundMessage, MessageRecord
     from convo.store.sqlite import SqliteStore
-    from convo.web.app import create_app
 
     store = SqliteStore(tmp_path / "convo.db")
     await store.open()

@@ -7,7 +7,8 @@ Pause are recorded; each Gather takes the next input (``"1234"`` digits, ``"say:
 speech, ``None`` silence: a post with no input field) and posts it to its action URL (the
 document's URL when it has none); a Record takes the next input too (None: nothing
 recorded, anything else: a fake recording URL of 5 s) and posts to its action if any; Dial
-and its Number/Sip/Conference are recorded (and its action followed, if any); Redirect is
+and its Number/Sip/Conference are recorded (and its action followed, with ``dial_status``
+from a ``"dial:busy"``-style input, else ``completed``); Redirect is
 followed; Hangup ends the call. The call also ends when the instructions run out, or when a
 Gather finds no input left (the caller hangs up). Then ``completed`` is posted to the status
 URL. Everything lands in a :class:`CallTranscript`.
@@ -95,6 +96,8 @@ class CallTranscript:
 def input_fields(given: str | None, where: str) -> dict[str, str]:
     if given is None:
         return {}
+    if given.startswith("dial:"):
+        return {"dial_status": given[5:] or "completed"}
     if given.startswith("say:"):
         return {"speech_result": given[4:], "confidence": "0.9"}
     if not given or not set(given) <= _DTMF:
@@ -232,11 +235,16 @@ class Caller:
                 if node.get("action"):
                     return action, fields
             elif node.verb == "Dial":
-                record(node)
+                # The dialled party's outcome: the next input if it is "dial:STATUS"
+                # (busy, no-answer, failed, completed), else the callee answered.
+                given = "dial:completed"
+                if pending and (pending[0] or "").startswith("dial:"):
+                    given = pending.popleft() or given
+                record(node, given)
                 for child in node.children:
                     record(child)
                 if node.get("action"):
-                    return action, {}
+                    return action, input_fields(given, "Dial")
             elif node.verb == "Redirect":
                 record(node)
                 return urljoin(url, node.text), {}
