@@ -240,7 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convo", description=__doc__.splitlines()[0], parents=[config]
     )
-    parser.set_defaults(config=None)
     sub = parser.add_subparsers(dest="command", required=True)
     sub_add = sub.add_parser
 
@@ -294,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not hasattr(args, "config"):  # --config given neither before nor after the command
+        args.config = None
     try:
         code: int = args.func(args)
     except ConvoError as exc:
