@@ -5,7 +5,8 @@ The document defines no webhook format; we assume (DESIGN §5) form posts
 required, plus on ``/voice/input`` one of ``digits``, ``speech_result`` (+ ``confidence``,
 0..1) or ``recording_url`` (+ ``recording_duration`` in seconds), and optionally
 ``duration``; a Dial's action webhook carries ``dial_status`` (a call status value).
-None of the input fields means silence. ``status`` takes the values of the document's Call ``status`` enum, which are exactly :class:`~convo.models.CallStatus`.
+None of the input fields means silence. ``status`` takes the values of the document's
+Call ``status`` enum, which are exactly :class:`~convo.models.CallStatus`.
 The body is signed with ``X-Signature: hex(HMAC-SHA256(webhook_secret, raw body))``.
 
 Nothing here does I/O; the adapter (``convo.providers.telefoon_voice``) delegates to it and
