@@ -47,7 +47,7 @@ def resolve_flow(ref: str, config: str | None) -> Path:
             raise ConvoError(f"no flow file {ref}")
         return path
     from convo.flow.loader import discover
-    from convo.testing import _flow_id
+    from convo.testing.runner import _flow_id
 
     for candidate in discover([p for p in _flow_paths(config) if Path(p).exists()]):
         if _flow_id(candidate) == ref or candidate.stem == ref:
@@ -136,8 +136,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             params[name] = _example_value(param, args.sender)
             print(f"(param {name} not given: using {params[name]!r})", file=sys.stderr)
     if args.channel == "voice":
-        print("convo chat: --channel voice needs the voice runtime (not built yet)")
-        return 2
+        return asyncio.run(_voice_chat(tester, args, params))
     chat = tester.dialogue(number=args.sender, lang=args.lang, params=params)
     interactive = sys.stdin.isatty()
     print(f"{spec.id}: {spec.description or ''}".rstrip(": "), file=sys.stderr)
@@ -183,6 +182,77 @@ def cmd_chat(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(talk())
+
+
+def show_instructions(document: Sequence[Any]) -> list[str]:
+    """One line per instruction, the way a caller experiences them."""
+    from convo.voice.instructions import Conference, Dial, Gather, Hangup, Record, Say
+
+    lines: list[str] = []
+    for item in document:
+        prompts = item.prompts if isinstance(item, Gather) else (item,)
+        for p in prompts:
+            if isinstance(p, Say):
+                voice = f", {p.voice}" if p.voice else ""
+                lines.append(f"bot [{p.language}{voice}]> {p.text}")
+        if isinstance(item, Gather):
+            keys = f"{item.num_digits} key(s)" if item.num_digits else "keys, # to end"
+            lines.append(f"  (waiting {item.timeout:g}s for {keys} or speech; '.' = silence)")
+        elif isinstance(item, Dial):
+            lines.append(f"  (dialling {item.target}; type busy, no-answer or ok)")
+        elif isinstance(item, Record):
+            lines.append(f"  (recording up to {item.max_length}s after a beep; type anything)")
+        elif isinstance(item, Conference):
+            lines.append(f"  (joining conference room {item.room})")
+        elif isinstance(item, Hangup):
+            lines.append("  (the bot hangs up)")
+    return lines
+
+
+async def _voice_chat(tester: Any, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    """A phone call in the terminal: prompts with their locale, digits or typed speech in."""
+    from convo.voice.instructions import Dial, Gather, Hangup, Record
+
+    call = tester.call(number=args.sender, lang=args.lang, params=params or None)
+    document = await call.answer()
+    interactive = sys.stdin.isatty()
+    print("Digits or words answer; '.' is silence; /quit hangs up.", file=sys.stderr)
+    while True:
+        print("\n".join(show_instructions(document)))
+        if (
+            not document
+            or isinstance(document[-1], Hangup)
+            or not any(isinstance(i, Gather | Dial | Record) for i in document)
+        ):
+            break
+        try:
+            line = (
+                await asyncio.to_thread(input, "you> ")
+                if interactive
+                else (await asyncio.to_thread(sys.stdin.readline))
+            )
+        except EOFError:
+            line = ""
+        if (line == "" and not interactive) or line.strip() == "/quit":
+            await call.hang_up()
+            break
+        text = line.strip()
+        if not interactive:
+            print(f"you> {text}")
+        if any(isinstance(i, Dial) for i in document):
+            status = {"busy": "busy", "no-answer": "no-answer", "failed": "failed"}
+            document = await call.dial_result(status.get(text, "completed"))
+        elif any(isinstance(i, Record) for i in document):
+            document = await call.recording("file:///dev/null" if text else None)
+        elif text == ".":
+            document = await call.silence()
+        elif text and set(text) <= set("0123456789*#"):
+            document = await call.press(text)
+        else:
+            document = await call.speak(text)
+    await call.hang_up()
+    print("(call ended)", file=sys.stderr)
+    return 0
 
 
 def cmd_segments(args: argparse.Namespace) -> int:
