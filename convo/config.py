@@ -18,7 +18,11 @@ Tables beyond the DESIGN contract (all optional):
   before delivering what arrived, default 60);
 * ``[outbox]`` ``max_attempts`` (5), ``base_delay`` (1.0 s), ``max_delay`` (60 s),
   ``sweep_interval`` (5 s);
-* ``[server] shutdown_timeout`` (seconds to finish in-flight turns and pending sends, 30).
+* ``[server] shutdown_timeout`` (seconds to finish in-flight turns and pending sends, 30);
+* ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
+  ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
+* ``[[lines]] voice_provider``: the provider carrying the line's calls when ``provider``
+  is its SMS provider (a line with ``provider = "telefoon_voice"`` needs none).
 
 With no ``[[lines]]`` the sandbox defaults apply: one line per flow found in
 ``flows.paths``, sorted by flow id, numbered ``+32460000101``, ``+32460000102``, ..., all
@@ -121,6 +125,7 @@ class LineSettings:
     provider: str
     flow: str
     channels: tuple[Channel, ...] = ("sms",)
+    voice_provider: str = ""  # calls go here; "" = ``provider`` if it is a voice provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,7 @@ class Settings:
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     source: str = "<defaults>"  # the file these came from, for messages
+    handoff: Mapping[str, str] = field(default_factory=dict)  # queue -> number
 
     @property
     def rejected_dir(self) -> Path:
@@ -157,6 +163,9 @@ class Settings:
         """Every provider to start: configured sections plus those lines refer to."""
         names = dict.fromkeys(self.providers)
         names.update(dict.fromkeys(line.provider for line in self.lines))
+        names.update(
+            dict.fromkeys(line.voice_provider for line in self.lines if line.voice_provider)
+        )
         return list(names)
 
     def with_server(self, *, host: str | None = None, port: int | None = None) -> Settings:
@@ -311,7 +320,7 @@ def _lines(source: str, raw: object) -> tuple[LineSettings, ...]:
             source,
             f"[[lines]] #{i + 1}",
             item,
-            frozenset({"number", "provider", "flow", "channels"}),
+            frozenset({"number", "provider", "flow", "channels", "voice_provider"}),
         )
         for key in ("number", "provider", "flow"):
             if not table.data.get(key):
@@ -328,7 +337,8 @@ def _lines(source: str, raw: object) -> tuple[LineSettings, ...]:
             raise ConfigError(f"{table.where('number')}: line {number} is configured twice")
         checked = tuple(ch for c in channels for ch in CHANNELS if ch == c)
         provider, flow = table.string("provider", ""), table.string("flow", "")
-        lines.append(LineSettings(number, provider, flow, checked))
+        voice = table.string("voice_provider", "")
+        lines.append(LineSettings(number, provider, flow, checked, voice))
     return tuple(lines)
 
 
@@ -340,6 +350,27 @@ def _providers(source: str, raw: object) -> dict[str, ProviderSection]:
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: [providers.{name}]: expected a table")
         out[name] = ProviderSection(section)
+    return out
+
+
+def _handoff(source: str, raw: object) -> dict[str, str]:
+    """``[handoff]``: queue -> E.164 number (or a ``sip:`` URI, kept as it is)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [handoff]: expected a table of queue = number")
+    out: dict[str, str] = {}
+    for queue, number in raw.items():
+        where = f"{source}: [handoff] {queue}"
+        if not isinstance(number, str) or not number:
+            raise ConfigError(f"{where}: expected a phone number, got {_shown(queue, number)}")
+        if number.lower().startswith(("sip:", "sips:")):
+            out[queue] = number
+            continue
+        from convo.sms.phone import normalize
+
+        try:
+            out[queue] = normalize(number)
+        except InvalidNumber as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     return out
 
 
@@ -371,7 +402,7 @@ def parse_settings(
 ) -> Settings:
     """Settings from an already-parsed TOML document (see module docstring)."""
     env = dict(os.environ) if env is None else env
-    known = {"server", "store", "flows", "lines", "providers", "webhooks", "outbox"}
+    known = {"server", "store", "flows", "lines", "providers", "webhooks", "outbox", "handoff"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -436,7 +467,10 @@ def parse_settings(
 
     providers = _providers(source, doc.get("providers", {}))
     lines = _lines(source, doc["lines"]) if "lines" in doc else sandbox_lines(flows.paths)
-    return Settings(server, store, flows, lines, providers, webhooks, outbox, source)
+    handoff = _handoff(source, doc.get("handoff", {}))
+    return Settings(
+        server, store, flows, lines, providers, webhooks, outbox, source, handoff=handoff
+    )
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
