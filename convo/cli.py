@@ -282,6 +282,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_call(args: argparse.Namespace) -> int:
+    """``convo call FLOW --to N``: place an outbound call that runs FLOW (convo.dialer);
+    prints the provider's call id. The running server answers the call."""
+    from convo.config import load_settings
+    from convo.dialer import place_call
+
+    settings = load_settings(args.config)
+    flow = args.flow
+    if Path(flow).suffix in (".yaml", ".yml"):
+        flow = str(resolve_flow(flow, args.config))
+    call_id = asyncio.run(
+        place_call(
+            settings,
+            flow,
+            to=args.to,
+            line=args.line,
+            params=_params(args.param),
+            lang=args.lang,
+            bot=_load_bot(args.bot),
+        )
+    )
+    print(call_id)
+    return 0
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     import importlib
 
@@ -351,6 +376,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_segments)
+
+    p = sub.add_parser("call", help="start a flow by calling someone (outbound call)")
+    p.add_argument("flow", help="flow id (in flows.paths: the server runs the call)")
+    p.add_argument("--to", required=True, help="the number to call")
+    p.add_argument("--line", help="our number to call from (default: first voice line)")
+    p.add_argument("--param", action="append", default=[], metavar="K=V")
+    p.add_argument("--lang", help="the flow language to speak")
+    p.add_argument("--bot", help="bot hooks: path/to/bot.py or module:attr")
+    p.set_defaults(func=cmd_call)
 
     p = sub.add_parser("simulator", help="run a fake of a provider's API")
     p.add_argument("provider")

@@ -194,12 +194,12 @@ class Engine:
     async def _process_locked(self, message: InboundMessage) -> list[OutboundMessage]:
         key = message.key
         text = message.text
-        if await self.store.is_suppressed(key.line, key.contact):
+        session, suppressed = await self.store.load_turn(key)
+        if suppressed:
             if not match_words(text, START_WORDS):
                 await self.store.mark_processed(message.id)
                 return []
             await self.store.set_suppressed(key.line, key.contact, False)
-        session = await self.store.get_session(key)
         if session is not None and session.status is ConversationStatus.HANDOFF:
             # A person has the conversation: the bot keeps the message and stays quiet.
             await self.store.mark_processed(message.id)
@@ -253,11 +253,13 @@ class Engine:
         inbound_id: str | None,
         event: Callable[[Turn], Any],
     ) -> list[OutboundMessage]:
+        step = session.step  # the turn moves it; a failure is reported where it started
         turn = Turn(loaded, session, contact=contact, bot=self.bot, clock=self.clock)
         try:
             await event(turn)
         except ConvoError as exc:
-            return await self._fail(loaded, session, turn, inbound_id, exc)
+            log.error("turn failed for %s in %s/%s: %s", session.key, session.flow, step, exc)
+            return await self._fail(loaded, session, turn, inbound_id)
         new = turn.session
         new.updated_at = self.clock()
         messages = self.messages(new.key, turn.outputs)
@@ -275,11 +277,9 @@ class Engine:
         session: Session,
         turn: Turn,
         inbound_id: str | None,
-        exc: ConvoError,
     ) -> list[OutboundMessage]:
-        """A hook or template failed: log it with the key, say the flow's error text, and
-        leave the stored conversation where it was."""
-        log.error("turn failed for %s in %s/%s: %s", session.key, session.flow, session.step, exc)
+        """A hook or template failed: say the flow's error text and leave the stored
+        conversation where it was."""
         text = error_text(loaded.spec, session.lang, turn.context())
         key = session.key
         message = OutboundMessage(line=key.line, to=key.contact, text=text, lang=session.lang)

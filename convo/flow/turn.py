@@ -1,19 +1,20 @@
 """One turn of one conversation: walk the flow from an event to the next wait.
 
-A :class:`Turn` works on a *copy* of the session, so when anything fails half-way (a hook
-raises, a template cannot render) the engine throws the copy away and the stored
-conversation stays exactly where it was. It produces neutral :data:`Output` values; the
-engine turns them into ``OutboundMessage`` values (SMS) and the voice layer into call
-instructions. Nothing here knows a provider, HTTP or the store.
+A :class:`Turn` changes the session object it is given (a fresh copy from the store) and the
+engine saves it only when the turn completes: when anything fails half-way (a hook raises, a
+template cannot render) the engine drops it and the stored conversation stays where it was.
+It produces neutral :data:`Output` values; the engine turns them into ``OutboundMessage``
+values (SMS) and the voice layer into call instructions. Nothing here knows a provider, HTTP
+or the store.
 
 Events a turn starts from: :meth:`Turn.begin` (a new conversation, optionally with the text
 that opened it), :meth:`Turn.answer` (the contact replied), :meth:`Turn.timeout` (a durable
-step timeout fired) and, on calls, :meth:`Turn.silence`.
+step timeout fired) and, on calls, :meth:`Turn.silence`, :meth:`Turn.recorded` and
+:meth:`Turn.dialled`.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 import re
@@ -117,9 +118,9 @@ class Turn:
     ) -> None:
         self.flow = flow
         self.spec = flow.spec
-        self.session = copy.copy(session)
-        self.session.slots = copy.deepcopy(session.slots)
-        self.session.params = dict(session.params)
+        # The turn changes this object; stores hand out fresh copies and keep nothing until
+        # save_turn, so a failed turn leaves the stored conversation as it was.
+        self.session = session
         self.contact = contact
         self.bot = bot
         self.clock = clock

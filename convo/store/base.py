@@ -51,6 +51,10 @@ class SessionStore(Protocol):
     async def get_session(self, key: ConversationKey) -> Session | None:
         """The session for ``key``, or None. The returned object is the caller's to mutate."""
 
+    async def load_turn(self, key: ConversationKey) -> tuple[Session | None, bool]:
+        """The session for ``key`` and whether its contact is suppressed on its line, in
+        one round trip (what every turn reads first)."""
+
     async def sessions_of(self, contact: str) -> list[Session]:
         """Every session (any line, channel or status) of a contact number."""
 

@@ -36,20 +36,20 @@ from convo.store.base import MessageQuery
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 
 
-def _json_copy(session: Session, field: str, value: dict[str, Any]) -> dict[str, Any]:
+def _encode(session: Session) -> tuple[Session, str]:
+    """What the store keeps: the session and its params and slots as one JSON text, so a
+    caller's later changes never reach the store and non-JSON data fails as in SQLite."""
     try:
-        copied: dict[str, Any] = json.loads(json.dumps(value))
+        data = json.dumps((session.params, session.slots))
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"session {session.key}: {field} must be JSON data ({exc})") from None
-    return copied
+        raise StoreError(f"session {session.key}: params/slots must be JSON data ({exc})") from None
+    return session, data
 
 
-def _copy_session(session: Session) -> Session:
-    return dataclasses.replace(
-        session,
-        params=_json_copy(session, "params", session.params),
-        slots=_json_copy(session, "slots", session.slots),
-    )
+def _decode(kept: tuple[Session, str]) -> Session:
+    session, data = kept
+    params, slots = json.loads(data)
+    return dataclasses.replace(session, params=params, slots=slots)
 
 
 def check_query(query: MessageQuery) -> None:
@@ -77,7 +77,7 @@ class MemoryStore:
     """A complete store in process memory. ``open`` and ``close`` do nothing."""
 
     def __init__(self) -> None:
-        self._sessions: dict[ConversationKey, Session] = {}
+        self._sessions: dict[ConversationKey, tuple[Session, str]] = {}
         self._messages: dict[str, MessageRecord] = {}
         self._seq: dict[str, int] = {}  # insertion order: ties on created_at keep it
         self._next_seq = 0
@@ -107,12 +107,15 @@ class MemoryStore:
 
     async def get_session(self, key: ConversationKey) -> Session | None:
         stored = self._sessions.get(key)
-        return None if stored is None else _copy_session(stored)
+        return None if stored is None else _decode(stored)
+
+    async def load_turn(self, key: ConversationKey) -> tuple[Session | None, bool]:
+        return await self.get_session(key), (key.line, key.contact) in self._suppressed
 
     async def sessions_of(self, contact: str) -> list[Session]:
-        found = [s for k, s in self._sessions.items() if k.contact == contact]
+        found = [_decode(kept) for k, kept in self._sessions.items() if k.contact == contact]
         found.sort(key=lambda s: (s.key.line, s.key.channel))
-        return [_copy_session(s) for s in found]
+        return found
 
     async def save_turn(
         self,
@@ -124,9 +127,9 @@ class MemoryStore:
         """Upsert ``session``, mark ``inbound_id`` processed (an unknown id is ignored) and
         log ``outbound``; raises StoreError, changing nothing, when the session holds
         non-JSON data or an outbound id is already taken."""
-        copy = _copy_session(session)
+        kept = _encode(dataclasses.replace(session))
         self._check_new(outbound)
-        self._sessions[copy.key] = copy
+        self._sessions[session.key] = kept
         if inbound_id is not None:
             self._inbox.pop(inbound_id, None)
         self._insert(outbound)
@@ -134,7 +137,7 @@ class MemoryStore:
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         due = [
             (s.timer_due, k.line, k.channel, k.contact, k)
-            for k, s in self._sessions.items()
+            for k, (s, _) in self._sessions.items()
             if s.status is ConversationStatus.ACTIVE
             and s.timer_due is not None
             and s.timer_due <= now

@@ -121,6 +121,14 @@ class SqliteStore:
 
         return await self._run("get session", job)
 
+    async def load_turn(self, key: ConversationKey) -> tuple[Session | None, bool]:
+        def job(cx: sqlite3.Connection) -> tuple[Session | None, bool]:
+            row = cx.execute(sql.GET_SESSION, (key.line, key.channel, key.contact)).fetchone()
+            suppressed = cx.execute(sql.IS_SUPPRESSED, (key.line, key.contact)).fetchone()
+            return (None if row is None else _session(row)), suppressed is not None
+
+        return await self._run("load turn", job)
+
     async def sessions_of(self, contact: str) -> list[Session]:
         def job(cx: sqlite3.Connection) -> list[Session]:
             return [_session(r) for r in cx.execute(sql.SESSIONS_OF, (contact,))]

@@ -5,6 +5,7 @@
 
     http client -> store -> providers -> engine -> outbox -> intake (turns) -> timers
     -> long-text expiry -> poll loops (providers without webhooks, e.g. Enco)
+    -> voice providers and the call runner (``convo.web.voice``)
 
 Shutdown runs them backwards, which is what graceful shutdown needs: stop the loops, wait
 for the turns in flight (``server.shutdown_timeout``), then drain the outbox (pending sends),
@@ -35,7 +36,7 @@ from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import PollingSmsProvider, SmsProvider
 from convo.providers.registry import SMS_PROVIDERS, create_provider
 from convo.store.base import Store
-from convo.web import api, sandbox, webhooks
+from convo.web import api, sandbox, voice, webhooks
 from convo.web.intake import Intake
 from convo.web.state import (
     ENGINE,
@@ -117,6 +118,7 @@ def create_app(
         ]
     )
     webhooks.add_routes(app)
+    voice.setup(app)  # voice providers + call runner (after the engine), /voice/ routes
     api.add_routes(app)
     if any(provider_kind(settings, line.provider) == "sandbox" for line in settings.lines):
         sandbox.add_routes(app)
@@ -150,7 +152,7 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         for name in settings.provider_names():
             if provider_kind(settings, name) not in SMS_PROVIDERS:
-                continue  # voice providers are started by the voice runtime
+                continue  # voice providers are started by convo.web.voice
             providers[name] = create_provider(
                 name,
                 settings.providers.get(name, {}),

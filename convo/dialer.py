@@ -1,0 +1,169 @@
+"""Outbound calls: start a flow by calling someone (``convo call``, DESIGN §3).
+
+:func:`place_call` does two things, in this order:
+
+1. in the configured store, it prepares the conversation ``(line, "voice", to)`` as
+   ``pending`` with the flow, its checked params and language
+   (:meth:`~convo.flow.calls.CallRunner.prepare_outbound`);
+2. it asks the line's voice provider to place the call, handing it
+   ``{public_url}/webhooks/P/voice/answer`` and ``.../voice/status``.
+
+When the callee answers, the provider posts to the running server's answer URL and the server
+(which shares the store: SQLite in WAL mode works across processes) begins the prepared flow.
+If the provider refuses the call, the prepared conversation is ended again and the
+``ProviderError`` is raised. A call that is never answered is ended by its final status
+webhook (busy, no-answer, failed).
+
+The server must know the flow too (it runs the call): the flow is looked up in
+``flows.paths`` of the same settings. The line defaults to the first configured line with a
+voice provider (see :func:`convo.web.voice.voice_provider_name`). A contact who opted out on
+that line is not called.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from convo.bot import Bot
+from convo.config import LineSettings, Settings
+from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError
+from convo.models import CallEvent, CallStatus, ConversationKey
+
+log = logging.getLogger("convo.dialer")
+
+
+def voice_line(settings: Settings, line: str | None) -> tuple[LineSettings, str]:
+    """The line to call from and its voice provider's name.
+
+    ``line`` None picks the first line with a voice provider. Raises ``ConfigError`` when
+    the given line is not configured or has no voice provider, or no line has one.
+    """
+    from convo.web.voice import voice_provider_name
+
+    if line is None:
+        for candidate in settings.lines:
+            name = voice_provider_name(settings, candidate)
+            if name is not None:
+                return candidate, name
+        raise ConfigError(
+            f"{settings.source}: no line has a voice provider (set [[lines]] provider or "
+            "voice_provider to a voice provider such as telefoon_voice)"
+        )
+    from convo.sms.phone import normalize
+
+    number = normalize(line)
+    for candidate in settings.lines:
+        if candidate.number == number:
+            name = voice_provider_name(settings, candidate)
+            if name is None:
+                raise ConfigError(
+                    f"{settings.source}: line {number} has no voice provider "
+                    f"(its provider {candidate.provider!r} only sends texts)"
+                )
+            return candidate, name
+    known = ", ".join(ln.number for ln in settings.lines) or "none"
+    raise ConfigError(f"{settings.source}: {number} is not one of our lines (lines: {known})")
+
+
+def _flow_id(flow: str, known: Mapping[str, Any]) -> str:
+    """A flow id from an id or a flow file path; it must be among the server's flows."""
+    flow_id = flow
+    path = Path(flow)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        from convo.flow.loader import load_flow
+
+        flow_id = load_flow(path).id
+    if flow_id not in known:
+        loaded = ", ".join(sorted(known)) or "none"
+        raise FlowRuntimeError(
+            f"flow {flow_id!r} is not in flows.paths, so the server could not run the call "
+            f"(flows found: {loaded})"
+        )
+    return flow_id
+
+
+async def place_call(
+    settings: Settings,
+    flow: str,
+    *,
+    to: str,
+    line: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    lang: str | None = None,
+    bot: Bot | None = None,
+) -> str:
+    """Call ``to`` from ``line`` and run ``flow`` when they answer; returns the provider's
+    call id.
+
+    ``to`` and ``line`` may be written in any form ``convo.sms.phone.normalize`` accepts.
+    Raises ``InvalidNumber`` (bad number), ``ConfigError`` (no such voice line),
+    ``FlowRuntimeError`` (unknown flow, flow without the voice channel, unknown language,
+    missing or unknown params, contact opted out), ``FlowError`` (flows that do not load),
+    ``StoreError`` and the ``ProviderError`` tree (the provider refused the call).
+    """
+    from convo.flow.calls import CallRunner
+    from convo.flow.engine import Engine
+    from convo.flow.loader import load_flows
+    from convo.providers.registry import create_provider
+    from convo.sms.phone import normalize
+    from convo.web.app import open_store
+
+    callee = normalize(to)
+    chosen, provider_name = voice_line(settings, line)
+    flows = load_flows(list(settings.flows.paths), hooks=bot.hook_names() if bot else None)
+    flow_id = _flow_id(flow, flows)
+    spec = flows[flow_id]
+    if "voice" not in spec.channels:
+        raise FlowRuntimeError(
+            f"flow {flow_id!r} has no voice channel (channels: {', '.join(spec.channels)})"
+        )
+    if lang is not None and lang not in spec.languages:
+        raise FlowRuntimeError(
+            f"flow {flow_id!r} has no language {lang!r} (languages: {', '.join(spec.languages)})"
+        )
+    key = ConversationKey(chosen.number, "voice", callee)
+    store = open_store(settings.store.url, f"{settings.source}: [store] url")
+    await store.open()
+    try:
+        if await store.is_suppressed(key.line, key.contact):
+            raise FlowRuntimeError(f"{callee} opted out on line {key.line}: not calling")
+        runner = CallRunner(Engine(flows, store, bot=bot), handoff_numbers=settings.handoff)
+        await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
+        base = f"{settings.server.public_url.rstrip('/')}/webhooks/{provider_name}/voice"
+        async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as client:
+            provider = create_provider(
+                provider_name,
+                settings.providers.get(provider_name, {}),
+                client,
+                public_url=settings.server.public_url,
+            )
+            try:
+                call_id: str = await provider.start_call(
+                    to=callee,
+                    line=chosen.number,
+                    answer_url=f"{base}/answer",
+                    status_url=f"{base}/status",
+                )
+            except ConvoError:
+                # Nobody will ever answer this call: close the prepared conversation.
+                failed = CallEvent(
+                    provider=provider_name,
+                    call_id="",
+                    line=key.line,
+                    caller=key.contact,
+                    direction="outbound",
+                    status=CallStatus.FAILED,
+                )
+                await runner.status(failed)
+                raise
+            finally:
+                await provider.aclose()
+    finally:
+        await store.close()
+    log.info("call %s placed: %s -> %s, flow %s", call_id, key.line, callee, flow_id)
+    return call_id
