@@ -70,11 +70,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from convo.flow.loader import check_flow, discover
 
     bot = _load_bot(args.bot)
-    hooks = bot.hook_names() if bot else None
     files = discover(args.paths)
     errors = 0
     for path in files:
-        _, diagnostics = check_flow(path, hooks=hooks)
+        # A bot.py beside the flow is its bot (as for `convo chat` and `convo test`).
+        local = bot or (
+            _load_bot(str(path.parent / "bot.py")) if (path.parent / "bot.py").is_file() else None
+        )
+        hooks = local.hook_names() if local else None
+        spec, diagnostics = check_flow(path, hooks=hooks)
+        if spec is not None:
+            from convo.flow.lint import sms_warnings
+
+            diagnostics = [*diagnostics, *sms_warnings(spec, max_parts=args.max_parts)]
         for d in diagnostics:
             print(d)
             errors += d.severity == "error"
@@ -361,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check flow files")
     p.add_argument("paths", nargs="+")
     p.add_argument("--bot", help="check hook names against this bot")
+    p.add_argument(
+        "--max-parts", type=int, default=3, help="warn when an SMS text needs more parts (3)"
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("test", help="run conversation-test files")

@@ -1,0 +1,87 @@
+"""Warnings about SMS cost that a flow file can only hint at: long and UCS-2 texts.
+
+A text's length is only known once rendered, so this estimates from the template source:
+each ``{{ ... }}`` counts as ten GSM characters (a name, a date) and ``{% ... %}`` tags count
+as nothing. Characters written in the source that are not in the GSM 03.38 alphabet are
+exact: one of them makes the whole message UCS-2, with 70 characters per part instead of 160.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from convo.exceptions import Diagnostic
+from convo.flow.spec import Ask, Choose, FlowSpec, Handoff, Say, Text
+from convo.sms.segments import analyze, non_gsm_chars
+
+_EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+_TAG_OR_COMMENT = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+PLACEHOLDER = "x" * 10
+
+
+def sms_texts(spec: FlowSpec) -> Iterator[tuple[str, Text]]:
+    """``(where, text)`` for every text that can be sent by SMS."""
+    if spec.error_text is not None:
+        yield "error_text", spec.error_text
+    for i, handler in enumerate(spec.anytime):
+        if handler.say is not None:
+            yield f"anytime[{i}].say", handler.say
+    for name, step in spec.steps.items():
+        verb = step.verb
+        if isinstance(verb, Say):
+            yield f"steps.{name}.say", verb.text
+        elif isinstance(verb, Ask | Choose):
+            kind = "ask" if isinstance(verb, Ask) else "choose"
+            yield f"steps.{name}.{kind}.text", verb.text
+            for j, reprompt in enumerate(verb.retry.reprompt):
+                yield f"steps.{name}.{kind}.reprompt[{j}]", reprompt
+            if isinstance(verb, Ask) and verb.invalid is not None:
+                yield f"steps.{name}.ask.invalid", verb.invalid
+        elif isinstance(verb, Handoff) and verb.say is not None:
+            yield f"steps.{name}.handoff.say", verb.say
+
+
+def estimate(source: str) -> str:
+    """The source with template code replaced by what it typically renders to."""
+    return _EXPRESSION.sub(PLACEHOLDER, _TAG_OR_COMMENT.sub("", source))
+
+
+def sms_warnings(spec: FlowSpec, *, max_parts: int = 3) -> list[Diagnostic]:
+    """A warning per text (and language) that renders to more than ``max_parts`` SMS
+    parts, or that a single character forces into UCS-2. Voice-only flows get none."""
+    if "sms" not in spec.channels:
+        return []
+    out: list[Diagnostic] = []
+    for where, text in sms_texts(spec):
+        sms = text.by_channel.get("sms", text) if text.by_channel else text
+        for lang, source in sms.sources():
+            label = f"{where}{f' ({lang})' if lang else ''}"
+            pos = text.pos
+            forcing = non_gsm_chars(_TAG_OR_COMMENT.sub("", _EXPRESSION.sub("", source)))
+            if forcing:
+                chars = " ".join(repr(c) for c in forcing)
+                out.append(
+                    Diagnostic(
+                        pos.file,
+                        pos.line,
+                        pos.col,
+                        f"{label}: {chars} not in the GSM alphabet: the SMS is sent as "
+                        "UCS-2 (70 characters per part instead of 160)",
+                        hint="replace the character if a GSM one will do",
+                        severity="warning",
+                    )
+                )
+            parts = analyze(estimate(source)).parts
+            if parts > max_parts:
+                out.append(
+                    Diagnostic(
+                        pos.file,
+                        pos.line,
+                        pos.col,
+                        f"{label}: renders to about {parts} SMS parts (more than {max_parts})",
+                        hint="shorten it, or raise --max-parts",
+                        severity="warning",
+                    )
+                )
+    return out
