@@ -1,7 +1,7 @@
 """Call webhooks per second and their latency: convo's voice routes at 50 concurrent calls.
 
-Usage: .venv/bin/python bench/voice_webhooks.py [--calls 1000] [--concurrency 50]
-       [--questions 4] [--duration 60] [--profile FILE]
+Usage: .venv/bin/python bench/voice_webhooks.py [--calls 400] [--concurrency 50]
+       [--think 0.25] [--questions 4] [--duration 60] [--profile FILE]
 
 convo (``create_app``: SQLite store in a temp dir, one Telefoon Voice line, signed
 webhooks) runs in a child process started with ``convo.web.server.serve``, so the load
@@ -11,6 +11,12 @@ plays ``--calls`` calls: ``/voice/answer`` (the flow begins: a Gather), then one
 ``/voice/input`` per question (digits; each answered with the next Gather, the last with
 Say + Hangup), then ``/voice/status`` completed. Each form is signed like Telefoon
 (``X-Signature``). It stops early after ``--duration`` seconds.
+
+``--think`` is the caller's time between two webhooks of one call (listening to the prompt,
+pressing a key), drawn uniformly from 0.5x to 1.5x of it: 50 calls in progress with 0.25 s
+of thought offer about 200 webhooks/s, a far faster pace than real callers (seconds per
+key). ``--think 0`` posts each call's webhooks back to back: a saturation test, where by
+Little's law latency ~ concurrency / throughput, i.e. queueing, not the cost of a webhook.
 
 Prints, per route, requests/s over the whole run and p50/p99/max latency in ms, and checks
 every answer was a 200 XML document (a Gather, or a Hangup at the end) and every conversation
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import random
 import socket
 import sqlite3
 import statistics
@@ -102,8 +109,10 @@ def run_server(tmp: str, port: int, ready: Any, profile: str | None) -> None:
 class Load:
     """Plays calls against convo and keeps each request's latency by route."""
 
-    def __init__(self, base: str, questions: int, deadline: float) -> None:
+    def __init__(self, base: str, questions: int, deadline: float, think: float) -> None:
         self.base = base
+        self.think = think
+        self.rng = random.Random(42)
         self.questions = questions
         self.deadline = deadline
         self.latency: dict[str, list[float]] = defaultdict(list)
@@ -119,6 +128,8 @@ class Load:
         path = f"/webhooks/telefoon_voice/voice/{route}"
         if route == "input":
             path += "?after=gather"
+        if self.think:
+            await asyncio.sleep(self.think * (0.5 + self.rng.random()))
         start = time.perf_counter()
         async with http.post(self.base + path, data=body, headers=headers) as resp:
             text = await resp.text()
@@ -158,7 +169,9 @@ class Load:
         connector = aiohttp.TCPConnector(limit=concurrency)
         timeout = aiohttp.ClientTimeout(total=30)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            think, self.think = self.think, 0.0
             await self.call(http, calls)  # warm-up call (first imports, first SQLite pages)
+            self.think, self.completed = think, 0
             for route in ROUTES:
                 self.latency[route].clear()
             start = time.perf_counter()
@@ -175,7 +188,7 @@ def report(load: Load, elapsed: float, concurrency: int) -> bool:
     total = sum(len(v) for v in load.latency.values())
     print(
         f"{load.completed} calls, {total} webhooks in {elapsed:.2f} s at {concurrency} "
-        f"concurrent calls: {total / elapsed:,.0f} webhooks/s"
+        f"concurrent calls, think {load.think} s: {total / elapsed:,.0f} webhooks/s"
     )
     ok = True
     for route in ROUTES:
@@ -184,8 +197,9 @@ def report(load: Load, elapsed: float, concurrency: int) -> bool:
             continue
         p99 = percentile(values, 0.99)
         line = (
-            f"  {route:<6} {len(values) / elapsed:8,.0f} req/s   p50 {percentile(values, 0.5):6.2f} ms"
-            f"   p99 {p99:6.2f} ms   max {max(values) * 1000:6.2f} ms"
+            f"  {route:<6} {len(values) / elapsed:8,.0f} req/s"
+            f"   p50 {percentile(values, 0.5):6.2f} ms   p99 {p99:6.2f} ms"
+            f"   max {max(values) * 1000:6.2f} ms"
             f"   mean {statistics.fmean(values) * 1000:6.2f} ms"
         )
         if route in ("answer", "input"):
@@ -204,8 +218,9 @@ def ended_conversations(db: Path) -> int:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--think", type=float, default=0.25, help="seconds between webhooks")
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--duration", type=float, default=60.0, help="stop after (seconds)")
     parser.add_argument("--profile", help="write the server's cProfile stats to this file")
@@ -219,7 +234,7 @@ async def main() -> int:
         server.start()
         try:
             base = await asyncio.to_thread(ready.get, True, 30)
-            load = Load(base, args.questions, time.perf_counter() + args.duration)
+            load = Load(base, args.questions, time.perf_counter() + args.duration, args.think)
             elapsed = await load.run(args.calls, args.concurrency)
         finally:
             server.terminate()  # SIGTERM: convo stops gracefully (and writes the profile)

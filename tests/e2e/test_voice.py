@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestServer
 
 from convo import cli
 from convo.bot import Bot, load_bot
-from convo.config import Settings, load_settings
+from convo.config import Settings, load_settings, parse_settings
 from convo.dialer import place_call
 from convo.exceptions import ConfigError, FlowRuntimeError, ProviderUnavailable
 from convo.models import ConversationKey, ConversationStatus, Session
@@ -110,18 +110,11 @@ class World:
             return await client.post(f"{self.url}{route}", content=body, headers=headers)
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    sim = TelefoonVoiceSimulator(api_key=KEY, webhook_secret=SECRET)
-    sim_server = TestServer(sim.app, host="127.0.0.1")
-    await sim_server.start_server()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+def write_config(tmp_path: Path, public_url: str, sim_url: str) -> Path:
     config = tmp_path / "convo.toml"
     config.write_text(
         CONFIG.format(
-            public_url=url,
+            public_url=public_url,
             db=tmp_path / "convo.db",
             root=ROOT,
             data=DATA,
@@ -132,9 +125,27 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             reminder=REMINDER,
             key=KEY,
             secret=SECRET,
-            sim_url=str(sim_server.make_url("")).rstrip("/"),
+            sim_url=sim_url,
         )
     )
+    return config
+
+
+@pytest.fixture
+def world_config(tmp_path: Path) -> Path:
+    """The e2e config file, for tests that need no server (nothing listens there)."""
+    return write_config(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    sim = TelefoonVoiceSimulator(api_key=KEY, webhook_secret=SECRET)
+    sim_server = TestServer(sim.app, host="127.0.0.1")
+    await sim_server.start_server()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = write_config(tmp_path, url, str(sim_server.make_url("")).rstrip("/"))
     settings = load_settings(config, env={})
     bot = load_bot(REMINDER_BOT)
     app = create_app(settings, bot=bot)
@@ -344,3 +355,35 @@ async def test_call_to_a_number_that_is_not_ours_is_hung_up(world: World) -> Non
     assert resp.status_code == 200
     root = ET.fromstring(resp.content)
     assert [child.tag for child in root] == ["Hangup"]
+
+
+async def test_voice_provider_must_be_a_voice_provider(tmp_path: Path) -> None:
+    line = {"number": SUPPORT, "provider": "sandbox", "flow": "voice_echo"}
+    settings = parse_settings(
+        {
+            "store": {"url": "memory://"},
+            "flows": {"paths": [str(DATA)]},
+            "lines": [line | {"channels": ["sms", "voice"], "voice_provider": "sandbox"}],
+        },
+        source="bad.toml",
+        env={},
+    )
+    runner = web.AppRunner(create_app(settings))
+    with pytest.raises(ConfigError, match="voice_provider 'sandbox' is not a voice provider"):
+        await runner.setup()
+    await runner.cleanup()
+
+
+def test_handoff_numbers_are_checked_and_normalised() -> None:
+    good = parse_settings({"handoff": {"reception": "02 555 01 99", "desk": "sip:d@x"}}, env={})
+    assert good.handoff == {"reception": RECEPTION, "desk": "sip:d@x"}
+    with pytest.raises(ConfigError, match=r"\[handoff\] reception"):
+        parse_settings({"handoff": {"reception": "12"}}, env={})
+
+
+def test_convo_call_with_an_unknown_line_exits_2(
+    world_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["call", "voice_echo", "--to", CALLER, "--line", "+3225550177"]
+    assert cli.main([*argv, "--config", str(world_config)]) == 2
+    assert "+3225550177 is not one of our lines" in capsys.readouterr().err
