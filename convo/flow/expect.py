@@ -203,7 +203,9 @@ def match_option(
     "*" and "#" are keys too); one of its words in the contact's language; its words in
     any other language; a number word naming a key ("een", "two"). First option wins a tie.
     Keys, words and DTMF read the same on both channels (a call may send speech, an SMS
-    may send "1"); ``channel`` is accepted so callers treat this like :func:`parse_answer`.
+    may send "1"). On a call, recognised speech is a phrase ("les horaires, s'il vous
+    plaît"): when nothing above matched, an option whose word appears in the phrase is
+    picked, provided no other option's word does too (an ambiguous phrase picks nothing).
     """
     if len(text) > MAX_ANSWER:
         return None
@@ -223,7 +225,20 @@ def match_option(
     number = read_number(candidates[-1], base_lang(lang)) if candidates else None
     if isinstance(number, int):
         return next((o for o in options if o.key == str(number)), None)
+    if channel == "voice" and candidates:
+        return _spoken_option(options, candidates[0])
     return None
+
+
+def _spoken_option(options: Sequence[Option], phrase: str) -> Option | None:
+    """The one option with a word (or multi-word phrase) inside ``phrase``, else None."""
+    padded = f" {phrase} "
+    hits = [
+        o
+        for o in options
+        if any(f" {_normalized_word(w)} " in padded for ws in o.words.values() for w in ws)
+    ]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _all_word_langs(items: Sequence[Option] | Sequence[Choice]) -> dict[str, tuple[str, ...]]:

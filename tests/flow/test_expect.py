@@ -437,3 +437,22 @@ def test_words_of_a_flow_language_outside_the_four_are_preferred_too() -> None:
     assert match_option((a, b), "Sí", "es-ES") is b
     choices = (Choice("a", {"en": ("si",)}), Choice("b", {"es": ("si",)}))
     assert read("choice", "sí", "es", choices=choices) == Answer(True, "b")
+
+
+def test_spoken_phrases_pick_the_one_option_they_name() -> None:
+    from convo.flow.expect import match_option
+    from convo.flow.spec import Option, Pos
+
+    pos = Pos("menu.yaml")
+    options = (
+        Option(pos, key="1", words={"fr": ("horaires", "heures")}),
+        Option(pos, key="2", words={"fr": ("collaborateur",), "en": ("agent",)}),
+    )
+    assert (
+        match_option(options, "les horaires s'il vous plaît", "fr", channel="voice") is options[0]
+    )
+    assert match_option(options, "un collaborateur", "fr", channel="voice") is options[1]
+    # Both named: ambiguous, so nothing; and by SMS a phrase is not a menu reply.
+    assert match_option(options, "horaires ou agent", "fr", channel="voice") is None
+    assert match_option(options, "les horaires", "fr", channel="sms") is None
+    assert match_option(options, "stopwatch", "en", channel="voice") is None
