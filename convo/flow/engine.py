@@ -217,7 +217,11 @@ class Engine:
             loaded = self.flows[flow_id]
             known = await self.contacts(key.contact) if self.contacts else None
             lang, name = (known.lang, known.name) if known else (None, None)
-            session = self._new_session(key, loaded, lang=lang, params=None, name=name)
+            try:
+                session = self._new_session(key, loaded, lang=lang, params=None, name=name)
+            except FlowRuntimeError as exc:  # e.g. a flow that needs params, started by a text
+                log.error("%s: cannot start flow %s from a message: %s", key, flow_id, exc)
+                return await self._refuse(loaded, key, lang, message.id)
             contact = Contact(key.contact, session.lang, name)
             return await self._run(loaded, session, contact, message.id, lambda t: t.begin(text))
         contact = Contact(key.contact, session.lang, session.contact_name)
@@ -260,6 +264,9 @@ class Engine:
         except ConvoError as exc:
             log.error("turn failed for %s in %s/%s: %s", session.key, session.flow, step, exc)
             return await self._fail(loaded, session, turn, inbound_id)
+        except Exception:  # a bug must cost one reply, never the message or the server
+            log.exception("turn crashed for %s in %s/%s", session.key, session.flow, step)
+            return await self._fail(loaded, session, turn, inbound_id)
         new = turn.session
         new.updated_at = self.clock()
         messages = self.messages(new.key, turn.outputs)
@@ -292,6 +299,19 @@ class Engine:
             await self.store.add_outbound([MessageRecord.outbound(message)])
             if inbound_id is not None:
                 await self.store.mark_processed(inbound_id)
+        return [message]
+
+    async def _refuse(
+        self, loaded: LoadedFlow, key: ConversationKey, lang: str | None, inbound_id: str
+    ) -> list[OutboundMessage]:
+        """Answer a message that cannot start the line's flow with the flow's error text."""
+        spec = loaded.spec
+        lang = lang if lang in spec.languages else spec.default_lang
+        context = {"contact": {"number": key.contact, "lang": lang}, "lang": lang}
+        text = error_text(spec, lang, context)
+        message = OutboundMessage(line=key.line, to=key.contact, text=text, lang=lang)
+        await self.store.add_outbound([MessageRecord.outbound(message)])
+        await self.store.mark_processed(inbound_id)
         return [message]
 
     def messages(self, key: ConversationKey, outputs: Sequence[Output]) -> list[OutboundMessage]:

@@ -49,9 +49,10 @@ def check_params(
 ) -> dict[str, Any]:
     """Validate and coerce ``given`` against the flow's declared params.
 
-    Unknown names and (for outbound starts) missing required params raise
-    ``FlowRuntimeError`` naming the flow and the param. A conversation a stranger opens
-    (``inbound=True``) cannot supply params: declared ones get their defaults (or None).
+    Unknown names and missing required params raise ``FlowRuntimeError`` naming the flow
+    and the param. A conversation a stranger opens (``inbound=True``) cannot supply params:
+    optional ones get their defaults, and a flow with required params cannot be started
+    that way.
     """
     unknown = sorted(set(given) - set(spec.params))
     if unknown:
@@ -63,8 +64,9 @@ def check_params(
     for name, param in spec.params.items():
         if name in given and given[name] is not None:
             out[name] = _coerce(spec.id, param, given[name])
-        elif param.required and not inbound:
-            raise FlowRuntimeError(f"flow {spec.id!r}: param {name!r} is required")
+        elif param.required:
+            how = " (it cannot be started by an inbound message)" if inbound else ""
+            raise FlowRuntimeError(f"flow {spec.id!r}: param {name!r} is required{how}")
         else:
             out[name] = param.default
     return out

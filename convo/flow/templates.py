@@ -84,7 +84,9 @@ def _number_filter(ctx: jinja2.runtime.Context, value: Any, decimals: int | None
 
 
 # What a template can do wrong at run time. Anything else is a bug in convo and propagates.
-_RENDER_ERRORS = (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError)
+# Anything that fails inside a flow author's template (a filter given None, a method of a
+# value raising) is that template's failure, reported as such, never a crash of the turn.
+_RENDER_ERRORS = (Exception,)
 
 
 class Templates:

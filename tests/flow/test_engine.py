@@ -227,3 +227,40 @@ def test_graph_is_mermaid() -> None:
     assert graph.startswith("stateDiagram-v2\n    [*] --> count\n")
     assert "    count --> nudge\n" in graph
     assert "    done --> [*]\n" in graph
+
+
+NEEDS_PARAMS = """
+flow: remind
+languages: [en]
+start: hello
+params:
+  date: {type: date, required: true}
+steps:
+  hello:
+    say: "Your appointment is on {{ params.date | date }}."
+    end: true
+"""
+
+
+async def test_a_stranger_cannot_start_a_flow_that_needs_params(any_store: Store) -> None:
+    spec = load_flow_text(NEEDS_PARAMS, "remind.yaml")
+    engine = Engine({"remind": spec}, any_store, lines={LINE: "remind"})
+    assert await texts(engine, "hi") == [
+        "Sorry, something went wrong on our side. Please try again later."
+    ]
+    assert await any_store.unprocessed_inbound() == []
+    assert await any_store.get_session(ConversationKey(LINE, "sms", ALICE)) is None
+
+
+async def test_a_template_failing_at_runtime_costs_one_reply_not_the_message(
+    any_store: Store,
+) -> None:
+    flow = NEEDS_PARAMS.replace("required: true", "required: false")
+    engine = Engine(
+        {"remind": load_flow_text(flow, "remind.yaml")}, any_store, lines={LINE: "remind"}
+    )
+    # `date` is None for a stranger: the date filter fails inside the template.
+    assert await texts(engine, "hi") == [
+        "Sorry, something went wrong on our side. Please try again later."
+    ]
+    assert await any_store.unprocessed_inbound() == []
