@@ -7,6 +7,9 @@
 * ``GET /sandbox/messages?number=+32...``: what our lines sent to that phone, oldest first,
   ``{"messages": [{"from", "to", "text", "segments", "at", ...}]}``.
 * ``GET /sandbox/lines``: our sandbox lines, ``{"lines": [{"number", "flow", "channels"}]}``.
+* ``POST /sandbox/conversations`` ``{"line", "to", "params", "lang"}``: the line's flow
+  texts the phone ``to`` first (an outbound start, e.g. an appointment reminder with its
+  params); ``{"replies": [{"id", "text"}]}``. A missing or wrong param is a 400 naming it.
 
 The routes exist only when a line uses a sandbox provider. Numbers are normalised to
 E.164 (``0470 ...`` is read as Belgian); a ``to`` that is not a sandbox line is a 404.
@@ -20,8 +23,9 @@ from typing import Any
 from aiohttp import web
 
 from convo.exceptions import InvalidNumber, MalformedWebhook
+from convo.models import ConversationKey
 from convo.providers.sandbox import SandboxSms
-from convo.web.state import INTAKE, PROVIDERS, SETTINGS, error_response
+from convo.web.state import ENGINE, INTAKE, OUTBOX, PROVIDERS, SETTINGS, error_response
 
 
 def _sandboxes(app: web.Application) -> dict[str, SandboxSms]:
@@ -73,6 +77,27 @@ async def post_message(request: web.Request) -> web.Response:
     )
 
 
+async def start_conversation(request: web.Request) -> web.Response:
+    try:
+        data = json.loads(await request.read())
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedWebhook('expected a JSON body {"line", "to", "params"}') from None
+    if not isinstance(data, dict):
+        raise MalformedWebhook('expected a JSON object {"line", "to", "params"}')
+    to, line = _e164(data.get("to"), "to"), _e164(data.get("line"), "line")
+    params, lang = data.get("params") or {}, data.get("lang")
+    if not isinstance(params, dict) or not (lang is None or isinstance(lang, str)):
+        raise MalformedWebhook("'params' must be an object and 'lang' a string")
+    lines = _lines(request.app)
+    if line not in lines:
+        known = ", ".join(sorted(lines)) or "none"
+        return error_response(404, f"{line} is not a sandbox line (sandbox lines: {known})")
+    key = ConversationKey(line, "sms", to)
+    replies = await request.app[ENGINE].start(key, lines[line].flow, params=params, lang=lang)
+    request.app[OUTBOX].notify()
+    return web.json_response({"replies": [{"id": r.id, "text": r.text} for r in replies]})
+
+
 async def get_messages(request: web.Request) -> web.Response:
     raw = request.query.get("number", "")
     if raw.startswith(" "):  # an unencoded "+" in a query string arrives as a space
@@ -100,3 +125,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sandbox/messages", post_message)
     app.router.add_get("/sandbox/messages", get_messages)
     app.router.add_get("/sandbox/lines", get_lines)
+    app.router.add_post("/sandbox/conversations", start_conversation)

@@ -8,7 +8,8 @@ statuses: the app's error middleware consults it for every route, so handlers ju
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from aiohttp import web
@@ -25,7 +26,7 @@ from convo.exceptions import (
     StoreError,
     WebhookError,
 )
-from convo.models import InboundMessage, OutboundMessage
+from convo.models import ConversationKey, InboundMessage, OutboundMessage
 from convo.outbox import Outbox
 from convo.providers.base import SmsProvider
 from convo.store.base import Store
@@ -45,6 +46,16 @@ class TurnEngine(Protocol):
     async def process(self, message: InboundMessage) -> list[OutboundMessage]: ...
 
     async def fire_timers(self, now: float | None = None) -> int: ...
+
+    async def start(
+        self,
+        key: ConversationKey,
+        flow_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        lang: str | None = None,
+        name: str | None = None,
+    ) -> list[OutboundMessage]: ...
 
 
 #: Exception class -> HTTP status; the first matching row wins (subclasses before bases).

@@ -126,3 +126,20 @@ async def test_sandbox_lines_and_unknown_line(client: Client) -> None:
     resp = await client.post("/sandbox/messages", data=b"nope")
     assert resp.status == 400
     assert client.app[INTAKE].in_flight == 0
+
+
+async def test_sandbox_line_can_text_first(client: Client) -> None:
+    resp = await client.post("/sandbox/conversations", json={"line": LINE, "to": BOB})
+    assert resp.status == 200, await resp.text()
+    assert [r["text"] for r in (await resp.json())["replies"]] == ["What is your name?"]
+    assert await client.app[OUTBOX].drain(5)
+    resp = await client.get("/sandbox/messages", params={"number": BOB})
+    assert [m["text"] for m in (await resp.json())["messages"]] == ["What is your name?"]
+    await talk(client, BOB, "Bob")
+    resp = await client.get("/sandbox/messages", params={"number": BOB})
+    assert [m["text"] for m in (await resp.json())["messages"]][-1] == "Hi Bob!"
+    resp = await client.post(
+        "/sandbox/conversations", json={"line": LINE, "to": BOB, "params": {"nope": 1}}
+    )
+    assert resp.status == 400
+    assert "unknown param" in (await resp.json())["error"]
