@@ -18,13 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from convo.flow.loader import load_flow_text
-from convo.store.memory import MemoryStore
-from convo.store.sqlite import SqliteStore
-
 from convo.flow.engine import Engine
+from convo.flow.loader import load_flow_text
 from convo.models import ConversationKey, InboundMessage
 from convo.store.base import Store
+from convo.store.memory import MemoryStore
+from convo.store.sqlite import SqliteStore
 
 LINE = "+3200000000"
 

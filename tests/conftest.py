@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from convo.store.memory import MemoryStore
-from convo.store.sqlite import SqliteStore
 
 from convo.store.base import Store
+from convo.store.memory import MemoryStore
+from convo.store.sqlite import SqliteStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])

@@ -6,15 +6,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from convo.flow.loader import load_flow_text
-from convo.store.sqlite import SqliteStore
 
 from convo.bot import Bot, Conversation
 from convo.exceptions import FlowRuntimeError
 from convo.flow.engine import Engine
+from convo.flow.loader import discover, load_flow_text
 from convo.flow.turn import LoadedFlow
 from convo.models import ConversationKey, ConversationStatus, InboundMessage, MessageStatus
 from convo.store.base import MessageQuery, Store
+from convo.store.sqlite import SqliteStore
 
 LINE = "+3200000000"
 ALICE = "+32470000001"
@@ -264,3 +264,29 @@ async def test_a_template_failing_at_runtime_costs_one_reply_not_the_message(
         "Sorry, something went wrong on our side. Please try again later."
     ]
     assert await any_store.unprocessed_inbound() == []
+
+
+EXAMPLE_FLOWS = Path(__file__).resolve().parents[2] / "flows"
+
+
+@pytest.mark.parametrize("flow_file", discover([EXAMPLE_FLOWS]), ids=lambda p: p.stem)
+def test_move_table_agrees_with_the_transitions_machine(flow_file: Path) -> None:
+    import itertools
+
+    from convo.flow.loader import load_flow
+
+    machine = LoadedFlow.build(load_flow(flow_file)).machine
+    steps = list(machine.spec.steps)
+    legal = 0
+    for current, dest in itertools.product(steps, steps):
+        try:
+            by_table = machine.move(current, dest)
+        except FlowRuntimeError:
+            by_table = None
+        try:
+            by_trigger = machine.fire(current, dest)
+        except FlowRuntimeError:
+            by_trigger = None
+        assert by_table == by_trigger, (current, dest)
+        legal += by_table is not None
+    assert legal > 0
