@@ -117,6 +117,10 @@ class Templates:
         Raises FlowRuntimeError (naming the abbreviated template) when the source does not
         compile, uses an undefined variable, trips the sandbox, or a filter refuses a value.
         """
+        if "{" not in source and "\r" not in source:
+            # No Jinja2 syntax at all (most texts): the output is the text itself, less the
+            # one trailing newline Jinja2 drops. Skips ~20 µs of context set-up per text.
+            return source.removesuffix("\n")
         try:
             template = self._templates.get(source)
             if template is None:

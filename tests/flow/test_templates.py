@@ -150,3 +150,9 @@ def test_time_and_number_filters() -> None:
     assert TEMPLATES.render("{{ n | number }}", context) != TEMPLATES.render(
         "{{ n | number }}", {"n": 1234.5, "lang": "en"}
     )
+
+
+@pytest.mark.parametrize("source", ["hi", "hi\n", "hi\n\n", "R&D <b> 'x'", "a\nb", "", "50%"])
+def test_plain_texts_render_exactly_as_jinja2_would(source: str) -> None:
+    templates = Templates()
+    assert templates.render(source, {}) == templates.env.from_string(source).render()
