@@ -47,24 +47,31 @@ def ten_step_flow() -> str:
 ANSWERS = ["7", "yes", "fine", "3", "no", "ok then", "10", "y", "bye"]
 
 
-async def run(store: Store, conversations: int) -> tuple[int, float]:
+async def run(store: Store, conversations: int, concurrency: int) -> tuple[int, float]:
+    """All conversations start, then answer question by question; ``concurrency`` turns (of
+    distinct conversations) are in flight at once, as webhooks are on a busy server."""
     await store.open()
     engine = Engine(
         {"bench": load_flow_text(ten_step_flow(), "bench.yaml")}, store, lines={LINE: "bench"}
     )
     numbers = [f"+32470{i:06d}" for i in range(conversations)]
-    turns = 0
-    start = time.perf_counter()
-    for number in numbers:
+    batches = [numbers[i : i + concurrency] for i in range(0, len(numbers), concurrency)]
+
+    async def start(number: str) -> None:
         await engine.start(ConversationKey(LINE, "sms", number), "bench", params={"name": "An"})
-        turns += 1
-    for answer in ANSWERS:
-        for number in numbers:
-            await engine.handle(InboundMessage(line=LINE, sender=number, text=answer))
-            turns += 1
-    elapsed = time.perf_counter() - start
+
+    async def answer(number: str, text: str) -> None:
+        await engine.handle(InboundMessage(line=LINE, sender=number, text=text))
+
+    begin = time.perf_counter()
+    for batch in batches:
+        await asyncio.gather(*(start(n) for n in batch))
+    for text in ANSWERS:
+        for batch in batches:
+            await asyncio.gather(*(answer(n, text) for n in batch))
+    elapsed = time.perf_counter() - begin
     await store.close()
-    return turns, elapsed
+    return conversations * (1 + len(ANSWERS)), elapsed
 
 
 async def idle_size(path: Path, conversations: int) -> float:
@@ -87,16 +94,30 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--store", choices=["memory", "sqlite", "both"], default="both")
+    parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=[1, 50], help="turns in flight (1 50)"
+    )
     args = parser.parse_args()
     n = args.conversations
-    print(f"10-step flow, {n} conversations, {n * 10} turns per store")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, threads included
+    print(f"10-step flow, {n} conversations, {n * 10} turns per run, pinned to one core")
     with tempfile.TemporaryDirectory() as tmp:
-        if args.store in ("memory", "both"):
-            turns, secs = await run(MemoryStore(), n)
-            print(f"memory store: {turns / secs:,.0f} turns/s ({turns} turns in {secs:.2f} s)")
+        for c in args.concurrency:
+            if args.store in ("memory", "both"):
+                turns, secs = await run(MemoryStore(), n, c)
+                print(
+                    f"memory store, {c:3d} in flight: {turns / secs:7,.0f} turns/s "
+                    f"({turns} turns in {secs:.2f} s)"
+                )
+            if args.store in ("sqlite", "both"):
+                db = Path(tmp) / f"bench-{c}.db"
+                turns, secs = await run(SqliteStore(db), n, c)
+                print(
+                    f"sqlite store, {c:3d} in flight: {turns / secs:7,.0f} turns/s "
+                    f"({turns} turns in {secs:.2f} s)"
+                )
         if args.store in ("sqlite", "both"):
-            turns, secs = await run(SqliteStore(Path(tmp) / "bench.db"), n)
-            print(f"sqlite store: {turns / secs:,.0f} turns/s ({turns} turns in {secs:.2f} s)")
             size = await idle_size(Path(tmp) / "idle.db", n)
             print(
                 f"sqlite size per idle conversation (session + its queued first message): "
