@@ -17,7 +17,8 @@ Tables beyond the DESIGN contract (all optional):
   inspection), ``concat_timeout`` (seconds to wait for the missing parts of a long text
   before delivering what arrived, default 60);
 * ``[outbox]`` ``max_attempts`` (5), ``base_delay`` (1.0 s), ``max_delay`` (60 s),
-  ``sweep_interval`` (5 s);
+  ``sweep_interval`` (5 s), ``reconcile_after`` (600 s: a message still ``sent`` this long
+  after its last update is looked up at its provider, see ``convo.reconcile``);
 * ``[server] shutdown_timeout`` (seconds to finish in-flight turns and pending sends, 30);
 * ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
   ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
@@ -47,6 +48,7 @@ DEFAULT_FILE = "convo.toml"
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
 SANDBOX_PROVIDER = "sandbox"
+SHORT_CODE = re.compile(r"[1-9][0-9]{2,7}")
 
 
 def is_secret_key(key: str) -> bool:
@@ -141,6 +143,7 @@ class OutboxSettings:
     base_delay: float = 1.0
     max_delay: float = 60.0
     sweep_interval: float = 5.0
+    reconcile_after: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +296,10 @@ def _expand_document(data: dict[str, Any], env: Mapping[str, str], source: str) 
 
 
 def _line_number(raw: str, where: str) -> str:
-    """E.164 for phone numbers; alphanumeric sender names are kept as they are."""
+    """E.164 for phone numbers; alphanumeric sender names and short codes (3-8 digits, not
+    starting with 0: Enco's dedicated addresses such as ``8888``) are kept as they are."""
+    if SHORT_CODE.fullmatch(raw):
+        return raw
     if any(c.isalpha() for c in raw):
         from convo.sms.phone import is_sender_id
 
@@ -456,13 +462,14 @@ def parse_settings(
         source,
         "[outbox]",
         doc.get("outbox", {}),
-        frozenset({"max_attempts", "base_delay", "max_delay", "sweep_interval"}),
+        frozenset({"max_attempts", "base_delay", "max_delay", "sweep_interval", "reconcile_after"}),
     )
     outbox = OutboxSettings(
         box.integer("max_attempts", 5, minimum=1),
         box.number("base_delay", 1.0),
         box.number("max_delay", 60.0),
         box.number("sweep_interval", 5.0),
+        box.number("reconcile_after", 600.0),
     )
 
     providers = _providers(source, doc.get("providers", {}))

@@ -28,13 +28,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from convo.flow.engine import Engine
+from convo.flow.outputs import AwaitInput, CallAction, LoadedFlow, Output, Utterance
 from convo.flow.spec import Ask, Choose, FlowSpec
 from convo.flow.spec import Conference as ConferenceStep
 from convo.flow.spec import Dial as DialStep
 from convo.flow.spec import Handoff as HandoffStep
 from convo.flow.spec import Hangup as HangupStep
 from convo.flow.spec import Record as RecordStep
-from convo.flow.turn import AwaitInput, CallAction, LoadedFlow, Output, Turn, Utterance
+from convo.flow.turn import Turn
 from convo.models import (
     CallEvent,
     Contact,
@@ -175,7 +176,7 @@ class CallRunner:
             log.error(
                 "call turn failed for %s in %s/%s: %s", session.key, session.flow, session.step, exc
             )
-            from convo.flow.turn import error_text
+            from convo.flow.speech import error_text
 
             text = error_text(loaded.spec, session.lang, turn.context())
             locale, voice, fallbacks = locale_of(loaded.spec, session.lang)

@@ -27,9 +27,11 @@ from typing import Any
 from convo.bot import Bot
 from convo.exceptions import ConvoError, FlowRuntimeError
 from convo.flow.expect import match_words
+from convo.flow.outputs import LoadedFlow, Output, Utterance
 from convo.flow.params import check_params
 from convo.flow.spec import FlowSpec
-from convo.flow.turn import LoadedFlow, Output, Turn, Utterance, error_text
+from convo.flow.speech import error_text
+from convo.flow.turn import Turn
 from convo.models import (
     Contact,
     ConversationKey,

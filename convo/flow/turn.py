@@ -3,14 +3,17 @@
 A :class:`Turn` changes the session object it is given (a fresh copy from the store) and the
 engine saves it only when the turn completes: when anything fails half-way (a hook raises, a
 template cannot render) the engine drops it and the stored conversation stays where it was.
-It produces neutral :data:`Output` values; the engine turns them into ``OutboundMessage``
-values (SMS) and the voice layer into call instructions. Nothing here knows a provider, HTTP
-or the store.
+It produces neutral :data:`~convo.flow.outputs.Output` values in ``outputs``; the engine turns
+them into ``OutboundMessage`` values (SMS) and the voice layer into call instructions. Nothing
+here knows a provider, HTTP or the store.
 
 Events a turn starts from: :meth:`Turn.begin` (a new conversation, optionally with the text
 that opened it), :meth:`Turn.answer` (the contact replied), :meth:`Turn.timeout` (a durable
 step timeout fired) and, on calls, :meth:`Turn.silence`, :meth:`Turn.recorded` and
-:meth:`Turn.dialled`.
+:meth:`Turn.dialled`. The turn walks steps (every move checked by the flow's machine) and
+judges answers (parse, validate, retry, ``anytime`` handlers); it leaves running hooks to
+:class:`~convo.flow.hooks.Hooks` and rendering texts to :class:`~convo.flow.speech.Speaker`.
+Walking more than ``MAX_HOPS`` steps without waiting raises ``FlowRuntimeError``.
 """
 
 from __future__ import annotations
@@ -18,90 +21,34 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from convo.bot import Bot, Conversation
-from convo.exceptions import FlowRuntimeError, HookError
+from convo.bot import Bot
+from convo.exceptions import FlowRuntimeError
 from convo.flow.expect import match_option, match_words, parse_answer
-from convo.flow.machine import FlowMachine
+from convo.flow.hooks import Hooks
+from convo.flow.outputs import AwaitInput, CallAction, LoadedFlow, Output
 from convo.flow.spec import (
     Anytime,
     Ask,
     Choose,
     Conference,
     Dial,
-    FlowSpec,
     Handoff,
     Hangup,
-    HookCall,
     Record,
     Retry,
     Say,
     Step,
     Text,
 )
-from convo.flow.templates import TEMPLATES
+from convo.flow.speech import Speaker
 from convo.models import Contact, ConversationStatus, Session
 
 log = logging.getLogger("convo.engine")
 
 MAX_HOPS = 64  # steps walked in one turn without waiting: more means a goto loop
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """Something the bot says. ``mixed`` holds rendered ``(lang, text)`` segments of a
-    mixed-language voice prompt; ``prompt_for`` names the waiting step it asks for."""
-
-    text: str
-    lang: str
-    step: str
-    media: tuple[str, ...] = ()
-    mixed: tuple[tuple[str, str], ...] = ()
-    prompt_for: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitInput:
-    """The turn stopped at a waiting step (``ask``/``choose``)."""
-
-    step: str
-    verb: Ask | Choose
-
-
-@dataclass(frozen=True, slots=True)
-class CallAction:
-    """A voice-only verb reached on a call: ``dial``, ``record``, ``conference``, ``hangup``
-    or a ``handoff`` (dialled as the queue's number). ``target`` is the rendered number/room."""
-
-    step: str
-    verb: Dial | Record | Conference | Hangup | Handoff
-    target: str = ""
-
-
-Output = Utterance | AwaitInput | CallAction
-
-
-@dataclass(slots=True)
-class LoadedFlow:
-    """A flow ready to run: its spec and its (shared) machine."""
-
-    spec: FlowSpec
-    machine: FlowMachine
-
-    @classmethod
-    def build(cls, spec: FlowSpec) -> LoadedFlow:
-        return cls(spec, FlowMachine(spec))
-
-
-DEFAULT_ERROR_TEXT = {
-    "en": "Sorry, something went wrong on our side. Please try again later.",
-    "nl": "Sorry, er ging bij ons iets mis. Probeer het later opnieuw.",
-    "fr": "Désolé, une erreur s'est produite de notre côté. Veuillez réessayer plus tard.",
-    "de": "Entschuldigung, bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es später.",
-}
 
 
 class Turn:
@@ -125,9 +72,24 @@ class Turn:
         self.bot = bot
         self.clock = clock
         self.outputs: list[Output] = []
-        self.opt_out = False
-        self.opt_in = False
         self.channel = session.key.channel
+        self.hooks = Hooks(bot, session, contact)
+        self.speaker = Speaker(flow.spec, session, contact)
+
+    @property
+    def opt_out(self) -> bool:
+        """A hook called ``opt_out`` (and no ``opt_in`` after it): suppress the contact."""
+        return self.hooks.opt_out
+
+    @property
+    def opt_in(self) -> bool:
+        """A hook called ``opt_in`` (and no ``opt_out`` after it): lift the suppression."""
+        return self.hooks.opt_in
+
+    def context(self) -> dict[str, Any]:
+        """The session's render context as it is now (the engine renders its error text
+        with it when the turn fails)."""
+        return self.speaker.context()
 
     # -- events --------------------------------------------------------------------------
 
@@ -235,20 +197,20 @@ class Turn:
             self.outputs.append(AwaitInput(step.name, verb))
             return None
         if isinstance(verb, Say):
-            await self._do(step.do)  # hooks first, so the text can use what they set
-            self._say(step, verb.text, media=self._media(step))
+            await self.hooks.do(step.do)  # hooks first, so the text can use what they set
+            self._say(step, verb.text, media=self.speaker.media(step))
             return self._next(step)
         if isinstance(verb, Handoff):
             if verb.say is not None:
                 self._say(step, verb.say)
-            await self._do(step.do)
+            await self.hooks.do(step.do)
             self.session.status = ConversationStatus.HANDOFF
             if self.channel == "voice":
                 self.outputs.append(CallAction(step.name, verb, verb.number or ""))
             return None
         elif isinstance(verb, Dial | Record | Conference | Hangup):
             return await self._call_verb(step, verb)
-        await self._do(step.do)
+        await self.hooks.do(step.do)
         return self._next(step)
 
     async def _call_verb(self, step: Step, verb: Dial | Record | Conference | Hangup) -> str | None:
@@ -259,7 +221,7 @@ class Turn:
         if self.channel != "voice":
             # A voice-only verb reached over SMS (a flow serving both channels): the call part
             # cannot happen, so a dial fails over to on_fail and the rest just continue.
-            await self._do(step.do)
+            await self.hooks.do(step.do)
             if isinstance(verb, Dial) and verb.on_fail:
                 return verb.on_fail
             if isinstance(verb, Hangup):
@@ -268,10 +230,10 @@ class Turn:
             return self._next(step)
         target = ""
         if isinstance(verb, Dial):
-            target = self.render(verb.to)
+            target = self.speaker.render(verb.to)
         elif isinstance(verb, Conference):
-            target = self.render(verb.room)
-        await self._do(step.do)
+            target = self.speaker.render(verb.room)
+        await self.hooks.do(step.do)
         self.outputs.append(CallAction(step.name, verb, target))
         if isinstance(verb, Hangup):
             self._end()
@@ -279,7 +241,7 @@ class Turn:
 
     def _next(self, step: Step) -> str | None:
         for branch in step.then:
-            if branch.condition is None or self.evaluate(branch.condition):
+            if branch.condition is None or self.speaker.evaluate(branch.condition):
                 return branch.goto
         self._end()
         return None
@@ -301,7 +263,7 @@ class Turn:
             await self._unusable(step, verb.retry, None)
             return
         if verb.validate:
-            verdict = await self._validate(verb.validate, answer.value)
+            verdict = await self.hooks.validate(verb.validate, answer.value)
             if verdict is not True:
                 message = verdict if isinstance(verdict, str) else None
                 await self._unusable(step, verb.retry, message, invalid=verb.invalid)
@@ -324,7 +286,7 @@ class Turn:
     async def _leave(self, step: Step, target: str | None) -> None:
         self.session.timer_due = None
         self.session.timer_step = None
-        await self._do(step.do)
+        await self.hooks.do(step.do)
         if target:
             await self.goto(target)
         else:
@@ -357,7 +319,7 @@ class Turn:
         handler = self._match_anytime(text)
         if handler is None:
             return False
-        await self._do(handler.do)
+        await self.hooks.do(handler.do)
         current = self._step()
         if handler.say is not None:
             self._say(current, handler.say)
@@ -383,72 +345,7 @@ class Turn:
                 return handler
         return None
 
-    # -- hooks ---------------------------------------------------------------------------
-
-    def conversation(self) -> Conversation:
-        s = self.session
-        return Conversation(
-            key=s.key,
-            flow=s.flow,
-            step=s.step,
-            contact=self.contact,
-            lang=s.lang,
-            params=s.params,
-            slots=s.slots,
-        )
-
-    async def _do(self, calls: tuple[HookCall, ...]) -> None:
-        for call in calls:
-            if call.name == "opt_out":
-                self.opt_out, self.opt_in = True, False
-            elif call.name == "opt_in":
-                self.opt_in, self.opt_out = True, False
-            elif call.name == "clear_slots":
-                self.session.slots.clear()
-            else:
-                action = self.bot.actions.get(call.name) if self.bot else None
-                if action is None:
-                    raise HookError(f"{call.pos}: no action named {call.name!r} on this bot")
-                try:
-                    await action(self.conversation())
-                except Exception as exc:
-                    raise HookError(f"action {call.name!r} raised {exc!r}") from exc
-
-    async def _validate(self, name: str, value: Any) -> bool | str:
-        validator = self.bot.validators.get(name) if self.bot else None
-        if validator is None:
-            raise HookError(f"no validator named {name!r} on this bot")
-        try:
-            return await validator(self.conversation(), value)
-        except Exception as exc:
-            raise HookError(f"validator {name!r} raised {exc!r}") from exc
-
-    # -- texts ---------------------------------------------------------------------------
-
-    def context(self) -> dict[str, Any]:
-        s = self.session
-        contact = {
-            "number": self.contact.number,
-            "lang": s.lang,
-            "name": self.contact.name or s.contact_name,
-            **self.contact.extra,
-        }
-        return {**s.slots, "contact": contact, "params": s.params, "slots": s.slots, "lang": s.lang}
-
-    def render(self, source: str) -> str:
-        return TEMPLATES.render(source, self.context())
-
-    def evaluate(self, expression: str) -> Any:
-        return TEMPLATES.evaluate(expression, self.context())
-
-    def _render_text(self, text: Text) -> tuple[str, tuple[tuple[str, str], ...]]:
-        lang = self.session.lang
-        mixed: tuple[tuple[str, str], ...] = ()
-        if text.mixed and self.channel == "voice":
-            mixed = tuple((seg_lang, self.render(src)) for seg_lang, src in text.mixed)
-        source = text.pick(lang, self.spec.default_lang, self.channel)
-        rendered = self.render(source) if source is not None else ""
-        return rendered, mixed
+    # -- speaking ------------------------------------------------------------------------
 
     def _say(
         self,
@@ -459,32 +356,12 @@ class Turn:
         media: tuple[str, ...] = (),
         prompt_for: str | None = None,
     ) -> None:
-        mixed: tuple[tuple[str, str], ...] = ()
-        if isinstance(text, str):
-            rendered = text if literal else self.render(text)
-        else:
-            rendered, mixed = self._render_text(text)
         self.outputs.append(
-            Utterance(rendered, self.session.lang, step.name, media, mixed, prompt_for)
+            self.speaker.utterance(step, text, literal=literal, media=media, prompt_for=prompt_for)
         )
 
     def _prompt(self, step: Step, text: Text) -> None:
-        self._say(step, text, media=self._media(step), prompt_for=step.name)
-
-    def _media(self, step: Step) -> tuple[str, ...]:
-        return tuple(self.render(url) for url in step.media)
+        self.outputs.append(self.speaker.prompt(step, text))
 
     def _step(self) -> Step:
         return self.spec.steps[self.session.step]
-
-
-def error_text(spec: FlowSpec, lang: str, context: Mapping[str, Any]) -> str:
-    """The text said when a turn fails: the flow's ``error_text`` or convo's default."""
-    if spec.error_text is not None:
-        source = spec.error_text.pick(lang, spec.default_lang)
-        if source is not None:
-            try:
-                return TEMPLATES.render(source, context)
-            except Exception:  # the error text must never fail the error path
-                log.exception("error_text of flow %s does not render", spec.id)
-    return DEFAULT_ERROR_TEXT.get(lang, DEFAULT_ERROR_TEXT["en"])

@@ -3,8 +3,9 @@
 :func:`create_app` only wires: each resource is started and stopped by its own
 ``cleanup_ctx`` generator (so cleanup runs only for what started), in this order::
 
-    http client -> store -> providers -> engine -> outbox -> intake (turns) -> timers
-    -> long-text expiry -> poll loops (providers without webhooks, e.g. Enco)
+    http client -> store -> providers (+ start-up checks) -> engine -> outbox
+    -> intake (turns) -> timers -> long-text expiry -> status reconciliation
+    -> poll loops (providers without webhooks, e.g. Enco)
     -> voice providers and the call runner (``convo.web.voice``)
 
 Shutdown runs them backwards, which is what graceful shutdown needs: stop the loops, wait
@@ -12,6 +13,13 @@ for the turns in flight (``server.shutdown_timeout``), then drain the outbox (pe
 then close providers, store and client. At start, the outbox's first sweep sends what a
 previous process left queued (or ``sending``) and the intake turns every inbound message
 left unprocessed.
+
+Start-up checks (:func:`_check_providers`): an Enco provider with a dedicated ``address``
+must find it among the account's dedicated addresses (else ``ConfigError`` and no start; a
+refused check, e.g. wrong credentials, is a ``ConfigError`` too; Enco unreachable only
+logs a warning), and Enco messages still ``sent`` are tracked again when delivery callbacks
+are off (``convo.reconcile.retrack_deliveries``). Messages stuck in ``sent`` are looked up at
+providers that can say (``convo.reconcile.Reconciler``, after ``[outbox] reconcile_after``).
 
 Errors raised by any route are answered as ``{"error": "..."}`` with the status from
 ``convo.web.state.HTTP_STATUS`` (one table, one middleware).
@@ -31,10 +39,11 @@ from aiohttp import web
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConfigError, ConvoError
+from convo.exceptions import ConfigError, ConvoError, ProviderError, ProviderRejected
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import PollingSmsProvider, SmsProvider
 from convo.providers.registry import SMS_PROVIDERS, create_provider
+from convo.reconcile import Reconciler, retrack_deliveries
 from convo.store.base import Store
 from convo.web import api, sandbox, voice, webhooks
 from convo.web.intake import Intake
@@ -114,6 +123,7 @@ def create_app(
             _intake_ctx,
             _loop_ctx("timers", 1.0, _fire_timers),
             _loop_ctx("long texts", min(5.0, settings.webhooks.concat_timeout / 4), _expire),
+            _reconcile_ctx,
             _polling_ctx,
         ]
     )
@@ -160,6 +170,7 @@ async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
                 public_url=settings.server.public_url,
             )
         app[PROVIDERS] = providers
+        await _check_providers(app, providers)
         yield
     finally:
         for provider in providers.values():
@@ -253,6 +264,38 @@ def _loop_ctx(name: str, interval: float, tick: Callable[[web.Application], Awai
             await task
 
     return ctx
+
+
+async def _check_providers(app: web.Application, providers: dict[str, SmsProvider]) -> None:
+    settings = app[SETTINGS]
+    if any(provider_kind(settings, name) == "enco" for name in providers):
+        from convo.providers.enco import EncoSms
+
+        for provider in providers.values():
+            if not isinstance(provider, EncoSms) or provider.shared:
+                continue
+            try:
+                await provider.check_dedicated_addresses()  # ConfigError: not ours
+            except ProviderRejected as exc:
+                raise ConfigError(f"{settings.source}: [providers.{provider.name}]: {exc}") from exc
+            except ProviderError as exc:  # unreachable now; sends retry later
+                log.warning("%s: dedicated address not checked: %s", provider.name, exc)
+    await retrack_deliveries(app[STORE], providers.values())
+
+
+async def _reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
+    providers = app[PROVIDERS]
+    after = app[SETTINGS].outbox.reconcile_after
+    reconciler = Reconciler(app[STORE], providers, app[OUTBOX].apply_report, after=after)
+    if not reconciler.lookups:
+        yield
+        return
+
+    async def tick(_app: web.Application) -> None:
+        await reconciler.reconcile()
+
+    async for _ in _loop_ctx("reconcile", reconciler.interval, tick)(app):
+        yield
 
 
 async def _polling_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -11,7 +11,7 @@ from convo.bot import Bot, Conversation
 from convo.exceptions import FlowRuntimeError
 from convo.flow.engine import Engine
 from convo.flow.loader import discover, load_flow_text
-from convo.flow.turn import LoadedFlow
+from convo.flow.outputs import LoadedFlow
 from convo.models import ConversationKey, ConversationStatus, InboundMessage, MessageStatus
 from convo.store.base import MessageQuery, Store
 from convo.store.sqlite import SqliteStore
