@@ -119,6 +119,7 @@ class FlowReader(StepReader, CrossChecks):
             anytime=anytime,
             voice=voice,
             error_text=error_text,
+            slot_names=tuple(sorted(self.slot_names)),
         )
 
     def _languages(self, node: Node) -> None:

@@ -319,6 +319,9 @@ class FlowSpec:
     anytime: tuple[Anytime, ...] = ()
     voice: Mapping[str, VoiceLang] = field(default_factory=dict)
     error_text: Text | None = None  # said when a hook raises; convo has a default
+    # Every slot the flow can hold (save_as names and the `slots:` list): templates may use
+    # them by name before they are set, when they are None (and render as nothing).
+    slot_names: tuple[str, ...] = ()
 
     @property
     def default_lang(self) -> str:

@@ -46,8 +46,9 @@ class Speaker:
         self.channel = session.key.channel
 
     def context(self) -> dict[str, Any]:
-        """The render context: the slots by name, then ``contact``, ``params``, ``slots``
-        and ``lang`` (which win over slots of the same name)."""
+        """The render context: the slots by name (a declared slot not set yet is None),
+        then ``contact``, ``params``, ``slots`` and ``lang`` (which win over slots of the
+        same name)."""
         s = self.session
         contact = {
             "number": self.contact.number,
@@ -55,7 +56,15 @@ class Speaker:
             "name": self.contact.name or s.contact_name,
             **self.contact.extra,
         }
-        return {**s.slots, "contact": contact, "params": s.params, "slots": s.slots, "lang": s.lang}
+        unset = dict.fromkeys(self.spec.slot_names)
+        return {
+            **unset,
+            **s.slots,
+            "contact": contact,
+            "params": s.params,
+            "slots": s.slots,
+            "lang": s.lang,
+        }
 
     def render(self, source: str) -> str:
         """Render template ``source``; raises ``FlowRuntimeError`` when it fails."""

@@ -89,6 +89,10 @@ def _number_filter(ctx: jinja2.runtime.Context, value: Any, decimals: int | None
 _RENDER_ERRORS = (Exception,)
 
 
+def _nothing_for_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
 class Templates:
     """A sandboxed Jinja2 environment with caches and load-time analysis helpers."""
 
@@ -97,6 +101,8 @@ class Templates:
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
+            # A slot that is not set yet is None: it renders as nothing, not as "None".
+            finalize=_nothing_for_none,
         )
         self.env.filters["date"] = _date_filter
         self.env.filters["time"] = _time_filter
