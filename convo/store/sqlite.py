@@ -21,6 +21,7 @@ place (:meth:`SqliteStore._run`), naming the file and the operation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -81,10 +82,16 @@ class SqliteStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"SQLite store {self.path}: cannot create its folder: {exc}") from exc
+        if self.path.is_dir():
+            raise StoreError(f"SQLite store {self.path}: cannot open: it is a folder")
         try:
             # isolation_level=None: sqlite3 opens no implicit transactions; we say BEGIN.
             self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
         except sqlite3.Error as exc:
+            # aiosqlite stops its worker thread on a failed connect without waiting for it;
+            # give the thread a moment to hand back its result while our loop still runs.
+            for _ in range(20):
+                await asyncio.sleep(0.005)
             raise StoreError(f"SQLite store {self.path}: cannot open: {exc}") from exc
         try:
             await self._run("open", _prepare)
