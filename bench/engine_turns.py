@@ -64,11 +64,18 @@ async def run(store: Store, conversations: int, concurrency: int) -> tuple[int, 
         await engine.handle(InboundMessage(line=LINE, sender=number, text=text))
 
     begin = time.perf_counter()
-    for batch in batches:
-        await asyncio.gather(*(start(n) for n in batch))
-    for text in ANSWERS:
+    if concurrency == 1:  # no task per turn: the figure is the turn alone
+        for n in numbers:
+            await start(n)
+        for text in ANSWERS:
+            for n in numbers:
+                await answer(n, text)
+    else:
         for batch in batches:
-            await asyncio.gather(*(answer(n, text) for n in batch))
+            await asyncio.gather(*(start(n) for n in batch))
+        for text in ANSWERS:
+            for batch in batches:
+                await asyncio.gather(*(answer(n, text) for n in batch))
     elapsed = time.perf_counter() - begin
     await store.close()
     return conversations * (1 + len(ANSWERS)), elapsed

