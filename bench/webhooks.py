@@ -1,7 +1,7 @@
 """Inbound SMS webhooks per second and their latency: convo against a bare aiohttp handler.
 
 Usage: .venv/bin/python bench/webhooks.py [--conversations 1000] [--messages 3]
-       [--concurrency 100] [--duration 60] [--profile FILE]
+       [--concurrency 100] [--think 0] [--duration 60] [--profile FILE]
 
 Three child processes, each with its own event loop, all on 127.0.0.1:
 
@@ -17,7 +17,11 @@ The load generator (this process, one aiohttp client) plays ``--conversations``
 conversations against each server in turn, at most ``--concurrency`` at once: each from its
 own number, sending ``--messages`` inbound webhooks in sequence (the next one after the
 previous answer), exactly as Vonage posts them (form fields, signed; bodies are built and
-signed before the clock starts). Each run stops early after ``--duration`` seconds. The
+signed before the clock starts). Each run stops early after ``--duration`` seconds.
+``--think`` is a person's pause before each text, drawn from 0.5x to 1.5x of it: with the
+default 0 the generator saturates the server (requests/s is its capacity, and latency is
+mostly queueing: by Little's law ~ concurrency / throughput); with ``--think 0.5`` 100
+people offer about 200 texts/s, and p50/p99 show the cost of a webhook under that load. The
 flow answers every text with one reply (the question, then a goodbye, then the question of a
 new conversation), so after the run every inbound text should have its reply at the
 simulator; the script waits up to 30 s for them.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import random
 import socket
 import statistics
 import tempfile
@@ -171,10 +176,14 @@ def inbound_body(sender: str, text: str) -> bytes:
 class Load:
     """Plays conversations against one server and keeps each request's latency."""
 
-    def __init__(self, base: str, conversations: list[list[bytes]], deadline: float) -> None:
+    def __init__(
+        self, base: str, conversations: list[list[bytes]], deadline: float, think: float
+    ) -> None:
         self.url = base + "/webhooks/vonage/inbound"
         self.conversations = conversations
         self.deadline = deadline
+        self.think = think
+        self.rng = random.Random(42)
         self.latency: list[float] = []
         self.errors: list[str] = []
         self.accepted = 0
@@ -202,6 +211,8 @@ class Load:
                 except asyncio.QueueEmpty:
                     return
                 for body in bodies:  # one person's texts, in sequence
+                    if self.think:
+                        await asyncio.sleep(self.think * (0.5 + self.rng.random()))
                     await self.post(http, body)
 
         connector = aiohttp.TCPConnector(limit=concurrency)
@@ -256,6 +267,7 @@ async def main() -> int:
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=3, help="texts per conversation")
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--think", type=float, default=0.0, help="seconds before each text")
     parser.add_argument("--duration", type=float, default=60.0, help="stop after (seconds)")
     parser.add_argument("--profile", help="write convo's cProfile stats to this file")
     args = parser.parse_args()
@@ -275,12 +287,13 @@ async def main() -> int:
             for _ in children:
                 await asyncio.to_thread(ready.get, True, 30)
             n, m = args.conversations, args.messages
-            print(f"{n} conversations x {m} texts, {args.concurrency} at once:")
+            print(f"{n} conversations x {m} texts, {args.concurrency} at once, "
+                  f"think {args.think} s:")  # fmt: skip
             bare = Load(f"http://127.0.0.1:{bare_port}", conversations(0, n, m),
-                        time.perf_counter() + args.duration)  # fmt: skip
+                        time.perf_counter() + args.duration, args.think)  # fmt: skip
             bare_rps = summary("bare", bare, await bare.run(args.concurrency))
             convo = Load(f"http://127.0.0.1:{convo_port}", conversations(n + 1, n, m),
-                         time.perf_counter() + args.duration)  # fmt: skip
+                         time.perf_counter() + args.duration, args.think)  # fmt: skip
             convo_rps = summary("convo", convo, await convo.run(args.concurrency))
             expected = convo.accepted
             sent = await replies_at_simulator(sim_url, expected)

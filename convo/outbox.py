@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 from convo.exceptions import ConvoError, ProviderError, RateLimited
 from convo.models import (
+    ConversationKey,
     DeliveryReport,
     Direction,
     MessageRecord,
@@ -49,6 +50,7 @@ from convo.models import (
 )
 from convo.providers.base import SmsProvider
 from convo.store.base import MessageLog
+from convo.store.locks import LocalLocks
 
 log = logging.getLogger("convo.outbox")
 
@@ -62,6 +64,7 @@ RANK = {
     MessageStatus.FAILED: 3,
 }
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
+DISPATCH_WINDOW = 0.005  # seconds between two reads of the outbox while senders are busy
 
 
 class TokenBucket:
@@ -130,11 +133,14 @@ class Outbox:
         self.sweep_interval = sweep_interval
         self._rng = rng
         self._buckets = {name: TokenBucket(p.rate_limit) for name, p in self.providers.items()}
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._status_lock = asyncio.Lock()
+        # Per conversation, not one global lock: a global one made every status update
+        # queue behind all other store calls in flight (it capped sending near 175/s).
+        self._status_locks = LocalLocks()
         self._worker: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -197,7 +203,7 @@ class Outbox:
         if report.error_code or report.error_text:
             error = " ".join(x for x in (report.error_code, report.error_text) if x)
         return await self._advance(
-            record.id,
+            record,
             report.status,
             provider_message_id=report.provider_message_id or None,
             price=report.price,
@@ -206,7 +212,7 @@ class Outbox:
 
     async def _advance(
         self,
-        message_id: str,
+        record: MessageRecord,
         status: MessageStatus,
         *,
         provider: str | None = None,
@@ -217,7 +223,9 @@ class Outbox:
     ) -> MessageRecord | None:
         """Set ``status`` only if it moves the message forward (a final status stays);
         the other fields are written in any case."""
-        async with self._status_lock:
+        message_id = record.id
+        key = ConversationKey(record.line, record.channel, record.contact)
+        async with self._status_locks.lock(key):
             current = await self.store.get_message(message_id)
             if current is None:
                 return None
@@ -241,18 +249,31 @@ class Outbox:
                 await self._dispatch()
             except ConvoError:
                 log.exception("outbox sweep failed; trying again in %ss", self.sweep_interval)
+            if self._active:
+                # Under load every finished send wakes the worker: gather those wake-ups
+                # for a moment, so one store read serves many of them.
+                await asyncio.sleep(DISPATCH_WINDOW)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.sweep_interval)
 
     async def _dispatch(self) -> None:
-        pending = await self.store.pending_outbound(limit=1000)
+        # Read the store only when a sender is free, and only a window of the oldest
+        # messages: re-reading the whole backlog after every finished send made draining a
+        # backlog of n messages cost O(n^2) (2000 queued replies took 27 s to send, not 3 s).
+        free = self.concurrency - len(self._active)
+        if free <= 0:
+            return  # every sender is busy; the next one to finish wakes the worker
+        pending = await self.store.pending_outbound(limit=2 * self.concurrency)
         queues: dict[tuple[str, str], list[str]] = {}
         for record in pending:
             queues.setdefault((record.line, record.contact), []).append(record.id)
         for recipient, ids in queues.items():
+            if free <= 0:
+                break
             if recipient not in self._active:
                 task = asyncio.create_task(self._send_queue(recipient, ids))
                 self._active[recipient] = task
+                free -= 1
         if not self._active:
             self._idle.set()
 
@@ -304,7 +325,7 @@ class Outbox:
             except ProviderError as exc:
                 if not exc.retryable or attempt == self.policy.max_attempts:
                     log.warning("message %s to %s failed: %s", message_id, record.contact, exc)
-                    await self._advance(message_id, MessageStatus.FAILED, error=str(exc))
+                    await self._advance(record, MessageStatus.FAILED, error=str(exc))
                     return
                 delay = self.policy.delay(attempt, exc, self._rng)
                 log.info("message %s: %s; retry %d in %.2fs", message_id, exc, attempt, delay)
@@ -313,12 +334,12 @@ class Outbox:
                 )
                 await asyncio.sleep(delay)
             else:
-                await self._record(message_id, result)
+                await self._record(record, result)
                 return
 
-    async def _record(self, message_id: str, result: SendResult) -> None:
+    async def _record(self, record: MessageRecord, result: SendResult) -> None:
         await self._advance(
-            message_id,
+            record,
             result.status,
             provider=result.provider,
             provider_message_id=result.provider_message_id,

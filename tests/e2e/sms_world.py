@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.config import Settings, parse_settings
+from convo.providers.simulators._telefoon_common import TelefoonFamilySimulator
 from convo.providers.simulators.enco import EncoSimulator
 from convo.providers.simulators.telefonie_sms import TelefonieSmsSimulator
 from convo.providers.simulators.telefoon_sms import TelefoonSmsSimulator
@@ -56,14 +57,14 @@ class Provider:
     """One provider's simulator, config and the way its records look, for the tests."""
 
     name: ClassVar[str]
-    line: ClassVar[str] = LINE
+    default_line: ClassVar[str] = LINE
     flow: ClassVar[str] = "sms_two_questions"
 
     def __init__(self, *, line: str | None = None, **options: Any) -> None:
         """``line`` replaces the class's line; ``options`` add to (or replace) the
         provider's config options."""
         self.sim: Any = self.simulator()
-        self.line = line or type(self).line
+        self.line = line or self.default_line
         self.extra_options = options
 
     def simulator(self) -> Any:
@@ -113,7 +114,7 @@ class Vonage(Provider):
 class TelefoonSms(Provider):
     name = "telefoon_sms"
 
-    def simulator(self) -> TelefoonSmsSimulator:
+    def simulator(self) -> TelefoonFamilySimulator:
         return TelefoonSmsSimulator(api_key="tk", webhook_secret="tsig")
 
     def base_options(self, sim_url: str) -> dict[str, Any]:
@@ -134,13 +135,13 @@ class TelefonieSms(TelefoonSms):
     name = "telefonie_sms"
     flow = "mms_two_questions"
 
-    def simulator(self) -> TelefonieSmsSimulator:
+    def simulator(self) -> TelefoonFamilySimulator:
         return TelefonieSmsSimulator(api_key="tk", webhook_secret="tsig")
 
 
 class Enco(Provider):
     name = "enco"
-    line = ENCO_ADDRESS
+    default_line = ENCO_ADDRESS
 
     def simulator(self) -> EncoSimulator:
         return EncoSimulator(client_id="ec", client_secret="es", dedicated_addresses=["8888"])
