@@ -18,6 +18,7 @@ as the document's own 447700900000) is kept as ``+digits`` rather than losing th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -209,10 +210,16 @@ def _number(fields: Mapping[str, str], name: str, kind: str) -> str:
     digits = raw.strip().removeprefix("+")
     if not DIGITS.fullmatch(digits):
         raise MalformedWebhook(f"{kind}: field {name!r} is not a phone number: {raw!r}")
+    return _e164("+" + digits)
+
+
+# Our line numbers (and a conversation's contact) repeat on every webhook: parse each once.
+@functools.lru_cache(maxsize=4096)
+def _e164(number: str) -> str:
     try:
-        return normalize("+" + digits)
+        return normalize(number)
     except InvalidNumber:
-        return "+" + digits  # E.164-shaped but unknown to our metadata: keep the message
+        return number  # E.164-shaped but unknown to our metadata: keep the message
 
 
 def _message_time(fields: Mapping[str, str], kind: str) -> float:
@@ -220,7 +227,10 @@ def _message_time(fields: Mapping[str, str], kind: str) -> float:
     if not raw:
         return time.time()
     try:
-        stamp = datetime.strptime(raw, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        if len(raw) != 19 or raw[10] != " ":
+            raise ValueError(raw)
+        # fromisoformat is several times faster than strptime for this fixed shape
+        stamp = datetime.fromisoformat(raw).replace(tzinfo=UTC)
     except ValueError as exc:
         raise MalformedWebhook(
             f"{kind}: field 'message-timestamp' {raw!r} is not 'YYYY-MM-DD HH:MM:SS'"
