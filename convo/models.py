@@ -257,6 +257,20 @@ class MessageRecord:
             "updated_at": self.updated_at,
         }
 
+    def to_inbound(self) -> InboundMessage:
+        """The inbound message this log line stored (to process it again after a restart)."""
+        return InboundMessage(
+            line=self.line,
+            sender=self.contact,
+            text=self.text,
+            channel=self.channel,
+            provider=self.provider,
+            provider_message_id=self.provider_message_id,
+            media_urls=self.media_urls,
+            id=self.id,
+            received_at=self.created_at,
+        )
+
     @classmethod
     def inbound(cls, msg: InboundMessage) -> MessageRecord:
         return cls(

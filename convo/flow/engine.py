@@ -137,27 +137,6 @@ class Engine:
             contact = Contact(key.contact, session.lang, name)
             return await self._run(loaded, session, contact, None, lambda t: t.begin(None))
 
-    async def process_pending(self) -> int:
-        """Process inbound messages that were stored but not processed (after a restart)."""
-        count = 0
-        while batch := await self.store.unprocessed_inbound(limit=100):
-            for record in batch:
-                await self.process(
-                    InboundMessage(
-                        line=record.line,
-                        sender=record.contact,
-                        text=record.text,
-                        channel=record.channel,
-                        provider=record.provider,
-                        provider_message_id=record.provider_message_id,
-                        media_urls=record.media_urls,
-                        id=record.id,
-                        received_at=record.created_at,
-                    )
-                )
-                count += 1
-        return count
-
     async def fire_timers(self, now: float | None = None) -> int:
         """Fire every step timeout due at ``now``; returns how many fired."""
         fired = await self.fire_due(now)

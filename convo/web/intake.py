@@ -138,17 +138,7 @@ class Intake:
                 if record.id in self._claimed:
                     continue  # a webhook of this process took it meanwhile
                 self._claimed.add(record.id)
-                message = InboundMessage(
-                    line=record.line,
-                    sender=record.contact,
-                    text=record.text,
-                    channel=record.channel,
-                    provider=record.provider,
-                    provider_message_id=record.provider_message_id,
-                    media_urls=record.media_urls,
-                    id=record.id,
-                    received_at=record.created_at,
-                )
+                message = record.to_inbound()
                 # One at a time, in order: a person's earlier message is answered first.
                 # (_turn logs a failure and leaves the message for the next start.)
                 await self._start(message)
