@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web
 
 from convo.providers._telefoon_common import sign
+from convo.providers.simulators._callbacks import CallbackSender
 from convo.sms.segments import analyze
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -44,7 +45,7 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://"))
 
 
-class TelefoonFamilySimulator:
+class TelefoonFamilySimulator(CallbackSender):
     """The fake; ``.app`` is the aiohttp application, ``.sent`` the accepted send requests."""
 
     statuses: ClassVar[frozenset[str]]
@@ -75,14 +76,12 @@ class TelefoonFamilySimulator:
         self.sent: list[dict[str, Any]] = []
         self.messages: dict[str, dict[str, Any]] = {}  # id -> stored record (all fields)
         self.webhooks: list[tuple[str, dict[str, Any], int]] = []  # (url, body, status)
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._session: aiohttp.ClientSession | None = None
         self.app = web.Application(middlewares=[self._guard])
         self.app.router.add_get("/messages", self._list)
         self.app.router.add_post("/messages", self._send)
         self.app.router.add_get("/messages/{message_id}", self._get)
         self.app.router.add_delete("/messages/{message_id}", self._delete)
-        self.app.on_cleanup.append(self._on_cleanup)
+        self._init_callbacks()
 
     # -- the API -----------------------------------------------------------------------
 
@@ -239,9 +238,7 @@ class TelefoonFamilySimulator:
             "Content-Type": "application/json",
             "X-Signature": sign(self.webhook_secret, body),
         }
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        async with self._session.post(url, data=body, headers=headers) as response:
+        async with self._client().post(url, data=body, headers=headers) as response:
             await response.read()
             self.webhooks.append((url, message, response.status))
             return response.status
@@ -256,23 +253,6 @@ class TelefoonFamilySimulator:
         # convo gone, or the message erased meanwhile: a real provider gives up too.
         with contextlib.suppress(aiohttp.ClientError, RuntimeError, KeyError):
             await self.deliver_status(message_id, "delivered")
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def aclose(self) -> None:
-        """Cancel pending automatic callbacks and close the callback HTTP session."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _on_cleanup(self, _app: web.Application) -> None:
-        await self.aclose()
 
 
 def _error(status: int, message: str, *, headers: dict[str, str] | None = None) -> web.Response:

@@ -38,11 +38,12 @@ import aiohttp
 from aiohttp import web
 
 from convo.providers._enco_wire import STATUS_MAP, format_time
+from convo.providers.simulators._callbacks import CallbackSender
 from convo.providers.simulators._telefoon_common import E164, is_url
 from convo.sms.segments import analyze
 
 
-class EncoSimulator:
+class EncoSimulator(CallbackSender):
     """The fake; ``.app`` is the aiohttp application, ``.sent`` the accepted sends."""
 
     def __init__(
@@ -74,8 +75,6 @@ class EncoSimulator:
         self.webhooks: list[tuple[str, dict[str, Any], int]] = []
         self.tokens_issued = 0
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._session: aiohttp.ClientSession | None = None
         self.app = web.Application(middlewares=[self._guard])
         route = self.app.router
         route.add_post("/token", self._token)
@@ -85,7 +84,7 @@ class EncoSimulator:
         route.add_get("/sms/outboundmessages/deliveryinfos/{info_id}", self._delivery_info)
         route.add_get("/sms/inboundmessages/{address}", self._inbound)
         route.add_get("/sms/dedicatedaddresses", self._dedicated)
-        self.app.on_cleanup.append(self._on_cleanup)
+        self._init_callbacks()
 
     # -- auth ---------------------------------------------------------------------------
 
@@ -280,11 +279,9 @@ class EncoSimulator:
             parts = urlsplit(url)
             url = f"{self.webhook_base}{parts.path}" + (f"?{parts.query}" if parts.query else "")
         body = self._info_body(info_id)
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         payload = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
-        async with self._session.post(url, data=payload, headers=headers) as response:
+        async with self._client().post(url, data=payload, headers=headers) as response:
             await response.read()
             self.webhooks.append((url, body, response.status))
             return response.status
@@ -293,23 +290,6 @@ class EncoSimulator:
         await asyncio.sleep(self.status_delay)
         with contextlib.suppress(aiohttp.ClientError):  # convo gone: Enco gives up too
             await self.deliver_status(info_id, "DeliveredToTerminal")
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def aclose(self) -> None:
-        """Cancel pending automatic callbacks and close the callback HTTP session."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def _on_cleanup(self, _app: web.Application) -> None:
-        await self.aclose()
 
 
 def _utc(value: str) -> datetime:
