@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import random
-import socket
 import sqlite3
 import statistics
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from _common import free_port, percentile, serve_convo
 
 from convo.providers.telefoon_voice_webhook import SIGNATURE_HEADER, sign
 
@@ -63,18 +63,11 @@ def bench_flow(questions: int) -> str:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run_server(tmp: str, port: int, ready: Any, profile: str | None) -> None:
     """The child process: convo until SIGTERM."""
     import logging
 
     from convo.config import parse_settings
-    from convo.web.server import serve
 
     logging.basicConfig(level=logging.WARNING)
     settings = parse_settings(
@@ -95,15 +88,7 @@ def run_server(tmp: str, port: int, ready: Any, profile: str | None) -> None:
         source="bench",
         env={},
     )
-    main = serve(settings, on_ready=ready.put)
-    if profile is None:
-        asyncio.run(main)
-        return
-    import cProfile
-
-    with cProfile.Profile() as prof:
-        asyncio.run(main)
-    prof.dump_stats(profile)
+    serve_convo(settings, ready, profile)
 
 
 class Load:
@@ -177,11 +162,6 @@ class Load:
             start = time.perf_counter()
             await asyncio.gather(*(worker(http) for _ in range(concurrency)))
             return time.perf_counter() - start
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def report(load: Load, elapsed: float, concurrency: int) -> bool:

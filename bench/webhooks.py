@@ -38,7 +38,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -48,6 +47,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from _common import free_port, percentile, serve_convo
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -67,12 +67,6 @@ steps:
     say: "Thanks, see you on {{ day }}."
     end: true
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the three servers (child processes) -------------------------------------------------
@@ -117,7 +111,6 @@ def run_convo(tmp: str, port: int, sim_url: str, ready: Any, profile: str | None
     import logging
 
     from convo.config import parse_settings
-    from convo.web.server import serve
 
     logging.basicConfig(level=logging.WARNING)
     settings = parse_settings(
@@ -141,15 +134,7 @@ def run_convo(tmp: str, port: int, sim_url: str, ready: Any, profile: str | None
         source="bench",
         env={},
     )
-    main = serve(settings, on_ready=ready.put)
-    if profile is None:
-        asyncio.run(main)
-        return
-    import cProfile
-
-    with cProfile.Profile() as prof:
-        asyncio.run(main)
-    prof.dump_stats(profile)
+    serve_convo(settings, ready, profile)
 
 
 # -- the load generator --------------------------------------------------------------------
@@ -224,11 +209,6 @@ class Load:
             start = time.perf_counter()
             await asyncio.gather(*(worker(http) for _ in range(concurrency)))
             return time.perf_counter() - start
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def summary(name: str, load: Load, elapsed: float) -> float:
