@@ -8,20 +8,22 @@ All are frozen dataclasses: build a changed copy with :func:`dataclasses.replace
 from __future__ import annotations
 
 import enum
-import secrets
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from convo.values import value
 
 Channel = Literal["sms", "voice"]
 CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 
 
 def new_id() -> str:
-    """A new unique, URL-safe message id: 128 random bits as 32 hex digits (the shape of a
-    uuid4 hex, at a fifth of its cost: two are made per turn)."""
-    return secrets.token_hex(16)
+    """A new unique, URL-safe message id: 128 random bits from the OS as 32 hex digits
+    (what ``secrets.token_hex(16)`` returns, at half its cost: two are made per turn)."""
+    return os.urandom(16).hex()
 
 
 def now() -> float:
@@ -57,7 +59,7 @@ class ConversationStatus(enum.StrEnum):
     ENDED = "ended"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConversationKey:
     """Identity of a conversation: one of our lines, a channel, and the contact's number."""
 
@@ -69,7 +71,7 @@ class ConversationKey:
         return f"{self.line}/{self.channel}/{self.contact}"
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Contact:
     """The person on the other side. ``lang`` is None until known."""
 
@@ -89,7 +91,7 @@ class MessagePart:
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class InboundMessage:
     """A text (or MMS) a contact sent to one of our lines. ``part`` is set when this is
     only one piece of a concatenated text; the web layer joins the pieces before a turn."""
@@ -110,7 +112,7 @@ class InboundMessage:
         return ConversationKey(self.line, self.channel, self.sender)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class OutboundMessage:
     """A text the bot sends. ``line`` is the sender (our number or sender name)."""
 
@@ -126,7 +128,7 @@ class OutboundMessage:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class SendResult:
     """What a provider said when it accepted an outbound message."""
 
@@ -138,7 +140,7 @@ class SendResult:
     currency: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DeliveryReport:
     """A provider's status callback about a message we sent.
 
@@ -209,7 +211,7 @@ class CallEvent:
         return ConversationKey(self.line, "voice", self.caller)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class MessageRecord:
     """One line of the message log (inbound or outbound), as the admin API shows it."""
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from convo.flow.machine import FlowMachine
 from convo.flow.spec import Ask, Choose, Conference, Dial, FlowSpec, Handoff, Hangup, Record
+from convo.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Utterance:
     """Something the bot says. ``mixed`` holds rendered ``(lang, text)`` segments of a
     mixed-language voice prompt; ``prompt_for`` names the waiting step it asks for."""
