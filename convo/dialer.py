@@ -27,12 +27,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from convo.bot import Bot
 from convo.config import LineSettings, Settings
 from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError
 from convo.models import CallEvent, CallStatus, ConversationKey
+from convo.providers.http import provider_client
 
 log = logging.getLogger("convo.dialer")
 
@@ -135,7 +134,7 @@ async def place_call(
         runner = CallRunner(Engine(flows, store, bot=bot), handoff_numbers=settings.handoff)
         await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
         base = f"{settings.server.public_url.rstrip('/')}/webhooks/{provider_name}/voice"
-        async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as client:
+        async with provider_client() as client:
             provider = create_provider(
                 provider_name,
                 settings.providers.get(provider_name, {}),

@@ -2,14 +2,21 @@
 
 How it runs. aiosqlite owns the connection and one thread that executes everything on it.
 Each store method is **one job** on that thread: a plain function that runs its statements
-(a whole transaction for ``save_turn``) and decodes the rows. So a method costs one hop
-between the event loop and the thread, and no other call can slip between the statements
-of a transaction, without any asyncio lock. Statements are constant strings, so sqlite3's
-statement cache prepares each of them once per connection.
+and decodes the rows. No other job can slip between the statements of a job, without any
+asyncio lock. Statements are constant strings, so sqlite3's statement cache prepares each of
+them once per connection.
+
+Group commit. Jobs are queued, and whatever is queued when the thread is free goes to it as
+**one batch**: one hop from the event loop to the thread and back, and one ``BEGIN IMMEDIATE
+... COMMIT`` transaction, with a savepoint per job. A job that raises is rolled back to its
+savepoint alone and its caller gets the error; the others commit. A method returns only
+after its batch committed, so what it wrote is durable when it returns, as before. With one
+caller at a time a batch is one job; under load (many webhooks and turns in flight) dozens
+of jobs share a hop and a commit, which is where SQLite spent its time.
 
 Durability. ``journal_mode=WAL`` with ``synchronous=NORMAL``: a committed turn survives a
 crash of the process; a power cut may lose the last few commits but never corrupts the file.
-``save_turn`` is one ``BEGIN IMMEDIATE ... COMMIT`` transaction.
+``save_turn``'s statements are one unit: its batch's savepoint.
 
 Schema. ``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied; ``open()``
 applies the missing ones, each in its own transaction, and refuses a file written by a newer
@@ -68,6 +75,9 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._busy = False  # a job or batch is on the thread; new jobs queue
 
     def __repr__(self) -> str:
         state = "open" if self._db is not None else "closed"
@@ -94,7 +104,11 @@ class SqliteStore:
                 await asyncio.sleep(0.005)
             raise StoreError(f"SQLite store {self.path}: cannot open: {exc}") from exc
         try:
-            await self._run("open", _prepare)
+            # Outside a batch: journal_mode cannot change inside a transaction.
+            try:
+                await self._call(_prepare)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: open failed: {exc}") from exc
         except BaseException:
             await self.close()
             raise
@@ -106,6 +120,8 @@ class SqliteStore:
             return False
 
     async def close(self) -> None:
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)  # jobs in flight
         db, self._db = self._db, None
         if db is None:
             return
@@ -339,17 +355,26 @@ class SqliteStore:
         return await self._run(what, lambda cx: [_message(r) for r in cx.execute(query, args)])
 
     async def _run(self, what: str, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` on the connection's thread as one call; map SQLite errors."""
-        db = self._db
-        if db is None:
+        """Run ``job`` on the connection's thread: at once when the thread is free, else
+        in the next batch (module docstring, "Group commit"). SQLite errors become
+        StoreError."""
+        if self._db is None:
             raise StoreError(f"SQLite store {self.path} is not open (await store.open() first)")
         try:
-            # aiosqlite has no public way to run a function on its thread, and we need a
-            # whole transaction to run there as one call (one hop, nothing interleaved):
-            # `_execute` is that way, unchanged since aiosqlite 0.x.
-            # untyped in aiosqlite; `job` is typed, so the cast below is sound
-            result = await db._execute(job, db._conn)  # type: ignore[no-untyped-call]
-            return cast(T, result)
+            if self._busy:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._queue.append((job, future))
+                return cast(T, await future)
+            self._busy = True
+            try:
+                [(ok, value)] = await self._call(_run_batch, [job])
+            finally:
+                self._busy = False
+                if self._queue:  # queued while the thread ran this one
+                    self._start_committer()
+            if not ok:
+                raise value
+            return cast(T, value)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path}: {what} failed: {exc}") from exc
         except json.JSONDecodeError as exc:
@@ -357,12 +382,99 @@ class SqliteStore:
                 f"SQLite store {self.path}: {what}: a stored JSON value is corrupt ({exc})"
             ) from exc
 
+    def _start_committer(self) -> None:
+        self._busy = True
+        self._committer = asyncio.create_task(self._commit_batches(), name="convo-sqlite")
+
+    async def _commit_batches(self) -> None:
+        """Send the queued jobs to the thread, all of them as one batch, until none are
+        left (a job queued while a batch runs goes in the next one); then the thread is
+        free again."""
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                jobs = [job for job, _ in batch]
+                try:
+                    outcomes = await self._call(_run_batch, jobs)
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:  # the store was closed under the queued jobs
+                    outcomes = [(False, exc)] * len(batch)
+                _settle(batch, outcomes)
+        finally:
+            self._busy = False
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(connection, *args)`` on the connection's thread: one hop."""
+        db = self._db
+        if db is None:
+            raise StoreError(f"SQLite store {self.path} is not open (await store.open() first)")
+        # aiosqlite has no public way to run a function on its thread, and we need a whole
+        # batch to run there as one call (nothing interleaved): `_execute` is that way,
+        # unchanged since aiosqlite 0.x. Untyped there; `fn` is typed, so the cast is sound.
+        return cast(T, await db._execute(fn, db._conn, *args))  # type: ignore[no-untyped-call]
+
 
 # -- sync helpers that run on the connection's thread ---------------------------------------
 
 
+Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the job raised)
+
+
+def _run_batch(
+    cx: sqlite3.Connection, jobs: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Outcome]:
+    """Run ``jobs`` in order in one transaction, each in its own savepoint: a job that
+    raises is rolled back alone and gets its exception; the others commit together. When
+    the commit fails, every job gets that error (none of them happened)."""
+    if len(jobs) == 1:  # alone: the job is its own unit (``_transaction``), as it would be
+        try:
+            return [(True, jobs[0](cx))]
+        except Exception as exc:
+            return [(False, exc)]
+    outcomes: list[Outcome] = []
+    cx.execute("BEGIN IMMEDIATE")
+    try:
+        for job in jobs:
+            cx.execute("SAVEPOINT job")
+            try:
+                outcomes.append((True, job(cx)))
+            except Exception as exc:
+                cx.execute("ROLLBACK TO job")
+                outcomes.append((False, exc))
+            cx.execute("RELEASE job")
+        cx.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if cx.in_transaction:
+            cx.execute("ROLLBACK")
+        return [(False, exc)] * len(jobs)
+    except BaseException:
+        if cx.in_transaction:
+            cx.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _settle(batch: list[tuple[Any, asyncio.Future[Any]]], outcomes: list[Outcome]) -> None:
+    for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        if future.done():
+            continue  # its caller was cancelled; the job ran (or not) all the same
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 @contextmanager
 def _transaction(cx: sqlite3.Connection) -> Iterator[None]:
+    """The statements of one store method as one unit. Inside a batch (always, at run
+    time) the batch's savepoint is that unit already; outside one (opening the file) it
+    is a transaction of its own."""
+    if cx.in_transaction:
+        yield
+        return
     # IMMEDIATE takes the write lock up front, so a transaction never fails half-way
     # with SQLITE_BUSY when another process writes (it waits busy_timeout instead).
     cx.execute("BEGIN IMMEDIATE")

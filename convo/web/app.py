@@ -42,6 +42,7 @@ from convo.config import Settings
 from convo.exceptions import ConfigError, ConvoError, ProviderError, ProviderRejected
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import PollingSmsProvider, SmsProvider
+from convo.providers.http import provider_client
 from convo.providers.registry import SMS_PROVIDERS, create_provider
 from convo.reconcile import Reconciler, retrack_deliveries
 from convo.store.base import Store
@@ -140,7 +141,7 @@ def create_app(
 
 def _http_ctx(given: httpx.AsyncClient | None) -> Ctx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        app[HTTP_CLIENT] = given or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        app[HTTP_CLIENT] = given or provider_client()
         yield
         if given is None:
             await app[HTTP_CLIENT].aclose()
