@@ -51,6 +51,22 @@ class MessageStatus(enum.StrEnum):
     def final(self) -> bool:
         return self in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
 
+    @property
+    def rank(self) -> int:
+        """Place in the outbound lifecycle: queued 0, sending 1, sent 2, the final ones 3
+        (``received`` 0). A delivery report never lowers it: ``update_message(...,
+        forward_only=True)``."""
+        return _RANK.get(self, 0)
+
+
+_RANK = {
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.UNDELIVERED: 3,
+    MessageStatus.FAILED: 3,
+}
+
 
 class ConversationStatus(enum.StrEnum):
     PENDING = "pending"  # an outbound call placed, not answered yet

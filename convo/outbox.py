@@ -1,17 +1,20 @@
 """The outbox: sends the replies queued in the store through the provider of their line.
 
 A turn queues its replies in the store in the same transaction that saves the conversation
-(``SessionStore.save_turn``); the outbox only ever reads them from there, so a reply exists
-exactly once whatever crashes. One worker loop is woken by :meth:`Outbox.notify` (after a
-turn) and by a periodic sweep of ``store.pending_outbound()`` (for replies queued by another
-process, or left over from before a restart).
+(``SessionStore.save_turn``), so a reply exists exactly once whatever crashes. The outbox
+learns of them in two ways: :meth:`Outbox.submit` hands it the replies a turn of this
+process just queued (the fast path: no store read), and a sweep of
+``store.pending_outbound()`` (woken by :meth:`Outbox.notify`, and every ``sweep_interval``)
+finds the rest: replies queued by another process, left over from before a restart, or
+queued without a hand-over. Each id is queued in memory once; the store has the last word.
 
-Sending one message: re-read it (another sender may have finished it), mark it ``sending``,
-wait for the provider's token bucket (``rate_limit`` messages/second), call
-``provider.send``, then mark it ``sent`` (or what the provider said) with the provider's id,
-segments and price. ``RateLimited`` (honouring ``retry_after``) and ``ProviderUnavailable``
-are retried with exponential backoff and full jitter up to ``max_attempts``; any other
-``ProviderError`` (``ProviderRejected``, ``PartialDelivery``) marks it ``failed`` at once.
+Sending one message: claim it (one atomic store update to ``sending``, forward only: a
+message another sender finished meanwhile stays as it is and is skipped), wait for the
+provider's token bucket (``rate_limit`` messages/second), call ``provider.send``, then
+record ``sent`` (or what the provider said) with the provider's id, segments and price.
+``RateLimited`` (honouring ``retry_after``) and ``ProviderUnavailable`` are retried with
+exponential backoff and full jitter up to ``max_attempts``; any other ``ProviderError``
+(``ProviderRejected``, ``PartialDelivery``) marks it ``failed`` at once.
 Messages to one recipient go out one at a time, oldest first, so a turn's replies arrive in
 order; different recipients are sent concurrently.
 
@@ -25,7 +28,8 @@ restart gives a failing message a fresh set of attempts.
 
 Delivery reports (:meth:`apply_report`) find the message by ``client_ref`` (our id) or by
 ``(provider, provider_message_id)``, and never move a status backwards (a final status stays
-final; ``delivered`` is not undone by a late ``sent``).
+final; ``delivered`` is not undone by a late ``sent``): every status change but a retry's
+requeue is ``update_message(..., forward_only=True)``, atomic in the store.
 """
 
 from __future__ import annotations
@@ -35,12 +39,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from convo.exceptions import ConvoError, ProviderError, RateLimited
 from convo.models import (
-    ConversationKey,
     DeliveryReport,
     Direction,
     MessageRecord,
@@ -50,21 +54,11 @@ from convo.models import (
 )
 from convo.providers.base import SmsProvider
 from convo.store.base import MessageLog
-from convo.store.locks import LocalLocks
 
 log = logging.getLogger("convo.outbox")
 
-# Order of the lifecycle: an update never moves a message to a lower rank.
-RANK = {
-    MessageStatus.QUEUED: 0,
-    MessageStatus.SENDING: 1,
-    MessageStatus.SENT: 2,
-    MessageStatus.DELIVERED: 3,
-    MessageStatus.UNDELIVERED: 3,
-    MessageStatus.FAILED: 3,
-}
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
-DISPATCH_WINDOW = 0.005  # seconds between two reads of the outbox while senders are busy
+DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
 
 
 class TokenBucket:
@@ -134,13 +128,14 @@ class Outbox:
         self._rng = rng
         self._buckets = {name: TokenBucket(p.rate_limit) for name, p in self.providers.items()}
         self.concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = asyncio.Semaphore(concurrency)  # sends in flight
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        # Per recipient (line, contact): ids waiting, oldest first, and the task sending
+        # them one at a time (so a turn's replies arrive in order).
+        self._queues: dict[tuple[str, str], deque[str]] = {}
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
-        # Per conversation, not one global lock: a global one made every status update
-        # queue behind all other store calls in flight (it capped sending near 175/s).
-        self._status_locks = LocalLocks()
+        self._known: set[str] = set()  # ids in a queue or being sent here
         self._worker: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -154,8 +149,14 @@ class Outbox:
             self._worker = asyncio.create_task(self._run(), name="convo-outbox")
 
     def notify(self) -> None:
-        """Wake the worker: new messages were queued."""
+        """Wake the worker: messages were queued in the store; sweep it soon."""
         self._wake.set()
+
+    def submit(self, messages: Iterable[OutboundMessage]) -> None:
+        """Send ``messages``, just queued in the store by this process, without waiting for
+        a sweep. Ids already queued or being sent here are ignored."""
+        for message in messages:
+            self._enqueue((message.line, message.to), message.id)
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until nothing is pending or being sent. True when
@@ -223,22 +224,16 @@ class Outbox:
     ) -> MessageRecord | None:
         """Set ``status`` only if it moves the message forward (a final status stays);
         the other fields are written in any case."""
-        message_id = record.id
-        key = ConversationKey(record.line, record.channel, record.contact)
-        async with self._status_locks.lock(key):
-            current = await self.store.get_message(message_id)
-            if current is None:
-                return None
-            forward = not current.status.final and RANK.get(status, 0) > RANK.get(current.status, 0)
-            return await self.store.update_message(
-                message_id,
-                status=status if forward else None,
-                provider=provider,
-                provider_message_id=provider_message_id,
-                segments=segments,
-                price=price,
-                error=error,
-            )
+        return await self.store.update_message(
+            record.id,
+            status=status,
+            provider=provider,
+            provider_message_id=provider_message_id,
+            segments=segments,
+            price=price,
+            error=error,
+            forward_only=True,
+        )
 
     # -- the worker --------------------------------------------------------------------------
 
@@ -246,47 +241,52 @@ class Outbox:
         while True:
             self._wake.clear()
             try:
-                await self._dispatch()
+                await self._sweep()
             except ConvoError:
                 log.exception("outbox sweep failed; trying again in %ss", self.sweep_interval)
             if self._active:
-                # Under load every finished send wakes the worker: gather those wake-ups
-                # for a moment, so one store read serves many of them.
+                # Under load many callers notify at once: gather those wake-ups for a
+                # moment, so one store read serves them all.
                 await asyncio.sleep(DISPATCH_WINDOW)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.sweep_interval)
 
-    async def _dispatch(self) -> None:
-        # Read the store only when a sender is free, and only a window of the oldest
-        # messages: re-reading the whole backlog after every finished send made draining a
-        # backlog of n messages cost O(n^2) (2000 queued replies took 27 s to send, not 3 s).
-        free = self.concurrency - len(self._active)
-        if free <= 0:
-            return  # every sender is busy; the next one to finish wakes the worker
+    async def _sweep(self) -> None:
+        # Only a window of the oldest messages: reading the whole backlog on every sweep
+        # made draining n messages cost O(n^2). What is not read now, the next sweep reads.
         pending = await self.store.pending_outbound(limit=2 * self.concurrency)
-        queues: dict[tuple[str, str], list[str]] = {}
         for record in pending:
-            queues.setdefault((record.line, record.contact), []).append(record.id)
-        for recipient, ids in queues.items():
-            if free <= 0:
-                break
-            if recipient not in self._active:
-                task = asyncio.create_task(self._send_queue(recipient, ids))
-                self._active[recipient] = task
-                free -= 1
+            self._enqueue((record.line, record.contact), record.id)
         if not self._active:
             self._idle.set()
 
-    async def _send_queue(self, recipient: tuple[str, str], ids: list[str]) -> None:
+    def _enqueue(self, recipient: tuple[str, str], message_id: str) -> None:
+        if message_id in self._known:
+            return
+        self._known.add(message_id)
+        self._idle.clear()
+        self._queues.setdefault(recipient, deque()).append(message_id)
+        if recipient not in self._active:
+            task = asyncio.create_task(self._send_queue(recipient))
+            self._active[recipient] = task
+
+    async def _send_queue(self, recipient: tuple[str, str]) -> None:
+        queue = self._queues[recipient]
         try:
-            async with self._slots:
-                for message_id in ids:
-                    await self._send_one(message_id)
+            while queue:
+                async with self._slots:
+                    await self._send_one(queue[0])
+                self._known.discard(queue.popleft())
         except ConvoError:
+            # The store failed: leave this recipient's messages to a later sweep, in order.
             log.exception("outbox: sending to %s failed; will retry on the next sweep", recipient)
         finally:
+            for message_id in queue:
+                self._known.discard(message_id)
+            del self._queues[recipient]
             self._active.pop(recipient, None)
-            self.notify()  # messages queued for them meanwhile; or the outbox is idle now
+            if not self._active:
+                self._idle.set()
 
     def provider_for(self, record: MessageRecord) -> SmsProvider | None:
         name = record.provider or self.lines.get(record.line)
@@ -295,37 +295,29 @@ class Outbox:
         return self.providers.get(name) if name else None
 
     async def _send_one(self, message_id: str) -> None:
-        record = await self.store.get_message(message_id)
-        if record is None or record.status not in PENDING:
-            return  # sent meanwhile (a report, another process): never send it twice
-        provider = self.provider_for(record)
-        if provider is None:
-            await self.store.update_message(
-                message_id,
-                status=MessageStatus.FAILED,
-                error=f"no provider for line {record.line}",
-            )
-            return
-        message = OutboundMessage(
-            line=record.line,
-            to=record.contact,
-            text=record.text,
-            channel=record.channel,
-            media_urls=record.media_urls,
-            id=record.id,
-            created_at=record.created_at,
-        )
         for attempt in range(1, self.policy.max_attempts + 1):
-            await self.store.update_message(
-                message_id, status=MessageStatus.SENDING, provider=provider.name
+            # Claim it in one atomic, forward-only step: a message finished meanwhile (a
+            # report, another process) stays as it is, and is never sent twice.
+            record = await self.store.update_message(
+                message_id, status=MessageStatus.SENDING, forward_only=True
             )
+            if record is None or record.status is not MessageStatus.SENDING:
+                return
+            provider = self.provider_for(record)
+            if provider is None:
+                error = f"no provider for line {record.line}"
+                await self._advance(record, MessageStatus.FAILED, error=error)
+                return
             await self._buckets[provider.name].acquire()
             try:
-                result = await provider.send(message)
+                result = await provider.send(_message(record))
             except ProviderError as exc:
                 if not exc.retryable or attempt == self.policy.max_attempts:
                     log.warning("message %s to %s failed: %s", message_id, record.contact, exc)
-                    await self._advance(record, MessageStatus.FAILED, error=str(exc))
+                    error = str(exc)
+                    await self._advance(
+                        record, MessageStatus.FAILED, provider=provider.name, error=error
+                    )
                     return
                 delay = self.policy.delay(attempt, exc, self._rng)
                 log.info("message %s: %s; retry %d in %.2fs", message_id, exc, attempt, delay)
@@ -346,3 +338,16 @@ class Outbox:
             segments=result.segments,
             price=result.price,
         )
+
+
+def _message(record: MessageRecord) -> OutboundMessage:
+    """The outbound message a queued log line stands for."""
+    return OutboundMessage(
+        line=record.line,
+        to=record.contact,
+        text=record.text,
+        channel=record.channel,
+        media_urls=record.media_urls,
+        id=record.id,
+        created_at=record.created_at,
+    )

@@ -10,11 +10,13 @@ at a time:
 * :class:`Fragments`     parts of a long inbound text that arrive separately (Vonage
                          ``concat-ref``) and tokens already seen by poll loops.
 
-:class:`Store` is all four plus ``ping``/``close``. The crash-safety contract lives in
-:meth:`SessionStore.save_turn`: the new session state, the inbound message being marked
-processed and the replies being queued happen in **one transaction**, so after a crash
-either the whole turn happened (and its replies are in the outbox) or none of it did (and
-the inbound message is still unprocessed).
+:class:`Erasure` forgets one contact in the first, second and fourth (GDPR right to
+erasure). :class:`Store` is all five plus ``ping``/``close``.
+
+The crash-safety contract lives in :meth:`SessionStore.save_turn`: the new session state,
+the inbound message being marked processed and the replies being queued happen in **one
+transaction**, so after a crash either the whole turn happened (and its replies are in the
+outbox) or none of it did (and the inbound message is still unprocessed).
 
 Turn serialisation is a separate concern: :class:`ConversationLocks` (see ``locks.py``).
 """
@@ -100,9 +102,13 @@ class MessageLog(Protocol):
         segments: int | None = None,
         price: float | None = None,
         error: str | None = None,
+        forward_only: bool = False,
     ) -> MessageRecord | None:
         """Change the given fields (None leaves a field as it is); returns the new record,
-        or None if there is no such message."""
+        or None if there is no such message. With ``forward_only``, ``status`` is applied
+        only when it moves the message forward (a higher ``MessageStatus.rank``), so a late
+        or repeated delivery report never undoes a later one; the check and the change are
+        one atomic step."""
 
     async def get_message(self, message_id: str) -> MessageRecord | None: ...
 
@@ -137,8 +143,46 @@ class Fragments(Protocol):
         """Record ``token``; True if it had been recorded before (poll-loop deduplication)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ErasedContact:
+    """What :meth:`Erasure.erase_contact` removed: how many sessions, messages and pending
+    long-text fragments (parts, not groups), and the ``(provider, provider_message_id)`` of
+    every erased message that had a provider id, each pair once, in the order the messages
+    were logged, so the caller can ask the providers to delete their copies."""
+
+    sessions: int = 0
+    messages: int = 0
+    fragments: int = 0
+    provider_copies: tuple[tuple[str, str], ...] = ()
+
+
 @runtime_checkable
-class Store(SessionStore, MessageLog, Suppressions, Fragments, Protocol):
+class Erasure(Protocol):
+    """Forgetting a contact (GDPR right to erasure).
+
+    A protocol of its own, not a :class:`MessageLog` method: erasure cuts across sessions,
+    the log and fragments in one transaction, and the code that erases (``convo.erasure``,
+    the admin API) needs this and nothing else of a store.
+    """
+
+    async def erase_contact(self, contact: str) -> ErasedContact:
+        """In one transaction, delete everything kept about the E.164 number ``contact``:
+        every session (any line, channel or status), every message whose contact it is
+        (both directions, any status: a queued reply is not sent any more, though one the
+        outbox is already handing to a provider may still go out), and the pending
+        long-text fragments it sent. A fragment group belongs to a contact by its name, in
+        the form ``convo.web.intake`` gives it: a JSON array whose third item is the
+        sender's number; a group named otherwise belongs to nobody and is kept.
+
+        Suppressions (the STOP list) are **kept**: a person who opted out must stay opted
+        out, and GDPR allows keeping what is needed to honour an objection (art. 17(3),
+        art. 21). Poll-loop tokens (provider message ids only) are kept too.
+
+        An unknown number erases nothing and returns zeros."""
+
+
+@runtime_checkable
+class Store(SessionStore, MessageLog, Suppressions, Fragments, Erasure, Protocol):
     """A complete backend: open with ``await store.open()``, close with ``await store.close()``."""
 
     async def open(self) -> None:

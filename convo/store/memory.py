@@ -32,7 +32,7 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import MessageQuery
+from convo.store.base import ErasedContact, MessageQuery
 
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 
@@ -194,12 +194,15 @@ class MemoryStore:
         segments: int | None = None,
         price: float | None = None,
         error: str | None = None,
+        forward_only: bool = False,
     ) -> MessageRecord | None:
         """Changes also ``updated_at``. StoreError when the new provider id of an inbound
         message is another inbound message's."""
         old = self._messages.get(message_id)
         if old is None:
             return None
+        if forward_only and status is not None and status.rank <= old.status.rank:
+            status = None
         changes: dict[str, Any] = {
             name: value
             for name, value in (
@@ -354,3 +357,38 @@ class MemoryStore:
         records = [self._messages[i] for i in ids]
         records.sort(key=lambda r: (r.created_at, self._seq[r.id]))
         return records[: max(limit, 0)]
+
+    # -- erasure ---------------------------------------------------------------------------
+
+    async def erase_contact(self, contact: str) -> ErasedContact:
+        """See :meth:`convo.store.base.Erasure.erase_contact`; suppressions are kept. No
+        await inside: atomic on the event loop, like every method here."""
+        keys = [k for k in self._sessions if k.contact == contact]
+        # _messages keeps insertion order: this is the order the messages were logged in.
+        ids = [i for i, r in self._messages.items() if r.contact == contact]
+        groups = [g for g in self._fragments if _fragment_sender(g) == contact]
+        copies: dict[tuple[str, str], None] = {}  # an ordered set: each pair once
+        for message_id in ids:
+            record = self._messages.pop(message_id)
+            if record.provider_message_id:
+                copies[(record.provider, record.provider_message_id)] = None
+            self._unindex(record)
+            del self._seq[message_id]
+            self._inbox.pop(message_id, None)
+            self._outbox.pop(message_id, None)
+        for key in keys:
+            del self._sessions[key]
+        parts = sum(len(self._fragments.pop(group)[2]) for group in groups)
+        return ErasedContact(len(keys), len(ids), parts, tuple(copies))
+
+
+def _fragment_sender(group: str) -> str | None:
+    """The sender's number in a fragment group name as ``convo.web.intake`` writes it (a JSON
+    array, the number third); None for a name of another form."""
+    try:
+        fields = json.loads(group)
+    except ValueError:
+        return None
+    if isinstance(fields, list) and len(fields) > 2 and isinstance(fields[2], str):
+        return fields[2]
+    return None

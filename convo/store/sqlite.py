@@ -50,7 +50,7 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import MessageQuery
+from convo.store.base import ErasedContact, MessageQuery
 from convo.store.memory import check_fragment, check_outbound, check_query
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
@@ -233,23 +233,25 @@ class SqliteStore:
         segments: int | None = None,
         price: float | None = None,
         error: str | None = None,
+        forward_only: bool = False,
     ) -> MessageRecord | None:
         """Changes also ``updated_at``. StoreError when the new provider id of an inbound
         message is another inbound message's."""
-        args = (
-            None if status is None else status.value,
-            provider,
-            provider_message_id,
-            segments,
-            price,
-            error,
-            time.time(),
-            message_id,
-        )
+        args = {
+            "status": None if status is None else status.value,
+            "forward": int(forward_only),
+            "rank": 0 if status is None else status.rank,
+            "provider": provider,
+            "pid": provider_message_id,
+            "segments": segments,
+            "price": price,
+            "error": error,
+            "now": time.time(),
+            "id": message_id,
+        }
 
         def job(cx: sqlite3.Connection) -> MessageRecord | None:
-            cx.execute(sql.UPDATE_MESSAGE, args)
-            row = cx.execute(sql.GET_MESSAGE, (message_id,)).fetchone()
+            row = cx.execute(sql.UPDATE_MESSAGE, args).fetchone()
             return None if row is None else _message(row)
 
         return await self._run("update message", job)
@@ -415,6 +417,24 @@ class SqliteStore:
         # batch to run there as one call (nothing interleaved): `_execute` is that way,
         # unchanged since aiosqlite 0.x. Untyped there; `fn` is typed, so the cast is sound.
         return cast(T, await db._execute(fn, db._conn, *args))  # type: ignore[no-untyped-call]
+
+    # -- erasure ---------------------------------------------------------------------------
+
+    async def erase_contact(self, contact: str) -> ErasedContact:
+        """See :meth:`convo.store.base.Erasure.erase_contact`: one transaction; suppressions
+        are kept."""
+        args = (contact,)
+
+        def job(cx: sqlite3.Connection) -> ErasedContact:
+            with _transaction(cx):
+                copies = dict.fromkeys(cx.execute(sql.ERASE_PROVIDER_COPIES, args))
+                messages = cx.execute(sql.ERASE_MESSAGES, args).rowcount
+                sessions = cx.execute(sql.ERASE_SESSIONS, args).rowcount
+                (parts,) = cx.execute(sql.COUNT_CONTACT_FRAGMENTS, args).fetchone()
+                cx.execute(sql.ERASE_FRAGMENT_GROUPS, args)
+            return ErasedContact(sessions, messages, parts, tuple(copies))
+
+        return await self._run("erase contact", job)
 
 
 # -- sync helpers that run on the connection's thread ---------------------------------------

@@ -187,11 +187,20 @@ OUTBOX = (
     "WHERE direction = 'outbound' AND status IN ('queued', 'sending') "
     "ORDER BY created_at, seq LIMIT ?"
 )
+# MessageStatus.rank, in SQL (keep the two in step).
+_RANK = (
+    "CASE status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 "
+    "WHEN 'delivered' THEN 3 WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 ELSE 0 END"
+)
+# :forward = 1 applies :status only above the current rank (one atomic statement).
 UPDATE_MESSAGE = (
-    "UPDATE messages SET status = coalesce(?, status), provider = coalesce(?, provider), "
-    "provider_message_id = coalesce(?, provider_message_id), "
-    "segments = coalesce(?, segments), price = coalesce(?, price), "
-    "error = coalesce(?, error), updated_at = ? WHERE id = ?"
+    "UPDATE messages SET "
+    f"status = CASE WHEN :status IS NULL OR (:forward AND :rank <= {_RANK}) "
+    "THEN status ELSE :status END, "
+    "provider = coalesce(:provider, provider), "
+    "provider_message_id = coalesce(:pid, provider_message_id), "
+    "segments = coalesce(:segments, segments), price = coalesce(:price, price), "
+    f"error = coalesce(:error, error), updated_at = :now WHERE id = :id RETURNING {_MESSAGE}"
 )
 GET_MESSAGE = f"SELECT {_MESSAGE} FROM messages WHERE id = ?"
 FIND_MESSAGE = (
@@ -238,3 +247,23 @@ def message_filter(
             terms.append(f"{column} = ?")
             args.append(value)
     return (" WHERE " + " AND ".join(terms) if terms else ""), tuple(args)
+
+
+# -- erasure (SqliteStore.erase_contact) -------------------------------------------------------
+
+# The sender's number in a fragment group's name as convo.web.intake writes it (a JSON array,
+# the number third); NULL for a name of another form. CASE keeps json_extract, which raises
+# on malformed JSON, away from names that are not JSON.
+_GROUP_SENDER = "CASE WHEN json_valid(grp) THEN json_extract(grp, '$[2]') END"
+ERASE_PROVIDER_COPIES = (
+    "SELECT provider, provider_message_id FROM messages "
+    "WHERE contact = ? AND provider_message_id != '' ORDER BY seq"
+)
+ERASE_MESSAGES = "DELETE FROM messages WHERE contact = ?"
+ERASE_SESSIONS = "DELETE FROM sessions WHERE contact = ?"
+COUNT_CONTACT_FRAGMENTS = (
+    "SELECT count(*) FROM fragment_parts "
+    f"WHERE grp IN (SELECT grp FROM fragment_groups WHERE {_GROUP_SENDER} = ?)"
+)
+# Their parts go by cascade (foreign_keys is on).
+ERASE_FRAGMENT_GROUPS = f"DELETE FROM fragment_groups WHERE {_GROUP_SENDER} = ?"

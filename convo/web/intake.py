@@ -4,8 +4,8 @@ The inbound path keeps one promise: **an inbound message is stored before its we
 acknowledged**, and its turn runs right after, in a task the app tracks so shutdown waits
 for it. :meth:`Intake.accept` is what a webhook awaits before answering 200: it stores the
 message (``engine.receive``; a duplicate is dropped there, so a provider retry gets one
-reply) and starts the turn in a tracked task that wakes the outbox when the replies are
-queued. A turn that fails leaves its message unprocessed; :meth:`Intake.recover` (run at
+reply) and starts the turn in a tracked task that hands the replies it queued to the
+outbox. A turn that fails leaves its message unprocessed; :meth:`Intake.recover` (run at
 start) processes every such message, which is also how a crash between acknowledgement and
 turn is repaired.
 
@@ -46,13 +46,13 @@ class Intake:
         self,
         engine: TurnEngine,
         *,
-        on_replies: Callable[[], None] = lambda: None,
+        on_replies: Callable[[list[OutboundMessage]], None] = lambda replies: None,
         concat_timeout: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.store = engine.store
-        self.on_replies = on_replies  # the outbox's notify
+        self.on_replies = on_replies  # the outbox's submit: send what the turn queued
         self.concat_timeout = concat_timeout
         self.clock = clock
         self._claimed: set[str] = set()
@@ -95,14 +95,15 @@ class Intake:
 
     async def _turn(self, message: InboundMessage) -> list[OutboundMessage]:
         try:
-            return await self.engine.process(message)
+            replies = await self.engine.process(message)
         except Exception:
             # The message stays unprocessed in the store: recovery at the next start runs it.
             log.exception("turn for inbound %s (%s) failed", message.id, message.key)
             return []
         finally:
             self._claimed.discard(message.id)
-            self.on_replies()
+        self.on_replies(replies)
+        return replies
 
     async def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the turns in flight; True when all finished."""

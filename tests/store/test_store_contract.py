@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from convo.models import (
     Session,
 )
 from convo.store import MemoryStore, MessageQuery, Store
+from convo.store.base import ErasedContact
 from convo.store.sqlite import SqliteStore
 
 LINE = "+32470000100"
@@ -279,6 +281,25 @@ async def test_update_message_changes_only_given_fields(store: Store) -> None:
     assert await store.update_message("nope", status=MessageStatus.SENT) is None
 
 
+async def test_forward_only_update_never_moves_a_status_back(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    steps = [
+        (MessageStatus.SENDING, MessageStatus.SENDING),
+        (MessageStatus.QUEUED, MessageStatus.SENDING),  # back: ignored
+        (MessageStatus.DELIVERED, MessageStatus.DELIVERED),  # a report may overtake "sent"
+        (MessageStatus.SENT, MessageStatus.DELIVERED),  # the late "sent": ignored
+        (MessageStatus.FAILED, MessageStatus.DELIVERED),  # final stays final
+    ]
+    for given, expected in steps:
+        updated = await store.update_message(
+            "out-1", status=given, provider_message_id=f"p-{given}", forward_only=True
+        )
+        assert updated is not None and updated.status is expected, given
+        assert updated.provider_message_id == f"p-{given}"  # other fields are always written
+    assert (await store.update_message("out-1", status=MessageStatus.QUEUED)) is not None
+    assert (await store.get_message("out-1")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+
+
 async def test_find_message_by_provider_id(store: Store) -> None:
     await store.add_outbound([outbound(1)])
     await store.update_message("out-1", provider="vonage", provider_message_id="v-9")
@@ -415,3 +436,72 @@ async def test_prune_seen_forgets_old_tokens(store: Store) -> None:
     assert await store.prune_seen(older_than=50) == 1
     assert not await store.seen("enco", "old", now=101)
     assert await store.seen("enco", "new", now=102)
+
+
+# -- erasure (GDPR) ----------------------------------------------------------------------------
+
+
+def fragment_group(sender: str, ref: str) -> str:
+    """A fragment group name in the form convo.web.intake writes (the sender third)."""
+    return json.dumps(["vonage", LINE, sender, "sms", ref, 3])
+
+
+async def test_erase_contact_forgets_one_contact_and_keeps_the_others(store: Store) -> None:
+    ended = session(ALICE, line="+32470000200")
+    ended.status = ConversationStatus.ENDED
+    for s in (session(ALICE), session(ALICE, channel="voice"), ended, session(BOB)):
+        await store.save_turn(s)
+    for record in (inbound(1), inbound(2), inbound(10, contact=BOB)):
+        assert await store.add_inbound(record)
+    await store.mark_processed("in-1")
+    await store.add_outbound([outbound(1), outbound(2), outbound(3), outbound(10, contact=BOB)])
+    await store.update_message("out-2", provider="telefoon_sms", provider_message_id="t-2")
+    await store.update_message("out-3", provider="vonage", provider_message_id="v-1")  # twice
+    await store.update_message("out-10", provider="telefoon_sms", provider_message_id="t-10")
+    await store.set_suppressed(LINE, ALICE, True)
+    await store.add_fragment(fragment_group(ALICE, "7"), 1, 3, "een", now=10)
+    await store.add_fragment(fragment_group(ALICE, "7"), 3, 3, "drie", now=11)
+    await store.add_fragment(fragment_group(BOB, "7"), 2, 3, "bob", now=12)
+    await store.add_fragment("ref-9", 1, 2, "not a JSON name", now=13)
+
+    erased = await store.erase_contact(ALICE)
+
+    assert erased == ErasedContact(
+        sessions=3,
+        messages=5,
+        fragments=2,
+        provider_copies=(("vonage", "v-1"), ("vonage", "v-2"), ("telefoon_sms", "t-2")),
+    )
+    assert await store.sessions_of(ALICE) == []
+    assert await store.list_messages(MessageQuery(number=ALICE)) == ([], 0)
+    assert await store.get_message("in-1") is None
+    assert await store.find_message("telefoon_sms", "t-2") is None
+    assert await store.is_suppressed(LINE, ALICE)  # the STOP list outlives erasure
+    # Bob is untouched, queues included.
+    assert [s.key for s in await store.sessions_of(BOB)] == [session(BOB).key]
+    assert [m.id for m in (await store.list_messages(MessageQuery()))[0]] == ["out-10", "in-10"]
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-10"]
+    assert [m.id for m in await store.pending_outbound()] == ["out-10"]
+    assert await store.find_message("telefoon_sms", "t-10") is not None
+    assert await store.expired_fragments(older_than=100) == [
+        (fragment_group(BOB, "7"), ["bob"]),
+        ("ref-9", ["not a JSON name"]),
+    ]
+    # Nothing of Alice is left behind: her provider ids are free again, a second erasure
+    # finds nothing.
+    assert await store.add_inbound(inbound(1))
+    assert await store.erase_contact(ALICE) == ErasedContact(
+        messages=1, provider_copies=(("vonage", "v-1"),)
+    )
+    assert await store.erase_contact(ALICE) == ErasedContact()
+
+
+async def test_erase_unknown_contact_erases_nothing(store: Store) -> None:
+    await store.save_turn(session(BOB), outbound=[outbound(1, contact=BOB)])
+    assert await store.add_inbound(inbound(1, contact=BOB))
+    await store.add_fragment(fragment_group(BOB, "1"), 1, 2, "a", now=1)
+    erased = await store.erase_contact("+32499999999")
+    assert erased == ErasedContact(0, 0, 0, ())
+    assert len(await store.sessions_of(BOB)) == 1
+    assert (await store.list_messages(MessageQuery(number=BOB)))[1] == 2
+    assert await store.expired_fragments(older_than=100) == [(fragment_group(BOB, "1"), ["a"])]

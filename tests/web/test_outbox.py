@@ -210,3 +210,31 @@ async def test_unknown_line_fails_with_a_clear_error(any_store: Store) -> None:
     assert record is not None and record.status == MessageStatus.FAILED
     assert record.error == f"no provider for line {LINE}"
     await asyncio.sleep(0)
+
+
+async def test_submitted_replies_go_out_without_a_sweep_and_only_once(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    fake = FakeProvider([])
+    outbox, server = await outbox_for(any_store, http, fake)
+    outbox.sweep_interval = 3600  # only the first sweep, at start, reads the store
+    outbox.start()
+    try:
+        await asyncio.sleep(0.05)  # that first sweep found nothing
+        messages = [OutboundMessage(LINE, ALICE, t) for t in ("one", "two", "three")]
+        await any_store.add_outbound([MessageRecord.outbound(m) for m in messages])
+        outbox.submit(messages)
+        outbox.submit(messages[:1])  # handed over twice: still sent once
+        for _ in range(500):  # no sweep runs: only the hand-over can send them
+            if len(fake.requests) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(fake.requests) == 3
+        assert await outbox.drain(5)
+    finally:
+        await outbox.aclose()
+        await server.close()
+    assert [r["body"] for r in fake.requests] == ["one", "two", "three"]  # in order, once
+    for message in messages:
+        record = await any_store.get_message(message.id)
+        assert record is not None and record.status is MessageStatus.SENT
