@@ -315,6 +315,23 @@ def cmd_call(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    """``convo erase NUMBER``: forget a contact here and at the providers that can delete
+    messages (convo.erasure); prints the report. Exit 0 done, 1 a provider deletion failed
+    (the report lists it), 2 a bad number."""
+    from convo.config import load_settings
+    from convo.erasure import erase_configured
+
+    settings = load_settings(args.config)
+    try:
+        report = asyncio.run(erase_configured(settings, args.number))
+    except ValueError as exc:
+        print(f"convo: {exc}", file=sys.stderr)
+        return 2
+    print(report.describe())
+    return 1 if report.failed else 0
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     import importlib
 
@@ -396,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", help="the flow language to speak")
     p.add_argument("--bot", help="bot hooks: path/to/bot.py or module:attr")
     p.set_defaults(func=cmd_call)
+
+    p = sub.add_parser("erase", help="forget a contact (GDPR), here and at the providers")
+    p.add_argument("number", help="the contact's phone number")
+    p.set_defaults(func=cmd_erase)
 
     p = sub.add_parser("simulator", help="run a fake of a provider's API")
     p.add_argument("provider")

@@ -83,3 +83,16 @@ class VoiceProvider(Protocol):
     async def end_call(self, call_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class DeletesMessages(Protocol):
+    """A provider that can delete its copy of a message (GDPR erasure; Telefoon SMS and
+    Telefonie SMS). An optional capability beside :class:`SmsProvider`, checked with
+    ``isinstance``; ``convo.erasure`` uses it."""
+
+    name: str
+
+    async def delete_message(self, provider_message_id: str) -> None:
+        """Delete the provider's record of the message; an id the provider no longer knows
+        counts as deleted. Raises a ``ProviderError`` subclass on failure."""

@@ -6,6 +6,9 @@
 * ``GET /api/messages?direction=&status=&number=&page=&page_size=``: one page of the message
   log, newest first: ``{"messages": [...], "total", "page", "page_size"}``. ``page_size`` is
   1..500 (default 50). A bad filter value is a 400 naming the parameter.
+* ``DELETE /api/contacts/{number}``: erase a contact (GDPR; :mod:`convo.erasure`) here and
+  at the providers that can delete messages; 200 with the counts, ``provider_failed`` and
+  ``kept_by_provider``; 400 for a bad number. The number is written as for the GET route.
 
 The admin routes need ``Authorization: Bearer <server.api_token>`` (compared in constant
 time); a missing or wrong token is 401. Without a configured token the admin API is off and
@@ -21,10 +24,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from convo.erasure import erase_contact
 from convo.exceptions import InvalidNumber
 from convo.models import Direction, MessageStatus
 from convo.store.base import MessageQuery
-from convo.web.state import SETTINGS, STORE, error_response
+from convo.web.state import PROVIDERS, SETTINGS, STORE, error_response
 
 log = logging.getLogger("convo.web.api")
 
@@ -142,7 +146,16 @@ async def messages(request: web.Request) -> web.StreamResponse:
     )
 
 
+@admin
+async def erase(request: web.Request) -> web.StreamResponse:
+    number = _number(request.match_info["number"], "number")  # a bad one: 400 here
+    providers = request.app[PROVIDERS]  # a local, or mypy reads the key as AppKey[Mapping]
+    report = await erase_contact(request.app[STORE], providers, number)
+    return web.json_response(report.to_json())
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/conversations/{number}", conversations)
     app.router.add_get("/api/messages", messages)
+    app.router.add_delete("/api/contacts/{number}", erase)

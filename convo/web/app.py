@@ -157,19 +157,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+def sms_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, SmsProvider]:
+    """The SMS adapter of every configured provider, by name, sharing ``client`` (voice
+    providers are started by ``convo.web.voice``); ``ConfigError`` names a bad section. The
+    server's providers, and those ``convo erase`` asks to delete their copies. Building an
+    adapter acquires nothing (the client is shared), so a failure half-way leaks nothing."""
+    return {
+        name: create_provider(
+            name,
+            settings.providers.get(name, {}),
+            client,
+            public_url=settings.server.public_url,
+        )
+        for name in settings.provider_names()
+        if provider_kind(settings, name) in SMS_PROVIDERS
+    }
+
+
 async def _providers_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    providers: dict[str, SmsProvider] = {}
+    providers = sms_providers(app[SETTINGS], app[HTTP_CLIENT])
     try:
-        for name in settings.provider_names():
-            if provider_kind(settings, name) not in SMS_PROVIDERS:
-                continue  # voice providers are started by convo.web.voice
-            providers[name] = create_provider(
-                name,
-                settings.providers.get(name, {}),
-                app[HTTP_CLIENT],
-                public_url=settings.server.public_url,
-            )
         app[PROVIDERS] = providers
         await _check_providers(app, providers)
         yield
@@ -225,7 +232,7 @@ async def _intake_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     intake = Intake(
         app[ENGINE],
-        on_replies=app[OUTBOX].notify,
+        on_replies=app[OUTBOX].submit,
         concat_timeout=settings.webhooks.concat_timeout,
     )
     app[INTAKE] = intake

@@ -1,0 +1,186 @@
+"""Erasing a contact (GDPR right to erasure): convo's copy, then the providers' copies.
+
+:func:`erase_contact` forgets one person, by phone number, in three steps:
+
+1. the number is normalised to E.164 (:func:`convo.sms.phone.normalize`); one that cannot
+   be a phone number raises ``ValueError`` before anything is touched;
+2. the store erases, in one transaction, every conversation of that number, every message
+   to or from it and its pending long-text fragments
+   (:meth:`~convo.store.base.Erasure.erase_contact`). The STOP list is kept: a person who
+   opted out stays opted out (GDPR allows keeping what honouring an objection needs);
+3. every provider copy (the ``(provider, provider_message_id)`` of an erased message) is
+   deleted at its provider when the adapter can
+   (:class:`~convo.providers.base.DeletesMessages`: Telefoon SMS, Telefonie SMS), at most
+   :data:`MAX_CONCURRENT_DELETES` at a time. A copy whose provider cannot delete messages
+   (Vonage, Enco, the sandbox) or is no longer configured is listed in
+   ``kept_by_provider``, so the operator knows to ask that provider another way. A failed
+   deletion is listed in ``failed`` with its error, and the others go on.
+
+The store goes first: our own copy is the one we answer for, and it must go even when a
+provider is down. Once it is gone, the report is the only list of the provider ids, so a
+deletion that failed is retried from the report (``failed``), not by erasing again.
+
+Limits: a turn, or a send the outbox has already claimed, running at the very moment of
+erasure may still write or send after it; erase when the person's conversations are over,
+or erase again. Call recordings kept by a voice provider are not covered here.
+
+Logs: the number and the counts at INFO, provider ids of failed deletions at WARNING; never
+a message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from convo.exceptions import InvalidNumber
+from convo.providers.base import DeletesMessages, SmsProvider
+from convo.sms.phone import normalize
+from convo.store.base import Erasure
+
+if TYPE_CHECKING:
+    from convo.config import Settings
+
+log = logging.getLogger("convo.erasure")
+
+#: Provider deletions in flight at once: fast enough for a long history, gentle on the API.
+MAX_CONCURRENT_DELETES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What :func:`erase_contact` did. ``sessions``, ``messages`` and ``fragments`` count
+    what the store removed; ``deleted`` lists the ``(provider, provider_message_id)``
+    copies deleted at their provider, ``failed`` those whose deletion failed, with the
+    error ``(provider, provider_message_id, error)``, and ``kept_by_provider`` those whose
+    provider cannot delete messages (or is not configured)."""
+
+    number: str
+    sessions: int = 0
+    messages: int = 0
+    fragments: int = 0
+    deleted: tuple[tuple[str, str], ...] = ()
+    failed: tuple[tuple[str, str, str], ...] = ()
+    kept_by_provider: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The admin API's answer to ``DELETE /api/contacts/{number}``."""
+        return {
+            "number": self.number,
+            "sessions": self.sessions,
+            "messages": self.messages,
+            "fragments": self.fragments,
+            "provider_deleted": len(self.deleted),
+            "provider_failed": [
+                {"provider": provider, "provider_message_id": message_id, "error": error}
+                for provider, message_id, error in self.failed
+            ],
+            "kept_by_provider": len(self.kept_by_provider),
+        }
+
+    def describe(self) -> str:
+        """The report for a person (``convo erase``): counts first, then each copy still
+        at a provider."""
+        lines = [
+            f"erased {self.number}: {self.sessions} conversation(s), {self.messages} "
+            f"message(s), {self.fragments} long-text fragment(s)",
+            f"provider copies: {len(self.deleted)} deleted, {len(self.failed)} failed, "
+            f"{len(self.kept_by_provider)} kept by a provider that cannot delete them",
+        ]
+        lines += [f"failed: {p} {i}: {error}" for p, i, error in self.failed]
+        lines += [f"kept: {p} {i}" for p, i in self.kept_by_provider]
+        return "\n".join(lines)
+
+
+def e164(number: str) -> str:
+    """``number`` in E.164; ``ValueError`` saying why when it cannot be a phone number."""
+    try:
+        return normalize(number)
+    except InvalidNumber as exc:
+        raise ValueError(f"cannot erase: {exc}") from None
+
+
+async def erase_contact(
+    store: Erasure, providers: Mapping[str, SmsProvider], number: str
+) -> ErasureReport:
+    """Erase ``number`` from ``store``, then its copies at ``providers`` (keyed by the
+    provider name the messages carry); see the module docstring. Raises ``ValueError`` for
+    a number that cannot be a phone number (nothing erased) and ``StoreError`` when the
+    store fails (nothing erased either: one transaction). Provider failures never raise:
+    they are in the report's ``failed``."""
+    contact = e164(number)
+    erased = await store.erase_contact(contact)
+    deletable: list[tuple[DeletesMessages, str]] = []
+    kept: list[tuple[str, str]] = []
+    for name, message_id in erased.provider_copies:
+        provider = providers.get(name)
+        if isinstance(provider, DeletesMessages):
+            deletable.append((provider, message_id))
+        else:
+            kept.append((name, message_id))
+    errors = await _delete(deletable)
+    outcomes = [(p.name, i, e) for (p, i), e in zip(deletable, errors, strict=True)]
+    report = ErasureReport(
+        number=contact,
+        sessions=erased.sessions,
+        messages=erased.messages,
+        fragments=erased.fragments,
+        deleted=tuple((p, i) for p, i, e in outcomes if e is None),
+        failed=tuple((p, i, e) for p, i, e in outcomes if e is not None),
+        kept_by_provider=tuple(kept),
+    )
+    log.info(
+        "erased %s: %d session(s), %d message(s), %d fragment(s); provider copies: "
+        "%d deleted, %d failed, %d kept by the provider",
+        contact,
+        report.sessions,
+        report.messages,
+        report.fragments,
+        len(report.deleted),
+        len(report.failed),
+        len(report.kept_by_provider),
+    )
+    return report
+
+
+async def _delete(copies: Sequence[tuple[DeletesMessages, str]]) -> list[str | None]:
+    """Delete each copy at its provider; per copy, None or the error that stopped it."""
+    slots = asyncio.Semaphore(MAX_CONCURRENT_DELETES)
+
+    async def delete(provider: DeletesMessages, message_id: str) -> str | None:
+        async with slots:
+            try:
+                await provider.delete_message(message_id)
+            # Any error, not only ProviderError: the store has already forgotten these ids,
+            # so one copy's failure must end up in the report, never lose the others.
+            except Exception as exc:
+                log.warning("erasure: %s did not delete %s: %s", provider.name, message_id, exc)
+                return str(exc) or type(exc).__name__
+        return None
+
+    return list(await asyncio.gather(*(delete(p, i) for p, i in copies)))
+
+
+async def erase_configured(settings: Settings, number: str) -> ErasureReport:
+    """:func:`erase_contact` over the store and SMS providers that ``settings`` configure,
+    opened for this call and closed after (``convo erase``). ``ValueError`` for a bad
+    number before anything is opened; ``ConfigError``/``StoreError`` as the server's."""
+    from convo.providers.http import provider_client
+    from convo.web.app import open_store, sms_providers
+
+    contact = e164(number)
+    store = open_store(settings.store.url, f"{settings.source}: [store] url")
+    await store.open()
+    try:
+        async with provider_client() as client:
+            providers = sms_providers(settings, client)
+            try:
+                return await erase_contact(store, providers, contact)
+            finally:
+                for provider in providers.values():
+                    await provider.aclose()
+    finally:
+        await store.close()
