@@ -1,9 +1,9 @@
 """Inbound SMS webhooks per second and their latency: convo against a bare aiohttp handler.
 
-Usage: .venv/bin/python bench/webhooks.py [--conversations 1000] [--messages 3]
-       [--concurrency 100] [--think 0] [--duration 60] [--profile FILE]
+Usage: .venv/bin/python bench/webhooks.py [--seconds 10] [--concurrency 100]
+       [--messages 3] [--share 0.30] [--profile FILE]
 
-Three child processes, each with its own event loop, all on 127.0.0.1:
+Four child processes, each with its own event loop, all on 127.0.0.1:
 
 * the Vonage simulator (``convo.providers.simulators.vonage``), which receives convo's
   replies (``POST /sms/json``) and counts them (``GET /_bench/sent``, added here);
@@ -11,34 +11,42 @@ Three child processes, each with its own event loop, all on 127.0.0.1:
   one-question flow, signed webhooks (``signature_secret``, sha256), the provider's
   ``base_url`` at the simulator and its ``rate_limit`` raised to 10 000/s (Vonage's default
   30/s would make the outbox, not the webhook, the subject of the run);
-* a bare aiohttp app whose handler only parses the form and answers 200 (the ceiling).
+* a bare aiohttp app whose handler only parses the form and answers 200 (the ceiling);
+* a send-only app whose handler parses the form, sends one reply to the simulator with
+  convo's provider client and answers 200: no store, no flow. It is the floor under any
+  design that answers each text from the process that took it.
 
-The load generator (this process, one aiohttp client) plays ``--conversations``
-conversations against each server in turn, at most ``--concurrency`` at once: each from its
-own number, sending ``--messages`` inbound webhooks in sequence (the next one after the
-previous answer), exactly as Vonage posts them (form fields, signed; bodies are built and
-signed before the clock starts). Each run stops early after ``--duration`` seconds.
-``--think`` is a person's pause before each text, drawn from 0.5x to 1.5x of it: with the
-default 0 the generator saturates the server (requests/s is its capacity, and latency is
-mostly queueing: by Little's law ~ concurrency / throughput); with ``--think 0.5`` 100
-people offer about 200 texts/s, and p50/p99 show the cost of a webhook under that load. The
-flow answers every text with one reply (the question, then a goodbye, then the question of a
-new conversation), so after the run every inbound text should have its reply at the
-simulator; the script waits up to 30 s for them.
+The load generator (this process, one aiohttp client) plays conversations: each from its own
+number, ``--messages`` inbound webhooks in sequence, exactly as Vonage posts them (form
+fields, signed). The flow answers every text with one reply (the question, then a goodbye,
+then the question of a new conversation), so every text has exactly one reply.
 
-Prints requests/s and p50/p99 latency for both servers, the ratio of their requests/s, and
-whether every reply reached the simulator. Target (issue): convo at least 30% of the bare
-handler's requests/s, with p99 under 50 ms. ``--profile FILE`` runs convo under cProfile
-and writes its stats to FILE (read with ``python -m pstats FILE``).
+1. **Capacity.** ``--concurrency`` conversations at once, each posting its next text as soon
+   as the previous one is answered, for ``--seconds``, first against the bare handler, then
+   against convo. Requests/s is each server's capacity; the latency of such a run is mostly
+   queueing (Little's law: ~ concurrency / throughput). For convo the run also counts
+   replies/s: replies at the simulator divided by the time until the last of them arrived
+   (acknowledging is not enough: each text must be answered).
+2. **Latency under load.** Texts arrive at a fixed rate for ``--seconds``, spread over
+   conversations with at most ``--concurrency`` requests in flight: at the target rate,
+   ``--share`` (30%) of the bare handler's capacity, when convo's capacity reaches it, and
+   at 25%, 50% and 80% of convo's capacity (``--rate R``: at R only). Latency is measured
+   from when each text was due, not from when it could be sent, so a stall counts in full
+   (no coordinated omission). The first second of each run is a warm-up.
+
+Prints requests/s and p50/p99 for every run, and the verdict on the issue's target: convo's
+capacity (the smaller of requests/s and replies/s) at least 30% of the bare handler's, with
+p99 under 50 ms at that load. ``--profile FILE`` runs convo under cProfile and writes its
+stats to FILE (read with ``python -m pstats FILE``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import math
 import multiprocessing as mp
-import random
-import statistics
 import tempfile
 import time
 import uuid
@@ -89,6 +97,29 @@ def run_simulator(port: int, ready: Any) -> None:
 def run_bare(port: int, ready: Any) -> None:
     async def inbound(request: web.Request) -> web.Response:
         await request.post()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/webhooks/vonage/inbound", inbound)
+    serve_app(app, port, ready)
+
+
+def run_send_only(port: int, sim_url: str, ready: Any) -> None:
+    """The floor under any design that answers each text from this process: parse the form,
+    send one reply to the simulator with convo's provider client (httpx over aiohttp, as
+    convo's Vonage adapter does, unsigned), answer 200. No store, no flow, no signature."""
+    from convo.providers.http import provider_client
+
+    client = provider_client()
+
+    async def inbound(request: web.Request) -> web.Response:
+        form = await request.post()
+        reply = {
+            **{"api_key": KEY, "api_secret": SECRET, "type": "text"},
+            **{"from": str(form["to"]), "to": str(form["msisdn"]), "text": "Which day?"},
+        }
+        response = await client.post(f"{sim_url}/sms/json", data=reply)
+        response.raise_for_status()
         return web.Response(status=200)
 
     app = web.Application()
@@ -158,141 +189,224 @@ def inbound_body(sender: str, text: str) -> bytes:
     return urlencode(fields).encode()
 
 
-class Load:
-    """Plays conversations against one server and keeps each request's latency."""
+class People:
+    """Conversations to play, signed before any clock starts: ``next()`` is a new number's
+    list of texts. ``cycle`` conversations are made; with ``repeat`` they are then played
+    again (for the bare handler, which keeps nothing), else ``next()`` fails."""
 
-    def __init__(
-        self, base: str, conversations: list[list[bytes]], deadline: float, think: float
-    ) -> None:
+    TEXTS = ("hello", "monday", "hello again", "tuesday")
+
+    def __init__(self, first: int, count: int, messages: int, *, repeat: bool = False) -> None:
+        made = [
+            [inbound_body(f"+32470{first + n:06d}", self.TEXTS[i % 4]) for i in range(messages)]
+            for n in range(count)
+        ]
+        self._next = itertools.cycle(made) if repeat else iter(made)
+
+    def next(self) -> list[bytes]:
+        try:
+            return next(self._next)
+        except StopIteration:
+            raise SystemExit("bench: out of conversations; raise --budget") from None
+
+
+class Run:
+    """One run against one server: every request's latency and what went wrong."""
+
+    def __init__(self, base: str) -> None:
         self.url = base + "/webhooks/vonage/inbound"
-        self.conversations = conversations
-        self.deadline = deadline
-        self.think = think
-        self.rng = random.Random(42)
         self.latency: list[float] = []
         self.errors: list[str] = []
         self.accepted = 0
+        self.elapsed = 0.0
 
-    async def post(self, http: aiohttp.ClientSession, body: bytes) -> None:
+    async def post(self, http: aiohttp.ClientSession, body: bytes, due: float) -> None:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        start = time.perf_counter()
         async with http.post(self.url, data=body, headers=headers) as resp:
             text = await resp.read()
-            self.latency.append(time.perf_counter() - start)
+            self.latency.append(time.perf_counter() - due)
             if resp.status == 200:
                 self.accepted += 1
             else:
                 self.errors.append(f"{resp.status} {text[:200]!r}")
 
-    async def run(self, concurrency: int) -> float:
-        queue: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        for bodies in self.conversations[1:]:
-            queue.put_nowait(bodies)
+    @property
+    def rps(self) -> float:
+        return len(self.latency) / self.elapsed
 
-        async def worker(http: aiohttp.ClientSession) -> None:
-            while time.perf_counter() < self.deadline:
-                try:
-                    bodies = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                for body in bodies:  # one person's texts, in sequence
-                    if self.think:
-                        await asyncio.sleep(self.think * (0.5 + self.rng.random()))
-                    await self.post(http, body)
-
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            for body in self.conversations[0]:  # warm-up (imports, first SQLite pages)
-                await self.post(http, body)
-            self.latency.clear()
-            start = time.perf_counter()
-            await asyncio.gather(*(worker(http) for _ in range(concurrency)))
-            return time.perf_counter() - start
+    def line(self, name: str) -> str:
+        return (
+            f"  {name:<22} {len(self.latency):7d} requests in {self.elapsed:5.2f} s:"
+            f" {self.rps:7,.0f} req/s   p50 {percentile(self.latency, 0.5):7.2f} ms"
+            f"   p99 {percentile(self.latency, 0.99):7.2f} ms"
+            f"   max {max(self.latency) * 1000:7.2f} ms"
+        )
 
 
-def summary(name: str, load: Load, elapsed: float) -> float:
-    rps = len(load.latency) / elapsed
-    print(
-        f"  {name:<5} {len(load.latency):6d} requests in {elapsed:6.2f} s: {rps:8,.0f} req/s"
-        f"   p50 {percentile(load.latency, 0.5):6.2f} ms"
-        f"   p99 {percentile(load.latency, 0.99):6.2f} ms"
-        f"   max {max(load.latency) * 1000:7.2f} ms"
-        f"   mean {statistics.fmean(load.latency) * 1000:6.2f} ms"
-    )
-    return rps
+def client(concurrency: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30))
 
 
-def conversations(first: int, count: int, messages: int) -> list[list[bytes]]:
-    texts = ["hello", "monday", "hello again", "tuesday"]
-    return [
-        [inbound_body(f"+32470{first + n:06d}", texts[i % len(texts)]) for i in range(messages)]
-        for n in range(count + 1)  # +1: the warm-up conversation
-    ]
+async def saturate(base: str, people: People, concurrency: int, seconds: float) -> Run:
+    """Capacity: ``concurrency`` conversations, each text right after the previous answer."""
+    run = Run(base)
+    async with client(concurrency) as http:
+        for body in people.next():  # warm-up (imports, first SQLite pages)
+            await run.post(http, body, time.perf_counter())
+        run.latency.clear()
+        run.accepted = 0
+        start = time.perf_counter()
+        stop = start + seconds
+
+        async def person() -> None:
+            while time.perf_counter() < stop:
+                for body in people.next():
+                    await run.post(http, body, time.perf_counter())
+
+        await asyncio.gather(*(person() for _ in range(concurrency)))
+        run.elapsed = time.perf_counter() - start
+    return run
 
 
-async def replies_at_simulator(sim_url: str, expected: int, timeout: float = 30.0) -> int:
+async def paced(base: str, people: People, rate: float, concurrency: int, seconds: float) -> Run:
+    """Latency at ``rate`` texts/s: text k is due at start + k/rate; at most
+    ``concurrency`` in flight; latency counts from the due time. The first second is a
+    warm-up at the same rate (the client's connections open then), not counted."""
+    run = Run(base)
+    warm = int(rate)
+    total = warm + int(rate * seconds)
+    texts: list[bytes] = []
+    while len(texts) < total:  # signed before the clock starts
+        texts.extend(people.next())
+    slots = asyncio.Semaphore(concurrency)
+    async with client(concurrency) as http:
+        start = time.perf_counter() + 0.5
+
+        async def send(k: int) -> None:
+            due = start + k / rate
+            await asyncio.sleep(due - time.perf_counter())
+            async with slots:
+                await run.post(http, texts[k], due)
+
+        await asyncio.gather(*(send(k) for k in range(warm)))
+        run.latency.clear()
+        run.accepted = 0
+        start = time.perf_counter()
+        await asyncio.gather(*(send(k) for k in range(warm, total)))
+        run.elapsed = time.perf_counter() - start - warm / rate
+    return run
+
+
+async def sent_at_simulator(http: aiohttp.ClientSession, sim_url: str) -> int:
+    async with http.get(sim_url + "/_bench/sent") as resp:
+        return int((await resp.json())["sent"])
+
+
+async def replies(sim_url: str, expected: int, since: float, timeout: float = 60.0) -> float:
+    """Wait until ``expected`` replies reached the simulator; returns the seconds from
+    ``since`` until the last arrived (inf when they did not all arrive in time)."""
     deadline = time.perf_counter() + timeout
     async with aiohttp.ClientSession() as http:
-        while True:
-            async with http.get(sim_url + "/_bench/sent") as resp:
-                sent = int((await resp.json())["sent"])
-            if sent >= expected or time.perf_counter() > deadline:
-                return sent
-            await asyncio.sleep(0.1)
+        while (sent := await sent_at_simulator(http, sim_url)) < expected:
+            if time.perf_counter() > deadline:
+                print(f"  only {sent} of {expected} replies reached the simulator")
+                return math.inf
+            await asyncio.sleep(0.01)
+    return time.perf_counter() - since
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--conversations", type=int, default=1000)
-    parser.add_argument("--messages", type=int, default=3, help="texts per conversation")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--think", type=float, default=0.0, help="seconds before each text")
-    parser.add_argument("--duration", type=float, default=60.0, help="stop after (seconds)")
+    parser.add_argument("--messages", type=int, default=3, help="texts per conversation")
+    parser.add_argument("--share", type=float, default=0.30, help="paced load / bare capacity")
+    parser.add_argument(
+        "--budget", type=int, default=20000, help="conversations signed for convo's runs"
+    )
+    parser.add_argument("--rate", type=float, help="paced run at this many texts/s instead")
     parser.add_argument("--profile", help="write convo's cProfile stats to this file")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
+    failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "bench_sms.yaml").write_text(FLOW, encoding="utf-8")
         sim_port, bare_port, convo_port = free_port(), free_port(), free_port()
-        children = [ctx.Process(target=run_simulator, args=(sim_port, ready))]
-        children.append(ctx.Process(target=run_bare, args=(bare_port, ready)))
+        floor_port = free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
-        convo_args = (tmp, convo_port, sim_url, ready, args.profile)
-        children.append(ctx.Process(target=run_convo, args=convo_args))
+        children = [
+            ctx.Process(target=run_simulator, args=(sim_port, ready)),
+            ctx.Process(target=run_bare, args=(bare_port, ready)),
+            ctx.Process(target=run_send_only, args=(floor_port, sim_url, ready)),
+            ctx.Process(target=run_convo, args=(tmp, convo_port, sim_url, ready, args.profile)),
+        ]
         for child in children:
             child.start()
         try:
             for _ in children:
                 await asyncio.to_thread(ready.get, True, 30)
-            n, m = args.conversations, args.messages
-            print(f"{n} conversations x {m} texts, {args.concurrency} at once, "
-                  f"think {args.think} s:")  # fmt: skip
-            bare = Load(f"http://127.0.0.1:{bare_port}", conversations(0, n, m),
-                        time.perf_counter() + args.duration, args.think)  # fmt: skip
-            bare_rps = summary("bare", bare, await bare.run(args.concurrency))
-            convo = Load(f"http://127.0.0.1:{convo_port}", conversations(n + 1, n, m),
-                         time.perf_counter() + args.duration, args.think)  # fmt: skip
-            convo_rps = summary("convo", convo, await convo.run(args.concurrency))
-            expected = convo.accepted
-            sent = await replies_at_simulator(sim_url, expected)
+            bare_url, convo_url = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{convo_port}"
+            n, m = args.budget, args.messages
+            bare_people = People(0, 5000, m, repeat=True)
+            people = People(10**6, n, m)  # convo's: each number once
+            print(f"{args.concurrency} conversations at once, {args.messages} texts each, "
+                  f"{args.seconds:g} s per run:")  # fmt: skip
+            bare = await saturate(bare_url, bare_people, args.concurrency, args.seconds)
+            print(bare.line("bare, saturated"))
+            floor_url = f"http://127.0.0.1:{floor_port}"
+            floor = await saturate(floor_url, bare_people, args.concurrency, args.seconds)
+            print(floor.line("send-only, saturated"))
+            start = time.perf_counter()
+            convo = await saturate(convo_url, people, args.concurrency, args.seconds)
+            print(convo.line("convo, saturated"))
+            # +args.messages: the warm-up conversation's replies
+            done = await replies(sim_url, convo.accepted + args.messages, start)
+            replies_rps = (convo.accepted + args.messages) / done
+            print(f"  {'':<22} replies: {replies_rps:,.0f}/s (the last arrived "
+                  f"{done - convo.elapsed:.2f} s after the last request)")  # fmt: skip
+            capacity = min(convo.rps, replies_rps)
+            ratio = capacity / bare.rps
+            # Latency at the target load, when convo can carry it (at a load it cannot, a
+            # paced run only measures a growing queue), and at fractions of its capacity.
+            target_rate = args.share * bare.rps
+            rates = [target_rate] if capacity >= target_rate else []
+            rates += [f * capacity for f in (0.25, 0.5, 0.8)]
+            loads: list[tuple[float, Run]] = []
+            for rate in [args.rate] if args.rate else rates:
+                async with aiohttp.ClientSession() as http:
+                    before = await sent_at_simulator(http, sim_url)
+                load = await paced(convo_url, people, rate, args.concurrency, args.seconds)
+                print(load.line(f"convo, {rate:,.0f} texts/s"))
+                loads.append((rate, load))
+                done = await replies(sim_url, before + load.accepted, time.perf_counter())
+                if done == math.inf:
+                    failures.append(
+                        f"not every reply of the {rate:.0f}/s run reached the simulator"
+                    )
         finally:
             for child in children:
                 child.terminate()  # SIGTERM: convo stops gracefully (and writes the profile)
             for child in children:
                 await asyncio.to_thread(child.join, 30)
-    ratio = convo_rps / bare_rps
-    p99 = percentile(convo.latency, 0.99)
-    hit = ratio >= 0.30 and p99 < 50
-    print(f"  convo/bare requests/s: {ratio:.1%}; convo p99 {p99:.2f} ms")
-    print(f"  target (>= 30% and p99 < 50 ms): {'met' if hit else 'MISSED'}")
-    verdict = "all" if sent == expected else "NOT all"
-    print(f"  replies at the simulator: {sent} of {expected} ({verdict})")
-    for load, name in ((bare, "bare"), (convo, "convo")):
-        if load.errors:
-            print(f"  {name}: {len(load.errors)} error(s), first: {load.errors[0]}")
-    return 0 if hit and sent == expected and not (bare.errors or convo.errors) else 1
+    print(f"  send-only / bare: {floor.rps / bare.rps:.1%} (the most any design that sends "
+          "each reply from the webhook's process could reach here)")  # fmt: skip
+    print(f"  convo capacity / bare: {ratio:.1%} (target >= {args.share:.0%})")
+    at_target = {rate: load for rate, load in loads}.get(target_rate)
+    if at_target is None:
+        print("  p99 at the target load: not measured (convo's capacity is below it)")
+    else:
+        print(f"  p99 at the target load: {percentile(at_target.latency, 0.99):.2f} ms (< 50 ms?)")
+    hit = at_target is not None and percentile(at_target.latency, 0.99) < 50
+    print(f"  target: {'met' if hit else 'MISSED'}")
+    runs = [(bare, "bare"), (floor, "send-only"), (convo, "convo")]
+    for run, name in runs + [(load, f"convo at {rate:.0f}/s") for rate, load in loads]:
+        if run.errors:
+            failures.append(f"{name}: {len(run.errors)} error(s), first: {run.errors[0]}")
+    for failure in failures:
+        print(f"  {failure}")
+    return 0 if hit and not failures else 1
 
 
 if __name__ == "__main__":
