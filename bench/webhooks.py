@@ -218,6 +218,7 @@ class Run:
         self.latency: list[float] = []
         self.errors: list[str] = []
         self.accepted = 0
+        self.warm_accepted = 0  # texts of the warm-up answered 200: they get replies too
         self.elapsed = 0.0
 
     async def post(self, http: aiohttp.ClientSession, body: bytes, due: float) -> None:
@@ -255,7 +256,7 @@ async def saturate(base: str, people: People, concurrency: int, seconds: float) 
         for body in people.next():  # warm-up (imports, first SQLite pages)
             await run.post(http, body, time.perf_counter())
         run.latency.clear()
-        run.accepted = 0
+        run.warm_accepted, run.accepted = run.accepted, 0
         start = time.perf_counter()
         stop = start + seconds
 
@@ -291,7 +292,7 @@ async def paced(base: str, people: People, rate: float, concurrency: int, second
 
         await asyncio.gather(*(send(k) for k in range(warm)))
         run.latency.clear()
-        run.accepted = 0
+        run.warm_accepted, run.accepted = run.accepted, 0
         start = time.perf_counter()
         await asyncio.gather(*(send(k) for k in range(warm, total)))
         run.elapsed = time.perf_counter() - start - warm / rate
@@ -361,9 +362,9 @@ async def main() -> int:
             start = time.perf_counter()
             convo = await saturate(convo_url, people, args.concurrency, args.seconds)
             print(convo.line("convo, saturated"))
-            # +args.messages: the warm-up conversation's replies
-            done = await replies(sim_url, convo.accepted + args.messages, start)
-            replies_rps = (convo.accepted + args.messages) / done
+            answered = convo.warm_accepted + convo.accepted
+            done = await replies(sim_url, answered, start)
+            replies_rps = answered / done
             print(f"  {'':<22} replies: {replies_rps:,.0f}/s (the last arrived "
                   f"{done - convo.elapsed:.2f} s after the last request)")  # fmt: skip
             capacity = min(convo.rps, replies_rps)
@@ -380,15 +381,17 @@ async def main() -> int:
                 load = await paced(convo_url, people, rate, args.concurrency, args.seconds)
                 print(load.line(f"convo, {rate:,.0f} texts/s"))
                 loads.append((rate, load))
-                done = await replies(sim_url, before + load.accepted, time.perf_counter())
+                answered = load.warm_accepted + load.accepted
+                done = await replies(sim_url, before + answered, time.perf_counter())
                 if done == math.inf:
                     failures.append(
                         f"not every reply of the {rate:.0f}/s run reached the simulator"
                     )
         finally:
-            for child in children:
-                child.terminate()  # SIGTERM: convo stops gracefully (and writes the profile)
-            for child in children:
+            # convo first, while the simulator still answers: its graceful stop drains the
+            # outbox (and writes the profile); then the others.
+            for child in reversed(children):
+                child.terminate()  # SIGTERM
                 await asyncio.to_thread(child.join, 30)
     print(f"  send-only / bare: {floor.rps / bare.rps:.1%} (the most any design that sends "
           "each reply from the webhook's process could reach here)")  # fmt: skip

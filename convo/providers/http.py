@@ -64,6 +64,13 @@ async def call(
     try:
         response = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
+        cause = exc.__cause__
+        if cause is not None and not isinstance(cause, TimeoutError):
+            # httpx-aiohttp maps every aiohttp connection error (refused, reset, closed by
+            # the peer) to ConnectTimeout: say what happened instead.
+            raise ProviderUnavailable(
+                f"{provider}: cannot reach {url}: {cause}", provider=provider
+            ) from exc
         raise ProviderUnavailable(
             f"{provider}: timed out calling {url}", provider=provider
         ) from exc
