@@ -99,8 +99,14 @@ class Bot:
 
         return register
 
-    def hook_names(self) -> set[str]:
-        return set(self.actions) | set(self.validators)
+    def hook_names(self) -> dict[str, str]:
+        """Every registered name and what it is (``"action"``, ``"validator"``, or ``"any"``
+        when it is registered as both): what the loader checks ``do:`` and ``validate:``
+        against."""
+        kinds = dict.fromkeys(self.actions, "action")
+        for name in self.validators:
+            kinds[name] = "any" if name in kinds else "validator"
+        return kinds
 
 
 def load_bot(ref: str | Path) -> Bot:

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     path = resolve_flow(args.flow, args.config)
     if bot is None and (path.parent / "bot.py").is_file():
         bot = _load_bot(str(path.parent / "bot.py"))
-    tester = FlowTester.load(path, bot=bot)
+    tester = FlowTester.load(path, bot=bot, now=time.time())  # "tomorrow" means tomorrow
     spec = tester.spec
     params: dict[str, Any] = _params(args.param)
     for name, param in spec.params.items():

@@ -28,6 +28,7 @@ from convo.flow.texts_reader import TextReader
 from convo.flow.yamlnodes import closest, did_you_mean
 
 CONTEXT_NAMES = frozenset({"contact", "params", "slots", "lang"})
+CONTACT_FIELDS = frozenset({"number", "lang", "name"})  # always there (speech.py context)
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})  # slots.get("x") is fine
 
 
@@ -107,6 +108,16 @@ class CrossChecks(TextReader):
                 hint = did_you_mean(attr, self.params, "declared params") or "no params declared"
                 line, col = self.find(node, f"params.{attr}")
                 self.report_at(line, col, f"unknown param 'params.{attr}' in {kind}", hint)
+            elif base == "contact" and attr not in CONTACT_FIELDS:
+                line, col = self.find(node, f"contact.{attr}")
+                self.report_at(
+                    line,
+                    col,
+                    f"'contact.{attr}' in {kind} is not a standard contact field",
+                    f"contact has {', '.join(sorted(CONTACT_FIELDS))}; others come only from "
+                    "the bot's contact lookup, and a contact without it fails mid-conversation",
+                    warning=True,
+                )
             elif base == "slots" and attr not in self.slot_names and attr not in _DICT_METHODS:
                 hint = did_you_mean(attr, self.slot_names, "known slots") or (
                     "slots are save_as names and the slots: list"
@@ -119,15 +130,27 @@ class CrossChecks(TextReader):
         if not self.hook_uses:
             return
         if self.hooks is None:
-            names = list(dict.fromkeys(name for name, _ in self.hook_uses))
+            names = list(dict.fromkeys(name for name, _, _ in self.hook_uses))
             self.report(
                 self.hook_uses[0][1],
                 f"hook names are unchecked: {', '.join(names)} (pass --bot to check)",
                 warning=True,
             )
             return
-        for name, node in self.hook_uses:
+        # A mapping says what each name is (Bot.hook_names); a plain collection only names.
+        kinds = self.hooks if isinstance(self.hooks, Mapping) else None
+        for name, node, kind in self.hook_uses:
             if name not in self.hooks:
                 hint = did_you_mean(name, sorted(self.hooks), "the bot has")
                 self.report(node, f"unknown hook {name!r}: the bot registers no such action "
                             "or validator", hint or "the bot registers no hooks")  # fmt: skip
+            elif kinds is not None and kinds[name] not in (kind, "any"):
+                where = "do:" if kind == "action" else "validate:"
+                article = {"action": "an action", "validator": "a validator"}
+                self.report(
+                    node,
+                    f"hook {name!r} is registered as {article[kinds[name]]}, "
+                    f"but {where} needs {article[kind]}",
+                    f"register it with @bot.{kind}, or use it under "
+                    f"{'validate:' if kind == 'action' else 'do:'}",
+                )

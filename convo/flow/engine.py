@@ -31,7 +31,7 @@ from convo.flow.outputs import LoadedFlow, Output, Utterance
 from convo.flow.params import check_params
 from convo.flow.spec import FlowSpec
 from convo.flow.speech import error_text
-from convo.flow.turn import Turn
+from convo.flow.turn import Turn, match_anytime
 from convo.models import (
     Contact,
     ConversationKey,
@@ -201,8 +201,16 @@ class Engine:
             try:
                 session = self._new_session(key, loaded, lang=lang, params=None, name=name)
             except FlowRuntimeError as exc:  # e.g. a flow that needs params, started by a text
-                log.error("%s: cannot start flow %s from a message: %s", key, flow_id, exc)
-                return await self._refuse(loaded, key, lang, message.id)
+                spec = loaded.spec
+                handler = match_anytime(
+                    spec, lang if lang in spec.languages else spec.default_lang, text
+                )
+                if handler is None or not handler.goto:
+                    log.error("%s: cannot start flow %s from a message: %s", key, flow_id, exc)
+                    return await self._refuse(loaded, key, lang, message.id)
+                # A stranger's first STOP still opts out: an anytime handler that moves
+                # elsewhere never reaches the start step, which is what needs the params.
+                session = self._new_session(key, loaded, lang=lang, params={}, name=name)
             contact = Contact(key.contact, session.lang, name)
             return await self._run(loaded, session, contact, message.id, lambda t: t.begin(text))
         contact = Contact(key.contact, session.lang, session.contact_name)

@@ -32,10 +32,13 @@ from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
 from convo.exceptions import FlowRuntimeError
+from convo.flow.yamlnodes import closest
 
 # Compiled templates are cached by source. Sources come from flow files, so the set is
 # small; the bound only guards against a caller rendering ever-new strings.
 _CACHE_LIMIT = 4096
+# Tags that read another template: flow texts have no loader, so these fail at load.
+_OTHER_TEMPLATES = (nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport)
 DEFAULT_LANG = "en"
 
 
@@ -169,19 +172,42 @@ class Templates:
     # -- load time ------------------------------------------------------------------------
 
     def syntax_error(self, source: str) -> tuple[int, str] | None:
-        """``(line in the template, message)`` when ``source`` does not compile, else None."""
+        """``(line in the template, message)`` when ``source`` does not compile, else None.
+
+        Unknown filters and tests are errors here (Jinja2 itself defers those inside an
+        ``if`` to render time). A flow text stands alone: ``include``, ``extends`` and
+        ``import`` have no loader to read from."""
         try:
-            self.env.parse(source)
-        except jinja2.TemplateSyntaxError as exc:
+            tree = self.env.parse(source)
+            if unknown := self._unknown_name(tree):
+                return unknown
+            self.env.compile(tree)
+        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError too
             return exc.lineno, exc.message or str(exc)
+        for node in tree.find_all(_OTHER_TEMPLATES):
+            return node.lineno, "a flow text cannot include, extend or import other templates"
         return None
 
     def expression_error(self, expression: str) -> str | None:
         """The message when ``expression`` is not a valid Jinja2 expression, else None."""
         try:
-            self._parse_expression(expression)
-        except jinja2.TemplateSyntaxError as exc:
+            tree = self._parse_expression(expression)
+            if unknown := self._unknown_name(tree):
+                return unknown[1]
+            self.env.compile(tree)
+        except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError too
             return exc.message or str(exc)
+        return None
+
+    def _unknown_name(self, tree: nodes.Template) -> tuple[int, str] | None:
+        for node in tree.find_all((nodes.Filter, nodes.Test)):
+            is_filter = isinstance(node, nodes.Filter)
+            known = self.env.filters if is_filter else self.env.tests
+            if node.name not in known:
+                kind = "filter" if is_filter else "test"
+                close = closest(node.name, known)
+                hint = f" (did you mean {close!r}?)" if close else ""
+                return node.lineno, f"No {kind} named {node.name!r}.{hint}"
         return None
 
     def undeclared(self, source: str) -> set[str]:
@@ -192,17 +218,18 @@ class Templates:
         """
         try:
             tree = self.env.parse(source)
+            names = meta.find_undeclared_variables(tree)
         except jinja2.TemplateSyntaxError:
             return set()
-        return set(meta.find_undeclared_variables(tree)) - self.global_names
+        return set(names) - self.global_names
 
     def undeclared_in_expression(self, expression: str) -> set[str]:
         """Like :meth:`undeclared`, for an expression."""
         try:
-            tree = self._parse_expression(expression)
+            names = meta.find_undeclared_variables(self._parse_expression(expression))
         except jinja2.TemplateSyntaxError:
             return set()
-        return set(meta.find_undeclared_variables(tree)) - self.global_names
+        return set(names) - self.global_names
 
     def attribute_uses(self, source: str, *, expression: bool = False) -> set[tuple[str, str]]:
         """Every ``name.attr`` / ``name["attr"]`` read directly on a variable.

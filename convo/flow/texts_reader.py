@@ -41,7 +41,8 @@ class TextReader(NodeReader):
         self.slot_names: set[str] = set()
         # Collected during the walk, checked after it (they need the whole file):
         self.refs: list[tuple[str, ScalarNode]] = []  # step names used by goto & co
-        self.hook_uses: list[tuple[str, ScalarNode]] = []
+        # (name, node, kind): kind is "action" (do:) or "validator" (validate:)
+        self.hook_uses: list[tuple[str, ScalarNode, str]] = []
         self.templates: list[tuple[str, ScalarNode]] = []
         self.expressions: list[tuple[str, ScalarNode]] = []
 
@@ -84,7 +85,7 @@ class TextReader(NodeReader):
         for name, item in self.strings(node, what):
             calls.append(HookCall(name, self.pos(item)))
             if name not in BUILTIN_ACTIONS:
-                self.hook_uses.append((name, item))
+                self.hook_uses.append((name, item, "action"))
         return tuple(calls)
 
     def words(self, node: Node, what: str) -> dict[str, tuple[str, ...]]:

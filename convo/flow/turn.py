@@ -35,6 +35,7 @@ from convo.flow.spec import (
     Choose,
     Conference,
     Dial,
+    FlowSpec,
     Handoff,
     Hangup,
     Record,
@@ -333,17 +334,7 @@ class Turn:
         return True
 
     def _match_anytime(self, text: str) -> Anytime | None:
-        lang = self.session.lang
-        for handler in self.spec.anytime:
-            if handler.pattern and re.search(handler.pattern, text, re.IGNORECASE):
-                return handler
-            words = list(handler.keywords.get(lang, ()))
-            for other, ws in handler.keywords.items():
-                if other != lang:
-                    words.extend(ws)
-            if words and match_words(text, words):
-                return handler
-        return None
+        return match_anytime(self.spec, self.session.lang, text)
 
     # -- speaking ------------------------------------------------------------------------
 
@@ -365,3 +356,19 @@ class Turn:
 
     def _step(self) -> Step:
         return self.spec.steps[self.session.step]
+
+
+def match_anytime(spec: FlowSpec, lang: str, text: str) -> Anytime | None:
+    """The first ``anytime`` handler ``text`` triggers: its pattern, or one of its keywords
+    in ``lang`` or any other language (a STOP is a STOP whatever the conversation's
+    language)."""
+    for handler in spec.anytime:
+        if handler.pattern and re.search(handler.pattern, text, re.IGNORECASE):
+            return handler
+        words = list(handler.keywords.get(lang, ()))
+        for other, ws in handler.keywords.items():
+            if other != lang:
+                words.extend(ws)
+        if words and match_words(text, words):
+            return handler
+    return None

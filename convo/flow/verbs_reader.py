@@ -116,7 +116,7 @@ class VerbReader(TextReader):
         if "validate" in f:
             validate = self.string(f["validate"][1], f"{where}.validate")
             if validate is not None:
-                self.hook_uses.append((validate, as_scalar(f["validate"][1])))
+                self.hook_uses.append((validate, as_scalar(f["validate"][1]), "validator"))
         invalid = self.text(f["invalid"][1], f"{where}.invalid") if "invalid" in f else None
         return Ask(text, expect, pos, save_as, validate, invalid, self._retry(f, where))
 

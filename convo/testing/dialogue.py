@@ -183,11 +183,13 @@ class CallDialogue:
 
 
 class FlowTester:
-    """Runs one flow on an in-memory store with a fake clock, for tests."""
+    """Runs one flow on an in-memory store with a fake clock, for tests. The clock starts
+    at ``now`` (default: the fixed :data:`TEST_START`, so tests never depend on the date;
+    ``convo chat`` gives the real time, so "tomorrow" is tomorrow)."""
 
-    def __init__(self, spec: FlowSpec, *, bot: Bot | None = None) -> None:
+    def __init__(self, spec: FlowSpec, *, bot: Bot | None = None, now: float = TEST_START) -> None:
         self.spec = spec
-        self.clock = FakeClock()
+        self.clock = FakeClock(now)
         self.store = MemoryStore()
         self._contacts: dict[str, Contact] = {}
         self.engine = Engine(
@@ -203,9 +205,11 @@ class FlowTester:
         return self._contacts.get(number)
 
     @classmethod
-    def load(cls, path: str | Path, *, bot: Bot | None = None) -> FlowTester:
+    def load(
+        cls, path: str | Path, *, bot: Bot | None = None, now: float = TEST_START
+    ) -> FlowTester:
         hooks = bot.hook_names() if bot else None
-        return cls(load_flow(path, hooks=hooks), bot=bot)
+        return cls(load_flow(path, hooks=hooks), bot=bot, now=now)
 
     def dialogue(
         self,

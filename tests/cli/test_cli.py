@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -108,6 +109,23 @@ def test_chat_holds_a_conversation_over_stdin() -> None:
     assert out[0].startswith("bot> Hallo An, antwoord JA om uw afspraak op 1 december 2026")
     assert "you> misschien" in out
     assert out[-1] == "bot> Bedankt, tot 1 december 2026!"
+
+
+def test_chat_dates_follow_the_real_calendar(tmp_path: Path) -> None:
+    flow = tmp_path / "when.yaml"
+    flow.write_text(
+        "flow: when\nlanguages: [en]\nstart: ask\nsteps:\n"
+        "  ask:\n    ask: {text: 'Which day?', expect: date, save_as: day}\n    then: done\n"
+        "  done:\n    say: 'Day {{ day }}.'\n    end: true\n",
+        encoding="utf-8",
+    )
+    before = dt.date.today()
+    result = convo("chat", str(flow), stdin="tomorrow\n")
+    after = dt.date.today()  # the test may run across midnight
+    assert result.returncode == 0, result.stderr
+    said = result.stdout.splitlines()[-1]
+    tomorrow = {(d + dt.timedelta(days=1)).isoformat() for d in (before, after)}
+    assert said in {f"bot> Day {d}." for d in tomorrow}, said
 
 
 def test_chat_fills_missing_required_params_with_examples() -> None:

@@ -252,6 +252,26 @@ async def test_a_stranger_cannot_start_a_flow_that_needs_params(any_store: Store
     assert await any_store.get_session(ConversationKey(LINE, "sms", ALICE)) is None
 
 
+async def test_a_strangers_first_stop_opts_out_even_of_a_flow_that_needs_params(
+    any_store: Store,
+) -> None:
+    flow = NEEDS_PARAMS.replace(
+        "steps:\n",
+        "anytime:\n  - when: {keywords: [STOP]}\n    do: [opt_out]\n    goto: stopped\n"
+        'steps:\n  stopped:\n    say: "No more messages."\n    end: true\n',
+    )
+    engine = Engine(
+        {"remind": load_flow_text(flow, "remind.yaml")}, any_store, lines={LINE: "remind"}
+    )
+    assert await texts(engine, "stop") == ["No more messages."]
+    assert await any_store.is_suppressed(LINE, ALICE)
+    # Anything else from a stranger still cannot start it.
+    assert await texts(engine, "hi", sender="+32470000002") == [
+        "Sorry, something went wrong on our side. Please try again later."
+    ]
+    assert not await any_store.is_suppressed(LINE, "+32470000002")
+
+
 async def test_a_template_failing_at_runtime_costs_one_reply_not_the_message(
     any_store: Store,
 ) -> None:

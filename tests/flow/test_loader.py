@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from convo.bot import Bot
 from convo.exceptions import Diagnostic, FlowError
 from convo.flow.loader import (
     check_flow,
@@ -37,15 +39,18 @@ ROOT = Path(__file__).parents[2]
 HOOKS = {"dentist.slot_free", "dentist.book"}
 
 
+Hooks = set[str] | dict[str, str] | None
+
+
 def check(
-    tmp_path: Path, text: str, *, hooks: set[str] | None = None, name: str = "flow.yaml"
+    tmp_path: Path, text: str, *, hooks: Hooks = None, name: str = "flow.yaml"
 ) -> tuple[FlowSpec | None, list[Diagnostic]]:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return check_flow(path, hooks=hooks)
 
 
-def found(tmp_path: Path, text: str, *, hooks: set[str] | None = None) -> list[str]:
+def found(tmp_path: Path, text: str, *, hooks: Hooks = None) -> list[str]:
     """Each diagnostic as ``line:col: severity: message (hint: ...)``; the file is checked."""
     path = tmp_path / "flow.yaml"
     _, diagnostics = check(tmp_path, text, hooks=hooks)
@@ -53,7 +58,7 @@ def found(tmp_path: Path, text: str, *, hooks: set[str] | None = None) -> list[s
     return [str(d).removeprefix(f"{path}:") for d in diagnostics]
 
 
-def only(tmp_path: Path, text: str, *, hooks: set[str] | None = None) -> str:
+def only(tmp_path: Path, text: str, *, hooks: Hooks = None) -> str:
     """The one diagnostic ``text`` gives."""
     diagnostics = found(tmp_path, text, hooks=hooks)
     assert len(diagnostics) == 1, diagnostics
@@ -658,6 +663,87 @@ def test_hooks_checked_against_the_bot(tmp_path: Path) -> None:
     spec, diagnostics = check(tmp_path, HOOKED, hooks={"agenda.free", "agenda.book"})
     assert diagnostics == []
     assert spec is not None
+
+
+def test_an_action_is_not_a_validator_nor_the_reverse(tmp_path: Path) -> None:
+    bot = Bot("agenda")
+
+    @bot.action("agenda.free")
+    async def free(conversation: Any) -> None: ...
+
+    @bot.validator("agenda.book")
+    async def book(conversation: Any, value: Any) -> bool: ...
+
+    assert bot.hook_names() == {"agenda.free": "action", "agenda.book": "validator"}
+    assert found(tmp_path, HOOKED, hooks=bot.hook_names()) == [
+        "6:49: error: hook 'agenda.free' is registered as an action, but validate: needs a "
+        "validator (hint: register it with @bot.validator, or use it under do:)",
+        "7:10: error: hook 'agenda.book' is registered as a validator, but do: needs an "
+        "action (hint: register it with @bot.action, or use it under validate:)",
+    ]
+    # Registered as both, a name is fine in either place.
+    both = {"agenda.free": "any", "agenda.book": "any"}
+    assert found(tmp_path, HOOKED, hooks=both) == []
+
+
+def test_unknown_filters_tests_and_includes_fail_at_load(tmp_path: Path) -> None:
+    messages = found(
+        tmp_path,
+        """
+        flow: filters
+        languages: [en]
+        start: a
+        steps:
+          a:
+            ask: {text: "Number?", expect: number, save_as: n}
+            then:
+              - if: "n | nofilter"
+                goto: b
+              - goto: c
+          b:
+            say: "{{ n | string | uper }}"
+            end: true
+          c:
+            say: "{% if n is nosuchtest %}x{% endif %}{{ contact.shoe_size }}"
+            end: true
+          d:
+            say: "{% include 'other.txt' %}"
+            end: true
+        """,
+    )
+    hint = "(hint: Jinja2: {{ name }} for values, {% if ... %}...{% endif %} for logic)"
+    assert messages == [
+        "8:13: error: condition does not compile: No filter named 'nofilter'. "
+        "(hint: a Jinja2 expression, e.g. slots.confirmed or score >= 9)",
+        f"12:10: error: template syntax error: No filter named 'uper'. (did you mean 'upper'?) "
+        f"{hint}",
+        # Jinja2 would only fail on this one when the if runs:
+        f"15:10: error: template syntax error: No test named 'nosuchtest'. {hint}",
+        "17:3: error: step 'd' is unreachable: no goto leads to it from start or anytime "
+        "(hint: add a goto to it, or remove it)",
+        "18:10: error: template syntax error: a flow text cannot include, extend or import "
+        f"other templates {hint}",
+    ]
+
+
+def test_nonstandard_contact_fields_warn(tmp_path: Path) -> None:
+    spec, diagnostics = check(
+        tmp_path,
+        """
+        flow: contact
+        languages: [en]
+        start: a
+        steps:
+          a:
+            say: "Hi {{ contact.name }} ({{ contact.number }}), size {{ contact.shoe_size }}"
+            end: true
+        """,
+    )
+    assert spec is not None  # a warning: the bot's contact lookup may provide it
+    assert [d.message for d in diagnostics] == [
+        "'contact.shoe_size' in template is not a standard contact field"
+    ]
+    assert diagnostics[0].severity == "warning"
 
 
 def test_unchecked_hooks_give_one_warning(tmp_path: Path) -> None:
