@@ -17,6 +17,7 @@ cross-checks (:mod:`convo.flow.checks`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 
 import yaml
@@ -33,6 +34,7 @@ TOP_KEYS = (
     "error_text", "anytime", "steps",
 )  # fmt: skip
 PARAM_TYPES = ("text", "number", "date", "phone", "bool")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # BCP 47-ish: nl, fr, pt-BR
 
 
 class FlowReader(StepReader, CrossChecks):
@@ -126,7 +128,14 @@ class FlowReader(StepReader, CrossChecks):
         found = self.strings(node, "languages")
         langs: list[str] = []
         for lang, item in found:
-            if lang in langs:
+            if not LANGUAGE_CODE.fullmatch(lang):
+                hint = (
+                    f"a YAML list: [{', '.join(re.split(r'[,; ]+', lang.strip(', ;')))}]"
+                    if re.search(r"[,; ]", lang)
+                    else "a language code such as nl, fr, de, en or pt-BR"
+                )
+                self.report(item, f"languages: {lang!r} is not a language code", hint)
+            elif lang in langs:
                 self.report(item, f"languages: {lang!r} is listed twice")
             else:
                 langs.append(lang)

@@ -76,6 +76,14 @@ class TextReader(NodeReader):
 
     def slot(self, node: Node, what: str) -> str | None:
         name = self.string(node, what)
+        if name is not None and not name.isidentifier():
+            # Templates read a slot by its name ({{ day }}), so it must be one.
+            self.report(
+                node,
+                f"{what}: {name!r} is not a valid slot name",
+                "letters, digits and _, not starting with a digit (e.g. new_date)",
+            )
+            return None
         if name is not None:
             self.slot_names.add(name)
         return name

@@ -726,6 +726,26 @@ def test_unknown_filters_tests_and_includes_fail_at_load(tmp_path: Path) -> None
     ]
 
 
+def test_languages_must_be_codes_and_slots_names(tmp_path: Path) -> None:
+    messages = found(
+        tmp_path,
+        """
+        flow: types
+        languages: "nl, en"
+        start: a
+        steps:
+          a:
+            ask: {text: "Day?", expect: date, save_as: 7}
+            end: true
+        """,
+    )
+    assert messages == [
+        "2:12: error: languages: 'nl, en' is not a language code (hint: a YAML list: [nl, en])",
+        "6:48: error: steps.a.ask.save_as: '7' is not a valid slot name (hint: letters, "
+        "digits and _, not starting with a digit (e.g. new_date))",
+    ]
+
+
 def test_nonstandard_contact_fields_warn(tmp_path: Path) -> None:
     spec, diagnostics = check(
         tmp_path,
