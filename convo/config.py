@@ -33,6 +33,7 @@ on provider ``sandbox``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -81,10 +82,12 @@ class Secret:
 
 class ProviderSection(Mapping[str, Any]):
     """One ``[providers.NAME]`` table as adapters read it (plain values), whose repr masks
-    secret-looking keys so settings can be logged."""
+    secret-looking keys so settings can be logged. ``source`` is the file it came from, for
+    the adapters' error messages."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[str, Any], source: str = "") -> None:
         self._values = dict(values)
+        self.source = source
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -355,8 +358,34 @@ def _providers(source: str, raw: object) -> dict[str, ProviderSection]:
     for name, section in raw.items():
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: [providers.{name}]: expected a table")
-        out[name] = ProviderSection(section)
+        out[name] = ProviderSection(section, source)
     return out
+
+
+def _check_provider_kinds(
+    source: str, lines: tuple[LineSettings, ...], providers: Mapping[str, ProviderSection]
+) -> None:
+    """Every provider a line names, and every [providers.NAME] section, is a kind convo
+    has an adapter for (its name, or its ``type``): a typo fails here, not silently."""
+    from convo.providers.registry import SMS_PROVIDERS, VOICE_PROVIDERS
+
+    known = sorted(SMS_PROVIDERS | VOICE_PROVIDERS)
+
+    def check(name: str, where: str) -> None:
+        kind = str(providers.get(name, {}).get("type", name))
+        if kind not in known:
+            close = difflib.get_close_matches(kind, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{where}: unknown provider {kind!r}{hint}; known providers: {', '.join(known)}"
+            )
+
+    for name in providers:
+        check(name, f"{source}: [providers.{name}]")
+    for i, line in enumerate(lines):
+        check(line.provider, f"{source}: [[lines]] #{i + 1} provider")
+        if line.voice_provider:
+            check(line.voice_provider, f"{source}: [[lines]] #{i + 1} voice_provider")
 
 
 def _handoff(source: str, raw: object) -> dict[str, str]:
@@ -475,6 +504,7 @@ def parse_settings(
     providers = _providers(source, doc.get("providers", {}))
     lines = _lines(source, doc["lines"]) if "lines" in doc else sandbox_lines(flows.paths)
     handoff = _handoff(source, doc.get("handoff", {}))
+    _check_provider_kinds(source, lines, providers)
     return Settings(
         server, store, flows, lines, providers, webhooks, outbox, source, handoff=handoff
     )

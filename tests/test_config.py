@@ -114,6 +114,16 @@ def test_with_server_overrides_and_keeps_derived_public_url() -> None:
         ),
         ("[server\n", "invalid TOML"),
         ("[outbox]\nmax_attempts = 0\n", "[outbox] max_attempts: expected at least 1"),
+        (
+            "[[lines]]\nnumber = '+32470000100'\nprovider = 'vonagee'\nflow = 'f'\n",
+            "[[lines]] #1 provider: unknown provider 'vonagee' (did you mean 'vonage'?); "
+            "known providers: enco, sandbox, telefonie_sms, telefoon_sms, telefoon_voice, vonage",
+        ),
+        ("[providers.telefon_sms]\napi_key = 'k'\n", "[providers.telefon_sms]: unknown provider"),
+        (
+            "[providers.mine]\ntype = 'enko'\n",
+            "[providers.mine]: unknown provider 'enko' (did you mean 'enco'?)",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_expectation(tmp_path: Path, text: str, message: str) -> None:
@@ -134,3 +144,20 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
 def test_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+def test_provider_option_errors_name_the_file(tmp_path: Path) -> None:
+    import httpx
+
+    from convo.web.app import sms_providers
+
+    path = write(
+        tmp_path,
+        "[[lines]]\nnumber = '+32470000100'\nprovider = 'vonage'\nflow = 'f'\n"
+        "[providers.vonage]\napi_key = 'k'\napi_secret = 's'\nsignature_secret = 'x'\n"
+        "signature_method = 'sha3'\n",
+    )
+    settings = load_settings(path, env={})
+    with pytest.raises(ConfigError) as info:
+        sms_providers(settings, httpx.AsyncClient())
+    assert str(info.value).startswith(f"{path}: [providers.vonage] signature_method: ")

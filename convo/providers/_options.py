@@ -32,7 +32,9 @@ class ProviderOptions:
             )
 
     def where(self, key: str) -> str:
-        return f"[providers.{self.name}] {key}"
+        """``file: [providers.NAME] key`` (the file when the section knows it)."""
+        source = getattr(self._options, "source", "")
+        return f"{source + ': ' if source else ''}[providers.{self.name}] {key}"
 
     def has(self, key: str) -> bool:
         return self._options.get(key) not in (None, "")

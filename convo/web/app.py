@@ -314,6 +314,13 @@ async def _polling_ctx(app: web.Application) -> AsyncIterator[None]:
                     await app[INTAKE].accept(message)
                 for report in await provider.poll_status():
                     await app[OUTBOX].apply_report(report)
+            except ProviderError as exc:  # the provider is down or refuses: say so, briefly
+                log.warning(
+                    "%s: polling failed (%s); trying again in %ss",
+                    provider.name,
+                    exc,
+                    provider.poll_interval,
+                )
             except ConvoError:
                 log.exception("%s: polling failed; trying again", provider.name)
             await asyncio.sleep(provider.poll_interval)

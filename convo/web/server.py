@@ -36,7 +36,13 @@ async def serve(
     server listens on (default: print it to stdout)."""
     app = create_app(settings, bot=bot)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()  # runs every cleanup_ctx's start: store, providers, engine, ...
+    try:
+        await runner.setup()  # runs every cleanup_ctx's start: store, providers, engine, ...
+    except BaseException:
+        # A start-up step failed (a store that cannot open, a provider check): undo the
+        # steps that did start, or their threads and connections keep the process alive.
+        await runner.cleanup()
+        raise
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
