@@ -372,7 +372,8 @@ def _check_provider_kinds(
     known = sorted(SMS_PROVIDERS | VOICE_PROVIDERS)
 
     def check(name: str, where: str) -> None:
-        kind = str(providers.get(name, {}).get("type", name))
+        section = providers.get(name)
+        kind = str(section.get("type", name)) if section is not None else name
         if kind not in known:
             close = difflib.get_close_matches(kind, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
