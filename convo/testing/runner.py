@@ -261,6 +261,8 @@ def _check_state(kind: str, value: Any, session: Session | None) -> None:
 
 async def run_case(case: ConversationCase, resolver: _Resolver | None = None) -> CaseResult:
     """Run one test document; the failure text names the file, document, turn and line."""
+    if case.error:
+        return CaseResult(case, case.error)
     resolver = resolver or _Resolver()
     try:
         flow_path = resolver.flow_path(case)

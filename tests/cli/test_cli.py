@@ -85,6 +85,40 @@ def test_test_command_reports_counts_last_and_fails_on_a_failure(tmp_path: Path)
     assert "expected 'Goodbye', got 'Welcome!" in result.stdout
 
 
+MIXED = (
+    "flow: faq\ncontact: {lang: en}\nturns:\n  - user: hi\n  - bot: {contains: Welcome}\n"
+    "---\nflow: faq\nturns:\n  - user: hi\n  - bogus: 1\n"
+    "---\nflow: faq\ncontact: {lang: en}\nturns:\n  - user: hi\n  - bot: {contains: Welcome}\n"
+)
+
+
+def test_a_malformed_document_fails_alone(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "flows" / "faq.yaml", tmp_path / "faq.yaml")
+    tests = tmp_path / "faq.test.yaml"
+    tests.write_text(MIXED)
+    result = convo("test", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1] == "2 passed, 1 failed"
+    assert f"{tests}:10:5: a turn is one of bot, user, end, wait, slots, step" in result.stdout
+
+
+def test_pytest_collects_the_other_documents_of_a_file_with_a_malformed_one(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(ROOT / "flows" / "faq.yaml", tmp_path / "faq.yaml")
+    (tmp_path / "faq.test.yaml").write_text(MIXED)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("1 failed, 2 passed"), result.stdout  # and no collection error
+    assert "faq.test.yaml:10:5: a turn is one of" in result.stdout
+
+
 def test_test_command_passes_on_the_examples() -> None:
     result = convo("test", "flows", "bots_examples")
     assert result.returncode == 0, result.stdout
