@@ -334,19 +334,28 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
-    import importlib
-
+    """``convo simulator PROVIDER``: serve a fake of the provider's API. With a config the
+    simulator uses ``[providers.PROVIDER]``'s credentials and ``server.public_url``
+    (convo.providers.simulators._launch); it prints them on start, secrets masked."""
     from aiohttp import web
 
-    from convo.providers.simulators import SIMULATORS
+    from convo.config import load_settings
+    from convo.providers.simulators._launch import plan
 
-    if args.provider not in SIMULATORS:
-        known = ", ".join(sorted(SIMULATORS))
-        raise ConvoError(f"no simulator for {args.provider!r}; known: {known}")
-    module_name, _, attr = SIMULATORS[args.provider].partition(":")
-    simulator = getattr(importlib.import_module(module_name), attr)(webhook_base=args.webhook)
-    print(f"{args.provider} simulator on http://{args.host}:{args.port}", file=sys.stderr)
-    web.run_app(simulator.app, host=args.host, port=args.port, print=None)
+    if args.auto_deliver_delay < 0:
+        raise ConvoError("--auto-deliver-delay: expected a number of seconds >= 0")
+    launch = plan(
+        args.provider,
+        load_settings(args.config),
+        host=args.host,
+        port=args.port,
+        webhook_url=args.webhook_url,
+        auto_deliver=args.auto_deliver,
+        delay=args.auto_deliver_delay,
+    )
+    for line in launch.describe():
+        print(line, file=sys.stderr, flush=True)
+    web.run_app(launch.simulator.app, host=launch.host, port=launch.port, print=None)
     return 0
 
 
@@ -419,11 +428,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number", help="the contact's phone number")
     p.set_defaults(func=cmd_erase)
 
-    p = sub.add_parser("simulator", help="run a fake of a provider's API")
-    p.add_argument("provider")
+    p = sub.add_parser(
+        "simulator",
+        help="run a fake of a provider's API",
+        description="Serve a fake of PROVIDER's API, plus a control API under /_simulator/. "
+        "With a config it uses [providers.PROVIDER]'s credentials and server.public_url.",
+    )
+    p.add_argument("provider", help="vonage, telefoon_sms, telefonie_sms, enco, telefoon_voice")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9000)
-    p.add_argument("--webhook", help="base URL of convo's webhooks, e.g. http://127.0.0.1:8080")
+    p.add_argument(
+        "--port", type=int, help="default: the port of the provider's base_url, else 9000"
+    )
+    p.add_argument(
+        "--webhook-url",
+        "--webhook",
+        dest="webhook_url",
+        help="base URL of convo's webhooks (default: server.public_url, else "
+        "http://127.0.0.1:8080)",
+    )
+    p.add_argument(
+        "--auto-deliver",
+        action="store_true",
+        help="send a 'delivered' receipt for every accepted message (SMS providers)",
+    )
+    p.add_argument(
+        "--auto-deliver-delay",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="how long after the send that receipt comes (0.5)",
+    )
     p.set_defaults(func=cmd_simulator)
     return parser
 

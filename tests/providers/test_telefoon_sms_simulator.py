@@ -226,3 +226,27 @@ async def test_auto_status_delivers_and_aclose_cancels(sim: Any, client: Any, ho
     await adapter.send(OutboundMessage(LINE, PHONE, "Nog eens"))
     await sim.aclose()
     assert len(hooks.got) == 1 and not sim._tasks
+
+
+async def test_control_api_needs_no_api_key_and_signs_only_with_a_secret(
+    sim: Any, client: Any, hooks: Hooks
+) -> None:
+    sim.webhook_base = hooks.base
+    assert (await client.get(f"{sim.base_url}/messages")).status_code == 401
+    listed = await client.get(f"{sim.base_url}/_simulator/sent")
+    assert listed.status_code == 200 and listed.json() == {"messages": []}
+    answer = await client.post(
+        f"{sim.base_url}/_simulator/inbound", json={"from": PHONE, "to": LINE, "text": "JA"}
+    )
+    assert answer.json() == {"status": 200, "url": f"{hooks.base}/webhooks/telefoon_sms/inbound"}
+    assert hooks.got[-1].header("X-Signature")
+    sim.webhook_secret = ""  # convo configured with allow_unsigned: nothing to sign with
+    await client.post(
+        f"{sim.base_url}/_simulator/inbound", json={"from": PHONE, "to": LINE, "text": "NEE"}
+    )
+    assert hooks.got[-1].header("X-Signature") is None
+    sim.webhook_base = None
+    nowhere = await client.post(
+        f"{sim.base_url}/_simulator/inbound", json={"from": PHONE, "to": LINE, "text": "x"}
+    )
+    assert nowhere.status_code == 409 and "webhook_base" in nowhere.json()["error"]

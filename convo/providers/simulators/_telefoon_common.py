@@ -9,9 +9,15 @@ no error body, so this one borrows ``Message``'s error field names), and answers
 ``_check_send``/``_extra_fields``.
 
 It calls convo back like the real provider would (DESIGN §5): :meth:`deliver_inbound` and
-:meth:`deliver_status` POST a ``Message`` JSON signed with ``X-Signature``. Test knobs:
-``http_errors`` (HTTP statuses answered, in order, to the next API requests: 429 comes with
-``Retry-After: 1``) and ``auto_status`` (a ``delivered`` callback shortly after each send).
+:meth:`deliver_status` POST a ``Message`` JSON signed with ``X-Signature`` (no header when
+``webhook_secret`` is empty). Test knobs: ``http_errors`` (HTTP statuses answered, in order,
+to the next API requests: 429 comes with ``Retry-After: 1``) and ``auto_status`` (a
+``delivered`` callback ``status_delay`` seconds after each send).
+
+The ``/_simulator/`` control API (``_callbacks.ControlApi``; no ``X-API-Key`` needed) makes a
+phone text convo, sends a status callback for an accepted message (by its ``id``) and lists
+what convo sent. :meth:`TelefoonFamilySimulator.from_config` builds the fake from the
+``[providers.NAME]`` section convo itself uses (``api_key``, ``webhook_secret``).
 """
 
 from __future__ import annotations
@@ -21,14 +27,15 @@ import contextlib
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import aiohttp
 from aiohttp import web
 
 from convo.providers._telefoon_common import sign
-from convo.providers.simulators._callbacks import CallbackSender
+from convo.providers.simulators._callbacks import CONTROL_PREFIX, ControlApi, webhook_answer
 from convo.sms.segments import analyze
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -45,7 +52,7 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://"))
 
 
-class TelefoonFamilySimulator(CallbackSender):
+class TelefoonFamilySimulator(ControlApi):
     """The fake; ``.app`` is the aiohttp application, ``.sent`` the accepted send requests."""
 
     statuses: ClassVar[frozenset[str]]
@@ -74,6 +81,7 @@ class TelefoonFamilySimulator(CallbackSender):
         self.price_unit = price_unit
         self.http_errors: list[int] = []
         self.sent: list[dict[str, Any]] = []
+        self.sent_ids: list[str] = []  # the Message id of each entry of ``sent``
         self.messages: dict[str, dict[str, Any]] = {}  # id -> stored record (all fields)
         self.webhooks: list[tuple[str, dict[str, Any], int]] = []  # (url, body, status)
         self.app = web.Application(middlewares=[self._guard])
@@ -81,12 +89,40 @@ class TelefoonFamilySimulator(CallbackSender):
         self.app.router.add_post("/messages", self._send)
         self.app.router.add_get("/messages/{message_id}", self._get)
         self.app.router.add_delete("/messages/{message_id}", self._delete)
-        self._init_callbacks()
+        self._init_control()
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any],
+        *,
+        webhook_base: str | None = None,
+        provider_name: str | None = None,
+        auto_status: bool = False,
+        status_delay: float = 0.5,
+    ) -> Self:
+        """The fake for convo's ``[providers.NAME]`` ``section``: same ``api_key`` and
+        ``webhook_secret`` (none configured: unsigned callbacks)."""
+        return cls(
+            api_key=str(section.get("api_key") or "test-key"),
+            webhook_secret=str(section.get("webhook_secret") or ""),
+            webhook_base=webhook_base,
+            provider_name=provider_name,
+            auto_status=auto_status,
+            status_delay=status_delay,
+        )
+
+    def credentials(self) -> dict[str, str]:
+        """What convo must be configured with to talk to this fake (secrets unmasked)."""
+        return {"api_key": self.api_key, "webhook_secret": self.webhook_secret}
 
     # -- the API -----------------------------------------------------------------------
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):  # ours, not the provider's: no API key
+            control: web.StreamResponse = await handler(request)
+            return control
         if request.headers.get("X-API-Key") != self.api_key:
             return _error(401, "missing or invalid X-API-Key")
         if self.http_errors:
@@ -124,6 +160,7 @@ class TelefoonFamilySimulator(CallbackSender):
         record.update({k: payload[k] for k in STORED if k in payload})
         self.messages[record["id"]] = record
         self.sent.append(dict(payload))
+        self.sent_ids.append(record["id"])
         if self.auto_status:
             self._spawn(self._auto_deliver(record["id"]))
         return web.json_response(self.public(record), status=201)
@@ -234,10 +271,9 @@ class TelefoonFamilySimulator(CallbackSender):
     async def post_webhook(self, url: str, message: dict[str, Any]) -> int:
         """POST ``message`` as JSON with its ``X-Signature``; records and returns the status."""
         body = json.dumps(message).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Signature": sign(self.webhook_secret, body),
-        }
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers["X-Signature"] = sign(self.webhook_secret, body)
         async with self._client().post(url, data=body, headers=headers) as response:
             await response.read()
             self.webhooks.append((url, message, response.status))
@@ -247,6 +283,38 @@ class TelefoonFamilySimulator(CallbackSender):
         if not self.webhook_base:
             raise RuntimeError("webhook_base is not set: where is convo?")
         return f"{self.webhook_base}/webhooks/{self.provider_name}/{kind}"
+
+    # -- the control API ----------------------------------------------------------------
+
+    async def simulate_inbound(self, sender: str, to: str, text: str) -> dict[str, Any]:
+        url = self._webhook_url("inbound")
+        return webhook_answer(await self.deliver_inbound(sender, to, text), url)
+
+    async def simulate_status(self, message_id: str, status: str) -> dict[str, Any]:
+        record = self.messages.get(message_id)
+        if record is None or record["direction"] != "outbound":
+            raise KeyError(f"no message {message_id!r} was sent to this simulator")
+        if status not in self.statuses:
+            raise ValueError(
+                f"unknown status {status!r}; expected one of {', '.join(sorted(self.statuses))}"
+            )
+        url = self._webhook_url("status") if self.webhook_base else record.get("status_callback")
+        return webhook_answer(await self.deliver_status(message_id, status), url)
+
+    def sent_messages(self) -> list[dict[str, Any]]:
+        out = []
+        for payload, message_id in zip(self.sent, self.sent_ids, strict=False):
+            record = self.messages.get(message_id)  # None once convo erased it
+            entry = {
+                "message_id": message_id,
+                "from": payload["from"],
+                "to": payload["to"],
+                "text": payload.get("body") or "",
+                "status": record["status"] if record else "deleted",
+            }
+            entry.update({k: payload[k] for k in STORED if k in payload})
+            out.append(entry)
+        return out
 
     async def _auto_deliver(self, message_id: str) -> None:
         await asyncio.sleep(self.status_delay)

@@ -14,6 +14,15 @@ Served at the root of its app (point the adapter's ``base_url`` at the server an
   ``new-only`` required; ``new-only=true`` hands each message out once),
   ``GET /sms/dedicatedaddresses``. Validation errors are OneAPI ``requestError`` bodies.
 
+The ``/_simulator/`` control API (``_callbacks.ControlApi``; no token needed): ``POST
+/_simulator/inbound`` queues a text for convo's next poll (Enco has no inbound webhook),
+``POST /_simulator/status`` ``{"message_id", "status"}`` changes a delivery info (Enco's
+``DeliveredToTerminal``, ``DeliveryImpossible``, ... or convo's ``delivered``,
+``undelivered``, ``sent``) and POSTs it to the message's ``callbackURL`` if it has one (else
+convo's status poll finds it), ``GET /_simulator/sent`` lists the sends.
+:meth:`EncoSimulator.from_config` builds the fake from convo's ``[providers.NAME]`` section
+(``client_id``, ``client_secret``, ``address``, ``shared_address``).
+
 Test knobs: ``http_errors`` (statuses answered, in order, to the next ``/sms`` requests),
 ``auto_status`` (``DeliveredToTerminal`` shortly after each send), :meth:`queue_inbound`
 (a text where the next poll finds it), :meth:`deliver_status` (changes a delivery info and
@@ -29,21 +38,29 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from convo.providers._enco_wire import STATUS_MAP, format_time
-from convo.providers.simulators._callbacks import CallbackSender
+from convo.providers.simulators._callbacks import ControlApi, webhook_answer
 from convo.providers.simulators._telefoon_common import E164, is_url
 from convo.sms.segments import analyze
 
+# convo's neutral names for the deliveryStatus values that mean them.
+_STATUS_ALIASES = {
+    "delivered": "DeliveredToTerminal",
+    "undelivered": "DeliveryImpossible",
+    "failed": "DeliveryImpossible",
+    "sent": "DeliveredToNetwork",
+}
 
-class EncoSimulator(CallbackSender):
+
+class EncoSimulator(ControlApi):
     """The fake; ``.app`` is the aiohttp application, ``.sent`` the accepted sends."""
 
     def __init__(
@@ -84,7 +101,40 @@ class EncoSimulator(CallbackSender):
         route.add_get("/sms/outboundmessages/deliveryinfos/{info_id}", self._delivery_info)
         route.add_get("/sms/inboundmessages/{address}", self._inbound)
         route.add_get("/sms/dedicatedaddresses", self._dedicated)
-        self._init_callbacks()
+        self._init_control()
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any],
+        *,
+        webhook_base: str | None = None,
+        provider_name: str | None = None,
+        auto_status: bool = False,
+        status_delay: float = 0.5,
+    ) -> Self:
+        """The fake for convo's ``[providers.NAME]`` ``section``: same client credentials,
+        its ``address`` as the account's dedicated address, its ``shared_address``."""
+        address = str(section.get("address") or "")
+        return cls(
+            client_id=str(section.get("client_id") or "test-client"),
+            client_secret=str(section.get("client_secret") or "test-secret"),
+            dedicated_addresses=[address] if address else ["8888"],
+            shared_address=str(section.get("shared_address") or "8937"),
+            webhook_base=webhook_base,
+            provider_name=provider_name or "enco",
+            auto_status=auto_status,
+            status_delay=status_delay,
+        )
+
+    def credentials(self) -> dict[str, str]:
+        """What convo must be configured with to talk to this fake (secrets unmasked)."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "address": ", ".join(self.dedicated_addresses),
+            "shared_address": self.shared_address,
+        }
 
     # -- auth ---------------------------------------------------------------------------
 
@@ -285,6 +335,42 @@ class EncoSimulator(CallbackSender):
             await response.read()
             self.webhooks.append((url, body, response.status))
             return response.status
+
+    # -- the control API ----------------------------------------------------------------
+
+    async def simulate_inbound(self, sender: str, to: str, text: str) -> dict[str, Any]:
+        if to != self.shared_address and to not in self.dedicated_addresses:
+            known = ", ".join([*self.dedicated_addresses, self.shared_address])
+            raise ValueError(f"'to' must be one of our addresses: {known}")
+        self.queue_inbound(sender, to, text)
+        return {"status": None, "url": None, "queued": True,
+                "note": "Enco has no inbound webhook: convo's next poll fetches it"}  # fmt: skip
+
+    async def simulate_status(self, message_id: str, status: str) -> dict[str, Any]:
+        if message_id not in self.delivery_infos:
+            raise KeyError(f"no message {message_id!r} was sent to this simulator")
+        native = _STATUS_ALIASES.get(status, status)
+        if native not in STATUS_MAP:
+            expected = ", ".join([*STATUS_MAP, *_STATUS_ALIASES])
+            raise ValueError(f"unknown status {status!r}; expected one of {expected}")
+        answer = await self.deliver_status(message_id, native)
+        if answer is None:
+            return {"status": None, "url": None, "deliveryStatus": native,
+                    "note": "no callbackURL: convo's status poll picks it up"}  # fmt: skip
+        return webhook_answer(answer, self.webhooks[-1][0], deliveryStatus=native)
+
+    def sent_messages(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "message_id": send["id"],
+                "from": send["origin"],
+                "to": send["destinations"][0],
+                "text": send["message"],
+                "status": self.delivery_infos[send["id"]]["deliveryStatus"],
+                **{k: v for k, v in send.items() if k not in ("id", "message", "destinations")},
+            }
+            for send in self.sent
+        ]
 
     async def _auto_deliver(self, info_id: str) -> None:
         await asyncio.sleep(self.status_delay)

@@ -25,8 +25,8 @@ import asyncio
 import re
 import uuid
 from collections import deque
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -85,6 +85,28 @@ class TelefoonVoiceSimulator:
             self.app.router.add_post(f"{prefix}/conferences", self._create_conference)
             self.app.router.add_get(f"{prefix}/conferences", self._list_conferences)
         self.app.on_cleanup.append(self._on_cleanup)
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any],
+        *,
+        webhook_base: str | None = None,
+        provider_name: str | None = None,
+        **_ignored: Any,
+    ) -> Self:
+        """The fake for convo's ``[providers.NAME]`` ``section`` (``api_key``,
+        ``webhook_secret``); SMS-only options such as ``auto_status`` are ignored."""
+        return cls(
+            api_key=str(section.get("api_key") or "test-key"),
+            webhook_secret=str(section.get("webhook_secret") or "test-secret"),
+            webhook_base=webhook_base,
+            name=provider_name or "telefoon_voice",
+        )
+
+    def credentials(self) -> dict[str, str]:
+        """What convo must be configured with to talk to this fake (secrets unmasked)."""
+        return {"api_key": self.api_key, "webhook_secret": self.webhook_secret}
 
     # -- test controls ----------------------------------------------------------------
 

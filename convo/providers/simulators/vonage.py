@@ -6,8 +6,15 @@
 ``status`` per message part (2 missing parameter, 3 invalid parameter, 4 bad credentials,
 14 bad signature, 15 invalid sender, 23 bad callback, 32 signature plus secret, 1 throttled).
 
-``POST /_simulator/inbound`` with ``{"from", "to", "text"}`` (not part of Vonage's API)
-makes a simulated phone text convo, for ``convo simulator vonage`` users.
+The ``/_simulator/`` control API (``_callbacks.ControlApi``; not part of Vonage's API), for
+``convo simulator vonage`` users: ``POST /_simulator/inbound`` ``{"from", "to", "text"}``
+makes a simulated phone text convo, ``POST /_simulator/status`` ``{"message_id", "status"}``
+posts a delivery receipt for every part of the send with that ``message-id`` (statuses:
+``delivered``, ``expired``, ``failed``, ``rejected``, ``accepted``, ``buffered``,
+``unknown``; convo's ``undelivered`` and ``sent`` mean ``expired`` and ``accepted``),
+``GET /_simulator/sent`` lists the sends. :meth:`VonageSimulator.from_config` builds the fake
+from convo's ``[providers.NAME]`` section, so webhooks are signed with its
+``signature_secret``.
 
 Test knobs: ``throttle_next`` (answer status 1 to the next N sends), ``http_errors`` (HTTP
 statuses, e.g. ``[429]``, answered to the next sends, in order), ``part_errors`` (part
@@ -23,25 +30,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import itertools
 import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import aiohttp
 from aiohttp import web
 
-from convo.providers.vonage_webhooks import signature, signature_matches
+from convo.providers.simulators._callbacks import ControlApi, webhook_answer
+from convo.providers.vonage_webhooks import RECEIPT_STATUS, signature, signature_matches
 from convo.sms.phone import is_sender_id
 from convo.sms.segments import Encoding, analyze, split
 
 _REQUIRED = ("from", "to", "text")
+_CREDENTIALS = frozenset({"api_key", "api_secret", "sig", "timestamp", "nonce"})
+# convo's neutral names for receipt statuses Vonage spells differently.
+_STATUS_ALIASES = {"undelivered": "expired", "sent": "accepted"}
 
 
-class VonageSimulator:
+class VonageSimulator(ControlApi):
     """The fake; ``.app`` is the aiohttp application, ``.sent`` the accepted sends."""
 
     def __init__(
@@ -54,6 +66,7 @@ class VonageSimulator:
         webhook_base: str | None = None,
         provider_name: str = "vonage",
         auto_status: bool = False,
+        status_delay: float = 0.0,
         price_per_part: str = "0.03330000",
         network: str = "20610",
         timestamp_window: float = 300.0,
@@ -65,6 +78,7 @@ class VonageSimulator:
         self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
         self.provider_name = provider_name
         self.auto_status = auto_status
+        self.status_delay = status_delay
         self.price_per_part = price_per_part
         self.network = network
         self.timestamp_window = timestamp_window
@@ -74,13 +88,42 @@ class VonageSimulator:
         self.part_errors: dict[int, str] = {}
         self.sent: list[dict[str, Any]] = []
         self.webhooks: list[tuple[str, dict[str, str], int]] = []  # (url, fields, status)
-        self._tasks: set[asyncio.Task[int]] = set()
         self._concat_refs = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_post("/sms/json", self._send)
-        # Not Vonage's: lets `convo simulator vonage` users make a phone text convo.
-        self.app.router.add_post("/_simulator/inbound", self._inbound_control)
-        self.app.on_cleanup.append(self._on_cleanup)
+        self._init_control()  # /_simulator/...: not Vonage's, for `convo simulator` users
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any],
+        *,
+        webhook_base: str | None = None,
+        provider_name: str | None = None,
+        auto_status: bool = False,
+        status_delay: float = 0.5,
+    ) -> Self:
+        """The fake for convo's ``[providers.NAME]`` ``section``: same ``api_key``,
+        ``api_secret``, ``signature_secret`` and ``signature_method``."""
+        return cls(
+            api_key=str(section.get("api_key") or "test-key"),
+            api_secret=str(section.get("api_secret") or "test-secret"),
+            signature_secret=str(section.get("signature_secret") or "") or None,
+            signature_method=str(section.get("signature_method") or "md5hash"),
+            webhook_base=webhook_base,
+            provider_name=provider_name or "vonage",
+            auto_status=auto_status,
+            status_delay=status_delay,
+        )
+
+    def credentials(self) -> dict[str, str]:
+        """What convo must be configured with to talk to this fake (secrets unmasked)."""
+        return {
+            "api_key": self.api_key,
+            "api_secret": self.api_secret,
+            "signature_secret": self.signature_secret or "",
+            "signature_method": self.signature_method,
+        }
 
     # -- the API -----------------------------------------------------------------------
 
@@ -168,19 +211,46 @@ class VonageSimulator:
             self.sent.append({**params, "message-ids": ids})
             if self.auto_status and params.get("status-report-req", "1") not in ("0", "false"):
                 for message_id in ids:
-                    task = asyncio.get_running_loop().create_task(self.deliver_status(message_id))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._spawn(self._auto_deliver(message_id))
         return web.json_response({"message-count": str(len(messages)), "messages": messages})
 
-    async def _inbound_control(self, request: web.Request) -> web.Response:
-        """``{"from", "to", "text"}`` -> deliver it to convo; answers convo's status."""
-        try:
-            data = await request.json()
-            sender, to, text = str(data["from"]), str(data["to"]), str(data["text"])
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": 'expected JSON {"from", "to", "text"}'}, status=400)
-        return web.json_response({"status": await self.deliver_inbound(sender, to, text)})
+    async def _auto_deliver(self, message_id: str) -> None:
+        if self.status_delay:
+            await asyncio.sleep(self.status_delay)
+        with contextlib.suppress(aiohttp.ClientError):  # convo gone: Vonage gives up too
+            await self.deliver_status(message_id)
+
+    # -- the control API ----------------------------------------------------------------
+
+    async def simulate_inbound(self, sender: str, to: str, text: str) -> dict[str, Any]:
+        status = await self.deliver_inbound(sender, to, text)
+        return webhook_answer(status, self.webhooks[-1][0] if self.webhooks else None)
+
+    async def simulate_status(self, message_id: str, status: str) -> dict[str, Any]:
+        """A receipt for each part of the send that has part ``message_id``."""
+        status = _STATUS_ALIASES.get(status, status)
+        if status not in RECEIPT_STATUS:
+            raise ValueError(
+                f"unknown status {status!r}; expected one of {', '.join(RECEIPT_STATUS)}"
+            )
+        send = next((s for s in self.sent if message_id in s["message-ids"]), None)
+        if send is None:
+            raise KeyError(f"no message {message_id!r} was sent to this simulator")
+        answers = [await self.deliver_status(part, status) for part in send["message-ids"]]
+        return webhook_answer(max(answers), self.webhooks[-1][0], receipts=len(answers))
+
+    def sent_messages(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "message_id": send["message-ids"][0],
+                "message_ids": list(send["message-ids"]),
+                "from": send["from"],
+                "to": send["to"],
+                "text": send["text"],
+                **{k: v for k, v in send.items() if k not in _CREDENTIALS | {"message-ids"}},
+            }
+            for send in self.sent
+        ]
 
     # -- calling convo back ----------------------------------------------------------
 
@@ -283,16 +353,6 @@ class VonageSimulator:
                 await response.read()
                 self.webhooks.append((url, dict(fields), response.status))
                 return response.status
-
-    async def aclose(self) -> None:
-        """Cancel pending automatic receipts."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _on_cleanup(self, app: web.Application) -> None:
-        await self.aclose()
 
 
 def _error(status: str, text: str) -> web.Response:
