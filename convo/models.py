@@ -162,6 +162,11 @@ class DeliveryReport:
 
     ``client_ref`` is our own message id when the provider echoes it back (Vonage
     ``client-ref``); otherwise the message is found by ``provider_message_id``.
+
+    ``per_part`` is set by providers that report each part of a long text on its own
+    (Vonage: one receipt per part). ``provider_message_id``, ``status``, ``error_*`` and
+    ``price`` are then that part's: the message keeps the id and total price of its send,
+    and its status follows from all its parts (``Outbox.apply_report``).
     """
 
     provider: str
@@ -173,6 +178,7 @@ class DeliveryReport:
     price: float | None = None
     currency: str | None = None
     at: float = field(default_factory=now)
+    per_part: bool = False
 
 
 class CallStatus(enum.StrEnum):

@@ -30,6 +30,17 @@ Delivery reports (:meth:`apply_report`) find the message by ``client_ref`` (our 
 ``(provider, provider_message_id)``, and never move a status backwards (a final status stays
 final; ``delivered`` is not undone by a late ``sent``): every status change but a retry's
 requeue is ``update_message(..., forward_only=True)``, atomic in the store.
+
+A provider that reports each part of a long text on its own (Vonage: ``per_part``
+reports) never has a part's id or price written over the message's (the first part's id
+and the total price, from the send). One part ``failed``/``undelivered`` makes the message
+so at once, with that part's error; it becomes ``delivered`` only when as many distinct
+parts as it has ``segments`` are delivered, and stays ``sent`` until then. Which parts were
+delivered is kept in memory (:data:`PART_MEMORY` messages), because the store has no place
+for per-part state: after a restart, or with parts' receipts reaching different processes,
+a message whose parts were split across them stays ``sent`` (never wrongly ``delivered``).
+A part delivered before the send's result is recorded waits for it (the part count is
+only known then).
 """
 
 from __future__ import annotations
@@ -59,6 +70,9 @@ log = logging.getLogger("convo.outbox")
 
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
+#: How many messages' per-part delivery state the outbox keeps (the oldest are forgotten).
+PART_MEMORY = 100_000
+_FAILED_PART = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
 
 
 class TokenBucket:
@@ -136,6 +150,9 @@ class Outbox:
         self._queues: dict[tuple[str, str], deque[str]] = {}
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._known: set[str] = set()  # ids in a queue or being sent here
+        # Per-part receipts: message id -> ids of its parts reported delivered, until the
+        # message is final (see the module docstring), oldest first.
+        self._delivered_parts: dict[str, set[str]] = {}
         self._worker: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -203,6 +220,8 @@ class Outbox:
         error = None
         if report.error_code or report.error_text:
             error = " ".join(x for x in (report.error_code, report.error_text) if x)
+        if report.per_part:
+            return await self._apply_part(record, report, error)
         return await self._advance(
             record,
             report.status,
@@ -210,6 +229,38 @@ class Outbox:
             price=report.price,
             error=error,
         )
+
+    async def _apply_part(
+        self, record: MessageRecord, report: DeliveryReport, error: str | None
+    ) -> MessageRecord | None:
+        """One part's receipt: never the part's id or price over the message's; final
+        only from all the parts (module docstring)."""
+        if record.status.final:
+            self._delivered_parts.pop(record.id, None)
+            return record  # a final status stays, and so does its error
+        if report.status in _FAILED_PART:
+            self._delivered_parts.pop(record.id, None)
+            return await self._advance(record, report.status, error=error)
+        if report.status is MessageStatus.DELIVERED:
+            parts = self._delivered_parts.setdefault(record.id, set())
+            parts.add(report.provider_message_id)
+            while len(self._delivered_parts) > PART_MEMORY:
+                del self._delivered_parts[next(iter(self._delivered_parts))]
+            return await self._settle_parts(record)
+        if error is not None:  # no verdict yet (accepted, buffered, unknown): keep its error
+            return await self.store.update_message(record.id, error=error)
+        return record
+
+    async def _settle_parts(self, record: MessageRecord) -> MessageRecord | None:
+        """``delivered`` once every part of a ``sent`` message is; else as it is. Before
+        the send is recorded the part count is unknown: :meth:`_record` settles it then."""
+        parts = self._delivered_parts.get(record.id)
+        if record.status is not MessageStatus.SENT or parts is None:
+            return record
+        if len(parts) < record.segments:
+            return record  # parts outstanding: stays sent
+        del self._delivered_parts[record.id]
+        return await self._advance(record, MessageStatus.DELIVERED)
 
     async def _advance(
         self,
@@ -330,7 +381,7 @@ class Outbox:
                 return
 
     async def _record(self, record: MessageRecord, result: SendResult) -> None:
-        await self._advance(
+        updated = await self._advance(
             record,
             result.status,
             provider=result.provider,
@@ -338,6 +389,8 @@ class Outbox:
             segments=result.segments,
             price=result.price,
         )
+        if updated is not None and record.id in self._delivered_parts:
+            await self._settle_parts(updated)  # parts delivered before we knew their count
 
 
 def _message(record: MessageRecord) -> OutboundMessage:

@@ -23,12 +23,19 @@ What the document leaves open, and what we assume:
 - Receipt statuses: delivered -> delivered; expired -> undelivered; failed, rejected ->
   failed; accepted, buffered -> sent; unknown -> sent (no final verdict: the carrier gave
   none), with its ``err-code`` kept. Prices are in EUR (the document names no currency).
-- A multi-part text's ``provider_message_id`` is the first part's ``message-id``; every
-  part's receipt carries our ``client-ref`` (our message id), which is how it is matched.
+- A multi-part text's ``provider_message_id`` is the first part's ``message-id`` and its
+  price the sum of its parts'. Vonage sends a receipt for *each* part, so receipts are
+  ``per_part`` reports: the outbox never lets one overwrite the message's id or price, and
+  makes the message ``delivered`` only when every part is, ``failed``/``undelivered`` as
+  soon as one part is (``Outbox.apply_report``). Every part's receipt carries our
+  ``client-ref`` (our message id), which is how it is matched; for a receipt without it,
+  the adapter remembers (in memory, the last :data:`PART_MEMORY` parts it sent) which
+  message each part id belongs to and fills ``client_ref`` in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self
@@ -37,13 +44,13 @@ import httpx
 
 from convo.exceptions import (
     ConfigError,
+    InvalidNumber,
     MalformedWebhook,
     PartialDelivery,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
-    SignatureError,
 )
 from convo.models import (
     DeliveryReport,
@@ -57,12 +64,12 @@ from convo.providers._options import ProviderOptions
 from convo.providers.http import call
 from convo.providers.vonage_webhooks import (
     CURRENCY,
-    DIGITS,
     SIGNATURE_METHODS,
     check_signature,
     delivery_report,
     inbound_message,
     signature,
+    vonage_number,
     webhook_fields,
 )
 from convo.sms.segments import encoding_of
@@ -91,20 +98,28 @@ SEND_STATUS: dict[str, tuple[type[ProviderError], str]] = {
     "33": (ProviderRejected, "number de-activated"),
 }
 
+#: How many sent part ids the adapter remembers, to match a receipt without ``client-ref``.
+PART_MEMORY = 100_000
+
 # Optional send fields a message may carry in ``OutboundMessage.metadata``.
 _PASSTHROUGH = frozenset(
     {"ttl", "entity-id", "content-id", "account-ref", "pool-id", "message-class"}
 )
 
 
-def _sent_number(value: str, field: str) -> str:
-    """A number as Vonage wants it (digits, no ``+``); sender IDs pass unchanged."""
-    digits = value.lstrip("+")
-    if value.startswith("+") or field == "to":
-        if not DIGITS.fullmatch(digits):
-            raise ProviderRejected(f"vonage: {field} {value!r} is not an E.164 number")
-        return digits
-    return value
+def _sent_number(value: str, field: str, provider: str) -> str:
+    """A number as Vonage wants it (digits, no ``+``); raises ``ProviderRejected`` for one
+    that cannot be a phone number (:func:`vonage_number`), before any request. A ``from``
+    without ``+`` is passed unchanged: an alphanumeric sender ID or a short code, which
+    Vonage itself checks (status 15)."""
+    if field == "from" and not value.startswith("+"):
+        return value
+    try:
+        return vonage_number(value).removeprefix("+")
+    except InvalidNumber as exc:
+        raise ProviderRejected(
+            f"{provider}: {field} {value!r} is not an E.164 number: {exc}", provider=provider
+        ) from None
 
 
 class VonageSms:
@@ -140,6 +155,8 @@ class VonageSms:
         self._api_key = api_key
         self._api_secret = api_secret
         self._signature_secret = signature_secret
+        # Part message-id -> our message id, oldest first (see the module docstring).
+        self._part_owner: dict[str, str] = {}
 
     def __repr__(self) -> str:  # secrets stay out on purpose
         return f"VonageSms(name={self.name!r}, base_url={self.base_url!r})"
@@ -207,13 +224,22 @@ class VonageSms:
 
     def verify(self, request: WebhookRequest) -> None:
         """Raise ``SignatureError`` unless the webhook's ``sig`` is right and its
-        ``timestamp`` fresh; an unsigned webhook passes only with ``allow_unsigned``."""
+        ``timestamp`` fresh; an unsigned webhook passes only with ``allow_unsigned``.
+
+        Vonage signs the webhook's *fields*, not its raw body, so a request whose fields
+        cannot be read at all (another content type, invalid JSON, a JSON body that is not
+        an object of strings and numbers) has no signature to check: that is a malformed
+        webhook (DESIGN §5: 400, kept), not a wrong signature (401). ``verify`` lets it
+        through, and ``parse_inbound``/``parse_status``, which read the fields the same way,
+        raise the ``MalformedWebhook`` saying what is wrong, which the web layer answers
+        with 400 and keeps the request (``convo.web.webhooks`` calls ``verify`` outside its
+        ``MalformedWebhook`` handling, so raising it here would answer 400 but lose the
+        request). Nothing is accepted this way: no fields, nothing to process.
+        """
         try:
             fields = webhook_fields(request)
         except MalformedWebhook:
-            if self.allow_unsigned:
-                return  # parse_* will say what is wrong with the body
-            raise SignatureError("vonage: cannot read the webhook's fields to check it") from None
+            return  # parse_* raises the same MalformedWebhook: 400, and the request is kept
         if self.allow_unsigned and ("sig" not in fields or not self._signature_secret):
             return  # nothing to check it with, and the operator said that is fine
         check_signature(
@@ -229,8 +255,15 @@ class VonageSms:
         return [inbound_message(webhook_fields(request), self.name)]
 
     def parse_status(self, request: WebhookRequest) -> list[DeliveryReport]:
-        """The delivery receipt in a status webhook (Vonage sends one per part)."""
-        return [delivery_report(webhook_fields(request), self.name)]
+        """The delivery receipt in a status webhook (Vonage sends one per part: the
+        report is ``per_part``). A receipt without ``client-ref`` for a part this adapter
+        sent gets its message's id as ``client_ref``."""
+        report = delivery_report(webhook_fields(request), self.name)
+        if report.client_ref is None:
+            owner = self._part_owner.get(report.provider_message_id)
+            if owner is not None:
+                report = dataclasses.replace(report, client_ref=owner)
+        return [report]
 
     # -- sending ---------------------------------------------------------------------
 
@@ -240,8 +273,8 @@ class VonageSms:
         if message.media_urls:
             raise ProviderRejected("vonage: the SMS API cannot send media", provider=self.name)
         params: dict[str, str] = {
-            "from": _sent_number(message.line, "from"),
-            "to": _sent_number(message.to, "to"),
+            "from": _sent_number(message.line, "from", self.name),
+            "to": _sent_number(message.to, "to", self.name),
             "text": message.text,
             "type": "unicode" if encoding_of(message.text) == "UCS-2" else "text",
             "client-ref": message.id,
@@ -259,10 +292,20 @@ class VonageSms:
         response = await call(
             self._client, "POST", f"{self.base_url}/sms/json", provider=self.name, data=params
         )
-        return self._result(response)
+        result, part_ids = self._result(response)
+        self._remember(part_ids, message.id)
+        return result
 
-    def _result(self, response: httpx.Response) -> SendResult:
-        """Map the 200 body: every part ok -> SendResult, else the status table."""
+    def _remember(self, part_ids: list[str], message_id: str) -> None:
+        for part_id in part_ids:
+            if part_id:
+                self._part_owner[part_id] = message_id
+        while len(self._part_owner) > PART_MEMORY:
+            del self._part_owner[next(iter(self._part_owner))]
+
+    def _result(self, response: httpx.Response) -> tuple[SendResult, list[str]]:
+        """Map the 200 body: every part ok -> SendResult (and every part's message-id),
+        else the status table."""
         try:
             body = response.json()
             parts = body["messages"]
@@ -293,14 +336,16 @@ class VonageSms:
             price = sum(float(p) for p in prices) if all(prices) else None
         except (TypeError, ValueError):
             price = None  # a price we cannot read must not fail a message already sent
-        return SendResult(
+        part_ids = [str(p.get("message-id", "")) for p in parts]
+        result = SendResult(
             provider=self.name,
-            provider_message_id=str(parts[0].get("message-id", "")),
+            provider_message_id=part_ids[0],
             status=MessageStatus.SENT,
             segments=count,
             price=price,
             currency=CURRENCY if price is not None else None,
         )
+        return result, part_ids
 
     @staticmethod
     def _describe(status: str, part: Mapping[str, Any]) -> str:

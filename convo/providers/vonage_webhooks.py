@@ -12,8 +12,11 @@ case-insensitively: we produce upper case for HMAC and accept either case.
 
 Webhook fields arrive as a GET query, a POST form or a POST JSON object (DESIGN §5);
 :func:`webhook_fields` reads all three into one ``dict[str, str]``. Numbers come without
-``+``: they are normalised to E.164, and a number the phone metadata does not know (such
-as the document's own 447700900000) is kept as ``+digits`` rather than losing the message.
+``+`` (:func:`vonage_number`): they are normalised to E.164 with the phone metadata
+(``convo.sms.phone.normalize``). A number that metadata does not list as allocated but that
+is *possible* (a known country calling code and a length that country uses, such as the
+document's own 447700900000) is kept as ``+digits`` rather than losing the message; an
+impossible one (no such country code, too short or too long) is refused.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import functools
 import hashlib
 import hmac
 import json
-import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
+
+import phonenumbers
 
 from convo.exceptions import InvalidNumber, MalformedWebhook, SignatureError
 from convo.models import DeliveryReport, InboundMessage, MessagePart, MessageStatus, WebhookRequest
@@ -48,7 +52,6 @@ RECEIPT_STATUS: dict[str, MessageStatus] = {
     "unknown": MessageStatus.SENT,
 }
 
-DIGITS = re.compile(r"\d{7,15}")
 _INBOUND = "vonage inbound SMS"
 _RECEIPT = "vonage delivery receipt"
 
@@ -158,7 +161,8 @@ def inbound_message(fields: Mapping[str, str], provider: str) -> InboundMessage:
 
 
 def delivery_report(fields: Mapping[str, str], provider: str) -> DeliveryReport:
-    """The delivery receipt in webhook ``fields`` (Vonage sends one per message part).
+    """The delivery receipt in webhook ``fields`` (Vonage sends one per message part, so
+    the report is ``per_part``: its id, status, error and price are that part's).
 
     Raises ``MalformedWebhook`` for a missing ``messageId``/``status``, an unknown status
     or a price that is not a number.
@@ -188,6 +192,7 @@ def delivery_report(fields: Mapping[str, str], provider: str) -> DeliveryReport:
         price=price,
         currency=CURRENCY if price is not None else None,
         at=_message_time(fields, _RECEIPT),
+        per_part=True,  # Vonage sends a receipt for each part of a long text
     )
 
 
@@ -207,19 +212,59 @@ def _integer(fields: Mapping[str, str], name: str) -> int:
 
 def _number(fields: Mapping[str, str], name: str, kind: str) -> str:
     raw = _required(fields, name, kind)
+    try:
+        return vonage_number(raw)
+    except InvalidNumber as exc:
+        raise MalformedWebhook(f"{kind}: field {name!r}: {exc}") from None
+
+
+def vonage_number(raw: str) -> str:
+    """``raw`` (Vonage's form: international digits, no ``+``; a ``+`` is tolerated) in
+    E.164. A possible number the metadata does not list as allocated is kept as
+    ``+digits`` (see the module docstring); raises ``InvalidNumber`` saying why otherwise.
+    """
     digits = raw.strip().removeprefix("+")
-    if not DIGITS.fullmatch(digits):
-        raise MalformedWebhook(f"{kind}: field {name!r} is not a phone number: {raw!r}")
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidNumber(
+            f"{raw!r} is not a phone number (expected international digits, like 32470123456)"
+        )
     return _e164("+" + digits)
 
 
+_IMPOSSIBLE = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "a length no number there has",
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short (a local number only)",
+}
+
+
 # Our line numbers (and a conversation's contact) repeat on every webhook: parse each once.
+# (Only results are cached; an impossible number is refused again each time.)
 @functools.lru_cache(maxsize=4096)
 def _e164(number: str) -> str:
     try:
         return normalize(number)
     except InvalidNumber:
-        return number  # E.164-shaped but unknown to our metadata: keep the message
+        pass
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException as exc:
+        why = (
+            "unknown country calling code"
+            if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE
+            else "too long"
+            if exc.error_type == phonenumbers.NumberParseException.TOO_LONG
+            else "too short"
+        )
+        raise InvalidNumber(f"{number!r} cannot be a phone number: {why}") from None
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    if reason == phonenumbers.ValidationResult.IS_POSSIBLE:
+        return number  # possible but not (yet) in our metadata: keep the message
+    region = phonenumbers.region_code_for_number(parsed)
+    where = region if region and region != "ZZ" else f"+{parsed.country_code}"
+    why = _IMPOSSIBLE.get(reason, "impossible")
+    raise InvalidNumber(f"{number!r} cannot be a phone number: {why} for {where}")
 
 
 def _message_time(fields: Mapping[str, str], kind: str) -> float:

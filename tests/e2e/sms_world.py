@@ -110,6 +110,11 @@ class Vonage(Provider):
     def message_id(self, index: int) -> str:
         return str(self.sim.sent[index]["message-ids"][0])
 
+    async def delivered(self, index: int) -> None:
+        # A long reply goes out in parts, each with its own receipt: delivered means all.
+        for part in self.sim.sent[index]["message-ids"]:
+            assert await self.sim.deliver_status(part) == 200
+
 
 class TelefoonSms(Provider):
     name = "telefoon_sms"

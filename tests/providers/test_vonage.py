@@ -222,9 +222,36 @@ def test_unsigned_webhook_is_refused_unless_allowed() -> None:
         adapter(allow_unsigned=True).verify(get({**INBOUND, "sig": "0" * 32}))
 
 
-def test_unreadable_body_fails_verification() -> None:
-    with pytest.raises(SignatureError):
-        adapter().verify(json_post(["not", "an", "object"]))
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (json_post(signed(INBOUND), "text/plain"), "unsupported content type"),
+        (WebhookRequest("POST", "/", "u", {}, {}, b"{oops", "application/json"), "not valid JSON"),
+        (json_post(["not", "an", "object"]), "must be an object"),
+        (json_post({**signed(INBOUND), "text": None}), "'text' must be a string"),
+    ],
+)  # fmt: skip
+def test_unreadable_fields_are_malformed_not_a_wrong_signature(
+    request_: WebhookRequest, message: str
+) -> None:
+    """No fields, no signature to check: verify leaves it to parse_*, whose MalformedWebhook
+    the web layer answers with 400 and keeps (DESIGN §5); never a SignatureError (401)."""
+    adapter().verify(request_)
+    with pytest.raises(MalformedWebhook, match=message):
+        adapter().parse_inbound(request_)
+    with pytest.raises(MalformedWebhook, match=message):
+        adapter().parse_status(request_)
+
+
+def test_readable_fields_with_a_missing_or_wrong_sig_are_still_refused() -> None:
+    missing = {k: v for k, v in INBOUND.items() if k != "text"}
+    adapter().verify(json_post(signed(missing)))  # signed, but malformed: parse says so
+    with pytest.raises(MalformedWebhook, match="missing field 'text'"):
+        adapter().parse_inbound(json_post(signed(missing)))
+    with pytest.raises(SignatureError, match="not signed"):
+        adapter().verify(json_post(missing))
+    with pytest.raises(SignatureError, match="does not match"):
+        adapter().verify(json_post({**signed(INBOUND), "to": "447700900002"}))
 
 
 # -- inbound ---------------------------------------------------------------------------
@@ -245,6 +272,15 @@ def test_inbound_document_example(build: Any) -> None:
 def test_inbound_belgian_number_is_normalised() -> None:
     [msg] = adapter().parse_inbound(get({**INBOUND, "msisdn": "32470123456"}))
     assert msg.sender == "+32470123456"
+    [msg] = adapter().parse_inbound(get({**INBOUND, "msisdn": "+32470123456"}))
+    assert msg.sender == "+32470123456"
+
+
+def test_possible_number_outside_the_metadata_is_kept() -> None:
+    """The document's 4477009000xx are possible UK numbers (right length, known country
+    code) in a range libphonenumber does not list as allocated: kept, not refused."""
+    [msg] = adapter().parse_inbound(get({**INBOUND, "msisdn": "447700900123"}))
+    assert msg.sender == "+447700900123"
 
 
 def test_concatenated_part() -> None:
@@ -263,7 +299,14 @@ def test_concatenated_part() -> None:
         (json_post({**INBOUND, "text": None}), "'text' must be a string"),
         (get({k: v for k, v in INBOUND.items() if k != "msisdn"}), "missing field 'msisdn'"),
         (get({k: v for k, v in INBOUND.items() if k != "text"}), "missing field 'text'"),
-        (get({**INBOUND, "msisdn": "hello"}), "'msisdn' is not a phone number"),
+        (get({**INBOUND, "msisdn": "hello"}), "field 'msisdn': 'hello' is not a phone number"),
+        (get({**INBOUND, "msisdn": "99912345678"}),
+         r"field 'msisdn': '\+99912345678' cannot be a phone number: unknown country"),
+        (get({**INBOUND, "msisdn": "3212345"}),
+         r"field 'msisdn': '\+3212345' cannot be a phone number: too short for BE"),
+        (get({**INBOUND, "msisdn": "324701234567890"}), "'msisdn'.*too long for BE"),
+        (get({**INBOUND, "to": "3212345"}), "field 'to': .* too short"),
+        (get({**INBOUND, "msisdn": "٣٢٤٧٠١٢٣٤٥٦"}), "'msisdn'.* is not a phone number"),
         (get({**INBOUND, "message-timestamp": "yesterday"}), "message-timestamp"),
         (get({**INBOUND, "type": "binary"}), "binary"),
         (get({**INBOUND, "concat": "true", "concat-ref": "1", "concat-total": "3",
@@ -284,6 +327,7 @@ def test_malformed_inbound(request_: WebhookRequest, message: str) -> None:
 
 def test_receipt_document_example() -> None:
     [report] = adapter().parse_status(json_post(RECEIPT))
+    assert report.per_part  # Vonage sends one receipt per part of a long text
     assert report.provider_message_id == "0A0000001234567B"
     assert report.status is MessageStatus.DELIVERED
     assert report.client_ref == "our-message-id"

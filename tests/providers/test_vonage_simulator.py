@@ -4,6 +4,8 @@ simulator calling a tiny recording webhook app the way Vonage calls convo."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,8 +277,67 @@ async def test_control_route_delivers_inbound(
     try:
         url = str(server.make_url("/_simulator/inbound"))
         answer = await http.post(url, json={"from": ALICE, "to": LINE, "text": "JA"})
-        assert answer.json() == {"status": 200}
+        assert answer.json()["status"] == 200
         assert rec.requests[0].path == "/webhooks/vonage/inbound"
         assert (await http.post(url, json={"from": ALICE})).status_code == 400
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize(
+    ("line", "to", "field"),
+    [(LINE, "+99912345678", "to"), (LINE, "+3212345", "to"), (LINE, "3212345", "to"),
+     (LINE, "+324701234567890", "to"), ("+99912345678", ALICE, "from")],
+)  # fmt: skip
+async def test_impossible_number_is_rejected_before_any_request(
+    http: httpx.AsyncClient, line: str, to: str, field: str
+) -> None:
+    # Nothing listens on port 9: a request would be ProviderUnavailable, not a rejection.
+    options = {"api_key": "k", "api_secret": "s", "allow_unsigned": True,
+               "base_url": "http://127.0.0.1:9"}  # fmt: skip
+    sms = VonageSms.from_config("vonage", options, http)
+    with pytest.raises(ProviderRejected, match=f"{field} .*cannot be a phone number") as info:
+        await sms.send(OutboundMessage(line=line, to=to, text="x"))
+    assert not info.value.retryable and info.value.provider == "vonage"
+
+
+async def test_possible_numbers_and_sender_ids_are_sent(
+    keyed: tuple[VonageSimulator, VonageSms],
+) -> None:
+    sim, sms = keyed
+    await sms.send(OutboundMessage(line="AcmeDental", to="+447700900123", text="x"))
+    await sms.send(OutboundMessage(line="+447700900000", to="32470123456", text="x"))
+    assert [(s["from"], s["to"]) for s in sim.sent] == [
+        ("AcmeDental", "447700900123"),
+        ("447700900000", "32470123456"),
+    ]
+
+
+async def test_every_part_receipt_names_the_message(
+    recorder: tuple[Recorder, str], http: httpx.AsyncClient
+) -> None:
+    """One receipt per part, each a ``per_part`` report; one without ``client-ref`` (for a
+    part this adapter sent) still names our message."""
+    rec, base = recorder
+    async for sim, sms in pair(http, {"webhook_base": base}, {}):
+        message = text("c" * 400)
+        result = await sms.send(message)
+        parts = sim.sent[0]["message-ids"]
+        assert result.segments == len(parts) == 3
+        assert result.provider_message_id == parts[0]
+        assert result.price == pytest.approx(3 * 0.0333)
+        for part in parts:
+            assert await sim.deliver_status(part) == 200
+        reports = [r for request in rec.requests for r in sms.parse_status(request)]
+        assert [r.provider_message_id for r in reports] == parts
+        assert {r.client_ref for r in reports} == {message.id}
+        assert all(r.per_part for r in reports)
+        body = json.loads(rec.requests[1].body)
+        del body["client-ref"]
+        bare = dataclasses.replace(rec.requests[1], body=json.dumps(body).encode())
+        [report] = sms.parse_status(bare)
+        assert (report.client_ref, report.provider_message_id) == (message.id, parts[1])
+        unknown = dataclasses.replace(
+            rec.requests[1], body=json.dumps(body | {"messageId": "NOT-OURS"}).encode()
+        )
+        assert sms.parse_status(unknown)[0].client_ref is None
