@@ -140,8 +140,15 @@ class OutboundMessage:
     media_urls: tuple[str, ...] = ()
     id: str = field(default_factory=new_id)
     created_at: float = field(default_factory=now)
-    # Passed through to providers that support it (Telefoon: gdpr_consent_ref).
+    # Passed through to providers that support it (MESSAGE_METADATA_KEYS); kept in the
+    # message log with the message, so a send after a restart carries it too.
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+#: The params a conversation hands its replies as ``OutboundMessage.metadata``. Adapters use
+#: what their provider knows: Telefoon/Telefonie ``gdpr_consent_ref``, Telefonie
+#: ``validity_period`` (seconds).
+MESSAGE_METADATA_KEYS = ("gdpr_consent_ref", "validity_period")
 
 
 @value
@@ -252,6 +259,7 @@ class MessageRecord:
     media_urls: tuple[str, ...] = ()
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
+    metadata: Mapping[str, str] = field(default_factory=dict)  # outbound: for the provider
 
     @property
     def sender(self) -> str:
@@ -326,6 +334,7 @@ class MessageRecord:
             media_urls=msg.media_urls,
             created_at=msg.created_at,
             updated_at=msg.created_at,
+            metadata=dict(msg.metadata),
         )
 
 

@@ -403,4 +403,5 @@ def _message(record: MessageRecord) -> OutboundMessage:
         media_urls=record.media_urls,
         id=record.id,
         created_at=record.created_at,
+        metadata=record.metadata,
     )

@@ -33,6 +33,7 @@ from convo.flow.spec import FlowSpec
 from convo.flow.speech import error_text
 from convo.flow.turn import Turn, match_anytime
 from convo.models import (
+    MESSAGE_METADATA_KEYS,
     Contact,
     ConversationKey,
     ConversationStatus,
@@ -258,7 +259,7 @@ class Engine:
             return await self._fail(loaded, session, turn, inbound_id)
         new = turn.session
         new.updated_at = self.clock()
-        messages = self.messages(new.key, turn.outputs)
+        messages = self.messages(new.key, turn.outputs, metadata(new))
         records = [MessageRecord.outbound(m) for m in messages]
         await self.store.save_turn(new, inbound_id=inbound_id, outbound=records)
         if turn.opt_out:
@@ -303,8 +304,14 @@ class Engine:
         await self.store.mark_processed(inbound_id)
         return [message]
 
-    def messages(self, key: ConversationKey, outputs: Sequence[Output]) -> list[OutboundMessage]:
-        """The SMS replies of a turn: one message per thing said (empty texts dropped)."""
+    def messages(
+        self,
+        key: ConversationKey,
+        outputs: Sequence[Output],
+        metadata: Mapping[str, str] | None = None,
+    ) -> list[OutboundMessage]:
+        """The SMS replies of a turn: one message per thing said (empty texts dropped),
+        each carrying ``metadata`` for the provider."""
         return [
             OutboundMessage(
                 line=key.line,
@@ -313,7 +320,16 @@ class Engine:
                 channel=key.channel,
                 lang=o.lang,
                 media_urls=o.media,
+                metadata=metadata or {},
             )
             for o in outputs
             if isinstance(o, Utterance) and (o.text.strip() or o.media)
         ]
+
+
+def metadata(session: Session) -> dict[str, str]:
+    """The provider metadata of a conversation's replies: its params named in
+    ``MESSAGE_METADATA_KEYS`` (a flow declares ``gdpr_consent_ref`` as a param, with a
+    default or given when it is started), as text."""
+    params = session.params
+    return {k: str(params[k]) for k in MESSAGE_METADATA_KEYS if params.get(k) not in (None, "")}

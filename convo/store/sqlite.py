@@ -586,16 +586,17 @@ def _session(row: Row) -> Session:
 
 def _message_row(m: MessageRecord, *, processed: bool) -> Row:
     media = json.dumps(list(m.media_urls)) if m.media_urls else "[]"
+    metadata = json.dumps(dict(m.metadata)) if m.metadata else "{}"
     return (
         *(m.id, m.direction.value, m.line, m.contact, m.channel, m.text, m.status.value),
         *(m.provider, m.provider_message_id, m.segments, m.price, m.error, media),
-        *(int(processed), m.created_at, m.updated_at),
+        *(int(processed), m.created_at, m.updated_at, metadata),
     )
 
 
 def _message(row: Row) -> MessageRecord:
     (id_, direction, line, contact, channel, text, status, provider, pid, *rest) = row
-    segments, price, error, media, created_at, updated_at = rest
+    segments, price, error, media, created_at, updated_at, metadata = rest
     return MessageRecord(
         id=id_,
         direction=_DIRECTION[direction],
@@ -612,4 +613,5 @@ def _message(row: Row) -> MessageRecord:
         media_urls=() if media == "[]" else tuple(json.loads(media)),
         created_at=created_at,
         updated_at=updated_at,
+        metadata={} if metadata == "{}" else json.loads(metadata),
     )

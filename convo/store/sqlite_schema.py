@@ -117,6 +117,10 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX seen_tokens_seen_at ON seen_tokens (seen_at);
     """,
+    # 2 -> 3: provider metadata of outbound messages (JSON), e.g. gdpr_consent_ref.
+    """
+    ALTER TABLE messages ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -152,11 +156,11 @@ _SESSION = (
 )
 _MESSAGE = (
     "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
-    "segments, price, error, media_urls, created_at, updated_at"
+    "segments, price, error, media_urls, created_at, updated_at, metadata"
 )
 _MESSAGE_INSERT = (
     "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
-    "segments, price, error, media_urls, processed, created_at, updated_at"
+    "segments, price, error, media_urls, processed, created_at, updated_at, metadata"
 )
 
 GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE line = ? AND channel = ? AND contact = ?"
@@ -172,7 +176,7 @@ DUE_TIMERS = (
     "ORDER BY timer_due, line, channel, contact LIMIT ?"
 )
 
-INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({', '.join('?' * 16)})"
+INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({', '.join('?' * 17)})"
 # No conflict target: a taken id and a known inbound provider id both mean "duplicate".
 INSERT_INBOUND = INSERT_MESSAGE + " ON CONFLICT DO NOTHING"
 MARK_PROCESSED = (

@@ -322,6 +322,13 @@ async def test_message_fields_round_trip(store: Store) -> None:
     )
     await store.add_inbound(record)
     assert await store.get_message("in-1") == record
+    queued = dataclasses.replace(outbound(1), metadata={"gdpr_consent_ref": "c-1"})
+    await store.add_outbound([queued])
+    assert await store.get_message("out-1") == queued
+    [pending] = await store.pending_outbound()
+    assert pending.metadata == {"gdpr_consent_ref": "c-1"}
+    sent = await store.update_message("out-1", status=MessageStatus.SENT)
+    assert sent is not None and sent.metadata == {"gdpr_consent_ref": "c-1"}
 
 
 async def test_list_messages_filters_pages_and_totals(store: Store) -> None:
