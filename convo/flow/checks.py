@@ -28,7 +28,7 @@ from convo.flow.texts_reader import TextReader
 from convo.flow.yamlnodes import closest, did_you_mean
 
 CONTEXT_NAMES = frozenset({"contact", "params", "slots", "lang"})
-CONTACT_FIELDS = frozenset({"number", "lang", "name"})  # always there (speech.py context)
+CONTACT_FIELDS = frozenset({"number", "lang", "name"})  # what speech.py's context gives
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})  # slots.get("x") is fine
 
 
@@ -113,10 +113,8 @@ class CrossChecks(TextReader):
                 self.report_at(
                     line,
                     col,
-                    f"'contact.{attr}' in {kind} is not a standard contact field",
-                    f"contact has {', '.join(sorted(CONTACT_FIELDS))}; others come only from "
-                    "the bot's contact lookup, and a contact without it fails mid-conversation",
-                    warning=True,
+                    f"unknown contact field 'contact.{attr}' in {kind}",
+                    did_you_mean(attr, sorted(CONTACT_FIELDS), "contact has"),
                 )
             elif base == "slots" and attr not in self.slot_names and attr not in _DICT_METHODS:
                 hint = did_you_mean(attr, self.slot_names, "known slots") or (

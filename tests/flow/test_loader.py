@@ -746,8 +746,8 @@ def test_languages_must_be_codes_and_slots_names(tmp_path: Path) -> None:
     ]
 
 
-def test_nonstandard_contact_fields_warn(tmp_path: Path) -> None:
-    spec, diagnostics = check(
+def test_unknown_contact_fields(tmp_path: Path) -> None:
+    message = only(
         tmp_path,
         """
         flow: contact
@@ -755,15 +755,13 @@ def test_nonstandard_contact_fields_warn(tmp_path: Path) -> None:
         start: a
         steps:
           a:
-            say: "Hi {{ contact.name }} ({{ contact.number }}), size {{ contact.shoe_size }}"
+            say: "Hi {{ contact.name }} ({{ contact.number }}), {{ contact.nmae }}"
             end: true
         """,
     )
-    assert spec is not None  # a warning: the bot's contact lookup may provide it
-    assert [d.message for d in diagnostics] == [
-        "'contact.shoe_size' in template is not a standard contact field"
-    ]
-    assert diagnostics[0].severity == "warning"
+    assert message == (
+        "6:60: error: unknown contact field 'contact.nmae' in template (hint: did you mean 'name'?)"
+    )
 
 
 def test_unchecked_hooks_give_one_warning(tmp_path: Path) -> None:
