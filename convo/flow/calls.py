@@ -187,7 +187,6 @@ class CallRunner:
         return instructions(
             loaded.spec,
             turn.outputs,
-            ended=new.status is ConversationStatus.ENDED,
             input_url=input_url,
             handoff_numbers=self.handoff_numbers,
         )
@@ -241,11 +240,11 @@ def instructions(
     spec: FlowSpec,
     outputs: Sequence[Output],
     *,
-    ended: bool,
     input_url: str,
     handoff_numbers: Mapping[str, str] | None = None,
 ) -> list[Instruction]:
-    """The call instructions for one turn's outputs (see the module docstring)."""
+    """The call instructions for one turn's outputs (see the module docstring); a turn
+    that leaves nothing to wait for ends in one Hangup."""
     out: list[Instruction] = []
     prompts: list[Prompt] = []
     for item in outputs:
@@ -270,7 +269,7 @@ def instructions(
             if not isinstance(item.verb, HangupStep):
                 return out
     out.extend(prompts)
-    if ended or not out or not isinstance(out[-1], Hangup):
+    if not out or not isinstance(out[-1], Hangup):  # ended, or nothing left to wait for
         out.append(Hangup())
     return out
 

@@ -71,3 +71,15 @@ async def test_silence_counts_as_an_unusable_answer_on_a_call() -> None:
     end = await call.silence()  # second unusable answer: max_attempts reached
     assert isinstance(end[0], Say) and end[0].text == "Thanks."
     assert isinstance(end[-1], Hangup)
+
+
+async def test_a_hangup_step_ends_the_call_with_one_hangup() -> None:
+    flow = load_flow_text(
+        "flow: bye\nlanguages: [en]\nchannels: [voice]\nstart: hello\nsteps:\n"
+        "  hello:\n    say: 'Goodbye.'\n    goto: stop\n"
+        "  stop:\n    hangup: true\n",
+        "bye.yaml",
+    )
+    call = FlowTester(flow).call()
+    document = await call.answer()
+    assert [type(i) for i in document] == [Say, Hangup]
