@@ -35,12 +35,10 @@ A provider that reports each part of a long text on its own (Vonage: ``per_part`
 reports) never has a part's id or price written over the message's (the first part's id
 and the total price, from the send). One part ``failed``/``undelivered`` makes the message
 so at once, with that part's error; it becomes ``delivered`` only when as many distinct
-parts as it has ``segments`` are delivered, and stays ``sent`` until then. Which parts were
-delivered is kept in memory (:data:`PART_MEMORY` messages), because the store has no place
-for per-part state: after a restart, or with parts' receipts reaching different processes,
-a message whose parts were split across them stays ``sent`` (never wrongly ``delivered``).
-A part delivered before the send's result is recorded waits for it (the part count is
-only known then).
+parts as it has ``segments`` are delivered, and stays ``sent`` until then. The delivered
+parts are kept in the store (``add_delivered_part``), so receipts may reach different
+processes or arrive across a restart. A part delivered before the send's result is recorded
+(the part count is only known then) is settled when it is, by the process that sent it.
 """
 
 from __future__ import annotations
@@ -70,8 +68,6 @@ log = logging.getLogger("convo.outbox")
 
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
-#: How many messages' per-part delivery state the outbox keeps (the oldest are forgotten).
-PART_MEMORY = 100_000
 _FAILED_PART = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
 
 
@@ -150,9 +146,9 @@ class Outbox:
         self._queues: dict[tuple[str, str], deque[str]] = {}
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._known: set[str] = set()  # ids in a queue or being sent here
-        # Per-part receipts: message id -> ids of its parts reported delivered, until the
-        # message is final (see the module docstring), oldest first.
-        self._delivered_parts: dict[str, set[str]] = {}
+        # Messages with parts delivered before their send was recorded -> how many: the
+        # count is checked again then (module docstring).
+        self._early_parts: dict[str, int] = {}
         self._worker: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -236,30 +232,23 @@ class Outbox:
         """One part's receipt: never the part's id or price over the message's; final
         only from all the parts (module docstring)."""
         if record.status.final:
-            self._delivered_parts.pop(record.id, None)
             return record  # a final status stays, and so does its error
         if report.status in _FAILED_PART:
-            self._delivered_parts.pop(record.id, None)
             return await self._advance(record, report.status, error=error)
         if report.status is MessageStatus.DELIVERED:
-            parts = self._delivered_parts.setdefault(record.id, set())
-            parts.add(report.provider_message_id)
-            while len(self._delivered_parts) > PART_MEMORY:
-                del self._delivered_parts[next(iter(self._delivered_parts))]
-            return await self._settle_parts(record)
+            delivered = await self.store.add_delivered_part(record.id, report.provider_message_id)
+            if record.status is not MessageStatus.SENT:
+                self._early_parts[record.id] = delivered  # the part count comes with the send
+                return record
+            return await self._settle(record, delivered)
         if error is not None:  # no verdict yet (accepted, buffered, unknown): keep its error
             return await self.store.update_message(record.id, error=error)
         return record
 
-    async def _settle_parts(self, record: MessageRecord) -> MessageRecord | None:
-        """``delivered`` once every part of a ``sent`` message is; else as it is. Before
-        the send is recorded the part count is unknown: :meth:`_record` settles it then."""
-        parts = self._delivered_parts.get(record.id)
-        if record.status is not MessageStatus.SENT or parts is None:
-            return record
-        if len(parts) < record.segments:
+    async def _settle(self, record: MessageRecord, delivered: int) -> MessageRecord | None:
+        """``delivered`` once every part of the ``sent`` message is; else as it is."""
+        if delivered < record.segments:
             return record  # parts outstanding: stays sent
-        del self._delivered_parts[record.id]
         return await self._advance(record, MessageStatus.DELIVERED)
 
     async def _advance(
@@ -389,8 +378,9 @@ class Outbox:
             segments=result.segments,
             price=result.price,
         )
-        if updated is not None and record.id in self._delivered_parts:
-            await self._settle_parts(updated)  # parts delivered before we knew their count
+        early = self._early_parts.pop(record.id, None)  # parts delivered before the send
+        if updated is not None and early is not None and updated.status is MessageStatus.SENT:
+            await self._settle(updated, early)
 
 
 def _message(record: MessageRecord) -> OutboundMessage:

@@ -118,6 +118,12 @@ class MessageLog(Protocol):
     async def list_messages(self, query: MessageQuery) -> tuple[list[MessageRecord], int]:
         """One page of the log, newest first, and the total number matching the filters."""
 
+    async def add_delivered_part(self, message_id: str, part_id: str) -> int:
+        """Record that part ``part_id`` of outbound message ``message_id`` (a long text
+        sent in parts, each with its own delivery receipt) was delivered; returns how many
+        distinct parts of it are delivered now. A repeated part counts once. The parts go
+        when the message does (erasure)."""
+
 
 @runtime_checkable
 class Suppressions(Protocol):

@@ -92,6 +92,7 @@ class MemoryStore:
         self._outbox: dict[str, None] = {}  # queued/sending outbound ids
         self._inbound_by_pid: dict[tuple[str, str], str] = {}  # dedupe
         self._by_pid: dict[tuple[str, str], list[str]] = {}  # lookup, any direction
+        self._delivered_parts: dict[str, set[str]] = {}  # message id -> its delivered parts
         self._suppressed: set[tuple[str, str]] = set()
         self._fragments: dict[str, tuple[int, float, dict[int, str]]] = {}
         self._seen: dict[tuple[str, str], float] = {}
@@ -247,6 +248,13 @@ class MemoryStore:
         records = [self._messages[i] for i in ids]
         return max(records, key=lambda r: (r.direction is Direction.OUTBOUND, self._seq[r.id]))
 
+    async def add_delivered_part(self, message_id: str, part_id: str) -> int:
+        if message_id not in self._messages:
+            raise StoreError(f"delivered part {part_id!r}: no message {message_id}")
+        parts = self._delivered_parts.setdefault(message_id, set())
+        parts.add(part_id)
+        return len(parts)
+
     async def list_messages(self, query: MessageQuery) -> tuple[list[MessageRecord], int]:
         """ValueError for a page or page size below 1."""
         check_query(query)
@@ -376,6 +384,7 @@ class MemoryStore:
             del self._seq[message_id]
             self._inbox.pop(message_id, None)
             self._outbox.pop(message_id, None)
+            self._delivered_parts.pop(message_id, None)
         for key in keys:
             del self._sessions[key]
         parts = sum(len(self._fragments.pop(group)[2]) for group in groups)

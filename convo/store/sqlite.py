@@ -268,6 +268,18 @@ class SqliteStore:
         )
         return found[0] if found else None
 
+    async def add_delivered_part(self, message_id: str, part_id: str) -> int:
+        """StoreError when there is no such message."""
+
+        def job(cx: sqlite3.Connection) -> int:
+            try:
+                cx.execute(sql.ADD_DELIVERED_PART, (message_id, part_id))
+            except sqlite3.IntegrityError:
+                raise StoreError(f"delivered part {part_id!r}: no message {message_id}") from None
+            return int(cx.execute(sql.COUNT_DELIVERED_PARTS, (message_id,)).fetchone()[0])
+
+        return await self._run("add delivered part", job)
+
     async def list_messages(self, query: MessageQuery) -> tuple[list[MessageRecord], int]:
         """ValueError for a page or page size below 1."""
         check_query(query)

@@ -117,9 +117,15 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX seen_tokens_seen_at ON seen_tokens (seen_at);
     """,
-    # 2 -> 3: provider metadata of outbound messages (JSON), e.g. gdpr_consent_ref.
+    # 2 -> 3: provider metadata of outbound messages (JSON), e.g. gdpr_consent_ref; the
+    # delivered parts of long texts (per-part receipts).
     """
     ALTER TABLE messages ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE delivered_parts (
+        message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        part_id TEXT NOT NULL,
+        PRIMARY KEY (message_id, part_id)
+    ) WITHOUT ROWID;
     """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
@@ -263,7 +269,9 @@ ERASE_PROVIDER_COPIES = (
     "SELECT provider, provider_message_id FROM messages "
     "WHERE contact = ? AND provider_message_id != '' ORDER BY seq"
 )
-ERASE_MESSAGES = "DELETE FROM messages WHERE contact = ?"
+ERASE_MESSAGES = "DELETE FROM messages WHERE contact = ?"  # delivered_parts cascade
+ADD_DELIVERED_PART = "INSERT OR IGNORE INTO delivered_parts (message_id, part_id) VALUES (?, ?)"
+COUNT_DELIVERED_PARTS = "SELECT count(*) FROM delivered_parts WHERE message_id = ?"
 ERASE_SESSIONS = "DELETE FROM sessions WHERE contact = ?"
 COUNT_CONTACT_FRAGMENTS = (
     "SELECT count(*) FROM fragment_parts "

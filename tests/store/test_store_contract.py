@@ -331,6 +331,19 @@ async def test_message_fields_round_trip(store: Store) -> None:
     assert sent is not None and sent.metadata == {"gdpr_consent_ref": "c-1"}
 
 
+async def test_delivered_parts_count_once_and_go_with_the_message(store: Store) -> None:
+    await store.add_outbound([outbound(1, contact=ALICE), outbound(2, contact=BOB)])
+    assert await store.add_delivered_part("out-1", "p1") == 1
+    assert await store.add_delivered_part("out-1", "p1") == 1  # a repeated receipt
+    assert await store.add_delivered_part("out-1", "p2") == 2
+    assert await store.add_delivered_part("out-2", "p1") == 1  # per message
+    with pytest.raises(StoreError, match="no message out-9"):
+        await store.add_delivered_part("out-9", "p1")
+    await store.erase_contact(ALICE)
+    await store.add_outbound([outbound(1, contact=ALICE)])  # the same id, logged again
+    assert await store.add_delivered_part("out-1", "p2") == 1  # the old parts went
+
+
 async def test_list_messages_filters_pages_and_totals(store: Store) -> None:
     await store.add_inbound(inbound(1, contact=ALICE, at=100))
     await store.add_inbound(inbound(2, contact=BOB, at=200))

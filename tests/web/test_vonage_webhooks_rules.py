@@ -174,6 +174,21 @@ async def test_parts_delivered_one_by_one(tmp_path: Path) -> None:
         assert done["segments"] == len(parts)
 
 
+async def test_parts_delivered_across_a_restart(tmp_path: Path) -> None:
+    """The delivered parts are in the store: receipts that straddle a restart (or reach
+    another server) still add up to ``delivered``."""
+    async with running_world(tmp_path, Vonage()) as world:
+        sent, parts = await long_reply(world)
+        for part in parts[:-1]:
+            assert await world.sim.deliver_status(part) == 200
+        await world.restart()
+        world.sim.webhook_base = world.url
+        assert (await record(world, sent["id"]))["status"] == "sent"
+        assert await world.sim.deliver_status(parts[-1]) == 200
+        done = await world.outbound_with_status(parts[0], "delivered")
+        assert done["id"] == sent["id"]
+
+
 @pytest.mark.parametrize(("status", "final"), [("failed", "failed"), ("expired", "undelivered")])
 async def test_one_failed_part_fails_the_message(tmp_path: Path, status: str, final: str) -> None:
     async with running_world(tmp_path, Vonage()) as world:
