@@ -12,11 +12,11 @@ case-insensitively: we produce upper case for HMAC and accept either case.
 
 Webhook fields arrive as a GET query, a POST form or a POST JSON object (DESIGN §5);
 :func:`webhook_fields` reads all three into one ``dict[str, str]``. Numbers come without
-``+`` (:func:`vonage_number`): they are normalised to E.164 with the phone metadata
-(``convo.sms.phone.normalize``). A number that metadata does not list as allocated but that
-is *possible* (a known country calling code and a length that country uses, such as the
-document's own 447700900000) is kept as ``+digits`` rather than losing the message; an
-impossible one (no such country code, too short or too long) is refused.
+``+`` (:func:`vonage_number`): they are normalised to E.164 by
+``convo.sms.phone.normalize_possible``, which keeps a number the metadata does not list as
+allocated but that is *possible* (such as the document's own 447700900000) rather than
+losing the message, and refuses an impossible one (no such country code, too short or too
+long).
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
-import phonenumbers
-
 from convo.exceptions import InvalidNumber, MalformedWebhook, SignatureError
 from convo.models import DeliveryReport, InboundMessage, MessagePart, MessageStatus, WebhookRequest
-from convo.sms.phone import normalize
+from convo.sms.phone import normalize_possible
 
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 #: The document names no currency for prices; Vonage accounts are billed in EUR.
@@ -231,40 +229,9 @@ def vonage_number(raw: str) -> str:
     return _e164("+" + digits)
 
 
-_IMPOSSIBLE = {
-    phonenumbers.ValidationResult.TOO_SHORT: "too short",
-    phonenumbers.ValidationResult.TOO_LONG: "too long",
-    phonenumbers.ValidationResult.INVALID_LENGTH: "a length no number there has",
-    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short (a local number only)",
-}
-
-
 # Our line numbers (and a conversation's contact) repeat on every webhook: parse each once.
 # (Only results are cached; an impossible number is refused again each time.)
-@functools.lru_cache(maxsize=4096)
-def _e164(number: str) -> str:
-    try:
-        return normalize(number)
-    except InvalidNumber:
-        pass
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException as exc:
-        why = (
-            "unknown country calling code"
-            if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE
-            else "too long"
-            if exc.error_type == phonenumbers.NumberParseException.TOO_LONG
-            else "too short"
-        )
-        raise InvalidNumber(f"{number!r} cannot be a phone number: {why}") from None
-    reason = phonenumbers.is_possible_number_with_reason(parsed)
-    if reason == phonenumbers.ValidationResult.IS_POSSIBLE:
-        return number  # possible but not (yet) in our metadata: keep the message
-    region = phonenumbers.region_code_for_number(parsed)
-    where = region if region and region != "ZZ" else f"+{parsed.country_code}"
-    why = _IMPOSSIBLE.get(reason, "impossible")
-    raise InvalidNumber(f"{number!r} cannot be a phone number: {why} for {where}")
+_e164 = functools.lru_cache(maxsize=4096)(normalize_possible)
 
 
 def _message_time(fields: Mapping[str, str], kind: str) -> float:

@@ -47,6 +47,41 @@ def normalize(number: str, default_region: str = "BE") -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+_IMPOSSIBLE = {
+    phonenumbers.ValidationResult.TOO_SHORT: "too short",
+    phonenumbers.ValidationResult.TOO_LONG: "too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "a length no number there has",
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too short (a local number only)",
+}
+_UNPARSEABLE = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country calling code",
+    phonenumbers.NumberParseException.TOO_LONG: "too long",
+}
+
+
+def normalize_possible(number: str) -> str:
+    """An international ``+digits`` number in E.164, keeping one the metadata does not
+    list as allocated but that is *possible* (a known country calling code and a length
+    that country uses): a provider that delivered a message from it knows better than our
+    metadata. Raises :class:`InvalidNumber` saying why a number cannot be one."""
+    try:
+        return normalize(number)
+    except InvalidNumber:
+        pass
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException as exc:
+        why = _UNPARSEABLE.get(exc.error_type, "too short")
+        raise InvalidNumber(f"{number!r} cannot be a phone number: {why}") from None
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    if reason == phonenumbers.ValidationResult.IS_POSSIBLE:
+        return number
+    region = phonenumbers.region_code_for_number(parsed)
+    where = region if region and region != "ZZ" else f"+{parsed.country_code}"
+    why = _IMPOSSIBLE.get(reason, "impossible")
+    raise InvalidNumber(f"{number!r} cannot be a phone number: {why} for {where}")
+
+
 def is_sender_id(value: str) -> bool:
     """True if ``value`` is an alphanumeric sender ID: 1 to 11 ASCII letters, digits and
     spaces, with at least one letter (all digits would be read as a number)."""

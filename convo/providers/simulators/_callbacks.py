@@ -24,8 +24,8 @@ Answers are JSON: ``{"status": <convo's HTTP status>, "url": ...}`` when convo w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -74,6 +74,38 @@ class ControlApi(CallbackSender):
     """Mixin: the ``/_simulator/`` routes (module docstring). Call :meth:`_init_control`
     from ``__init__`` after creating ``app``; subclasses implement the three ``simulate_*``
     / ``sent_messages`` hooks."""
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any],
+        *,
+        webhook_base: str | None = None,
+        provider_name: str | None = None,
+        auto_status: bool = False,
+        status_delay: float = 0.5,
+    ) -> Self:
+        """The fake for convo's ``[providers.NAME]`` ``section``: the credentials and
+        secrets convo uses (:meth:`config_options`), so each accepts the other."""
+        named = {"provider_name": provider_name} if provider_name else {}
+        make: Callable[..., Self] = cls
+        return make(
+            **cls.config_options(section),
+            **named,
+            webhook_base=webhook_base,
+            auto_status=auto_status,
+            status_delay=status_delay,
+        )
+
+    @classmethod
+    def config_options(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor's credential arguments taken from a ``[providers.NAME]``
+        section (development defaults where it has none)."""
+        raise NotImplementedError
+
+    def credentials(self) -> dict[str, str]:
+        """What convo must be configured with to talk to this fake (secrets unmasked)."""
+        raise NotImplementedError
 
     def _init_control(self) -> None:
         self._init_callbacks()

@@ -21,12 +21,13 @@ from urllib.parse import urlsplit
 
 from convo.config import Settings, is_secret_key
 from convo.exceptions import ConfigError
+from convo.providers.registry import SMS_PROVIDERS
 from convo.providers.simulators import SIMULATORS
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8080"
 DEFAULT_PORT = 9000
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})  # noqa: S104  # compared, not bound
-SMS_KINDS = frozenset({"vonage", "telefoon_sms", "telefonie_sms", "enco"})
+SMS_KINDS = frozenset(SMS_PROVIDERS) & frozenset(SIMULATORS)  # the ones with a control API
 
 
 def mask(value: str) -> str:

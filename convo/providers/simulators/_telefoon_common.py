@@ -29,7 +29,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
@@ -92,25 +92,12 @@ class TelefoonFamilySimulator(ControlApi):
         self._init_control()
 
     @classmethod
-    def from_config(
-        cls,
-        section: Mapping[str, Any],
-        *,
-        webhook_base: str | None = None,
-        provider_name: str | None = None,
-        auto_status: bool = False,
-        status_delay: float = 0.5,
-    ) -> Self:
-        """The fake for convo's ``[providers.NAME]`` ``section``: same ``api_key`` and
-        ``webhook_secret`` (none configured: unsigned callbacks)."""
-        return cls(
-            api_key=str(section.get("api_key") or "test-key"),
-            webhook_secret=str(section.get("webhook_secret") or ""),
-            webhook_base=webhook_base,
-            provider_name=provider_name,
-            auto_status=auto_status,
-            status_delay=status_delay,
-        )
+    def config_options(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """Same ``api_key`` and ``webhook_secret`` (none configured: unsigned callbacks)."""
+        return {
+            "api_key": str(section.get("api_key") or "test-key"),
+            "webhook_secret": str(section.get("webhook_secret") or ""),
+        }
 
     def credentials(self) -> dict[str, str]:
         """What convo must be configured with to talk to this fake (secrets unmasked)."""

@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -104,28 +104,16 @@ class EncoSimulator(ControlApi):
         self._init_control()
 
     @classmethod
-    def from_config(
-        cls,
-        section: Mapping[str, Any],
-        *,
-        webhook_base: str | None = None,
-        provider_name: str | None = None,
-        auto_status: bool = False,
-        status_delay: float = 0.5,
-    ) -> Self:
-        """The fake for convo's ``[providers.NAME]`` ``section``: same client credentials,
-        its ``address`` as the account's dedicated address, its ``shared_address``."""
+    def config_options(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """Same client credentials, its ``address`` as the account's dedicated address, its
+        ``shared_address``."""
         address = str(section.get("address") or "")
-        return cls(
-            client_id=str(section.get("client_id") or "test-client"),
-            client_secret=str(section.get("client_secret") or "test-secret"),
-            dedicated_addresses=[address] if address else ["8888"],
-            shared_address=str(section.get("shared_address") or "8937"),
-            webhook_base=webhook_base,
-            provider_name=provider_name or "enco",
-            auto_status=auto_status,
-            status_delay=status_delay,
-        )
+        return {
+            "client_id": str(section.get("client_id") or "test-client"),
+            "client_secret": str(section.get("client_secret") or "test-secret"),
+            "dedicated_addresses": [address] if address else ["8888"],
+            "shared_address": str(section.get("shared_address") or "8937"),
+        }
 
     def credentials(self) -> dict[str, str]:
         """What convo must be configured with to talk to this fake (secrets unmasked)."""

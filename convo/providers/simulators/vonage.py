@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
@@ -94,27 +94,14 @@ class VonageSimulator(ControlApi):
         self._init_control()  # /_simulator/...: not Vonage's, for `convo simulator` users
 
     @classmethod
-    def from_config(
-        cls,
-        section: Mapping[str, Any],
-        *,
-        webhook_base: str | None = None,
-        provider_name: str | None = None,
-        auto_status: bool = False,
-        status_delay: float = 0.5,
-    ) -> Self:
-        """The fake for convo's ``[providers.NAME]`` ``section``: same ``api_key``,
-        ``api_secret``, ``signature_secret`` and ``signature_method``."""
-        return cls(
-            api_key=str(section.get("api_key") or "test-key"),
-            api_secret=str(section.get("api_secret") or "test-secret"),
-            signature_secret=str(section.get("signature_secret") or "") or None,
-            signature_method=str(section.get("signature_method") or "md5hash"),
-            webhook_base=webhook_base,
-            provider_name=provider_name or "vonage",
-            auto_status=auto_status,
-            status_delay=status_delay,
-        )
+    def config_options(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """Same ``api_key``, ``api_secret``, ``signature_secret`` and ``signature_method``."""
+        return {
+            "api_key": str(section.get("api_key") or "test-key"),
+            "api_secret": str(section.get("api_secret") or "test-secret"),
+            "signature_secret": str(section.get("signature_secret") or "") or None,
+            "signature_method": str(section.get("signature_method") or "md5hash"),
+        }
 
     def credentials(self) -> dict[str, str]:
         """What convo must be configured with to talk to this fake (secrets unmasked)."""
