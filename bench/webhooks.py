@@ -5,7 +5,7 @@ Usage: .venv/bin/python bench/webhooks.py [--seconds 10] [--concurrency 100]
 
 Four child processes, each with its own event loop, all on 127.0.0.1:
 
-* the Vonage simulator (``convo.providers.simulators.vonage``), which receives convo's
+* the Vonage simulator (``convo.simulators.vonage``), which receives convo's
   replies (``POST /sms/json``) and counts them (``GET /_bench/sent``, added here);
 * convo (``convo.web.server.serve``): SQLite in a temp dir, one Vonage line with a
   one-question flow, signed webhooks (``signature_secret``, sha256), the provider's
@@ -82,7 +82,7 @@ steps:
 
 
 def run_simulator(port: int, ready: Any) -> None:
-    from convo.providers.simulators.vonage import VonageSimulator
+    from convo.simulators.vonage import VonageSimulator
 
     sim = VonageSimulator(
         api_key=KEY, api_secret=SECRET, signature_secret=SIG_SECRET, signature_method="sha256"

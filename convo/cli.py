@@ -336,11 +336,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_simulator(args: argparse.Namespace) -> int:
     """``convo simulator PROVIDER``: serve a fake of the provider's API. With a config the
     simulator uses ``[providers.PROVIDER]``'s credentials and ``server.public_url``
-    (convo.providers.simulators._launch); it prints them on start, secrets masked."""
+    (convo.simulators._launch); it prints them on start, secrets masked."""
     from aiohttp import web
 
     from convo.config import load_settings
-    from convo.providers.simulators._launch import plan
+    from convo.simulators._launch import plan
 
     if args.auto_deliver_delay < 0:
         raise ConvoError("--auto-deliver-delay: expected a number of seconds >= 0")

@@ -16,7 +16,7 @@ from convo.erasure import ErasureReport, erase_contact
 from convo.models import ConversationKey, Direction, MessageRecord, MessageStatus, Session
 from convo.providers.base import DeletesMessages, SmsProvider
 from convo.providers.registry import create_provider
-from convo.providers.simulators.telefoon_sms import TelefoonSmsSimulator
+from convo.simulators.telefoon_sms import TelefoonSmsSimulator
 from convo.store.memory import MemoryStore
 
 PHONE = "+32470123456"

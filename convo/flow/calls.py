@@ -1,6 +1,6 @@
 """Phone calls: the same flows, answered with neutral call instructions.
 
-:class:`CallRunner` sits beside the :class:`~convo.flow.engine.Engine` (same store, locks,
+:class:`CallRunner` sits beside the :class:`~convo.flow.engine.Engine` (same store,
 flows and turns) and turns call webhooks into turns:
 
 * ``answer``: a call was answered (an inbound call, or our outbound call) -> the flow begins;
@@ -103,13 +103,13 @@ class CallRunner:
             params=checked,
             status=ConversationStatus.PENDING,
         )
-        async with self.engine.locks.lock(key):
+        async with self.engine.store.lock(key):
             await self.engine.store.save_turn(session)
 
     async def answer(self, event: CallEvent, input_url: str) -> list[Instruction]:
         """The call was answered: begin the line's flow (or the prepared outbound one)."""
         key = event.key
-        async with self.engine.locks.lock(key):
+        async with self.engine.store.lock(key):
             session = await self.engine.store.get_session(key)
             if session is None or session.status is not ConversationStatus.PENDING:
                 flow_id = self.engine.flow_for_line(key.line)
@@ -131,7 +131,7 @@ class CallRunner:
     async def input(self, event: CallEvent, input_url: str, after: After) -> list[Instruction]:
         """A Gather, Record or Dial result for the call's current step."""
         key = event.key
-        async with self.engine.locks.lock(key):
+        async with self.engine.store.lock(key):
             session = await self.engine.store.get_session(key)
             if session is None or session.status is not ConversationStatus.ACTIVE:
                 if session is not None and session.status is ConversationStatus.HANDOFF:
@@ -157,7 +157,7 @@ class CallRunner:
         if not event.status.final:
             return
         key = event.key
-        async with self.engine.locks.lock(key):
+        async with self.engine.store.lock(key):
             session = await self.engine.store.get_session(key)
             if session is not None and session.status is not ConversationStatus.ENDED:
                 session.status = ConversationStatus.ENDED

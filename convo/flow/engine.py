@@ -42,8 +42,7 @@ from convo.models import (
     OutboundMessage,
     Session,
 )
-from convo.store.base import ConversationLocks, Store
-from convo.store.locks import LocalLocks
+from convo.store.base import Store
 
 log = logging.getLogger("convo.engine")
 
@@ -64,7 +63,6 @@ class Engine:
         *,
         lines: Mapping[str, str] | None = None,
         bot: Bot | None = None,
-        locks: ConversationLocks | None = None,
         clock: Callable[[], float] = time.time,
         contacts: ContactLookup | None = None,
     ) -> None:
@@ -74,7 +72,6 @@ class Engine:
         self.store = store
         self.lines = dict(lines or {})
         self.bot = bot
-        self.locks: ConversationLocks = locks or LocalLocks()
         self.clock = clock
         self.contacts = contacts
 
@@ -110,7 +107,7 @@ class Engine:
         """Run the turn for a stored inbound message. When this returns, the replies are
         queued in the store (the outbox) in the same transaction as the new state."""
         key = message.key
-        async with self.locks.lock(key):
+        async with self.store.lock(key):
             return await self._process_locked(message)
 
     async def start(
@@ -130,7 +127,7 @@ class Engine:
         """
         loaded = self.flow(flow_id)
         checked = check_params(loaded.spec, params or {})
-        async with self.locks.lock(key):
+        async with self.store.lock(key):
             if await self.store.is_suppressed(key.line, key.contact):
                 log.info("not starting %s for %s: contact opted out", flow_id, key)
                 return []
@@ -149,7 +146,7 @@ class Engine:
         now = self.clock() if now is None else now
         fired: list[list[OutboundMessage]] = []
         for key in await self.store.due_timers(now):
-            async with self.locks.lock(key):
+            async with self.store.lock(key):
                 session = await self.store.get_session(key)
                 if session is None or session.timer_due is None or session.timer_due > now:
                     continue  # answered (or moved) meanwhile

@@ -18,7 +18,8 @@ the inbound message being marked processed and the replies being queued happen i
 transaction**, so after a crash either the whole turn happened (and its replies are in the
 outbox) or none of it did (and the inbound message is still unprocessed).
 
-Turn serialisation is a separate concern: :class:`ConversationLocks` (see ``locks.py``).
+Turn serialisation is part of the store too (:class:`ConversationLocks`, ``store.lock(key)``):
+a lock that holds across processes can only come from what those processes share.
 """
 
 from __future__ import annotations
@@ -187,8 +188,20 @@ class Erasure(Protocol):
         An unknown number erases nothing and returns zeros."""
 
 
+class ConversationLocks(Protocol):
+    """Serialises the turns of one conversation (take the lock, then load, advance, save).
+
+    The store provides it, because only the store knows what "one conversation" spans: one
+    process for memory and SQLite (:class:`~convo.store.locks.LocalLocks`), every process
+    on the database for a shared backend (a PostgreSQL advisory lock, say)."""
+
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]: ...
+
+
 @runtime_checkable
-class Store(SessionStore, MessageLog, Suppressions, Fragments, Erasure, Protocol):
+class Store(
+    SessionStore, MessageLog, Suppressions, Fragments, Erasure, ConversationLocks, Protocol
+):
     """A complete backend: open with ``await store.open()``, close with ``await store.close()``."""
 
     async def open(self) -> None:
@@ -198,9 +211,3 @@ class Store(SessionStore, MessageLog, Suppressions, Fragments, Erasure, Protocol
         """True when the backend answers (``/healthz``)."""
 
     async def close(self) -> None: ...
-
-
-class ConversationLocks(Protocol):
-    """Serialises the turns of one conversation (take the lock, then load, advance, save)."""
-
-    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]: ...

@@ -21,6 +21,7 @@ import json
 import operator
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from convo.exceptions import StoreError
@@ -33,6 +34,7 @@ from convo.models import (
     Session,
 )
 from convo.store.base import ErasedContact, MessageQuery
+from convo.store.locks import LocalLocks
 
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 
@@ -96,11 +98,16 @@ class MemoryStore:
         self._suppressed: set[tuple[str, str]] = set()
         self._fragments: dict[str, tuple[int, float, dict[int, str]]] = {}
         self._seen: dict[tuple[str, str], float] = {}
+        self._locks = LocalLocks()  # one process holds this store: its locks suffice
 
     def __repr__(self) -> str:
         return f"<MemoryStore sessions={len(self._sessions)} messages={len(self._messages)}>"
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """The conversation's turn lock, for this process (``ConversationLocks``)."""
+        return self._locks.lock(key)
 
     async def open(self) -> None:
         """Nothing to connect to."""

@@ -33,7 +33,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -51,6 +51,7 @@ from convo.models import (
     Session,
 )
 from convo.store.base import ErasedContact, MessageQuery
+from convo.store.locks import LocalLocks
 from convo.store.memory import check_fragment, check_outbound, check_query
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
@@ -78,12 +79,17 @@ class SqliteStore:
         self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._busy = False  # a job or batch is on the thread; new jobs queue
+        self._locks = LocalLocks()  # one process holds this store: its locks suffice
 
     def __repr__(self) -> str:
         state = "open" if self._db is not None else "closed"
         return f"<SqliteStore {str(self.path)!r} {state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """The conversation's turn lock, for this process (``ConversationLocks``)."""
+        return self._locks.lock(key)
 
     async def open(self) -> None:
         if self._db is not None:

@@ -24,11 +24,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.config import Settings, parse_settings
-from convo.providers.simulators._telefoon_common import TelefoonFamilySimulator
-from convo.providers.simulators.enco import EncoSimulator
-from convo.providers.simulators.telefonie_sms import TelefonieSmsSimulator
-from convo.providers.simulators.telefoon_sms import TelefoonSmsSimulator
-from convo.providers.simulators.vonage import VonageSimulator
+from convo.simulators._telefoon_common import TelefoonFamilySimulator
+from convo.simulators.enco import EncoSimulator
+from convo.simulators.telefonie_sms import TelefonieSmsSimulator
+from convo.simulators.telefoon_sms import TelefoonSmsSimulator
+from convo.simulators.vonage import VonageSimulator
 from convo.web.app import create_app
 
 DATA = Path(__file__).parent / "data"

@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestServer
 from convo.exceptions import ConfigError
 from convo.models import MessageRecord, MessageStatus, OutboundMessage
 from convo.outbox import Outbox
-from convo.providers.simulators.telefoon_sms import TelefoonSmsSimulator
 from convo.providers.telefoon_sms import TelefoonSms as TelefoonAdapter
 from convo.reconcile import Reconciler
+from convo.simulators.telefoon_sms import TelefoonSmsSimulator
 from convo.store.sqlite import SqliteStore
 from tests.e2e.sms_world import (
     LINE,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from convo.providers.simulators.vonage import VonageSimulator
+from convo.simulators.vonage import VonageSimulator
 from tests.e2e.sms_world import (
     LINE,
     PHONE,

@@ -29,9 +29,9 @@ from convo.config import Settings, load_settings, parse_settings
 from convo.dialer import place_call
 from convo.exceptions import ConfigError, FlowRuntimeError, ProviderUnavailable
 from convo.models import ConversationKey, ConversationStatus, Session
-from convo.providers.simulators.telefoon_voice import TelefoonVoiceSimulator
-from convo.providers.simulators.telefoon_voice_caller import CallTranscript
 from convo.providers.telefoon_voice_webhook import SIGNATURE_HEADER, sign
+from convo.simulators.telefoon_voice import TelefoonVoiceSimulator
+from convo.simulators.telefoon_voice_caller import CallTranscript
 from convo.web.app import create_app
 from convo.web.state import REJECTED, STORE
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from convo.config import parse_settings
-from convo.providers.simulators._launch import DEFAULT_PORT, mask, plan
+from convo.simulators._launch import DEFAULT_PORT, mask, plan
 from tests.e2e.sms_world import PHONE, PROVIDERS, World, eventually, running_world
 
 

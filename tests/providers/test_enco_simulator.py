@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from convo.exceptions import ConfigError, ProviderRejected, ProviderUnavailable, RateLimited
 from convo.models import MessageStatus, OutboundMessage, WebhookRequest
 from convo.providers.enco import EncoSms
-from convo.providers.simulators.enco import EncoSimulator
+from convo.simulators.enco import EncoSimulator
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 PHONE = "+32470123456"

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestServer
 
 from convo.exceptions import ProviderRejected, ProviderUnavailable, RateLimited
 from convo.models import MessageStatus, OutboundMessage, WebhookRequest
-from convo.providers.simulators.telefonie_sms import TelefonieSmsSimulator
 from convo.providers.telefonie_sms import TelefonieSms
+from convo.simulators.telefonie_sms import TelefonieSmsSimulator
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 PHONE = "+32470123456"

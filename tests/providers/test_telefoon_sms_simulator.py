@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from convo.exceptions import ProviderRejected, ProviderUnavailable, RateLimited
 from convo.models import MessageStatus, OutboundMessage, WebhookRequest
-from convo.providers.simulators.telefoon_sms import TelefoonSmsSimulator
 from convo.providers.telefoon_sms import TelefoonSms
+from convo.simulators.telefoon_sms import TelefoonSmsSimulator
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 PHONE = "+32470123456"

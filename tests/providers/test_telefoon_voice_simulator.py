@@ -23,8 +23,8 @@ from convo.exceptions import (
     SignatureError,
 )
 from convo.models import CallEvent, CallStatus, WebhookRequest
-from convo.providers.simulators.telefoon_voice import TelefoonVoiceSimulator
 from convo.providers.telefoon_voice import TelefoonVoice
+from convo.simulators.telefoon_voice import TelefoonVoiceSimulator
 from convo.voice.instructions import Dial, Gather, Hangup, Instruction, Redirect, Say
 from convo.voice.twiml import RenderError
 

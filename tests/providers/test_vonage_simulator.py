@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestServer
 
 from convo.exceptions import PartialDelivery, ProviderRejected, ProviderUnavailable, RateLimited
 from convo.models import MessageStatus, OutboundMessage, WebhookRequest
-from convo.providers.simulators.vonage import VonageSimulator
 from convo.providers.vonage import VonageSms
+from convo.simulators.vonage import VonageSimulator
 
 LINE = "+32470000100"
 ALICE = "+32470123456"

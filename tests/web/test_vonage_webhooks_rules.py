@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from convo.providers.simulators.vonage import VonageSimulator
 from convo.providers.vonage_webhooks import signature
+from convo.simulators.vonage import VonageSimulator
 from tests.e2e.sms_world import LINE, PHONE, Vonage, World, running_world
 
 SECRET, METHOD = "vsig", "sha256"  # what sms_world's Vonage world signs with

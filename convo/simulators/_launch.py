@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from convo.config import Settings, is_secret_key
 from convo.exceptions import ConfigError
 from convo.providers.registry import SMS_PROVIDERS
-from convo.providers.simulators import SIMULATORS
+from convo.simulators import SIMULATORS
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8080"
 DEFAULT_PORT = 9000

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from convo.providers.simulators._telefoon_common import E164, TelefoonFamilySimulator
+from convo.simulators._telefoon_common import E164, TelefoonFamilySimulator
 from convo.sms.phone import is_sender_id
 
 

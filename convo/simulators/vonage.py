@@ -42,8 +42,8 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
-from convo.providers.simulators._callbacks import ControlApi, webhook_answer
 from convo.providers.vonage_webhooks import RECEIPT_STATUS, signature, signature_matches
+from convo.simulators._callbacks import ControlApi, webhook_answer
 from convo.sms.phone import is_sender_id
 from convo.sms.segments import Encoding, analyze, split
 

@@ -35,7 +35,7 @@ import aiohttp
 from aiohttp import web
 
 from convo.providers._telefoon_common import sign
-from convo.providers.simulators._callbacks import CONTROL_PREFIX, ControlApi, webhook_answer
+from convo.simulators._callbacks import CONTROL_PREFIX, ControlApi, webhook_answer
 from convo.sms.segments import analyze
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")

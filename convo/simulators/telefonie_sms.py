@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from convo.providers.simulators._telefoon_common import (
+from convo.simulators._telefoon_common import (
     E164,
     TelefoonFamilySimulator,
     is_url,

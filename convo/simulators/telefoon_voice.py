@@ -16,7 +16,7 @@ instructions run out, or when a Gather finds no inputs left (the caller hangs up
 ``completed`` is posted to ``/voice/status``. A call requested with ``POST /calls`` is
 answered the same way in a tracked task, with inputs from :meth:`queue_answer_inputs`.
 What happened is in a
-:class:`~convo.providers.simulators.telefoon_voice_caller.CallTranscript`.
+:class:`~convo.simulators.telefoon_voice_caller.CallTranscript`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from convo.providers.simulators.telefoon_voice_caller import Caller, CallTranscript, check_inputs
 from convo.providers.telefoon_voice import TTS_LANGUAGES
+from convo.simulators.telefoon_voice_caller import Caller, CallTranscript, check_inputs
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _STATUSES = (
@@ -258,7 +258,7 @@ class TelefoonVoiceSimulator:
     async def _list_conferences(self, request: web.Request) -> web.Response:
         return web.json_response({"conferences": list(self.conferences.values())})
 
-    # -- the caller's side (convo.providers.simulators.telefoon_voice_caller) -----------
+    # -- the caller's side (convo.simulators.telefoon_voice_caller) -----------
 
     @property
     def transcripts(self) -> dict[str, CallTranscript]:

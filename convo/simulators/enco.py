@@ -47,8 +47,8 @@ import aiohttp
 from aiohttp import web
 
 from convo.providers._enco_wire import STATUS_MAP, format_time
-from convo.providers.simulators._callbacks import ControlApi, webhook_answer
-from convo.providers.simulators._telefoon_common import E164, is_url
+from convo.simulators._callbacks import ControlApi, webhook_answer
+from convo.simulators._telefoon_common import E164, is_url
 from convo.sms.segments import analyze
 
 # convo's neutral names for the deliveryStatus values that mean them.

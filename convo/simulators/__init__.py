@@ -7,9 +7,9 @@ conversation runs on loopback. ``convo simulator PROVIDER --port P`` serves one.
 """
 
 SIMULATORS: dict[str, str] = {
-    "vonage": "convo.providers.simulators.vonage:VonageSimulator",
-    "telefoon_sms": "convo.providers.simulators.telefoon_sms:TelefoonSmsSimulator",
-    "telefonie_sms": "convo.providers.simulators.telefonie_sms:TelefonieSmsSimulator",
-    "enco": "convo.providers.simulators.enco:EncoSimulator",
-    "telefoon_voice": "convo.providers.simulators.telefoon_voice:TelefoonVoiceSimulator",
+    "vonage": "convo.simulators.vonage:VonageSimulator",
+    "telefoon_sms": "convo.simulators.telefoon_sms:TelefoonSmsSimulator",
+    "telefonie_sms": "convo.simulators.telefonie_sms:TelefonieSmsSimulator",
+    "enco": "convo.simulators.enco:EncoSimulator",
+    "telefoon_voice": "convo.simulators.telefoon_voice:TelefoonVoiceSimulator",
 }
