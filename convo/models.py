@@ -37,7 +37,7 @@ class Direction(enum.StrEnum):
 
 
 class MessageStatus(enum.StrEnum):
-    """Lifecycle of a message in the log (DESIGN §5)."""
+    """Lifecycle of a message in the log (the admin API shows these names)."""
 
     QUEUED = "queued"
     SENDING = "sending"
@@ -270,7 +270,7 @@ class MessageRecord:
         return self.line if self.direction is Direction.INBOUND else self.contact
 
     def to_json(self) -> dict[str, Any]:
-        """The admin API shape (DESIGN §5)."""
+        """The admin API's shape of a message (``GET /api/messages``)."""
         return {
             "id": self.id,
             "direction": self.direction.value,
@@ -362,7 +362,7 @@ class Session:
     updated_at: float = field(default_factory=now)
 
     def to_json(self) -> dict[str, Any]:
-        """The admin API shape of a conversation (DESIGN §5)."""
+        """The admin API's shape of a conversation (``GET /api/conversations/{number}``)."""
         return {
             "line": self.key.line,
             "channel": self.key.channel,

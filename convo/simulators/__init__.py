@@ -1,4 +1,4 @@
-"""Fakes of provider HTTP APIs, from their documents in shared/seeds.
+"""Fakes of the providers' HTTP APIs, each as its provider documents it.
 
 Each simulator module has a class that owns an ``aiohttp.web.Application`` (``.app``) with
 the provider's paths, fields, auth and error shapes, records what convo sent (``.sent``) and

@@ -1,4 +1,4 @@
-"""The fake ``/messages`` API that Telefoon SMS and Telefonie SMS share (seeds 000 and 001).
+"""The fake ``/messages`` API that Telefoon SMS and Telefonie SMS share.
 
 :class:`TelefoonFamilySimulator` serves ``GET|POST /messages`` and
 ``GET|DELETE /messages/{message_id}`` at the root of its app (point the adapter's
@@ -8,7 +8,7 @@ no error body, so this one borrows ``Message``'s error field names), and answers
 ``Message``. Subclasses say what differs: ``statuses``, ``list_filters`` and
 ``_check_send``/``_extra_fields``.
 
-It calls convo back like the real provider would (DESIGN §5): :meth:`deliver_inbound` and
+It calls convo back like the real provider would: :meth:`deliver_inbound` and
 :meth:`deliver_status` POST a ``Message`` JSON signed with ``X-Signature`` (no header when
 ``webhook_secret`` is empty). Test knobs: ``http_errors`` (HTTP statuses answered, in order,
 to the next API requests: 429 comes with ``Retry-After: 1``) and ``auto_status`` (a

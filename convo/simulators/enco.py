@@ -1,4 +1,4 @@
-"""A fake Proximus Enco SMS API (seed ``003_c108adf34518abb3.txt``) for tests and local work.
+"""A fake Proximus Enco SMS API for tests and local work.
 
 Served at the root of its app (point the adapter's ``base_url`` at the server and its
 ``token_url`` at ``/token``):

@@ -1,4 +1,4 @@
-"""A fake Telefonie SMS + MMS API (seed ``001_85ed52f4c3e8b79d.txt``) for tests and local work.
+"""A fake Telefonie SMS + MMS API for tests and local work.
 
 The shared ``/messages`` machinery is in ``_telefoon_common``; what Telefonie adds is here:
 ``from`` must be an E.164 number, ``body`` is required only without ``media_url`` (an array

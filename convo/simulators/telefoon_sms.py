@@ -1,4 +1,4 @@
-"""A fake Telefoon SMS API (seed ``000_5240e271893cb465.txt``) for tests and local work.
+"""A fake Telefoon SMS API for tests and local work.
 
 The shared ``/messages`` machinery is in ``_telefoon_common``; what Telefoon adds is checked
 here: ``from`` is an E.164 number or an alphanumeric sender name (max 11 characters),

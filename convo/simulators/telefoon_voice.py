@@ -7,7 +7,7 @@ the document defines no error body, this shape is ours). ``fail_next(status)`` m
 next API requests fail (429 carries ``Retry-After: 1``).
 
 Caller side: :meth:`TelefoonVoiceSimulator.place_call` rings convo's
-``{webhook_base}/webhooks/{name}/voice/answer`` with a signed form (DESIGN §5), reads the
+``{webhook_base}/webhooks/{name}/voice/answer`` with a signed form, reads the
 XML or JSON document it gets, and acts it out: Say/Play/Pause are recorded; each Gather (and
 Record) takes the next of ``inputs`` (``"1234"`` digits, ``"say:some words"`` speech,
 ``None`` silence, i.e. a post with no input) and posts it to the action URL; Redirect is

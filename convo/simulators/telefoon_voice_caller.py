@@ -1,6 +1,6 @@
 """The caller's side of the Telefoon Voice simulator: a person who listens and presses keys.
 
-:meth:`Caller.run` posts a signed form (DESIGN §5: ``call_id, from, to, direction, status``,
+:meth:`Caller.run` posts a signed form (``call_id, from, to, direction, status``,
 ``X-Signature`` = hex HMAC-SHA256 of the body) to the answer URL, reads the XML or JSON
 document convo returns (``convo.voice.twiml.parse_document``) and acts it out: Say, Play and
 Pause are recorded; each Gather takes the next input (``"1234"`` digits, ``"say:words"``
@@ -129,7 +129,7 @@ class Caller:
 
     @staticmethod
     def fields(call: dict[str, Any]) -> dict[str, str]:
-        """The form fields every webhook of ``call`` carries (DESIGN §5)."""
+        """The form fields every webhook of ``call`` carries."""
         keys = ("from", "to", "direction", "status")
         return {"call_id": call["id"]} | {k: str(call[k]) for k in keys}
 

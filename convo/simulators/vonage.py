@@ -1,4 +1,4 @@
-"""A fake Vonage SMS API (document: shared/seeds/004) for tests and local development.
+"""A fake Vonage SMS API for tests and local development.
 
 ``POST /sms/json`` takes the document's form fields (JSON bodies too), authenticates with
 ``api_key`` + ``api_secret`` (in the body or as HTTP basic auth) or ``api_key`` +

@@ -12,8 +12,8 @@ UCS-2. What counts against the limit (``units``):
 
 Parts are packed greedily and never split an ESC pair or a surrogate pair, so a text
 with an extension character across a part boundary may need one more part than
-``ceil(units / 153)``: ``parts`` is what is really sent. ``remaining`` follows the
-DESIGN §3 contract (``parts * per_part - units``).
+``ceil(units / 153)``: ``parts`` is what is really sent. ``remaining`` is
+``parts * per_part - units`` (what ``convo segments`` promises).
 
 The empty text is still one (empty) SMS when sent: ``parts`` is 1, ``units`` 0.
 The text is analysed as given: no Unicode normalisation (a decomposed ``e`` + U+0301
@@ -59,7 +59,7 @@ class SegmentInfo:
     remaining: int
 
     def to_json(self) -> dict[str, Any]:
-        """The ``convo segments --json`` shape (DESIGN §3)."""
+        """The ``convo segments --json`` shape (a stable contract)."""
         return {
             "encoding": self.encoding,
             "characters": self.characters,

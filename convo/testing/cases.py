@@ -1,4 +1,4 @@
-"""Reading conversation-test files (DESIGN §7): one :class:`ConversationCase` per document."""
+"""Reading conversation-test files: one :class:`ConversationCase` per document."""
 
 from __future__ import annotations
 
