@@ -15,38 +15,97 @@ booleans (the "Norway problem"). Where the language expects a number or a boolea
 type must match.
 
 Public API: :func:`check_flow` (spec or None, plus all diagnostics), :func:`load_flow`,
-:func:`load_flow_text`, :func:`load_flows`, :func:`discover` and :func:`parse_duration`.
+:func:`load_flow_text`, :func:`load_flows`, :func:`discover`, :func:`top_level_scalars` and
+:func:`parse_duration`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
+
+import yaml
 
 from convo.exceptions import Diagnostic, FlowError
 from convo.flow.durations import parse_duration
 from convo.flow.flow_reader import FlowReader
 from convo.flow.spec import FlowSpec
 
-__all__ = ["check_flow", "discover", "load_flow", "load_flow_text", "load_flows", "parse_duration"]
+__all__ = [
+    "check_flow",
+    "discover",
+    "is_conversation_test",
+    "load_flow",
+    "load_flow_text",
+    "load_flows",
+    "parse_duration",
+    "top_level_scalars",
+]
 
 log = logging.getLogger("convo.flow")
 
 _SKIP_DIRS = frozenset({"__pycache__", "node_modules"})
 
 
-def _is_test_file(path: Path) -> bool:
+# libyaml's parser when PyYAML has it: only events are needed, and it is several times faster.
+_EventLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+
+
+def top_level_scalars(path: Path) -> Iterator[tuple[str, str | None]]:
+    """``(key, value)`` for each top-level key of each YAML document of ``path``, in file
+    order, read from the parser's events without building the documents: ``value`` is the
+    text of a scalar value (``flow: 1`` gives "1", as the flow reader reads it), None for a
+    null, a list or a mapping. Stops quietly at the first unreadable or invalid part, so a
+    caller may stop reading early and never has to handle YAML errors: the flow loader
+    reports those with their position."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            # depth counts open collections; top-level keys are the scalars at depth 1 of a
+            # document whose root is a mapping, alternating key and value.
+            depth, in_mapping, key = 0, False, None
+            for event in yaml.parse(stream, Loader=_EventLoader):
+                if isinstance(event, yaml.CollectionStartEvent):
+                    if depth == 0:
+                        in_mapping = isinstance(event, yaml.MappingStartEvent)
+                    elif depth == 1 and in_mapping and key is not None:
+                        yield key, None
+                        key = None
+                    depth += 1
+                elif isinstance(event, yaml.CollectionEndEvent):
+                    depth -= 1
+                elif depth == 1 and in_mapping and isinstance(event, yaml.NodeEvent):
+                    value = event.value if isinstance(event, yaml.ScalarEvent) else None
+                    if key is None:
+                        key = value or ""
+                    else:
+                        plain_null = isinstance(event, yaml.ScalarEvent) and (
+                            event.implicit[0] and event.value in _NULLS
+                        )
+                        yield key, None if plain_null else value
+                        key = None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+
+
+def is_conversation_test(path: Path) -> bool:
+    """Whether ``path`` is a conversation-test file rather than a flow: by its name
+    (``*.test.yaml``, ``*.test.yml``, ``test_*``), or, whatever its name, because one of its
+    YAML documents has a top-level ``turns:`` key, which no flow file has."""
     name = path.name
-    return name.endswith((".test.yaml", ".test.yml")) or name.startswith("test_")
+    if name.endswith((".test.yaml", ".test.yml")) or name.startswith("test_"):
+        return True
+    return any(key == "turns" for key, _ in top_level_scalars(path))
 
 
 def discover(paths: Sequence[str | Path]) -> list[Path]:
     """Flow files in ``paths``: each file as given, and ``*.yaml`` / ``*.yml`` found
     recursively in each directory (hidden directories and ``__pycache__`` skipped).
-    Conversation-test files (``*.test.yaml``, ``*.test.yml``, ``test_*``) are left out.
-    A path that does not exist is kept, so that loading it reports the problem."""
+    Conversation-test files (see :func:`is_conversation_test`) are left out, so a test named
+    like the flow it tests is never taken for a flow. A path that does not exist is kept, so
+    that loading it reports the problem."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -63,7 +122,7 @@ def discover(paths: Sequence[str | Path]) -> list[Path]:
             )
         else:
             candidates = [path]
-        found.extend(p for p in candidates if not _is_test_file(p))
+        found.extend(p for p in candidates if not is_conversation_test(p))
     return list(dict.fromkeys(found))
 
 
