@@ -30,30 +30,16 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _flow_paths(config: str | None) -> list[str]:
-    """``flows.paths`` from the config (``--config``, ``CONVO_CONFIG``, ``./convo.toml``),
-    else ``./flows``."""
-    try:
-        from convo.config import load_settings
-    except ImportError:  # config arrives with the server; flows default to ./flows meanwhile
-        return ["flows"]
-    return list(load_settings(config).flows.paths)
-
-
 def resolve_flow(ref: str, config: str | None) -> Path:
-    """A flow file path from a path or a flow id (DESIGN §3 ``FLOW``)."""
-    path = Path(ref)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConvoError(f"no flow file {ref}")
-        return path
-    from convo.flow.loader import discover
-    from convo.testing.runner import _flow_id
+    """The flow file a ``FLOW`` argument names: a path to a flow file (relative to the
+    current directory), or a flow id in ``flows.paths`` of the configuration (``--config``,
+    else ``$CONVO_CONFIG``, else ``./convo.toml``, else ``./flows``). See
+    :mod:`convo.flow.catalog` for the rules."""
+    from convo.flow.catalog import FlowCatalog, flow_file, is_path_ref
 
-    for candidate in discover([p for p in _flow_paths(config) if Path(p).exists()]):
-        if _flow_id(candidate) == ref or candidate.stem == ref:
-            return candidate
-    raise ConvoError(f"no flow with id {ref!r} in {', '.join(_flow_paths(config))}")
+    if is_path_ref(ref):  # a path needs no configuration: `convo chat x.yaml` anywhere
+        return flow_file(Path(ref))
+    return FlowCatalog.from_config(config).resolve(ref)
 
 
 def _load_bot(ref: str | None) -> Any:
@@ -96,7 +82,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     from convo.testing import Summary, run_files
 
     summary = Summary()
-    for result in run_files(args.paths):
+    for result in run_files(args.paths, config=args.config):
         if result.passed:
             summary.passed += 1
             if args.verbose:
@@ -401,8 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("test", help="run conversation-test files")
-    p.add_argument("paths", nargs="+")
+    p = sub.add_parser(
+        "test",
+        help="run conversation-test files",
+        description="Run conversation-test files. A test's flow: is a path relative to the "
+        "test file, or a flow id found beside the test file or in flows.paths of the config.",
+    )
+    p.add_argument("paths", nargs="+", help="test files, or folders to search for them")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_test)
 

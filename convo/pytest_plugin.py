@@ -1,5 +1,8 @@
 """pytest plugin: collects conversation-test files (``*.test.yaml``, ``test_*.yaml``), one
-test item per YAML document, so a failure names the file, the document and the turn."""
+test item per YAML document, so a failure names the file, the document and the turn.
+
+Flows are found as ``convo test`` finds them (:class:`~convo.testing.CaseResolver`), with
+the configuration of ``$CONVO_CONFIG``, else ``./convo.toml``: pytest has no ``--config``."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from convo.testing import ConversationCase, is_test_file, load_cases, run_case
+from convo.testing import CaseResolver, ConversationCase, is_test_file, load_cases, run_case
 
 
 class ConversationFailure(Exception):
@@ -25,17 +28,20 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class ConversationFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
+        # One resolver per file: its documents share the flow catalogs it builds.
+        resolver = CaseResolver()
         for case in load_cases(self.path):
-            yield ConversationItem.from_parent(self, name=case.title, case=case)
+            yield ConversationItem.from_parent(self, name=case.title, case=case, resolver=resolver)
 
 
 class ConversationItem(pytest.Item):
-    def __init__(self, *, case: ConversationCase, **kwargs: Any) -> None:
+    def __init__(self, *, case: ConversationCase, resolver: CaseResolver, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
+        self.resolver = resolver
 
     def runtest(self) -> None:
-        result = asyncio.run(run_case(self.case))
+        result = asyncio.run(run_case(self.case, self.resolver))
         if result.failure is not None:
             raise ConversationFailure(result.failure)
 

@@ -1,9 +1,9 @@
 """Testing flows without HTTP: conversation-test files and a Python API.
 
-**Conversation-test files** (DESIGN §7) are YAML, one test per document (``---``), named
-``*.test.yaml`` or ``test_*.yaml``. ``convo test PATH`` runs them, and pytest collects them
-(this module is a pytest plugin, registered by the package), one item per document, so a
-failure names the file, the document and the turn.
+**Conversation-test files** are YAML, one test per document (``---``), each a mapping with
+``flow:`` and ``turns:``, in files named ``*.test.yaml`` or ``test_*.yaml``. ``convo test
+PATH`` runs them, and pytest collects them (``convo.pytest_plugin``, registered by the
+package), one item per document, so a failure names the file, the document and the turn.
 
 Turn kinds: ``bot`` checks the next reply (exact text, ``{contains}``, ``{matches}``; on a
 call ``{say, language, gather, dial, record, hangup}``), ``user`` sends one (text, or on a call
@@ -12,6 +12,10 @@ A ``bot:`` turn with no value checks that nothing more was said.
 convo adds ``wait: 24h`` (time passes; due step timeouts fire), ``slots: {name: value}`` and
 ``step: name`` (check the conversation's state). If the first turn is ``bot``, the flow is
 started by the bot (outbound, with ``params``); if it is ``user``, that message opens it.
+
+A document's ``flow:`` is a path relative to the test file, or a flow id found beside the
+test file or in ``flows.paths`` of the configuration (``convo test --config``, else
+``$CONVO_CONFIG``, else ``./convo.toml``, else ``./flows``): see :class:`CaseResolver`.
 
 **Python API** for a bot's own tests::
 
@@ -40,12 +44,20 @@ from convo.testing.dialogue import (
     FakeClock,
     FlowTester,
 )
-from convo.testing.runner import CaseResult, Summary, check_reply, run_case, run_files
+from convo.testing.runner import (
+    CaseResolver,
+    CaseResult,
+    Summary,
+    check_reply,
+    run_case,
+    run_files,
+)
 
 __all__ = [
     "TEST_CONTACT",
     "TEST_LINE",
     "CallDialogue",
+    "CaseResolver",
     "CaseResult",
     "ConversationCase",
     "Dialogue",

@@ -9,12 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from convo.bot import Bot, load_bot
 from convo.exceptions import ConvoError
-from convo.flow.loader import discover
-from convo.flow.spec import FlowSpec
+from convo.flow.catalog import FlowCatalog, flow_file, is_path_ref, resolve
 from convo.models import ConversationStatus, Session
 from convo.testing.cases import (
     ConversationCase,
@@ -36,21 +33,41 @@ class CaseResult:
         return self.failure is None
 
 
-class _Resolver:
-    """Finds a case's flow (a path, or an id near the test file or in ./flows) and bot."""
+class CaseResolver:
+    """Finds a test document's flow file and bot.
 
-    def __init__(self) -> None:
-        self._by_dir: dict[Path, dict[str, FlowSpec]] = {}
+    A document's ``flow:`` is a path relative to the test file (it ends in .yaml/.yml or has
+    a ``/``), or a flow id: looked up first among the flow files beside the test file (its
+    own folder, not below), then in ``flows.paths`` of the configuration ``config`` (else
+    ``$CONVO_CONFIG``, else ``./convo.toml``, else ``./flows``). Ids match the files'
+    ``flow:`` keys, never their names, and a conversation-test file is never a flow, so a
+    test named like the flow it tests finds the flow. See :mod:`convo.flow.catalog`.
+
+    Catalogs are built once per folder and once for the configuration, so one resolver
+    serves a whole run. The configuration's catalog is built when an id is first not found
+    beside a test, or at once when ``config`` is given, so that a wrong ``--config`` is an
+    error (ConfigError) even when every flow sits beside its tests.
+    """
+
+    def __init__(self, config: str | Path | None = None) -> None:
+        self._config = config
+        self._beside: dict[Path, FlowCatalog] = {}
+        self._configured = FlowCatalog.from_config(config) if config is not None else None
 
     def flow_path(self, case: ConversationCase) -> Path:
-        for candidate in (case.file.parent / case.flow, Path(case.flow)):
-            if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
-                return candidate
-        for directory in (case.file.parent, Path("flows")):
-            for path in discover([directory]) if directory.is_dir() else []:
-                if path.stem == case.flow or _flow_id(path) == case.flow:
-                    return path
-        raise TestFileError(f"{case.where}: no flow {case.flow!r} near the test file or in ./flows")
+        """The flow file of ``case``; ConvoError saying why there is none."""
+        folder = case.file.parent
+        if is_path_ref(case.flow):
+            return flow_file(folder / case.flow)
+        beside = self._beside.get(folder)
+        if beside is None:
+            beside = self._beside[folder] = FlowCatalog([folder], recursive=False)
+        found = beside.get(case.flow)
+        if found is not None:
+            return found
+        if self._configured is None:
+            self._configured = FlowCatalog.from_config(self._config)
+        return resolve(case.flow, [beside, self._configured])
 
     def bot(self, case: ConversationCase, flow_path: Path) -> Bot | None:
         if case.bot:
@@ -61,14 +78,6 @@ class _Resolver:
             )
         beside = flow_path.parent / "bot.py"
         return load_bot(beside) if beside.is_file() else None
-
-
-def _flow_id(path: Path) -> str | None:
-    try:
-        head = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    return str(head.get("flow")) if isinstance(head, dict) else None
 
 
 def check_reply(expected: Any, got: str) -> bool:
@@ -259,11 +268,12 @@ def _check_state(kind: str, value: Any, session: Session | None) -> None:
             raise _Failure(f"expected step {value!r}, got {step!r}")
 
 
-async def run_case(case: ConversationCase, resolver: _Resolver | None = None) -> CaseResult:
-    """Run one test document; the failure text names the file, document, turn and line."""
+async def run_case(case: ConversationCase, resolver: CaseResolver | None = None) -> CaseResult:
+    """Run one test document; the failure text names the file, document, turn and line.
+    ``resolver`` finds its flow (default: a new one with the default configuration)."""
     if case.error:
         return CaseResult(case, case.error)
-    resolver = resolver or _Resolver()
+    resolver = resolver or CaseResolver()
     try:
         flow_path = resolver.flow_path(case)
         bot = resolver.bot(case, flow_path)
@@ -287,9 +297,13 @@ async def run_case(case: ConversationCase, resolver: _Resolver | None = None) ->
     return CaseResult(case)
 
 
-def run_files(paths: Sequence[str | Path]) -> Iterator[CaseResult]:
-    """Run every test document in the given files/directories, in order."""
-    resolver = _Resolver()
+def run_files(
+    paths: Sequence[str | Path], *, config: str | Path | None = None
+) -> Iterator[CaseResult]:
+    """Run every test document in the given files/directories, in order. Flow ids are
+    looked up beside each test file, then in ``flows.paths`` of ``config`` (see
+    :class:`CaseResolver`)."""
+    resolver = CaseResolver(config)
     for path in discover_tests(paths):
         try:
             cases = load_cases(path)
