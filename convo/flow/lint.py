@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from convo.exceptions import Diagnostic
-from convo.flow.spec import Ask, Choose, FlowSpec, Handoff, Say, Text
+from convo.flow.spec import FlowSpec, Text
 from convo.sms.segments import analyze, non_gsm_chars
 
 _EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
@@ -28,18 +28,12 @@ def sms_texts(spec: FlowSpec) -> Iterator[tuple[str, Text]]:
         if handler.say is not None:
             yield f"anytime[{i}].say", handler.say
     for name, step in spec.steps.items():
-        verb = step.verb
-        if isinstance(verb, Say):
-            yield f"steps.{name}.say", verb.text
-        elif isinstance(verb, Ask | Choose):
-            kind = "ask" if isinstance(verb, Ask) else "choose"
-            yield f"steps.{name}.{kind}.text", verb.text
-            for j, reprompt in enumerate(verb.retry.reprompt):
-                yield f"steps.{name}.{kind}.reprompt[{j}]", reprompt
-            if isinstance(verb, Ask) and verb.invalid is not None:
-                yield f"steps.{name}.ask.invalid", verb.invalid
-        elif isinstance(verb, Handoff) and verb.say is not None:
-            yield f"steps.{name}.handoff.say", verb.say
+        if step.verb is not None and step.verb.voice_only:
+            # Written for calls; a flow serving both channels says them by SMS too, but they
+            # are not estimated as SMS.
+            continue
+        for where, text in step.texts():
+            yield f"steps.{name}.{where}", text
 
 
 def estimate(source: str) -> str:

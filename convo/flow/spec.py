@@ -3,6 +3,12 @@
 Nothing here parses, renders or runs. Every node keeps the :class:`Pos` it came from, so
 checks that happen after loading still report ``file:line:col``.
 
+Verbs: each step has one main verb (:data:`Verb`), a frozen dataclass whose ``keyword`` is
+the YAML key that introduces it (:data:`VerbKeyword`) and whose ``voice_only`` says whether
+only a call can carry it out. Code that treats verbs differently matches on :data:`Verb`
+(or one of the narrower unions below) and ends with ``case _: assert_never(verb)``, so
+mypy names every place a new verb must be handled.
+
 Texts: a :class:`Text` holds Jinja2 template sources, per language (``by_lang``), or one
 source for every language (``any``), optionally different per channel (``by_channel``),
 or, for voice prompts that mix languages, an ordered list of ``(lang, source)`` segments
@@ -12,9 +18,9 @@ to the flow's default language.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, assert_never, get_args
 
 EXPECT_KINDS = (
     "yes_no",
@@ -32,6 +38,8 @@ ExpectKind = Literal[
 ]
 
 BUILTIN_ACTIONS = ("opt_out", "opt_in", "clear_slots")
+
+VerbKeyword = Literal["say", "ask", "choose", "handoff", "dial", "record", "conference", "hangup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +153,18 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Say:
+    keyword: ClassVar[VerbKeyword] = "say"
+    voice_only: ClassVar[bool] = False
+
     text: Text
     pos: Pos
 
 
 @dataclass(frozen=True, slots=True)
 class Ask:
+    keyword: ClassVar[VerbKeyword] = "ask"
+    voice_only: ClassVar[bool] = False
+
     text: Text
     expect: Expect
     pos: Pos
@@ -174,6 +188,9 @@ class Option:
 
 @dataclass(frozen=True, slots=True)
 class Choose:
+    keyword: ClassVar[VerbKeyword] = "choose"
+    voice_only: ClassVar[bool] = False
+
     text: Text
     options: tuple[Option, ...]
     pos: Pos
@@ -186,6 +203,9 @@ class Handoff:
     """Hand the conversation to a person: ``queue`` names where; ``number`` is dialled on a
     call (else the configured queue number)."""
 
+    keyword: ClassVar[VerbKeyword] = "handoff"
+    voice_only: ClassVar[bool] = False
+
     queue: str
     pos: Pos
     say: Text | None = None
@@ -194,6 +214,9 @@ class Handoff:
 
 @dataclass(frozen=True, slots=True)
 class Dial:
+    keyword: ClassVar[VerbKeyword] = "dial"
+    voice_only: ClassVar[bool] = True
+
     to: str  # template: E.164 number or sip: URI
     pos: Pos
     timeout: float = 30.0
@@ -205,6 +228,9 @@ class Dial:
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    keyword: ClassVar[VerbKeyword] = "record"
+    voice_only: ClassVar[bool] = True
+
     text: Text
     pos: Pos
     consent: Text | bool = False
@@ -216,6 +242,9 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Conference:
+    keyword: ClassVar[VerbKeyword] = "conference"
+    voice_only: ClassVar[bool] = True
+
     room: str  # template
     pos: Pos
     record: bool = False
@@ -227,12 +256,20 @@ class Conference:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
+    keyword: ClassVar[VerbKeyword] = "hangup"
+    voice_only: ClassVar[bool] = True
+
     pos: Pos
     text: Text | None = None
 
 
 Verb = Say | Ask | Choose | Handoff | Dial | Record | Conference | Hangup
-VOICE_ONLY_VERBS = (Dial, Record, Conference, Hangup)
+#: Verbs that stop a turn to wait for the contact's answer.
+WaitingVerb = Ask | Choose
+#: Verbs a call carries out itself (a handoff on a call dials the queue's number).
+CallVerb = Dial | Record | Conference | Hangup | Handoff
+VERBS: tuple[type[Verb], ...] = get_args(Verb)
+VOICE_ONLY_VERBS = tuple(v for v in VERBS if v.voice_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,22 +287,67 @@ class Step:
     @property
     def waits(self) -> bool:
         """True when the step stops the turn to wait for the contact's answer."""
-        return isinstance(self.verb, Ask | Choose)
+        return isinstance(self.verb, WaitingVerb)
+
+    @property
+    def stops(self) -> bool:
+        """True when the verb itself settles what comes next, so the step needs no
+        ``then`` or ``end``: it waits, hands the conversation to a person or hangs up."""
+        verb = self.verb
+        match verb:
+            case Ask() | Choose() | Handoff() | Hangup():
+                return True
+            case Say() | Dial() | Record() | Conference() | None:
+                return False
+            case _:
+                assert_never(verb)
+
+    def texts(self) -> Iterator[tuple[str, Text]]:
+        """``(where, text)`` for every text the step's verb can say, ``where`` naming it
+        inside the step (``ask.reprompt[0]``), in the order they can be said."""
+        verb = self.verb
+        match verb:
+            case Say():
+                yield "say", verb.text
+            case Ask() | Choose():
+                yield f"{verb.keyword}.text", verb.text
+                for j, reprompt in enumerate(verb.retry.reprompt):
+                    yield f"{verb.keyword}.reprompt[{j}]", reprompt
+                if isinstance(verb, Ask) and verb.invalid is not None:
+                    yield "ask.invalid", verb.invalid
+            case Handoff() | Dial() | Conference() | Hangup():
+                said = verb.say if isinstance(verb, Handoff) else verb.text
+                if said is not None:
+                    yield f"{verb.keyword}.say", said
+            case Record():
+                if isinstance(verb.consent, Text):
+                    yield "record.consent", verb.consent
+                yield "record.text", verb.text
+            case None:
+                pass
+            case _:
+                assert_never(verb)
 
     def targets(self) -> list[tuple[str, Pos]]:
         """Every step name this step can lead to, for reachability and the machine."""
         out: list[tuple[str, Pos]] = [(b.goto, b.pos) for b in self.then]
-        v = self.verb
-        if isinstance(v, Ask | Choose):
-            r = v.retry
-            if r.on_max_attempts:
-                out.append((r.on_max_attempts, v.pos))
-            if r.on_timeout:
-                out.append((r.on_timeout, v.pos))
-        if isinstance(v, Choose):
-            out.extend((o.goto, o.pos) for o in v.options if o.goto)
-        if isinstance(v, Dial) and v.on_fail:
-            out.append((v.on_fail, v.pos))
+        verb = self.verb
+        match verb:
+            case Ask() | Choose():
+                r = verb.retry
+                if r.on_max_attempts:
+                    out.append((r.on_max_attempts, verb.pos))
+                if r.on_timeout:
+                    out.append((r.on_timeout, verb.pos))
+                if isinstance(verb, Choose):
+                    out.extend((o.goto, o.pos) for o in verb.options if o.goto)
+            case Dial():
+                if verb.on_fail:
+                    out.append((verb.on_fail, verb.pos))
+            case Say() | Handoff() | Record() | Conference() | Hangup() | None:
+                pass
+            case _:
+                assert_never(verb)
         return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from convo.flow.spec import Branch, Choose, Handoff, Hangup, Step, Verb
+from convo.flow.spec import Branch, Choose, Step, Verb
 from convo.flow.verbs_reader import MAIN_VERBS, VOICE_VERBS, VerbReader
 from convo.flow.yamlnodes import as_scalar
 
@@ -72,7 +72,7 @@ class StepReader(VerbReader):
                 if (source := self.template(item, f"{where}.media")) is not None
             )
         step = Step(name, pos, verb, do, then, end, media)
-        if not (step.waits or then or end or isinstance(verb, Handoff | Hangup)):
+        if not (step.stops or then or end):
             self.report(
                 key,
                 f"step {name!r} is a dead end: it does not wait for an answer, go on or end",

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import TypeVar, assert_never, cast, get_args
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from convo.flow.spec import (
     EXPECT_KINDS,
+    VERBS,
     Ask,
     Choice,
     Choose,
@@ -36,12 +37,13 @@ from convo.flow.spec import (
     Say,
     Text,
     Verb,
+    VerbKeyword,
 )
 from convo.flow.texts_reader import TextReader
 from convo.flow.yamlnodes import BOOL, Fields, as_scalar, closest
 
-MAIN_VERBS = ("say", "ask", "choose", "handoff", "dial", "record", "conference", "hangup")
-VOICE_VERBS = ("dial", "record", "conference", "hangup")
+MAIN_VERBS: tuple[VerbKeyword, ...] = get_args(VerbKeyword)
+VOICE_VERBS: tuple[VerbKeyword, ...] = tuple(v.keyword for v in VERBS if v.voice_only)
 RETRY_KEYS = (
     "reprompt", "max_attempts", "on_max_attempts", "timeout", "on_timeout", "gather_timeout",
 )  # fmt: skip
@@ -64,21 +66,28 @@ T = TypeVar("T")
 class VerbReader(TextReader):
     """Reads the verb of a step (see the module docstring)."""
 
-    def read_verb(self, verb: str, node: Node, where: str, pos: Pos) -> Verb:
+    def read_verb(self, verb: VerbKeyword, node: Node, where: str, pos: Pos) -> Verb:
         """The ``verb`` (one of :data:`MAIN_VERBS`) whose value is ``node``; ``where`` names
         it in messages, ``pos`` is its key's position."""
-        if verb == "say":
-            return Say(self.text(node, where), pos)
-        readers: dict[str, Callable[[Node, str, Pos], Verb]] = {
-            "ask": self._ask,
-            "choose": self._choose,
-            "handoff": self._handoff,
-            "dial": self._dial,
-            "record": self._record,
-            "conference": self._conference,
-            "hangup": self._hangup,
-        }
-        return readers[verb](node, where, pos)
+        match verb:
+            case "say":
+                return Say(self.text(node, where), pos)
+            case "ask":
+                return self._ask(node, where, pos)
+            case "choose":
+                return self._choose(node, where, pos)
+            case "handoff":
+                return self._handoff(node, where, pos)
+            case "dial":
+                return self._dial(node, where, pos)
+            case "record":
+                return self._record(node, where, pos)
+            case "conference":
+                return self._conference(node, where, pos)
+            case "hangup":
+                return self._hangup(node, where, pos)
+            case _:
+                assert_never(verb)
 
     def _retry(self, f: Fields, where: str) -> Retry:
         def get(key: str, read: Callable[[Node, str], T | None]) -> T | None:

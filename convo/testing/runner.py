@@ -202,7 +202,7 @@ _FIELDS = {
 
 def check_call(expected: Mapping[str, Any], document: Sequence[Instruction]) -> str | None:
     """Why ``document`` (one webhook's instructions) fails a voice ``bot:`` expectation, or
-    None when it holds (DESIGN §7)."""
+    None when it holds."""
     shown = ", ".join(_show(i) for i in document)
     says = _says(document)
     if "say" in expected:

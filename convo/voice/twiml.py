@@ -1,9 +1,8 @@
 """Telefoon Voice call documents: neutral instructions -> TwiML-style XML or a JSON list.
 
-The provider document only says a call-flow webhook returns "XML or JSON"; we assume
-(DESIGN §5) TwiML's verbs and attribute names, and a JSON form carrying the same
-instructions as a list of objects. Both forms come from one intermediate tree of
-:class:`Node` values, so they can never disagree::
+Telefoon only says a call-flow webhook returns "XML or JSON"; we assume TwiML's verbs and
+attribute names, and a JSON form carrying the same instructions as a list of objects. Both
+forms come from one intermediate tree of :class:`Node` values, so they can never disagree::
 
     [Say, Gather(prompts=[Say])]  --to_nodes-->  [Node("Say"), Node("Gather", children=...)]
         --render_xml-->  <Response><Say ..>..</Say><Gather ..><Say ..>..</Say></Gather></Response>

@@ -1,5 +1,6 @@
-"""Flow loader: the DESIGN §6 flow loads into the expected spec; every error kind is found at
-load time with its exact ``file:line:col``; all errors of a file are reported together."""
+"""Flow loader: a flow using every feature loads into the expected spec; every error kind is
+found at load time with its exact ``file:line:col``; all errors of a file are reported
+together."""
 
 from __future__ import annotations
 
