@@ -1,39 +1,42 @@
-"""The conversation engine: inbound message -> turn -> replies queued in the store.
+"""The SMS engine: inbound message or due timer -> one turn -> replies queued in the store.
 
-For every event the engine takes the conversation's lock, then loads its session, then runs a
-:class:`~convo.flow.turn.Turn` on a copy, then saves the new session, marks the inbound
-message processed and queues the replies **in one store transaction**
-(:meth:`~convo.store.base.SessionStore.save_turn`). So two texts from one person arriving
-together are both handled, in order, and a crash leaves either the whole turn or none of it.
+For every event the engine takes the conversation's lock (``store.lock(key)``), loads the
+session, runs the turn through the pipeline (:func:`~convo.flow.pipeline.run_turn`), turns
+its outputs into :class:`~convo.models.OutboundMessage` values (:mod:`convo.flow.present_sms`)
+and commits it (:func:`~convo.flow.pipeline.commit`): the new session, the inbound message
+marked processed and the replies queued **in one store transaction**, then the turn's effects
+(an opt-out puts the contact on the line's suppression list after its own confirmation is
+queued). So two texts from one person arriving together are both handled, in order, and a
+crash leaves either the whole turn or none of it.
 
-The engine knows no provider and no HTTP: it returns :class:`~convo.models.OutboundMessage`
-values and leaves sending them to the outbox. It also owns the durable timers: a step's
-``timeout`` is a due time in the store, fired by :meth:`Engine.fire_timers` (or the
-:meth:`Engine.run_timers` loop), so it survives a restart.
+What is SMS's own stays here: a suppressed contact's texts are dropped until they write
+START, a conversation handed to a person keeps the bot quiet, and a stranger's first text
+starts the line's flow (or gets the flow's error text when the flow needs params, unless an
+``anytime`` handler such as STOP takes it elsewhere).
 
-Opt-out: a turn that runs the built-in ``opt_out`` action queues its own replies (the
-confirmation) and then puts the contact on the line's suppression list; after that nothing is
-sent to them until they write START.
+The engine knows no provider and no HTTP: it leaves sending to the outbox. It also owns the
+durable timers: a step's ``timeout`` is a due time in the store, fired by
+:meth:`Engine.fire_timers`, so it survives a restart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from convo.bot import Bot
-from convo.exceptions import ConvoError, FlowRuntimeError
+from convo.exceptions import FlowRuntimeError
 from convo.flow.expect import match_words
-from convo.flow.outputs import LoadedFlow, Output, Utterance
+from convo.flow.outputs import LoadedFlow
 from convo.flow.params import check_params
+from convo.flow.pipeline import Begin, Event, Reply, Timeout, commit, new_session, run_turn
+from convo.flow.present_sms import present_sms
 from convo.flow.spec import FlowSpec
 from convo.flow.speech import error_text
-from convo.flow.turn import Turn, match_anytime
+from convo.flow.turn import match_anytime
 from convo.models import (
-    MESSAGE_METADATA_KEYS,
     Contact,
     ConversationKey,
     ConversationStatus,
@@ -131,9 +134,8 @@ class Engine:
             if await self.store.is_suppressed(key.line, key.contact):
                 log.info("not starting %s for %s: contact opted out", flow_id, key)
                 return []
-            session = self._new_session(key, loaded, lang=lang, params=checked, name=name)
-            contact = Contact(key.contact, session.lang, name)
-            return await self._run(loaded, session, contact, None, lambda t: t.begin(None))
+            session = new_session(key, loaded.spec, lang=lang, params=checked, name=name)
+            return await self._turn(loaded, session, Begin())
 
     async def fire_timers(self, now: float | None = None) -> int:
         """Fire every step timeout due at ``now``; returns how many fired."""
@@ -155,18 +157,17 @@ class Engine:
                     session.timer_due = session.timer_step = None
                     await self.store.save_turn(session)
                     continue
-                contact = Contact(key.contact, session.lang, session.contact_name)
-                fired.append(await self._run(loaded, session, contact, None, lambda t: t.timeout()))
+                fired.append(await self._turn(loaded, session, Timeout()))
         return fired
 
-    async def run_timers(self, interval: float = 1.0) -> None:
-        """Fire due timers every ``interval`` seconds until cancelled."""
-        while True:
-            try:
-                await self.fire_timers()
-            except ConvoError:
-                log.exception("firing timers failed; retrying in %ss", interval)
-            await asyncio.sleep(interval)
+    async def stranger(self, key: ConversationKey) -> tuple[LoadedFlow, Contact] | None:
+        """The flow a stranger's first text or call to ``key.line`` starts, and what we know
+        of them (language, name; both None when unknown); None when the line has no flow."""
+        flow_id = self.flow_for_line(key.line)
+        if flow_id is None or flow_id not in self.flows:
+            return None
+        known = await self.contacts(key.contact) if self.contacts else None
+        return self.flows[flow_id], known or Contact(key.contact)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -188,105 +189,38 @@ class Engine:
             log.warning("%s: step %r gone from flow %s; restart", key, session.step, session.flow)
             session = None
         if session is None or loaded is None or session.status is ConversationStatus.ENDED:
-            flow_id = self.flow_for_line(key.line)
-            if flow_id is None or flow_id not in self.flows:
+            opening = await self.stranger(key)
+            if opening is None:
                 log.warning("no flow for line %s; message %s kept unanswered", key.line, message.id)
                 await self.store.mark_processed(message.id)
                 return []
-            loaded = self.flows[flow_id]
-            known = await self.contacts(key.contact) if self.contacts else None
-            lang, name = (known.lang, known.name) if known else (None, None)
+            loaded, known = opening
+            lang, name = known.lang, known.name
             try:
-                session = self._new_session(key, loaded, lang=lang, params=None, name=name)
+                session = new_session(key, loaded.spec, lang=lang, name=name)
             except FlowRuntimeError as exc:  # e.g. a flow that needs params, started by a text
                 spec = loaded.spec
                 handler = match_anytime(
                     spec, lang if lang in spec.languages else spec.default_lang, text
                 )
                 if handler is None or not handler.goto:
-                    log.error("%s: cannot start flow %s from a message: %s", key, flow_id, exc)
+                    log.error("%s: cannot start flow %s from a message: %s", key, spec.id, exc)
                     return await self._refuse(loaded, key, lang, message.id)
                 # A stranger's first STOP still opts out: an anytime handler that moves
                 # elsewhere never reaches the start step, which is what needs the params.
-                session = self._new_session(key, loaded, lang=lang, params={}, name=name)
-            contact = Contact(key.contact, session.lang, name)
-            return await self._run(loaded, session, contact, message.id, lambda t: t.begin(text))
-        contact = Contact(key.contact, session.lang, session.contact_name)
-        return await self._run(loaded, session, contact, message.id, lambda t: t.answer(text))
+                session = new_session(key, spec, lang=lang, params={}, name=name)
+            return await self._turn(loaded, session, Begin(text), message.id)
+        return await self._turn(loaded, session, Reply(text), message.id)
 
-    def _new_session(
-        self,
-        key: ConversationKey,
-        loaded: LoadedFlow,
-        *,
-        lang: str | None,
-        params: Mapping[str, Any] | None,
-        name: str | None,
-    ) -> Session:
-        spec = loaded.spec
-        if params is None:
-            params = check_params(spec, {}, inbound=True)
-        return Session(
-            key=key,
-            flow=spec.id,
-            flow_version=spec.version,
-            step=spec.start,
-            lang=lang if lang in spec.languages else spec.default_lang,
-            params=dict(params),
-            contact_name=name,
-        )
-
-    async def _run(
-        self,
-        loaded: LoadedFlow,
-        session: Session,
-        contact: Contact,
-        inbound_id: str | None,
-        event: Callable[[Turn], Any],
+    async def _turn(
+        self, loaded: LoadedFlow, session: Session, event: Event, inbound_id: str | None = None
     ) -> list[OutboundMessage]:
-        step = session.step  # the turn moves it; a failure is reported where it started
-        turn = Turn(loaded, session, contact=contact, bot=self.bot, clock=self.clock)
-        try:
-            await event(turn)
-        except ConvoError as exc:
-            log.error("turn failed for %s in %s/%s: %s", session.key, session.flow, step, exc)
-            return await self._fail(loaded, session, turn, inbound_id)
-        except Exception:  # a bug must cost one reply, never the message or the server
-            log.exception("turn crashed for %s in %s/%s", session.key, session.flow, step)
-            return await self._fail(loaded, session, turn, inbound_id)
-        new = turn.session
-        new.updated_at = self.clock()
-        messages = self.messages(new.key, turn.outputs, metadata(new))
+        """Run, present and commit one turn (the caller holds the conversation's lock)."""
+        result = await run_turn(loaded, session, event, bot=self.bot, clock=self.clock)
+        messages = present_sms(result)
         records = [MessageRecord.outbound(m) for m in messages]
-        await self.store.save_turn(new, inbound_id=inbound_id, outbound=records)
-        if turn.opt_out:
-            await self.store.set_suppressed(new.key.line, new.key.contact, True)
-        elif turn.opt_in:
-            await self.store.set_suppressed(new.key.line, new.key.contact, False)
+        await commit(self.store, result, inbound_id=inbound_id, outbound=records)
         return messages
-
-    async def _fail(
-        self,
-        loaded: LoadedFlow,
-        session: Session,
-        turn: Turn,
-        inbound_id: str | None,
-    ) -> list[OutboundMessage]:
-        """A hook or template failed: say the flow's error text and leave the stored
-        conversation where it was."""
-        text = error_text(loaded.spec, session.lang, turn.context())
-        key = session.key
-        message = OutboundMessage(line=key.line, to=key.contact, text=text, lang=session.lang)
-        existing = await self.store.get_session(key)
-        if existing is not None:
-            await self.store.save_turn(
-                existing, inbound_id=inbound_id, outbound=[MessageRecord.outbound(message)]
-            )
-        else:
-            await self.store.add_outbound([MessageRecord.outbound(message)])
-            if inbound_id is not None:
-                await self.store.mark_processed(inbound_id)
-        return [message]
 
     async def _refuse(
         self, loaded: LoadedFlow, key: ConversationKey, lang: str | None, inbound_id: str
@@ -300,33 +234,3 @@ class Engine:
         await self.store.add_outbound([MessageRecord.outbound(message)])
         await self.store.mark_processed(inbound_id)
         return [message]
-
-    def messages(
-        self,
-        key: ConversationKey,
-        outputs: Sequence[Output],
-        metadata: Mapping[str, str] | None = None,
-    ) -> list[OutboundMessage]:
-        """The SMS replies of a turn: one message per thing said (empty texts dropped),
-        each carrying ``metadata`` for the provider."""
-        return [
-            OutboundMessage(
-                line=key.line,
-                to=key.contact,
-                text=o.text,
-                channel=key.channel,
-                lang=o.lang,
-                media_urls=o.media,
-                metadata=metadata or {},
-            )
-            for o in outputs
-            if isinstance(o, Utterance) and (o.text.strip() or o.media)
-        ]
-
-
-def metadata(session: Session) -> dict[str, str]:
-    """The provider metadata of a conversation's replies: its params named in
-    ``MESSAGE_METADATA_KEYS`` (a flow declares ``gdpr_consent_ref`` as a param, with a
-    default or given when it is started), as text."""
-    params = session.params
-    return {k: str(params[k]) for k in MESSAGE_METADATA_KEYS if params.get(k) not in (None, "")}

@@ -2,9 +2,10 @@
 
 A :class:`~convo.flow.turn.Turn` appends :data:`Output` values in the order they happen:
 :class:`Utterance` (the bot says something), :class:`AwaitInput` (the turn stopped at a
-waiting ``ask``/``choose`` step) and, on calls, :class:`CallAction` (a voice-only verb). The
-engine turns them into ``OutboundMessage`` values (SMS) and the voice layer into call
-instructions; nothing here knows a provider, HTTP or the store. All output values are frozen.
+waiting ``ask``/``choose`` step) and, on calls, :class:`CallAction` (a voice-only verb). A
+presenter per channel turns them into what the channel carries (``present_sms``: outbox
+messages; ``present_voice``: call instructions), matching on :data:`Output`; nothing here
+knows a provider, HTTP or the store. All output values are frozen.
 
 :class:`LoadedFlow` is the other side of a turn: the flow spec with its state machine, built
 once per flow at load time and shared, read-only, by every conversation on it.
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from convo.flow.machine import FlowMachine
-from convo.flow.spec import Ask, Choose, Conference, Dial, FlowSpec, Handoff, Hangup, Record
+from convo.flow.spec import CallVerb, FlowSpec, WaitingVerb
 from convo.values import value
 
 
@@ -37,7 +38,7 @@ class AwaitInput:
     """The turn stopped at a waiting step (``ask``/``choose``)."""
 
     step: str
-    verb: Ask | Choose
+    verb: WaitingVerb
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class CallAction:
     or a ``handoff`` (dialled as the queue's number). ``target`` is the rendered number/room."""
 
     step: str
-    verb: Dial | Record | Conference | Hangup | Handoff
+    verb: CallVerb
     target: str = ""
 
 

@@ -1,10 +1,10 @@
 """One turn of one conversation: walk the flow from an event to the next wait.
 
-A :class:`Turn` changes the session object it is given (a fresh copy from the store) and the
-engine saves it only when the turn completes: when anything fails half-way (a hook raises, a
-template cannot render) the engine drops it and the stored conversation stays where it was.
-It produces neutral :data:`~convo.flow.outputs.Output` values in ``outputs``; the engine turns
-them into ``OutboundMessage`` values (SMS) and the voice layer into call instructions. Nothing
+A :class:`Turn` changes the session object it is given (a fresh copy from the store); the
+pipeline (:mod:`convo.flow.pipeline`) has it saved only when the turn completes: when anything
+fails half-way (a hook raises, a template cannot render) the turn is dropped and the stored
+conversation stays where it was. It produces neutral :data:`~convo.flow.outputs.Output` values
+in ``outputs``, which a presenter per channel turns into texts or call instructions. Nothing
 here knows a provider, HTTP or the store.
 
 Events a turn starts from: :meth:`Turn.begin` (a new conversation, optionally with the text
@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from convo.bot import Bot
 from convo.exceptions import FlowRuntimeError
@@ -43,6 +43,7 @@ from convo.flow.spec import (
     Say,
     Step,
     Text,
+    WaitingVerb,
 )
 from convo.flow.speech import Speaker
 from convo.models import Contact, ConversationStatus, Session
@@ -107,18 +108,21 @@ class Turn:
             return
         step = self._step()
         verb = step.verb
-        if isinstance(verb, Ask):
-            await self._answer_ask(step, verb, text)
-        elif isinstance(verb, Choose):
-            await self._answer_choose(step, verb, text)
-        else:
-            # Not waiting (a conversation in a say/handoff step): nothing to answer.
-            log.info("reply in non-waiting step %s of %s ignored", step.name, self.session.key)
+        match verb:
+            case Ask():
+                await self._answer_ask(step, verb, text)
+            case Choose():
+                await self._answer_choose(step, verb, text)
+            case Say() | Handoff() | Dial() | Record() | Conference() | Hangup() | None:
+                # Not waiting (a conversation in a say/handoff step): nothing to answer.
+                log.info("reply in non-waiting step %s of %s ignored", step.name, self.session.key)
+            case _:
+                assert_never(verb)
 
     async def silence(self) -> None:
         """On a call: no input before the gather's timeout; counts like an unusable answer."""
         step = self._step()
-        if isinstance(step.verb, Ask | Choose):
+        if isinstance(step.verb, WaitingVerb):
             await self._unusable(step, step.verb.retry, None)
 
     async def recorded(self, url: str | None, duration: float | None) -> None:
@@ -138,12 +142,15 @@ class Turn:
         when the other side was busy, did not answer or the call failed."""
         step = self._step()
         verb = step.verb
-        if isinstance(verb, Dial) and not ok and verb.on_fail:
-            await self.goto(verb.on_fail)
-        elif isinstance(verb, Handoff):
-            self._end()
-        else:
-            await self._continue(step)
+        match verb:
+            case Dial() if not ok and verb.on_fail:
+                await self.goto(verb.on_fail)
+            case Handoff():
+                self._end()  # the person took the call over
+            case Dial() | Say() | Ask() | Choose() | Record() | Conference() | Hangup() | None:
+                await self._continue(step)
+            case _:
+                assert_never(verb)
 
     async def _continue(self, step: Step) -> None:
         nxt = self._next(step)
@@ -155,7 +162,7 @@ class Turn:
         step = self._step()
         self.session.timer_due = None
         self.session.timer_step = None
-        if not isinstance(step.verb, Ask | Choose):
+        if not isinstance(step.verb, WaitingVerb):
             return
         target = step.verb.retry.on_timeout
         if target:
@@ -190,29 +197,33 @@ class Turn:
     async def _run_step(self, step: Step) -> str | None:
         """Run a freshly entered step; return the next step to enter, or None to stop."""
         verb = step.verb
-        if isinstance(verb, Ask | Choose):
-            self._prompt(step, verb.text)
-            if verb.retry.timeout:
-                self.session.timer_due = self.clock() + verb.retry.timeout
-                self.session.timer_step = step.name
-            self.outputs.append(AwaitInput(step.name, verb))
-            return None
-        if isinstance(verb, Say):
-            await self.hooks.do(step.do)  # hooks first, so the text can use what they set
-            self._say(step, verb.text, media=self.speaker.media(step))
-            return self._next(step)
-        if isinstance(verb, Handoff):
-            if verb.say is not None:
-                self._say(step, verb.say)
-            await self.hooks.do(step.do)
-            self.session.status = ConversationStatus.HANDOFF
-            if self.channel == "voice":
-                self.outputs.append(CallAction(step.name, verb, verb.number or ""))
-            return None
-        elif isinstance(verb, Dial | Record | Conference | Hangup):
-            return await self._call_verb(step, verb)
-        await self.hooks.do(step.do)
-        return self._next(step)
+        match verb:
+            case Ask() | Choose():
+                self._prompt(step, verb.text)
+                if verb.retry.timeout:
+                    self.session.timer_due = self.clock() + verb.retry.timeout
+                    self.session.timer_step = step.name
+                self.outputs.append(AwaitInput(step.name, verb))
+                return None
+            case Say():
+                await self.hooks.do(step.do)  # hooks first, so the text can use what they set
+                self._say(step, verb.text, media=self.speaker.media(step))
+                return self._next(step)
+            case Handoff():
+                if verb.say is not None:
+                    self._say(step, verb.say)
+                await self.hooks.do(step.do)
+                self.session.status = ConversationStatus.HANDOFF
+                if self.channel == "voice":
+                    self.outputs.append(CallAction(step.name, verb, verb.number or ""))
+                return None
+            case Dial() | Record() | Conference() | Hangup():
+                return await self._call_verb(step, verb)
+            case None:
+                await self.hooks.do(step.do)
+                return self._next(step)
+            case _:
+                assert_never(verb)
 
     async def _call_verb(self, step: Step, verb: Dial | Record | Conference | Hangup) -> str | None:
         if isinstance(verb, Record) and isinstance(verb.consent, Text):
@@ -223,17 +234,25 @@ class Turn:
             # A voice-only verb reached over SMS (a flow serving both channels): the call part
             # cannot happen, so a dial fails over to on_fail and the rest just continue.
             await self.hooks.do(step.do)
-            if isinstance(verb, Dial) and verb.on_fail:
-                return verb.on_fail
-            if isinstance(verb, Hangup):
-                self._end()
-                return None
-            return self._next(step)
-        target = ""
-        if isinstance(verb, Dial):
-            target = self.speaker.render(verb.to)
-        elif isinstance(verb, Conference):
-            target = self.speaker.render(verb.room)
+            match verb:
+                case Dial() if verb.on_fail:
+                    return verb.on_fail
+                case Hangup():
+                    self._end()
+                    return None
+                case Dial() | Record() | Conference():
+                    return self._next(step)
+                case _:
+                    assert_never(verb)
+        match verb:
+            case Dial():
+                target = self.speaker.render(verb.to)
+            case Conference():
+                target = self.speaker.render(verb.room)
+            case Record() | Hangup():
+                target = ""
+            case _:
+                assert_never(verb)
         await self.hooks.do(step.do)
         self.outputs.append(CallAction(step.name, verb, target))
         if isinstance(verb, Hangup):
@@ -304,7 +323,7 @@ class Turn:
             else:
                 self._end()
             return
-        assert isinstance(step.verb, Ask | Choose)
+        assert isinstance(step.verb, WaitingVerb)
         # What a validator said (or the step's `invalid` text) stands in for the reprompt.
         if message:
             self._say(step, message, literal=True, prompt_for=step.name)
@@ -328,7 +347,7 @@ class Turn:
             await self.goto(handler.goto)
         elif starting:
             await self.enter(self.spec.start, moved=True)
-        elif isinstance(current.verb, Ask | Choose):
+        elif isinstance(current.verb, WaitingVerb):
             self._prompt(current, current.verb.text)  # re-ask the current step
             self.outputs.append(AwaitInput(current.name, current.verb))
         return True

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from convo.bot import Bot
-from convo.flow.calls import CallRunner
+from convo.flow.calls import After, CallRunner
 from convo.flow.engine import Engine
 from convo.flow.loader import load_flow, parse_duration
 from convo.flow.spec import FlowSpec
@@ -173,7 +173,7 @@ class CallDialogue:
     def slots(self) -> dict[str, Any]:
         return self.session.slots if self.session else {}
 
-    async def _input(self, event: CallEvent, after: Any) -> list[Instruction]:
+    async def _input(self, event: CallEvent, after: After) -> list[Instruction]:
         return await self._after(await self.runner.input(event, TEST_INPUT_URL, after))
 
     async def _after(self, document: list[Instruction]) -> list[Instruction]:
