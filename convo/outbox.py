@@ -18,6 +18,12 @@ exponential backoff and full jitter up to ``max_attempts``; any other ``Provider
 Messages to one recipient go out one at a time, oldest first, so a turn's replies arrive in
 order; different recipients are sent concurrently.
 
+The worker (the sweep loop) survives any failure: a sweep that raises, whatever the
+exception, is logged and tried again after a backoff (doubling up to ``sweep_interval``), and
+the loop itself runs under a :class:`~convo.supervisor.Supervisor` (:meth:`Outbox.status`
+says whether it is alive). A failed send of one recipient's messages is logged and leaves
+them, in order, to a later sweep.
+
 Crash safety: a message left ``sending`` by a crash is sent again on start, because we
 cannot know whether the provider got it. In that narrow window (the provider accepted the
 request but we died before writing ``sent``) the person may get it twice. Where the provider
@@ -52,7 +58,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from convo.exceptions import ConvoError, ProviderError, RateLimited
+from convo.exceptions import ProviderError, RateLimited
 from convo.models import (
     DeliveryReport,
     Direction,
@@ -63,11 +69,13 @@ from convo.models import (
 )
 from convo.providers.base import SmsProvider
 from convo.store.base import MessageLog
+from convo.supervisor import Supervisor
 
 log = logging.getLogger("convo.outbox")
 
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
+SWEEP_RETRY = 0.1  # seconds before the first retry of a failed sweep; doubles after each
 _FAILED_PART = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
 
 
@@ -149,7 +157,7 @@ class Outbox:
         # Messages with parts delivered before their send was recorded -> how many: the
         # count is checked again then (module docstring).
         self._early_parts: dict[str, int] = {}
-        self._worker: asyncio.Task[None] | None = None
+        self._supervisor: Supervisor | None = None  # runs the sweep loop once started
 
     def __repr__(self) -> str:
         return f"<Outbox providers={sorted(self.providers)} active={len(self._active)}>"
@@ -157,9 +165,18 @@ class Outbox:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker; its first sweep picks up what a previous process left."""
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run(), name="convo-outbox")
+        """Start the worker; its first sweep picks up what a previous process left. It may
+        be stopped (:meth:`aclose`) from another task than the one that started it."""
+        if self._supervisor is None:
+            self._supervisor = Supervisor()
+            self._supervisor.start()
+            self._supervisor.run("outbox", self._run)
+
+    def status(self) -> dict[str, bool]:
+        """``{"outbox": alive}``: whether the worker runs (False before start, after close,
+        and while it waits to be restarted after a failure)."""
+        alive = self._supervisor is not None and self._supervisor.status().get("outbox", False)
+        return {"outbox": alive}
 
     def notify(self) -> None:
         """Wake the worker: messages were queued in the store; sweep it soon."""
@@ -188,11 +205,13 @@ class Outbox:
 
     async def aclose(self) -> None:
         """Stop the worker and any send in progress (what was not sent stays queued)."""
-        tasks = [t for t in (self._worker, *self._active.values()) if t is not None]
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            await supervisor.aclose()
+        tasks = list(self._active.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._worker = None
         self._active.clear()
 
     # -- delivery reports --------------------------------------------------------------------
@@ -278,12 +297,20 @@ class Outbox:
     # -- the worker --------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        retry = SWEEP_RETRY
         while True:
             self._wake.clear()
             try:
                 await self._sweep()
-            except ConvoError:
-                log.exception("outbox sweep failed; trying again in %ss", self.sweep_interval)
+            except Exception:
+                # Whatever broke (the store, a record it cannot read, a bug), the worker
+                # lives on. Wake-ups wait too, so a broken store is not read in a tight loop.
+                delay = min(retry, self.sweep_interval)
+                log.exception("outbox sweep failed; trying again in %.2fs", delay)
+                await asyncio.sleep(delay)
+                retry = delay * 2
+                continue
+            retry = SWEEP_RETRY
             if self._active:
                 # Under load many callers notify at once: gather those wake-ups for a
                 # moment, so one store read serves them all.
@@ -317,8 +344,9 @@ class Outbox:
                 async with self._slots:
                     await self._send_one(queue[0])
                 self._known.discard(queue.popleft())
-        except ConvoError:
-            # The store failed: leave this recipient's messages to a later sweep, in order.
+        except Exception:
+            # The store failed, or a record cannot be read: leave this recipient's messages
+            # to a later sweep, in order.
             log.exception("outbox: sending to %s failed; will retry on the next sweep", recipient)
         finally:
             for message_id in queue:
