@@ -8,15 +8,20 @@ process just queued (the fast path: no store read), and a sweep of
 finds the rest: replies queued by another process, left over from before a restart, or
 queued without a hand-over. Each id is queued in memory once; the store has the last word.
 
-Sending one message: claim it (one atomic store update to ``sending``, forward only: a
-message another sender finished meanwhile stays as it is and is skipped), wait for the
-provider's token bucket (``rate_limit`` messages/second), call ``provider.send``, then
-record ``sent`` (or what the provider said) with the provider's id, segments and price.
-``RateLimited`` (honouring ``retry_after``) and ``ProviderUnavailable`` are retried with
-exponential backoff and full jitter up to ``max_attempts``; any other ``ProviderError``
-(``ProviderRejected``, ``PartialDelivery``) marks it ``failed`` at once.
+Sending one message: take one of its provider's send slots, claim it (one atomic store
+update to ``sending``, forward only: a message another sender finished meanwhile stays as it
+is and is skipped), wait for the provider's token bucket (``rate_limit`` messages/second),
+call ``provider.send``, give the slot back, then record ``sent`` (or what the provider said)
+with the provider's id, segments and price. ``RateLimited`` (honouring ``retry_after``) and
+``ProviderUnavailable`` are retried with exponential backoff and full jitter up to
+``max_attempts``; any other ``ProviderError`` (``ProviderRejected``, ``PartialDelivery``)
+marks it ``failed`` at once.
 Messages to one recipient go out one at a time, oldest first, so a turn's replies arrive in
 order; different recipients are sent concurrently.
+
+Send slots: each provider has its own ``concurrency`` slots (sends in flight to it), and a
+message waiting out a retry's backoff holds none. So a provider that is down or throttling
+only ever slows its own messages: another provider's replies never wait behind them.
 
 The worker (the sweep loop) survives any failure: a sweep that raises, whatever the
 exception, is logged and tried again after a backoff (doubling up to ``sweep_interval``), and
@@ -125,6 +130,7 @@ class Outbox:
     ``providers`` maps provider names to adapters; ``lines`` maps our line numbers to the
     provider name that sends for them. A record whose line has no provider is marked
     ``failed`` with an error saying so (unless there is exactly one provider).
+    ``concurrency`` is the number of sends in flight to each provider.
     """
 
     def __init__(
@@ -146,12 +152,12 @@ class Outbox:
         self._rng = rng
         self._buckets = {name: TokenBucket(p.rate_limit) for name, p in self.providers.items()}
         self.concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)  # sends in flight
+        self._slots: dict[str, asyncio.Semaphore] = {}  # provider name -> its sends in flight
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        # Per recipient (line, contact): ids waiting, oldest first, and the task sending
-        # them one at a time (so a turn's replies arrive in order).
-        self._queues: dict[tuple[str, str], deque[str]] = {}
+        # Per recipient (line, contact): (id, provider name) waiting, oldest first, and the
+        # task sending them one at a time (so a turn's replies arrive in order).
+        self._queues: dict[tuple[str, str], deque[tuple[str, str]]] = {}
         self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._known: set[str] = set()  # ids in a queue or being sent here
         # Messages with parts delivered before their send was recorded -> how many: the
@@ -186,7 +192,7 @@ class Outbox:
         """Send ``messages``, just queued in the store by this process, without waiting for
         a sweep. Ids already queued or being sent here are ignored."""
         for message in messages:
-            self._enqueue((message.line, message.to), message.id)
+            self._enqueue((message.line, message.to), message.id, self._route(message.line))
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until nothing is pending or being sent. True when
@@ -321,18 +327,20 @@ class Outbox:
     async def _sweep(self) -> None:
         # Only a window of the oldest messages: reading the whole backlog on every sweep
         # made draining n messages cost O(n^2). What is not read now, the next sweep reads.
-        pending = await self.store.pending_outbound(limit=2 * self.concurrency)
+        window = 2 * self.concurrency * max(1, len(self.providers))
+        pending = await self.store.pending_outbound(limit=window)
         for record in pending:
-            self._enqueue((record.line, record.contact), record.id)
+            route = self._route(record.line, record.provider)
+            self._enqueue((record.line, record.contact), record.id, route)
         if not self._active:
             self._idle.set()
 
-    def _enqueue(self, recipient: tuple[str, str], message_id: str) -> None:
+    def _enqueue(self, recipient: tuple[str, str], message_id: str, route: str) -> None:
         if message_id in self._known:
             return
         self._known.add(message_id)
         self._idle.clear()
-        self._queues.setdefault(recipient, deque()).append(message_id)
+        self._queues.setdefault(recipient, deque()).append((message_id, route))
         if recipient not in self._active:
             task = asyncio.create_task(self._send_queue(recipient))
             self._active[recipient] = task
@@ -341,15 +349,14 @@ class Outbox:
         queue = self._queues[recipient]
         try:
             while queue:
-                async with self._slots:
-                    await self._send_one(queue[0])
-                self._known.discard(queue.popleft())
+                await self._send_one(*queue[0])
+                self._known.discard(queue.popleft()[0])
         except Exception:
             # The store failed, or a record cannot be read: leave this recipient's messages
             # to a later sweep, in order.
             log.exception("outbox: sending to %s failed; will retry on the next sweep", recipient)
         finally:
-            for message_id in queue:
+            for message_id, _ in queue:
                 self._known.discard(message_id)
             del self._queues[recipient]
             self._active.pop(recipient, None)
@@ -357,45 +364,66 @@ class Outbox:
                 self._idle.set()
 
     def provider_for(self, record: MessageRecord) -> SmsProvider | None:
-        name = record.provider or self.lines.get(record.line)
+        return self.providers.get(self._route(record.line, record.provider))
+
+    def _route(self, line: str, provider: str = "") -> str:
+        """The name of the provider that sends for ``line`` (``provider`` when the message
+        names one), or "" when there is none."""
+        name = provider or self.lines.get(line)
         if name is None and len(self.providers) == 1:
             name = next(iter(self.providers))
-        return self.providers.get(name) if name else None
+        return name or ""
 
-    async def _send_one(self, message_id: str) -> None:
-        for attempt in range(1, self.policy.max_attempts + 1):
-            # Claim it in one atomic, forward-only step: a message finished meanwhile (a
-            # report, another process) stays as it is, and is never sent twice.
-            record = await self.store.update_message(
-                message_id, status=MessageStatus.SENDING, forward_only=True
-            )
-            if record is None or record.status is not MessageStatus.SENDING:
-                return
-            provider = self.provider_for(record)
-            if provider is None:
-                error = f"no provider for line {record.line}"
-                await self._advance(record, MessageStatus.FAILED, error=error)
-                return
-            await self._buckets[provider.name].acquire()
-            try:
-                result = await provider.send(_message(record))
-            except ProviderError as exc:
-                if not exc.retryable or attempt == self.policy.max_attempts:
-                    log.warning("message %s to %s failed: %s", message_id, record.contact, exc)
-                    error = str(exc)
-                    await self._advance(
-                        record, MessageStatus.FAILED, provider=provider.name, error=error
-                    )
-                    return
-                delay = self.policy.delay(attempt, exc, self._rng)
-                log.info("message %s: %s; retry %d in %.2fs", message_id, exc, attempt, delay)
-                await self.store.update_message(
-                    message_id, status=MessageStatus.QUEUED, error=f"retrying: {exc}"
+    def _slot(self, route: str) -> asyncio.Semaphore:
+        slots = self._slots.get(route)
+        if slots is None:
+            slots = self._slots[route] = asyncio.Semaphore(self.concurrency)
+        return slots
+
+    async def _send_one(self, message_id: str, route: str) -> None:
+        attempt = 1
+        while True:
+            async with self._slot(route):
+                # Claim it in one atomic, forward-only step: a message finished meanwhile (a
+                # report, another process) stays as it is, and is never sent twice.
+                record = await self.store.update_message(
+                    message_id, status=MessageStatus.SENDING, forward_only=True
                 )
-                await asyncio.sleep(delay)
-            else:
-                await self._record(record, result)
+                if record is None or record.status is not MessageStatus.SENDING:
+                    return
+                provider = self.provider_for(record)
+                if provider is None:
+                    error = f"no provider for line {record.line}"
+                    await self._advance(record, MessageStatus.FAILED, error=error)
+                    return
+                if provider.name != route:
+                    # The record names another provider than the one it was queued for:
+                    # claim it again (a no-op) under that provider's slots.
+                    route = provider.name
+                    continue
+                await self._buckets[provider.name].acquire()
+                try:
+                    outcome: SendResult | ProviderError = await provider.send(_message(record))
+                except ProviderError as exc:
+                    outcome = exc
+            # Out of the slot: a message waiting out a backoff holds no slot of its provider.
+            if isinstance(outcome, SendResult):
+                await self._record(record, outcome)
                 return
+            if not outcome.retryable or attempt == self.policy.max_attempts:
+                log.warning("message %s to %s failed: %s", message_id, record.contact, outcome)
+                error = str(outcome)
+                await self._advance(
+                    record, MessageStatus.FAILED, provider=provider.name, error=error
+                )
+                return
+            delay = self.policy.delay(attempt, outcome, self._rng)
+            log.info("message %s: %s; retry %d in %.2fs", message_id, outcome, attempt, delay)
+            await self.store.update_message(
+                message_id, status=MessageStatus.QUEUED, error=f"retrying: {outcome}"
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
 
     async def _record(self, record: MessageRecord, result: SendResult) -> None:
         updated = await self._advance(

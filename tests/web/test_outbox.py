@@ -61,7 +61,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def outbox_for(
-    store: Store, http: httpx.AsyncClient, fake: FakeProvider, max_attempts: int = 4
+    store: Store, http: httpx.AsyncClient, fake: FakeProvider, max_attempts: int = 4, **options: Any
 ) -> tuple[Outbox, TestServer]:
     server = TestServer(fake.app, host="127.0.0.1")
     await server.start_server()
@@ -70,13 +70,12 @@ async def outbox_for(
         {"api_key": "k", "allow_unsigned": True, "base_url": str(server.make_url(""))},
         http,
     )
-    outbox = Outbox(
-        store,
-        {"telefoon_sms": provider},
-        {LINE: "telefoon_sms"},
-        policy=RetryPolicy(max_attempts, base_delay=0.01, max_delay=0.02),
-        sweep_interval=0.1,
-    )
+    options = {
+        "policy": RetryPolicy(max_attempts, base_delay=0.01, max_delay=0.02),
+        "sweep_interval": 0.1,
+        **options,
+    }
+    outbox = Outbox(store, {"telefoon_sms": provider}, {LINE: "telefoon_sms"}, **options)
     return outbox, server
 
 
@@ -238,3 +237,43 @@ async def test_submitted_replies_go_out_without_a_sweep_and_only_once(
     for message in messages:
         record = await any_store.get_message(message.id)
         assert record is not None and record.status is MessageStatus.SENT
+
+
+async def test_a_message_waiting_out_a_backoff_holds_no_send_slot(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    fake = FakeProvider([503])  # Alice's message fails once, then waits 30 s
+    outbox, server = await outbox_for(
+        any_store,
+        http,
+        fake,
+        policy=RetryPolicy(3, base_delay=30.0, max_delay=30.0),
+        rng=lambda: 1.0,  # no jitter: the backoff is the full 30 s
+        concurrency=1,  # one slot: Bob's message needs the one Alice's would hold
+    )
+    outbox.start()
+    try:
+        [alice] = await queue(any_store, "first", to=ALICE)
+        for _ in range(500):
+            if fake.requests:
+                break
+            await asyncio.sleep(0.01)
+        [bob] = await queue(any_store, "second", to="+32470000002")
+        outbox.notify()
+        for _ in range(500):
+            if len(fake.requests) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [r["body"] for r in fake.requests] == ["first", "second"]
+        waiting = await any_store.get_message(alice)
+        assert waiting is not None and waiting.status is MessageStatus.QUEUED
+        assert waiting.error is not None and waiting.error.startswith("retrying: ")
+        for _ in range(500):
+            sent = await any_store.get_message(bob)
+            if sent is not None and sent.status is MessageStatus.SENT:
+                break
+            await asyncio.sleep(0.01)
+        assert sent is not None and sent.status is MessageStatus.SENT
+    finally:
+        await outbox.aclose()
+        await server.close()
