@@ -34,6 +34,7 @@ from convo.models import (
     Session,
 )
 from convo.store.base import ErasedContact, MessageQuery
+from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
@@ -59,27 +60,6 @@ def _decode(kept: tuple[Session, str]) -> Session:
     fresh = Session(*_FIELDS(session))
     fresh.params, fresh.slots = json.loads(data)
     return fresh
-
-
-def check_query(query: MessageQuery) -> None:
-    """Raise ValueError when a page request cannot be served (shared by the backends)."""
-    if query.page < 1:
-        raise ValueError(f"message query: page must be 1 or more, got {query.page}")
-    if query.page_size < 1:
-        raise ValueError(f"message query: page_size must be 1 or more, got {query.page_size}")
-
-
-def check_outbound(records: Sequence[MessageRecord]) -> None:
-    """Raise ValueError for an inbound record among outbound ones (shared by the backends)."""
-    for record in records:
-        if record.direction is not Direction.OUTBOUND:
-            raise ValueError(f"message {record.id} is inbound; only outbound messages go here")
-
-
-def check_fragment(group: str, index: int, total: int) -> None:
-    """Raise ValueError for a part number that cannot be right (shared by the backends)."""
-    if total < 1 or not 1 <= index <= total:
-        raise ValueError(f"fragment group {group!r}: part {index} of {total} is not a valid part")
 
 
 class MemoryStore:
@@ -165,8 +145,7 @@ class MemoryStore:
     async def add_inbound(self, record: MessageRecord) -> bool:
         """False, storing nothing, when the id or the non-empty ``(provider,
         provider_message_id)`` of an inbound message is already known."""
-        if record.direction is not Direction.INBOUND:
-            raise ValueError(f"add_inbound: message {record.id} is {record.direction.value}")
+        check_inbound(record)
         if record.id in self._messages:
             return False
         if record.provider_message_id and (

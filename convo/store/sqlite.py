@@ -51,8 +51,8 @@ from convo.models import (
     Session,
 )
 from convo.store.base import ErasedContact, MessageQuery
+from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
-from convo.store.memory import check_fragment, check_outbound, check_query
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
 """Schema scripts: ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
@@ -199,8 +199,7 @@ class SqliteStore:
     async def add_inbound(self, record: MessageRecord) -> bool:
         """False, storing nothing, when the id or the non-empty ``(provider,
         provider_message_id)`` of an inbound message is already known."""
-        if record.direction is not Direction.INBOUND:
-            raise ValueError(f"add_inbound: message {record.id} is {record.direction.value}")
+        check_inbound(record)
         row = _message_row(record, processed=False)
         return await self._run(
             "add inbound", lambda cx: cx.execute(sql.INSERT_INBOUND, row).rowcount == 1

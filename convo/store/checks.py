@@ -1,0 +1,39 @@
+"""Argument checks every store backend makes, so each refuses the same calls the same way.
+
+A backend calls these before it changes anything: a refused call raises ``ValueError``
+(a caller's mistake, not a store failure) and leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from convo.models import Direction, MessageRecord
+from convo.store.base import MessageQuery
+
+
+def check_query(query: MessageQuery) -> None:
+    """Raise ValueError when a page request cannot be served."""
+    if query.page < 1:
+        raise ValueError(f"message query: page must be 1 or more, got {query.page}")
+    if query.page_size < 1:
+        raise ValueError(f"message query: page_size must be 1 or more, got {query.page_size}")
+
+
+def check_inbound(record: MessageRecord) -> None:
+    """Raise ValueError for an outbound record given as an inbound one."""
+    if record.direction is not Direction.INBOUND:
+        raise ValueError(f"add_inbound: message {record.id} is {record.direction.value}")
+
+
+def check_outbound(records: Sequence[MessageRecord]) -> None:
+    """Raise ValueError for an inbound record among outbound ones."""
+    for record in records:
+        if record.direction is not Direction.OUTBOUND:
+            raise ValueError(f"message {record.id} is inbound; only outbound messages go here")
+
+
+def check_fragment(group: str, index: int, total: int) -> None:
+    """Raise ValueError for a part number that cannot be right."""
+    if total < 1 or not 1 <= index <= total:
+        raise ValueError(f"fragment group {group!r}: part {index} of {total} is not a valid part")
