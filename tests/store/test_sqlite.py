@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -138,6 +139,31 @@ async def test_ping_is_false_when_closed(tmp_path: Path) -> None:
     assert await store.ping()
     await store.close()
     assert not await store.ping()
+
+
+async def test_concurrent_calls_commit_together_and_fail_alone(tmp_path: Path) -> None:
+    # Calls made while the connection's thread is busy share one batch (group commit):
+    # the one that fails is rolled back alone, every other one is committed.
+    store = SqliteStore(tmp_path / "c.db")
+    await store.open()
+    try:
+        await store.add_outbound([a_reply(0)])
+        calls = [store.add_outbound([a_reply(n)]) for n in range(1, 40)]
+        calls.insert(20, store.add_outbound([a_reply(40), a_reply(0)]))  # 0 is taken
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert len(failed) == 1 and isinstance(failed[0], StoreError)
+        assert "out-0 is already in the log" in str(failed[0])
+        assert results.index(failed[0]) == 20
+    finally:
+        await store.close()
+    reopened = SqliteStore(tmp_path / "c.db")  # what was committed is in the file
+    await reopened.open()
+    try:
+        kept = {m.id for m in await reopened.pending_outbound(limit=100)}
+        assert kept == {f"out-{n}" for n in range(40)}  # out-40 was in the failed call
+    finally:
+        await reopened.close()
 
 
 # -- open_store ---------------------------------------------------------------------------------
