@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from convo.exceptions import ConfigError, InvalidNumber
+from convo.flow.durations import parse_duration
 from convo.models import CHANNELS, Channel
+from convo.store.urls import store_url
 
 DEFAULT_FILE = "convo.toml"
 ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -114,7 +116,13 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
+    """``[store]``: ``url`` names the store (checked at load by :func:`convo.store.store_url`);
+    ``seen_retention`` is how long, in seconds, a seen token (a provider message id kept to
+    drop retries) is kept before the server prunes it: seconds or a duration such as
+    ``"30d"``, default 30 days."""
+
     url: str = "sqlite:///var/convo.db"
+    seen_retention: float = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +397,21 @@ def _check_provider_kinds(
             check(line.voice_provider, f"{source}: [[lines]] #{i + 1} voice_provider")
 
 
+def _store(source: str, raw: object) -> StoreSettings:
+    table = _Table(source, "[store]", raw, frozenset({"url", "seen_retention"}))
+    default = StoreSettings()
+    url = table.string("url", default.url)
+    store_url(url, table.where("url"))  # the store's own decoder: one set of rules
+    retention = table.data.get("seen_retention", default.seen_retention)
+    try:
+        seconds = parse_duration(retention)
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise table._bad("seen_retention", "a duration above 0 (seconds, or e.g. 12h, 30d)")
+    return StoreSettings(url, seconds)
+
+
 def _handoff(source: str, raw: object) -> dict[str, str]:
     """``[handoff]``: queue -> E.164 number (or a ``sip:`` URI, kept as it is)."""
     if not isinstance(raw, dict):
@@ -466,12 +489,7 @@ def parse_settings(
         srv.number("shutdown_timeout", 30.0),
     )
 
-    sto = _Table(source, "[store]", doc.get("store", {}), frozenset({"url"}))
-    store = StoreSettings(sto.string("url", StoreSettings().url))
-    if not store.url.startswith(("sqlite:///", "memory://", "redis://", "postgresql://")):
-        raise ConfigError(
-            f"{sto.where('url')}: expected sqlite:///PATH or memory://, got {store.url!r}"
-        )
+    store = _store(source, doc.get("store", {}))
 
     flo = _Table(source, "[flows]", doc.get("flows", {}), frozenset({"paths"}))
     flows = FlowSettings(flo.strings("paths", ("flows",)))

@@ -99,7 +99,7 @@ def test_with_server_overrides_and_keeps_derived_public_url() -> None:
         ("[server]\nport = 70000\n", "[server] port: expected at least 0 and at most 65535"),
         ("[server]\nprot = 1\n", "[server] prot: unknown key"),
         ("[servr]\n", "unknown table [servr]"),
-        ("[store]\nurl = 'mysql://x'\n", "[store] url: expected sqlite:///PATH or memory://"),
+        ("[store]\nurl = 'mysql://x'\n", "[store] url: mysql:// is not a known store (supported:"),
         ("[flows]\npaths = 'flows'\n", "[flows] paths: expected a list of strings"),
         ("[server]\napi_token = 5\n", "[server] api_token: expected a string, got a int"),
         ("[[lines]]\nnumber = '+32470000100'\nprovider = 'x'\n", "[[lines]] #1 flow: missing"),
@@ -132,6 +132,56 @@ def test_bad_config_names_file_key_and_expectation(tmp_path: Path, text: str, me
         load_settings(path, env={})
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+STORE_SUPPORTED = "(supported: memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db)"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://", f"redis:// is not supported yet {STORE_SUPPORTED}"),
+        ("postgresql://x", f"postgresql:// is not supported yet {STORE_SUPPORTED}"),
+        ("ftp://", f"ftp:// is not a known store {STORE_SUPPORTED}"),
+        ("sqlite://nopath", "'sqlite://nopath' has no file path; write sqlite:///relative/"),
+        ("memory://x", "'memory://x': memory:// takes nothing after it"),
+    ],
+)
+def test_bad_store_url_fails_at_load_in_one_line(tmp_path: Path, url: str, message: str) -> None:
+    path = write(tmp_path, f"[store]\nurl = '{url}'\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    assert str(info.value).startswith(f"{path}: [store] url: {message}")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"^convo\.toml: \[store\] url: "):
+        parse_settings({"store": {"url": url}}, env={})
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///var/convo.db", "sqlite:////srv/c.db"])
+def test_good_store_urls_load(url: str) -> None:
+    assert parse_settings({"store": {"url": url}}, env={}).store.url == url
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(3600, 3600.0), (1.5, 1.5), ("90", 90.0), ("12h", 43200.0), ("30d", 2592000.0)],
+)
+def test_seen_retention_takes_seconds_or_a_duration(value: object, seconds: float) -> None:
+    store = parse_settings({"store": {"seen_retention": value}}, env={}).store
+    assert store.seen_retention == seconds
+
+
+def test_seen_retention_defaults_to_30_days() -> None:
+    assert parse_settings({}, env={}).store.seen_retention == 30 * 86400.0
+
+
+@pytest.mark.parametrize("value", [0, -5, "0s", "soon", True, [30]])
+def test_bad_seen_retention_names_file_and_key(value: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"store": {"seen_retention": value}}, source="c.toml", env={})
+    assert str(info.value).startswith(
+        "c.toml: [store] seen_retention: expected a duration above 0 (seconds, or e.g. 12h, 30d)"
+    )
 
 
 def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:

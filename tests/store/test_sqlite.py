@@ -1,4 +1,4 @@
-"""What only the SQLite store has: a file, a schema version, migrations, WAL, URLs."""
+"""What only the SQLite store has: a file, a schema version, migrations, WAL, group commit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from convo.exceptions import ConfigError, StoreError
+from convo.exceptions import StoreError
 from convo.models import ConversationKey, Direction, MessageRecord, MessageStatus, Session
-from convo.store import MemoryStore, open_store
 from convo.store.sqlite import MIGRATIONS, SqliteStore
 
 KEY = ConversationKey("+32470000100", "sms", "+32470000001")
@@ -164,51 +163,3 @@ async def test_concurrent_calls_commit_together_and_fail_alone(tmp_path: Path) -
         assert kept == {f"out-{n}" for n in range(40)}  # out-40 was in the failed call
     finally:
         await reopened.close()
-
-
-# -- open_store ---------------------------------------------------------------------------------
-
-
-def test_relative_sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    store = open_store("sqlite:///var/convo.db")
-    assert isinstance(store, SqliteStore)
-    assert store.path == Path("var/convo.db")
-    assert not store.path.is_absolute()
-
-
-async def test_relative_url_lands_under_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    store = open_store("sqlite:///var/convo.db")
-    await store.open()
-    await store.close()
-    assert (tmp_path / "var" / "convo.db").is_file()
-
-
-def test_absolute_sqlite_url(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/x.db")  # tmp_path starts with "/"
-    assert isinstance(store, SqliteStore)
-    assert store.path == tmp_path / "x.db" and store.path.is_absolute()
-
-
-def test_memory_url() -> None:
-    assert isinstance(open_store("memory://"), MemoryStore)
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("redis://localhost:6379/0", "'redis' is not available yet"),
-        ("postgresql://u@db/convo", "'postgresql' is not available yet"),
-        ("mysql://db/convo", "'mysql' is unknown; accepted: memory://, sqlite:///"),
-        ("convo.db", "no scheme"),
-        ("sqlite://convo.db", "three slashes"),
-        ("sqlite:///", "no database file name"),
-        ("memory://x", "takes nothing"),
-    ],
-)
-def test_bad_store_urls(url: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        open_store(url)
