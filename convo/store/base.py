@@ -1,17 +1,20 @@
 """What convo needs from a store, as a few small protocols.
 
-A store keeps four things, each behind its own protocol so a backend can be read one concept
+A store keeps five things, each behind its own protocol so a backend can be read one concept
 at a time:
 
 * :class:`SessionStore`  where each conversation is (``Session``), and its durable timers;
 * :class:`MessageLog`    every inbound and outbound message; queued outbound messages are the
                          outbox, inbound messages not yet processed are the inbox;
 * :class:`Suppressions`  contacts who opted out of a line (STOP ... START);
-* :class:`Fragments`     parts of a long inbound text that arrive separately (Vonage
-                         ``concat-ref``) and tokens already seen by poll loops.
+* :class:`Fragments`     parts of a long inbound text that arrive separately, kept until all
+                         are in;
+* :class:`SeenTokens`    tokens already seen (provider message ids), to drop a provider's
+                         retries, kept for a retention period and then pruned.
 
-:class:`Erasure` forgets one contact in the first, second and fourth (GDPR right to
-erasure). :class:`Store` is all five plus ``ping``/``close``.
+:class:`Erasure` forgets one contact in sessions, the log and fragments (GDPR right to
+erasure). :class:`Store` is all of them plus the conversation lock, ``open``, ``ping`` and
+``close``.
 
 The crash-safety contract lives in :meth:`SessionStore.save_turn`: the new session state,
 the inbound message being marked processed and the replies being queued happen in **one
@@ -146,8 +149,21 @@ class Fragments(Protocol):
         """Remove and return groups whose first part arrived before ``older_than``, with
         the parts that did arrive, in order."""
 
+
+@runtime_checkable
+class SeenTokens(Protocol):
+    """Tokens already seen, per namespace: a provider's retry of something already handled
+    carries a token seen before. Tokens are kept until :meth:`prune_seen` forgets them (the
+    server prunes those older than ``[store] seen_retention``)."""
+
     async def seen(self, namespace: str, token: str, now: float) -> bool:
-        """Record ``token``; True if it had been recorded before (poll-loop deduplication)."""
+        """Record ``token`` in ``namespace`` at time ``now``; True if it was recorded
+        before (and not pruned since), False the first time. Recording it again keeps its
+        first time."""
+
+    async def prune_seen(self, older_than: float) -> int:
+        """Forget the tokens recorded before ``older_than``; returns how many. A forgotten
+        token counts as unseen again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +199,7 @@ class Erasure(Protocol):
 
         Suppressions (the STOP list) are **kept**: a person who opted out must stay opted
         out, and GDPR allows keeping what is needed to honour an objection (art. 17(3),
-        art. 21). Poll-loop tokens (provider message ids only) are kept too.
+        art. 21). Seen tokens (provider message ids only) are kept too.
 
         An unknown number erases nothing and returns zeros."""
 
@@ -200,7 +216,14 @@ class ConversationLocks(Protocol):
 
 @runtime_checkable
 class Store(
-    SessionStore, MessageLog, Suppressions, Fragments, Erasure, ConversationLocks, Protocol
+    SessionStore,
+    MessageLog,
+    Suppressions,
+    Fragments,
+    SeenTokens,
+    Erasure,
+    ConversationLocks,
+    Protocol,
 ):
     """A complete backend: open with ``await store.open()``, close with ``await store.close()``."""
 

@@ -295,6 +295,8 @@ class MemoryStore:
             result.append((group, [parts[i] for i in sorted(parts)]))
         return result
 
+    # -- seen tokens -------------------------------------------------------------------------
+
     async def seen(self, namespace: str, token: str, now: float) -> bool:
         if (namespace, token) in self._seen:
             return True
@@ -302,7 +304,6 @@ class MemoryStore:
         return False
 
     async def prune_seen(self, older_than: float) -> int:
-        """Forget tokens recorded before ``older_than``; returns how many were forgotten."""
         old = [k for k, at in self._seen.items() if at < older_than]
         for k in old:
             del self._seen[k]

@@ -294,16 +294,18 @@ class SqliteStore:
 
         return await self._run("expire fragments", job)
 
+    # -- seen tokens -------------------------------------------------------------------------
+
     async def seen(self, namespace: str, token: str, now: float) -> bool:
         args = (namespace, token, now)
         return await self._run(
-            "record poll token", lambda cx: cx.execute(sql.SEEN, args).rowcount == 0
+            "record seen token", lambda cx: cx.execute(sql.SEEN, args).rowcount == 0
         )
 
     async def prune_seen(self, older_than: float) -> int:
-        """Forget tokens recorded before ``older_than``; returns how many were forgotten."""
+        """One DELETE over the ``seen_at`` index."""
         return await self._run(
-            "prune poll tokens", lambda cx: cx.execute(sql.PRUNE_SEEN, (older_than,)).rowcount
+            "prune seen tokens", lambda cx: cx.execute(sql.PRUNE_SEEN, (older_than,)).rowcount
         )
 
     # -- erasure ---------------------------------------------------------------------------

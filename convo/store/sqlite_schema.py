@@ -11,7 +11,7 @@ Tables (version 2):
                       ``processed`` marks inbound messages a turn has handled.
 * ``suppressions``    (line, contact) pairs that opted out.
 * ``fragment_groups`` / ``fragment_parts``  parts of long inbound texts (version 2).
-* ``seen_tokens``     poll-loop deduplication (version 2).
+* ``seen_tokens``     tokens already seen, to drop provider retries (version 2).
 
 Partial indexes keep the hot queues small: the outbox index holds only queued/sending
 messages, the inbox index only unprocessed inbound ones, the timer index only active

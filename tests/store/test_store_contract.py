@@ -449,13 +449,29 @@ async def test_ping(store: Store) -> None:
     assert await store.ping()
 
 
-async def test_prune_seen_forgets_old_tokens(store: Store) -> None:
-    assert isinstance(store, MemoryStore | SqliteStore)  # beyond the protocol: both have it
-    await store.seen("enco", "old", now=1)
-    await store.seen("enco", "new", now=100)
-    assert await store.prune_seen(older_than=50) == 1
+async def test_prune_seen_forgets_old_tokens_and_keeps_recent_ones(store: Store) -> None:
+    assert not await store.seen("enco", "old", now=1)
+    assert not await store.seen("part:vonage", "old-too", now=49.5)
+    assert not await store.seen("enco", "at-the-limit", now=50)
+    assert not await store.seen("enco", "new", now=100)
+    assert await store.prune_seen(older_than=50) == 2  # across namespaces; 50 is not before 50
+    assert await store.prune_seen(older_than=50) == 0
+    # A pruned token is unseen again; the others are still seen.
     assert not await store.seen("enco", "old", now=101)
+    assert not await store.seen("part:vonage", "old-too", now=101)
+    assert await store.seen("enco", "at-the-limit", now=102)
     assert await store.seen("enco", "new", now=102)
+
+
+async def test_a_token_seen_again_keeps_its_first_time(store: Store) -> None:
+    assert not await store.seen("enco", "t", now=10)
+    assert await store.seen("enco", "t", now=90)  # a retry does not extend its retention
+    assert await store.prune_seen(older_than=50) == 1
+    assert not await store.seen("enco", "t", now=91)
+
+
+async def test_prune_seen_on_an_empty_store(store: Store) -> None:
+    assert await store.prune_seen(older_than=1e12) == 0
 
 
 # -- erasure (GDPR) ----------------------------------------------------------------------------
