@@ -139,11 +139,14 @@ class Suppressions(Protocol):
 @runtime_checkable
 class Fragments(Protocol):
     async def add_fragment(
-        self, group: str, index: int, total: int, text: str, now: float
+        self, group: str, index: int, total: int, text: str, now: float, *, contact: str
     ) -> list[str] | None:
-        """Keep part ``index`` (1-based) of ``total`` of ``group``. When all parts are in,
-        remove the group and return the texts in order; otherwise return None. A part that
-        was already kept is ignored (provider retries)."""
+        """Keep part ``index`` (1-based) of ``total`` of ``group``, a text ``contact`` (an
+        E.164 number) sent. When all parts are in, remove the group and return the texts in
+        order; otherwise return None. A part that was already kept is ignored (provider
+        retries). The group's total and contact are the ones its first part gave. ``group``
+        is the caller's name for the group: the store compares it and nothing more.
+        ValueError when ``index`` is not within 1..``total``."""
 
     async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
         """Remove and return groups whose first part arrived before ``older_than``, with
@@ -193,9 +196,8 @@ class Erasure(Protocol):
         every session (any line, channel or status), every message whose contact it is
         (both directions, any status: a queued reply is not sent any more, though one the
         outbox is already handing to a provider may still go out), and the pending
-        long-text fragments it sent. A fragment group belongs to a contact by its name, in
-        the form ``convo.web.intake`` gives it: a JSON array whose third item is the
-        sender's number; a group named otherwise belongs to nobody and is kept.
+        long-text fragments it sent (the groups ``add_fragment`` was given it as
+        ``contact``).
 
         Suppressions (the STOP list) are **kept**: a person who opted out must stay opted
         out, and GDPR allows keeping what is needed to honour an objection (art. 17(3),

@@ -62,6 +62,21 @@ def _decode(kept: tuple[Session, str]) -> Session:
     return fresh
 
 
+class _Group:
+    """A long text's parts kept so far, with what its first part said."""
+
+    __slots__ = ("contact", "first_at", "parts", "total")
+
+    def __init__(self, total: int, first_at: float, contact: str) -> None:
+        self.total = total
+        self.first_at = first_at
+        self.contact = contact
+        self.parts: dict[int, str] = {}  # part number -> text
+
+    def texts(self) -> list[str]:
+        return [self.parts[i] for i in sorted(self.parts)]
+
+
 class MemoryStore:
     """A complete store in process memory. ``open`` and ``close`` do nothing."""
 
@@ -76,7 +91,7 @@ class MemoryStore:
         self._by_pid: dict[tuple[str, str], list[str]] = {}  # lookup, any direction
         self._delivered_parts: dict[str, set[str]] = {}  # message id -> its delivered parts
         self._suppressed: set[tuple[str, str]] = set()
-        self._fragments: dict[str, tuple[int, float, dict[int, str]]] = {}
+        self._fragments: dict[str, _Group] = {}
         self._seen: dict[tuple[str, str], float] = {}
         self._locks = LocalLocks()  # one process holds this store: its locks suffice
 
@@ -269,31 +284,28 @@ class MemoryStore:
     # -- fragments and poll tokens ---------------------------------------------------------
 
     async def add_fragment(
-        self, group: str, index: int, total: int, text: str, now: float
+        self, group: str, index: int, total: int, text: str, now: float, *, contact: str
     ) -> list[str] | None:
-        """ValueError when ``index`` is not within 1..``total``. The group's total is the
-        one its first part gave; a later part outside it is ignored."""
+        """A later part outside the group's total (its first part's) is ignored."""
         check_fragment(group, index, total)
-        group_total, _, parts = self._fragments.setdefault(group, (total, now, {}))
-        if index > group_total or index in parts:
+        kept = self._fragments.get(group)
+        if kept is None:
+            kept = self._fragments[group] = _Group(total, now, contact)
+        if index > kept.total or index in kept.parts:
             return None
-        parts[index] = text
-        if len(parts) < group_total:
+        kept.parts[index] = text
+        if len(kept.parts) < kept.total:
             return None
         del self._fragments[group]
-        return [parts[i] for i in sorted(parts)]
+        return kept.texts()
 
     async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
         expired = sorted(
-            (first_at, group)
-            for group, (_, first_at, _) in self._fragments.items()
-            if first_at < older_than
+            (kept.first_at, group)
+            for group, kept in self._fragments.items()
+            if kept.first_at < older_than
         )
-        result = []
-        for _, group in expired:
-            parts = self._fragments.pop(group)[2]
-            result.append((group, [parts[i] for i in sorted(parts)]))
-        return result
+        return [(group, self._fragments.pop(group).texts()) for _, group in expired]
 
     # -- seen tokens -------------------------------------------------------------------------
 
@@ -361,7 +373,7 @@ class MemoryStore:
         keys = [k for k in self._sessions if k.contact == contact]
         # _messages keeps insertion order: this is the order the messages were logged in.
         ids = [i for i, r in self._messages.items() if r.contact == contact]
-        groups = [g for g in self._fragments if _fragment_sender(g) == contact]
+        groups = [g for g, kept in self._fragments.items() if kept.contact == contact]
         copies: dict[tuple[str, str], None] = {}  # an ordered set: each pair once
         for message_id in ids:
             record = self._messages.pop(message_id)
@@ -374,17 +386,5 @@ class MemoryStore:
             self._delivered_parts.pop(message_id, None)
         for key in keys:
             del self._sessions[key]
-        parts = sum(len(self._fragments.pop(group)[2]) for group in groups)
+        parts = sum(len(self._fragments.pop(group).parts) for group in groups)
         return ErasedContact(len(keys), len(ids), parts, tuple(copies))
-
-
-def _fragment_sender(group: str) -> str | None:
-    """The sender's number in a fragment group name as ``convo.web.intake`` writes it (a JSON
-    array, the number third); None for a name of another form."""
-    try:
-        fields = json.loads(group)
-    except ValueError:
-        return None
-    if isinstance(fields, list) and len(fields) > 2 and isinstance(fields[2], str):
-        return fields[2]
-    return None

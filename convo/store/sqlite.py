@@ -259,15 +259,14 @@ class SqliteStore:
     # -- fragments and poll tokens ---------------------------------------------------------
 
     async def add_fragment(
-        self, group: str, index: int, total: int, text: str, now: float
+        self, group: str, index: int, total: int, text: str, now: float, *, contact: str
     ) -> list[str] | None:
-        """ValueError when ``index`` is not within 1..``total``. The group's total is the
-        one its first part gave; a later part outside it is ignored."""
+        """A later part outside the group's total (its first part's) is ignored."""
         check_fragment(group, index, total)
 
         def job(cx: sqlite3.Connection) -> list[str] | None:
             with transaction(cx):
-                cx.execute(sql.ADD_FRAGMENT_GROUP, (group, total, now))
+                cx.execute(sql.ADD_FRAGMENT_GROUP, (group, total, now, contact))
                 (group_total,) = cx.execute(sql.FRAGMENT_TOTAL, (group,)).fetchone()
                 if index > group_total:
                     return None

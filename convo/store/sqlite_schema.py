@@ -3,15 +3,17 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 2):
+Tables (version 4):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
 * ``messages``        the message log; ``seq`` (the rowid) breaks ties in ``created_at`` and
                       ``processed`` marks inbound messages a turn has handled.
 * ``suppressions``    (line, contact) pairs that opted out.
-* ``fragment_groups`` / ``fragment_parts``  parts of long inbound texts (version 2).
+* ``fragment_groups`` / ``fragment_parts``  parts of long inbound texts (version 2); a
+                      group's ``contact`` is the number that sent it (version 4).
 * ``seen_tokens``     tokens already seen, to drop provider retries (version 2).
+* ``delivered_parts`` the parts of long outbound texts delivered so far (version 3).
 
 Partial indexes keep the hot queues small: the outbox index holds only queued/sending
 messages, the inbox index only unprocessed inbound ones, the timer index only active
@@ -127,6 +129,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (message_id, part_id)
     ) WITHOUT ROWID;
     """,
+    # 3 -> 4: a fragment group's contact is a column of its own (erasure finds groups by
+    # it). Before, erasure read it from the group's name, which then was always a JSON
+    # array with the sender's number third; groups kept from then get their contact from
+    # there, once. CASE keeps json_type, which raises on malformed JSON, away from names
+    # that are not JSON; such a group gets '' (nobody) and expires as before.
+    """
+    ALTER TABLE fragment_groups ADD COLUMN contact TEXT NOT NULL DEFAULT '';
+    UPDATE fragment_groups SET contact = json_extract(grp, '$[2]')
+        WHERE CASE WHEN json_valid(grp) THEN json_type(grp, '$[2]') END = 'text';
+    CREATE INDEX fragment_groups_contact ON fragment_groups (contact);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -230,7 +243,8 @@ UNSUPPRESS = "DELETE FROM suppressions WHERE line = ? AND contact = ?"
 IS_SUPPRESSED = "SELECT 1 FROM suppressions WHERE line = ? AND contact = ?"
 
 ADD_FRAGMENT_GROUP = (
-    "INSERT INTO fragment_groups (grp, total, first_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO fragment_groups (grp, total, first_at, contact) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
 )
 FRAGMENT_TOTAL = "SELECT total FROM fragment_groups WHERE grp = ?"
 ADD_FRAGMENT_PART = (
@@ -261,10 +275,6 @@ def message_filter(
 
 # -- erasure (SqliteStore.erase_contact) -------------------------------------------------------
 
-# The sender's number in a fragment group's name as convo.web.intake writes it (a JSON array,
-# the number third); NULL for a name of another form. CASE keeps json_extract, which raises
-# on malformed JSON, away from names that are not JSON.
-_GROUP_SENDER = "CASE WHEN json_valid(grp) THEN json_extract(grp, '$[2]') END"
 ERASE_PROVIDER_COPIES = (
     "SELECT provider, provider_message_id FROM messages "
     "WHERE contact = ? AND provider_message_id != '' ORDER BY seq"
@@ -275,7 +285,7 @@ COUNT_DELIVERED_PARTS = "SELECT count(*) FROM delivered_parts WHERE message_id =
 ERASE_SESSIONS = "DELETE FROM sessions WHERE contact = ?"
 COUNT_CONTACT_FRAGMENTS = (
     "SELECT count(*) FROM fragment_parts "
-    f"WHERE grp IN (SELECT grp FROM fragment_groups WHERE {_GROUP_SENDER} = ?)"
+    "WHERE grp IN (SELECT grp FROM fragment_groups WHERE contact = ?)"
 )
 # Their parts go by cascade (foreign_keys is on).
-ERASE_FRAGMENT_GROUPS = f"DELETE FROM fragment_groups WHERE {_GROUP_SENDER} = ?"
+ERASE_FRAGMENT_GROUPS = "DELETE FROM fragment_groups WHERE contact = ?"

@@ -159,7 +159,9 @@ class Intake:
         )
         payload = json.dumps({"id": message.provider_message_id, "text": message.text})
         try:
-            parts = await self.store.add_fragment(group, part.index, part.total, payload, now)
+            parts = await self.store.add_fragment(
+                group, part.index, part.total, payload, now, contact=message.sender
+            )
         except ValueError as exc:
             raise MalformedWebhook(f"{message.provider}: {exc}") from None
         return None if parts is None else self._joined(group, parts, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -91,7 +92,43 @@ async def test_old_schema_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None
         assert kept is not None and kept.slots == {"a": 1} and kept.step == "confirm"
         # version 2's tables work
         assert not await store.seen("enco", "t1", now=1.0)
-        assert await store.add_fragment("g", 1, 1, "whole", now=1.0) == ["whole"]
+        assert await store.add_fragment("g", 1, 1, "whole", now=1.0, contact="+32470000001") == [
+            "whole"
+        ]
+    finally:
+        await store.close()
+
+
+async def test_version_3_fragment_groups_keep_their_sender_for_erasure(tmp_path: Path) -> None:
+    # Before version 4 a group's sender was only in its name (a JSON array, the number
+    # third, as convo.web.intake named groups then); the migration makes it the column.
+    path = tmp_path / "v3.db"
+    cx = sqlite3.connect(path)
+    cx.executescript("\n".join(MIGRATIONS[:3]) + "\nPRAGMA user_version = 3;")
+    old_name = json.dumps(["vonage", KEY.line, KEY.contact, "sms", "ref-1", 3])
+    for name, first_at in (
+        (old_name, 1.0),
+        ("not-json", 2.0),
+        ('{"a": 1}', 3.0),
+        ("[1, 2, 3]", 4.0),
+    ):
+        cx.execute("INSERT INTO fragment_groups VALUES (?, 3, ?)", (name, first_at))
+        cx.execute("INSERT INTO fragment_parts VALUES (?, 1, 'een')", (name,))
+    cx.execute("INSERT INTO fragment_parts VALUES (?, 2, 'twee')", (old_name,))
+    cx.commit()
+    cx.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) >= 4
+        assert (await store.erase_contact(KEY.contact)).fragments == 2
+        # The others belong to nobody and expire as before.
+        assert await store.expired_fragments(older_than=10) == [
+            ("not-json", ["een"]),
+            ('{"a": 1}', ["een"]),
+            ("[1, 2, 3]", ["een"]),
+        ]
     finally:
         await store.close()
 
