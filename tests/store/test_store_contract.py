@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -404,7 +405,55 @@ async def test_suppressions_are_per_line(store: Store) -> None:
     assert not await store.is_suppressed(LINE, ALICE)
 
 
-# -- fragments and poll tokens ----------------------------------------------------------------
+# -- conversation lock ------------------------------------------------------------------------
+
+
+async def test_lock_serialises_the_turns_of_one_conversation(store: Store) -> None:
+    key = session(ALICE).key
+    log: list[str] = []
+    release = asyncio.Event()
+
+    async def turn(name: str, hold: asyncio.Event | None) -> None:
+        async with store.lock(key):
+            log.append(f"{name} in")
+            if hold is not None:
+                await hold.wait()
+            else:
+                await asyncio.sleep(0)
+            log.append(f"{name} out")
+
+    first = asyncio.create_task(turn("first", release))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(turn("second", None))
+    for _ in range(5):  # plenty of chances for the second turn to barge in
+        await asyncio.sleep(0)
+    assert log == ["first in"]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+    assert log == ["first in", "first out", "second in", "second out"]
+
+
+async def test_lock_lets_other_conversations_run(store: Store) -> None:
+    alice, bob = session(ALICE).key, session(BOB).key
+    release = asyncio.Event()
+
+    async def hold_alice() -> None:
+        async with store.lock(alice):
+            await release.wait()
+
+    held = asyncio.create_task(hold_alice())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(5):  # would hang if Bob waited for Alice's turn
+        async with store.lock(bob):
+            assert not held.done()  # Alice's turn still holds her lock
+    release.set()
+    await asyncio.wait_for(held, timeout=5)
+    async with asyncio.timeout(5):  # and Alice's lock is free again afterwards
+        async with store.lock(alice):
+            pass
+
+
+# -- fragments and seen tokens ----------------------------------------------------------------
 
 
 async def test_fragments_join_out_of_order_parts(store: Store) -> None:
