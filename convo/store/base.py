@@ -114,7 +114,8 @@ class MessageLog(Protocol):
         or repeated delivery report never undoes a later one; the check and the change are
         one atomic step."""
 
-    async def get_message(self, message_id: str) -> MessageRecord | None: ...
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        """The message with id ``message_id``, or None."""
 
     async def find_message(self, provider: str, provider_message_id: str) -> MessageRecord | None:
         """The message a provider knows by ``provider_message_id``."""
@@ -131,9 +132,12 @@ class MessageLog(Protocol):
 
 @runtime_checkable
 class Suppressions(Protocol):
-    async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None: ...
+    async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None:
+        """Opt ``contact`` out of ``line`` (True) or back in (False); idempotent. Other
+        lines of the same contact are not affected."""
 
-    async def is_suppressed(self, line: str, contact: str) -> bool: ...
+    async def is_suppressed(self, line: str, contact: str) -> bool:
+        """True while ``contact`` is opted out of ``line``."""
 
 
 @runtime_checkable
@@ -233,6 +237,7 @@ class Store(
         """Connect and create or migrate the schema. Idempotent."""
 
     async def ping(self) -> bool:
-        """True when the backend answers (``/healthz``)."""
+        """True when the backend answers (health checks); False, never an error, when not."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Finish the calls in flight and release the backend. Closing twice is harmless."""

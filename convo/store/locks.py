@@ -1,13 +1,13 @@
 """Turn serialisation inside one process: an ``asyncio.Lock`` per conversation.
 
-A conversation's turns must run one at a time and in arrival order (DESIGN §8): the engine
-takes the conversation's lock, then loads, advances and saves. :class:`LocalLocks` keeps a
+A conversation's turns must run one at a time and in arrival order: the engine takes the
+conversation's lock, then loads, advances and saves. :class:`LocalLocks` keeps a
 lock only while someone holds or waits for it, so a server that talks to millions of
 contacts keeps a dict the size of its *current* concurrency, not of its history.
 
 ``asyncio.Lock`` wakes waiters first in, first out, so two texts from one person are handled
 in the order their handlers asked for the lock. It serialises one process only: several
-servers on one store need a shared lock (a Redis backend, later).
+servers on one shared store need the lock that store provides across processes.
 """
 
 from __future__ import annotations

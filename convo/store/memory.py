@@ -281,7 +281,7 @@ class MemoryStore:
     async def is_suppressed(self, line: str, contact: str) -> bool:
         return (line, contact) in self._suppressed
 
-    # -- fragments and poll tokens ---------------------------------------------------------
+    # -- fragments -------------------------------------------------------------------------
 
     async def add_fragment(
         self, group: str, index: int, total: int, text: str, now: float, *, contact: str
@@ -307,7 +307,7 @@ class MemoryStore:
         )
         return [(group, self._fragments.pop(group).texts()) for _, group in expired]
 
-    # -- seen tokens -------------------------------------------------------------------------
+    # -- seen tokens -----------------------------------------------------------------------
 
     async def seen(self, namespace: str, token: str, now: float) -> bool:
         if (namespace, token) in self._seen:

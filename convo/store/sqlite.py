@@ -256,7 +256,7 @@ class SqliteStore:
             lambda cx: cx.execute(sql.IS_SUPPRESSED, (line, contact)).fetchone() is not None,
         )
 
-    # -- fragments and poll tokens ---------------------------------------------------------
+    # -- fragments -------------------------------------------------------------------------
 
     async def add_fragment(
         self, group: str, index: int, total: int, text: str, now: float, *, contact: str
@@ -293,7 +293,7 @@ class SqliteStore:
 
         return await self._run("expire fragments", job)
 
-    # -- seen tokens -------------------------------------------------------------------------
+    # -- seen tokens -----------------------------------------------------------------------
 
     async def seen(self, namespace: str, token: str, now: float) -> bool:
         args = (namespace, token, now)
