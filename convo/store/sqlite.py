@@ -98,7 +98,7 @@ class SqliteStore:
 
     async def sessions_of(self, contact: str) -> list[Session]:
         def job(cx: sqlite3.Connection) -> list[Session]:
-            return [rows.session(r) for r in cx.execute(sql.SESSIONS_OF, (contact,))]
+            return [rows.session(r) for r in cx.execute(sql.SESSIONS_OF, (contact,)).fetchall()]
 
         return await self._run("list sessions", job)
 
@@ -235,7 +235,7 @@ class SqliteStore:
 
         def job(cx: sqlite3.Connection) -> tuple[list[MessageRecord], int]:
             (total,) = cx.execute(sql.COUNT_MESSAGES + where, args).fetchone()
-            found = cx.execute(sql.LIST_MESSAGES.format(where=where), (*args, *page))
+            found = cx.execute(sql.LIST_MESSAGES.format(where=where), (*args, *page)).fetchall()
             return [rows.message(r) for r in found], total
 
         return await self._run("list messages", job)
@@ -328,7 +328,11 @@ class SqliteStore:
     # -- internals -------------------------------------------------------------------------
 
     async def _messages(self, what: str, query: str, args: tuple[Any, ...]) -> list[MessageRecord]:
-        return await self._run(what, lambda cx: [rows.message(r) for r in cx.execute(query, args)])
+        # Every row is fetched before one is decoded: a row that fails to decode must not
+        # leave the statement open (it would hold a read lock on the file until collected).
+        return await self._run(
+            what, lambda cx: [rows.message(r) for r in cx.execute(query, args).fetchall()]
+        )
 
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         return self._cx.run(what, job)

@@ -200,3 +200,23 @@ async def test_concurrent_calls_commit_together_and_fail_alone(tmp_path: Path) -
         assert kept == {f"out-{n}" for n in range(40)}  # out-40 was in the failed call
     finally:
         await reopened.close()
+
+
+async def test_a_row_that_fails_to_decode_leaves_no_read_lock_behind(tmp_path: Path) -> None:
+    """A corrupt row read before others must not keep its statement open: another process's
+    write would then leave this store's next write failing with "database is locked"."""
+    path = tmp_path / "convo.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        await store.add_outbound([a_reply(n) for n in range(3)])
+        with sqlite3.connect(path) as db:  # the first pending row, corrupted from outside
+            db.execute("UPDATE messages SET media_urls = '5' WHERE id = 'out-0'")
+        with pytest.raises(TypeError):
+            await store.pending_outbound()
+        with sqlite3.connect(path) as db:  # another process writes meanwhile
+            db.execute("UPDATE messages SET text = 'x' WHERE id = 'out-2'")
+        await store.add_outbound([a_reply(3)])  # and this store can still write
+        assert await store.get_message("out-3") is not None
+    finally:
+        await store.close()
