@@ -1,4 +1,4 @@
-"""The ``convo`` command (DESIGN §3). Each subcommand imports what it needs lazily, so
+"""The ``convo`` command. Each subcommand imports what it needs lazily, so
 ``convo segments`` never pays for aiohttp and ``convo validate`` never opens a store.
 
 Exit codes: 0 success, 1 the thing checked failed (validation errors, failing tests),

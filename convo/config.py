@@ -1,4 +1,4 @@
-"""convo.toml + environment -> frozen settings objects (DESIGN §4).
+"""convo.toml + environment -> frozen settings objects.
 
 This is the only module that reads environment variables. :func:`load_settings` finds the
 file (an explicit path, else ``$CONVO_CONFIG``, else ``./convo.toml`` when present, else the
@@ -10,7 +10,8 @@ what was expected: ``convo.toml: [server] port: expected an integer, got 'abc'``
 secret-looking keys are never echoed, in errors or in reprs (:class:`Secret`,
 :class:`ProviderSection`).
 
-Tables beyond the DESIGN contract (all optional):
+Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]]``,
+``[providers.NAME]``), all optional:
 
 * ``[webhooks]`` ``max_body`` (bytes, default 1 MiB; larger bodies get 413),
   ``rejected_dir`` (default ``var/rejected``: one JSON file per refused webhook, kept for
@@ -33,7 +34,6 @@ on provider ``sandbox``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import tomllib
@@ -374,20 +374,14 @@ def _check_provider_kinds(
     source: str, lines: tuple[LineSettings, ...], providers: Mapping[str, ProviderSection]
 ) -> None:
     """Every provider a line names, and every [providers.NAME] section, is a kind convo
-    has an adapter for (its name, or its ``type``): a typo fails here, not silently."""
-    from convo.providers.registry import SMS_PROVIDERS, VOICE_PROVIDERS
-
-    known = sorted(SMS_PROVIDERS | VOICE_PROVIDERS)
+    has an adapter for (``registry.provider_kind``): a typo fails here, not silently."""
+    from convo.providers.registry import lookup, provider_kind
 
     def check(name: str, where: str) -> None:
-        section = providers.get(name)
-        kind = str(section.get("type", name)) if section is not None else name
-        if kind not in known:
-            close = difflib.get_close_matches(kind, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"{where}: unknown provider {kind!r}{hint}; known providers: {', '.join(known)}"
-            )
+        try:
+            lookup(provider_kind(name, providers.get(name)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
     for name in providers:
         check(name, f"{source}: [providers.{name}]")

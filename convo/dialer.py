@@ -1,4 +1,4 @@
-"""Outbound calls: start a flow by calling someone (``convo call``, DESIGN §3).
+"""Outbound calls: start a flow by calling someone (``convo call``).
 
 :func:`place_call` does two things, in this order:
 
@@ -108,6 +108,7 @@ async def place_call(
     from convo.flow.calls import CallRunner
     from convo.flow.engine import Engine
     from convo.flow.loader import load_flows
+    from convo.providers.callbacks import VOICE_ANSWER, VOICE_STATUS, callback_url
     from convo.providers.registry import create_provider
     from convo.sms.phone import normalize
     from convo.web.app import open_store
@@ -126,6 +127,7 @@ async def place_call(
             f"flow {flow_id!r} has no language {lang!r} (languages: {', '.join(spec.languages)})"
         )
     key = ConversationKey(chosen.number, "voice", callee)
+    public_url = settings.server.public_url
     store = open_store(settings.store.url, f"{settings.source}: [store] url")
     await store.open()
     try:
@@ -133,7 +135,6 @@ async def place_call(
             raise FlowRuntimeError(f"{callee} opted out on line {key.line}: not calling")
         runner = CallRunner(Engine(flows, store, bot=bot), handoff_numbers=settings.handoff)
         await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
-        base = f"{settings.server.public_url.rstrip('/')}/webhooks/{provider_name}/voice"
         async with provider_client() as client:
             provider = create_provider(
                 provider_name,
@@ -145,8 +146,8 @@ async def place_call(
                 call_id: str = await provider.start_call(
                     to=callee,
                     line=chosen.number,
-                    answer_url=f"{base}/answer",
-                    status_url=f"{base}/status",
+                    answer_url=callback_url(public_url, provider_name, VOICE_ANSWER),
+                    status_url=callback_url(public_url, provider_name, VOICE_STATUS),
                 )
             except ConvoError:
                 # Nobody will ever answer this call: close the prepared conversation.

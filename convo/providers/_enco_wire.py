@@ -1,7 +1,7 @@
 """Enco's wire formats: delivery infos, OneAPI error bodies, datetimes, status names.
 
 Pure functions over decoded JSON (or an ``httpx.Response`` for errors), so ``enco.py`` keeps
-to the protocol and the seed's shapes are written down in one place.
+to the protocol and Enco's JSON shapes are written down in one place.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 from convo.exceptions import ConfigError
 
-#: Keys any section may carry: ``type`` picks the adapter (see ``registry.create_provider``).
+#: Keys any section may carry: ``type`` picks the adapter (``registry.provider_kind``).
 COMMON_KEYS = frozenset({"type"})
 
 
@@ -31,10 +31,14 @@ class ProviderOptions:
                 f"{', '.join(sorted(allowed - COMMON_KEYS))}"
             )
 
-    def where(self, key: str) -> str:
-        """``file: [providers.NAME] key`` (the file when the section knows it)."""
+    def section(self) -> str:
+        """``file: [providers.NAME]`` (the file when the section knows it)."""
         source = getattr(self._options, "source", "")
-        return f"{source + ': ' if source else ''}[providers.{self.name}] {key}"
+        return f"{source + ': ' if source else ''}[providers.{self.name}]"
+
+    def where(self, key: str) -> str:
+        """``file: [providers.NAME] key``."""
+        return f"{self.section()} {key}"
 
     def has(self, key: str) -> bool:
         return self._options.get(key) not in (None, "")

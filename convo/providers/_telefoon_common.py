@@ -8,7 +8,7 @@ Both APIs are the same shape: ``X-API-Key`` auth, ``POST /messages`` answering 2
 (status enums, send fields, list filters, MMS, default currency) through class attributes and
 two hooks, ``_send_fields`` and ``_inbound_media``.
 
-Assumptions neither document settles (DESIGN §5):
+Assumptions neither provider document settles:
 
 * webhooks (inbound messages and status callbacks) are ``POST`` with a JSON body shaped like
   ``Message``, signed with ``X-Signature: hex(HMAC-SHA256(webhook_secret, raw body))``;
@@ -47,6 +47,7 @@ from convo.exceptions import (
     SignatureError,
 )
 from convo.models import (
+    Channel,
     DeliveryReport,
     InboundMessage,
     MessageStatus,
@@ -56,6 +57,7 @@ from convo.models import (
 )
 from convo.providers._options import ProviderOptions
 from convo.providers._wire import e164, json_body, parse_price, sms_parts
+from convo.providers.callbacks import SMS_ROUTES, STATUS, callback_url
 from convo.providers.http import call
 
 log = logging.getLogger(__name__)
@@ -78,11 +80,16 @@ def sign(secret: str, body: bytes) -> str:
 class TelefoonFamilySms:
     """An ``SmsProvider`` for the Telefoon-shaped ``/messages`` API (see module docstring)."""
 
+    kind: ClassVar[str]
+    channel: ClassVar[Channel] = "sms"
+    config_options: ClassVar[frozenset[str]] = frozenset(
+        {"api_key", "webhook_secret", "base_url", "allow_unsigned", "rate_limit"}
+    )  # subclasses add their own
+    routes: ClassVar[tuple[str, ...]] = SMS_ROUTES
     title: ClassVar[str]  # the provider as people call it, for error messages
     default_base_url: ClassVar[str]
     statuses: ClassVar[frozenset[str]]  # the document's Message.status enum
     default_currency: ClassVar[str | None]
-    extra_options: ClassVar[frozenset[str]] = frozenset()
     list_filters: ClassVar[frozenset[str]] = frozenset()  # GET /messages filters beyond the two
 
     def __init__(
@@ -119,8 +126,7 @@ class TelefoonFamilySms:
         public_url: str = "",
     ) -> Self:
         """Build from ``[providers.NAME]``; ``ConfigError`` names the offending key."""
-        known = {"api_key", "webhook_secret", "base_url", "allow_unsigned", "rate_limit"}
-        opts = ProviderOptions(name, options, known | cls.extra_options)
+        opts = ProviderOptions(name, options, cls.config_options)
         allow_unsigned = opts.boolean("allow_unsigned", False)
         secret = opts.string("webhook_secret")
         if not secret and not allow_unsigned:
@@ -142,7 +148,7 @@ class TelefoonFamilySms:
         return adapter
 
     def _configure(self, opts: ProviderOptions) -> None:
-        """Read the provider's own options (``extra_options``); override in subclasses."""
+        """Read the provider's own options (beyond the family's); override in subclasses."""
 
     # -- sending ------------------------------------------------------------------------
 
@@ -165,7 +171,7 @@ class TelefoonFamilySms:
         payload: dict[str, Any] = {"to": self._recipient(message)}
         payload.update(self._send_fields(message))
         if self.public_url:
-            payload["status_callback"] = f"{self.public_url}/webhooks/{self.name}/status"
+            payload["status_callback"] = callback_url(self.public_url, self.name, STATUS)
         data = await self._request("POST", "/messages", json=payload)
         if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
             raise self._rejected("send answered without a message id; not retrying")
@@ -363,6 +369,9 @@ class TelefoonFamilySms:
             price=price,
             currency=currency if isinstance(currency, str) and price is not None else None,
         )
+
+    async def start(self) -> None:
+        """Nothing to check at start."""
 
     async def aclose(self) -> None:
         """Nothing to release: the shared ``httpx.AsyncClient`` belongs to the server."""

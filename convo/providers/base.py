@@ -1,7 +1,12 @@
 """What convo needs from a telecom provider, as small protocols over neutral values.
 
-An adapter is constructed from its config section and an injected ``httpx.AsyncClient``
-(so tests swap in a transport or point ``base_url`` at a simulator). Webhook handling is
+Every adapter is a :class:`Provider`: it declares its ``kind`` (the registry's key), the
+``channel`` it serves, the ``config_options`` its section accepts and the webhook
+``routes`` it is called on (``convo.providers.callbacks``); it is built from its config
+section by ``from_config`` with an injected ``httpx.AsyncClient`` (so tests swap in a
+transport or point ``base_url`` at a simulator), does its start-up work in ``start`` and
+releases what it holds in ``aclose``. Adapters see only neutral values: they never import
+the web server. Webhook handling is
 pure: ``verify`` and ``parse_*`` take a :class:`~convo.models.WebhookRequest` and return
 models or raise :class:`~convo.exceptions.SignatureError` /
 :class:`~convo.exceptions.MalformedWebhook`; they never touch the network.
@@ -12,11 +17,12 @@ knows whether to retry (``RateLimited``, ``ProviderUnavailable``) or give up
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
 
 from convo.models import (
     CallEvent,
+    Channel,
     DeliveryReport,
     InboundMessage,
     OutboundMessage,
@@ -24,12 +30,49 @@ from convo.models import (
     WebhookRequest,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 
 @runtime_checkable
-class SmsProvider(Protocol):
+class Provider(Protocol):
+    """What every adapter is, whatever its channel."""
+
+    #: The registry key of this adapter (``vonage``, ``telefoon_voice``, ...).
+    kind: ClassVar[str]
+    channel: ClassVar[Channel]
+    #: The keys its ``[providers.NAME]`` section may have (besides ``type``).
+    config_options: ClassVar[frozenset[str]]
+    #: The routes under ``/webhooks/{name}/`` this provider calls.
+    routes: ClassVar[tuple[str, ...]]
+    #: The config section name; also the webhook path segment.
+    name: str
+
+    @classmethod
+    def from_config(
+        cls,
+        name: str,
+        options: Mapping[str, Any],
+        client: httpx.AsyncClient,
+        *,
+        public_url: str = "",
+    ) -> Self:
+        """Validate ``[providers.NAME]`` and build the adapter; ``ConfigError`` names the
+        section and key. Acquires nothing (the client is shared)."""
+
+    async def start(self) -> None:
+        """Start-up work before the server takes traffic (e.g. checking the account owns a
+        configured address). ``ConfigError`` naming the section stops the start; a provider
+        that cannot be reached now is only logged (sending retries later)."""
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (never the shared client)."""
+
+
+@runtime_checkable
+class SmsProvider(Provider, Protocol):
     """Sends texts and understands the provider's SMS webhooks."""
 
-    name: str
     #: Sustained messages per second this provider accepts from us (the outbox honours it).
     rate_limit: float
 
@@ -45,8 +88,6 @@ class SmsProvider(Protocol):
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send one message; raise a ``ProviderError`` subclass on failure."""
 
-    async def aclose(self) -> None: ...
-
 
 @runtime_checkable
 class PollingSmsProvider(SmsProvider, Protocol):
@@ -60,14 +101,12 @@ class PollingSmsProvider(SmsProvider, Protocol):
 
 
 @runtime_checkable
-class VoiceProvider(Protocol):
+class VoiceProvider(Provider, Protocol):
     """Places calls and understands the provider's call webhooks.
 
     ``render`` turns neutral call instructions (``convo.voice.instructions``) into the
     provider's document and returns ``(body, content_type)``.
     """
-
-    name: str
 
     def verify(self, request: WebhookRequest) -> None: ...
 
@@ -81,8 +120,6 @@ class VoiceProvider(Protocol):
         """Place an outbound call; returns the provider's call id."""
 
     async def end_call(self, call_id: str) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 @runtime_checkable

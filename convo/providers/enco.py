@@ -1,4 +1,4 @@
-"""Proximus Enco SMS (Belgium + 200 countries; seed ``003_c108adf34518abb3.txt``).
+"""Proximus Enco SMS (Belgium + 200 countries; the Enco SMS API 1.0.0).
 
 Enco has no inbound webhook, so this is a ``PollingSmsProvider``: the server calls
 :meth:`EncoSms.poll_inbound` (and :meth:`EncoSms.poll_status`) every ``poll_interval`` seconds.
@@ -51,7 +51,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 import httpx
@@ -66,6 +66,7 @@ from convo.exceptions import (
     SignatureError,
 )
 from convo.models import (
+    Channel,
     DeliveryReport,
     InboundMessage,
     OutboundMessage,
@@ -85,6 +86,7 @@ from convo.providers._enco_wire import (
 from convo.providers._oauth import ClientCredentials
 from convo.providers._options import ProviderOptions
 from convo.providers._wire import e164, json_body, sms_parts
+from convo.providers.callbacks import STATUS, callback_url
 from convo.providers.http import call
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,11 @@ MAX_TRACK_AGE = 48 * 3600.0  # stop polling a delivery info after this long (sec
 
 class EncoSms:
     """``PollingSmsProvider`` for Proximus Enco. Build with :meth:`from_config`."""
+
+    kind: ClassVar[str] = "enco"
+    channel: ClassVar[Channel] = "sms"
+    config_options: ClassVar[frozenset[str]] = OPTIONS
+    routes: ClassVar[tuple[str, ...]] = (STATUS,)  # no inbound webhook: inbound is polled
 
     def __init__(
         self,
@@ -123,8 +130,10 @@ class EncoSms:
         allow_unsigned: bool = False,
         rate_limit: float = 10.0,
         public_url: str = "",
+        section: str = "",
     ) -> None:
         self.name = name
+        self.section = section or f"[providers.{name}]"  # for error messages
         self.rate_limit = rate_limit
         self.poll_interval = poll_interval
         self.base_url = base_url.rstrip("/")
@@ -166,7 +175,7 @@ class EncoSms:
         public_url: str = "",
     ) -> Self:
         """Build from ``[providers.NAME]``; ``ConfigError`` names the offending key."""
-        opts = ProviderOptions(name, options, OPTIONS)
+        opts = ProviderOptions(name, options, cls.config_options)
         shared = opts.boolean("shared", False)
         address = opts.string("address")
         if shared == bool(address):
@@ -196,7 +205,23 @@ class EncoSms:
             allow_unsigned=opts.boolean("allow_unsigned", False),
             rate_limit=opts.number("rate_limit", 10.0),
             public_url=public_url,
+            section=opts.section(),
         )
+
+    async def start(self) -> None:
+        """At server start, a dedicated ``address`` must be one of the account's
+        (:meth:`check_dedicated_addresses`): ``ConfigError`` naming the section when it is
+        not, or when Enco refuses the check (e.g. wrong credentials). When Enco cannot be
+        reached now, only a warning: sending retries later. The shared code is not checked
+        (the account does not list it)."""
+        if self.shared:
+            return
+        try:
+            await self.check_dedicated_addresses()
+        except ProviderRejected as exc:
+            raise ConfigError(f"{self.section}: {exc}") from exc
+        except ProviderError as exc:
+            log.warning("%s: dedicated address not checked: %s", self.name, exc)
 
     # -- the API ------------------------------------------------------------------------
 
@@ -280,7 +305,7 @@ class EncoSms:
     def callback_url(self, ref: str) -> str:
         """The ``callbackURL`` for our message ``ref``, authenticated for that message only."""
         token = hmac.new(self._callback_key, ref.encode(), hashlib.sha256).hexdigest()
-        return f"{self.public_url}/webhooks/{self.name}/status?ref={quote(ref)}&token={token}"
+        return callback_url(self.public_url, self.name, STATUS, {"ref": ref, "token": token})
 
     async def message_length(self, text: str) -> dict[str, int]:
         """``POST /sms/outboundmessages/length``: Enco's own count of ``text``."""
@@ -298,7 +323,7 @@ class EncoSms:
         addresses = [str(a) for a in found]
         if self.address and self.address not in addresses:
             raise ConfigError(
-                f"[providers.{self.name}] address: {self.address!r} is not one of this "
+                f"{self.section} address: {self.address!r} is not one of this "
                 f"account's dedicated addresses ({', '.join(addresses) or 'none'})"
             )
         return addresses

@@ -9,7 +9,7 @@ The sandbox also speaks a tiny webhook dialect so the ``/webhooks/sandbox/...`` 
 like any provider's (tests use them): inbound is a JSON body ``{"id", "from", "to",
 "text"}``, status is ``{"id", "status", "client_ref"}``. Webhooks are unsigned unless the
 ``webhook_secret`` option is set; then ``X-Signature: hex(HMAC-SHA256(secret, raw body))``
-is required, as for Telefoon (DESIGN §5).
+is required, as for Telefoon.
 
 Options (``[providers.sandbox]``, all optional): ``webhook_secret``, ``rate_limit``
 (messages/second, default 1000), ``allow_unsigned`` (accepted for symmetry; without a
@@ -23,12 +23,13 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import httpx
 
 from convo.exceptions import MalformedWebhook, SignatureError
 from convo.models import (
+    Channel,
     DeliveryReport,
     InboundMessage,
     MessageStatus,
@@ -38,6 +39,7 @@ from convo.models import (
     new_id,
 )
 from convo.providers._options import ProviderOptions
+from convo.providers.callbacks import SMS_ROUTES
 
 SIGNATURE_HEADER = "X-Signature"
 
@@ -49,6 +51,13 @@ def sign(secret: str, body: bytes) -> str:
 
 class SandboxSms:
     """``SmsProvider`` whose network is a dict of inboxes (see module docstring)."""
+
+    kind: ClassVar[str] = "sandbox"
+    channel: ClassVar[Channel] = "sms"
+    config_options: ClassVar[frozenset[str]] = frozenset(
+        {"webhook_secret", "rate_limit", "allow_unsigned"}
+    )
+    routes: ClassVar[tuple[str, ...]] = SMS_ROUTES
 
     def __init__(
         self, name: str = "sandbox", *, webhook_secret: str = "", rate_limit: float = 1000.0
@@ -71,7 +80,7 @@ class SandboxSms:
         public_url: str = "",
     ) -> Self:
         """Raises ConfigError on unknown or ill-typed options; ``client`` is unused."""
-        opts = ProviderOptions(name, options, {"webhook_secret", "rate_limit", "allow_unsigned"})
+        opts = ProviderOptions(name, options, cls.config_options)
         opts.boolean("allow_unsigned", False)
         return cls(
             name,
@@ -115,6 +124,9 @@ class SandboxSms:
             segments=segments,
             price=0.0,
         )
+
+    async def start(self) -> None:
+        """Nothing to check at start."""
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -169,7 +181,7 @@ class SandboxSms:
         ]
 
     def parse_status(self, request: WebhookRequest) -> list[DeliveryReport]:
-        """``{"id", "status", "client_ref"?}`` with a status of DESIGN §5."""
+        """``{"id", "status", "client_ref"?}`` with one of convo's message statuses."""
         data = self._json(request, ("id", "status"))
         try:
             status = MessageStatus(data["status"])

@@ -1,4 +1,4 @@
-"""Telefonie SMS (global SMS + MMS API; seed ``001_85ed52f4c3e8b79d.txt``).
+"""Telefonie SMS (global SMS + MMS API).
 
 Same ``/messages`` shape as Telefoon SMS (shared code in ``_telefoon_common``); what differs,
 and is respected here:
@@ -37,13 +37,14 @@ from convo.providers._wire import e164, media_urls
 class TelefonieSms(TelefoonFamilySms):
     """``SmsProvider`` (with MMS) for Telefonie SMS. Build with :meth:`from_config`."""
 
+    kind: ClassVar[str] = "telefonie_sms"
+    config_options = TelefoonFamilySms.config_options | {"validity_period"}
     title: ClassVar[str] = "Telefonie SMS"
     default_base_url: ClassVar[str] = "https://api.telefonie.com/v1/sms"
     statuses: ClassVar[frozenset[str]] = frozenset(
         {"queued", "sending", "sent", "delivered", "undelivered", "failed", "receiving", "received"}
     )
     default_currency: ClassVar[str | None] = None
-    extra_options: ClassVar[frozenset[str]] = frozenset({"validity_period"})
     list_filters: ClassVar[frozenset[str]] = frozenset({"from", "to"})
 
     validity_period: int | None = None

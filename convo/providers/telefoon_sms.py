@@ -1,4 +1,4 @@
-"""Telefoon SMS (EU, GDPR-minded SMS API; seed ``000_5240e271893cb465.txt``).
+"""Telefoon SMS (EU, GDPR-minded SMS API).
 
 What is particular to Telefoon (the shared ``/messages`` machinery, the webhook signature and
 the assumptions common to both Telefoon-shaped APIs are in ``_telefoon_common``):
@@ -34,13 +34,14 @@ from convo.sms.phone import is_sender_id
 class TelefoonSms(TelefoonFamilySms):
     """``SmsProvider`` for Telefoon SMS. Build with :meth:`from_config`."""
 
+    kind: ClassVar[str] = "telefoon_sms"
+    config_options = TelefoonFamilySms.config_options | {"sender_id"}
     title: ClassVar[str] = "Telefoon SMS"
     default_base_url: ClassVar[str] = "https://api.telefoon.com/v1/sms"
     statuses: ClassVar[frozenset[str]] = frozenset(
         {"queued", "sending", "sent", "delivered", "undelivered", "failed", "received"}
     )
     default_currency: ClassVar[str | None] = "EUR"
-    extra_options: ClassVar[frozenset[str]] = frozenset({"sender_id"})
 
     sender_id: str = ""
 

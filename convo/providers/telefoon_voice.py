@@ -6,7 +6,7 @@ API (document ``002``, server ``https://api.telefoon.com/v1/voice``, header ``X-
 ``GET /calls/{id}``, ``DELETE /calls/{id}`` -> 204, ``GET|POST /conferences``.
 Call statuses are exactly convo's :class:`~convo.models.CallStatus` values.
 
-What the document leaves open, we assume (DESIGN §5):
+What the document leaves open, we assume:
 
 - Webhooks are signed form posts; see ``convo.providers.telefoon_voice_webhook``.
 - The webhook answer is TwiML-style XML (default) or its JSON list form
@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from convo.exceptions import ConfigError, ProviderError
-from convo.models import CallEvent, CallStatus, WebhookRequest
+from convo.models import CallEvent, CallStatus, Channel, WebhookRequest
 from convo.providers import http
+from convo.providers.callbacks import VOICE_ROUTES, callback_url
 from convo.providers.telefoon_voice_records import (
     CallInfo,
     CallList,
@@ -63,22 +64,10 @@ from convo.voice.twiml import (
 )
 
 T = TypeVar("T")
-KIND = "telefoon_voice"
 DEFAULT_BASE_URL = "https://api.telefoon.com/v1/voice"
 #: The TTS locales the document names for ``tts_language``.
 TTS_LANGUAGES: tuple[str, ...] = ("nl-NL", "fr-BE", "de-DE", "en-GB")
 _DIRECTIONS = ("inbound", "outbound")
-_OPTIONS = {
-    "type",
-    "api_key",
-    "webhook_secret",
-    "base_url",
-    "format",
-    "allow_unsigned",
-    "supported_languages",
-    "locale_fallbacks",
-    "rate_limit",
-}
 
 
 def _option_error(name: str, key: str, expected: str, value: object) -> ConfigError:
@@ -104,6 +93,22 @@ class TelefoonVoice:
     Build it with :meth:`from_config`; the ``httpx.AsyncClient`` is shared and not closed
     here. Callback URLs default to ``{public_url}/webhooks/{name}/voice/...``.
     """
+
+    kind: ClassVar[str] = "telefoon_voice"
+    channel: ClassVar[Channel] = "voice"
+    config_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "api_key",
+            "webhook_secret",
+            "base_url",
+            "format",
+            "allow_unsigned",
+            "supported_languages",
+            "locale_fallbacks",
+            "rate_limit",
+        }
+    )
+    routes: ClassVar[tuple[str, ...]] = VOICE_ROUTES
 
     def __init__(
         self,
@@ -146,11 +151,11 @@ class TelefoonVoice:
         public_url: str = "",
     ) -> Self:
         """Build from ``[providers.NAME]``; ``ConfigError`` names the bad key."""
-        unknown = sorted(set(options) - _OPTIONS)
+        unknown = sorted(set(options) - cls.config_options - {"type"})
         if unknown:
             raise ConfigError(
                 f"[providers.{name}] unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(_OPTIONS))}"
+                f"known: {', '.join(sorted(cls.config_options | {'type'}))}"
             )
         api_key = _str_option(name, options, "api_key", "")
         if not api_key:
@@ -204,7 +209,7 @@ class TelefoonVoice:
 
     def webhook_url(self, route: str) -> str:
         """``{public_url}/webhooks/{name}/voice/{route}`` (route: answer, input, status)."""
-        return f"{self.public_url}/webhooks/{self.name}/voice/{route}"
+        return callback_url(self.public_url, self.name, f"voice/{route}")
 
     # -- webhooks (pure) --------------------------------------------------------------
 
@@ -362,6 +367,9 @@ class TelefoonVoice:
         """``GET /conferences``."""
         response = await self._request("GET", "/conferences")
         return self._read(response, read_conference_list, "list conferences")
+
+    async def start(self) -> None:
+        """Nothing to check at start."""
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is shared and closed by its owner."""

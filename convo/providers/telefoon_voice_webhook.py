@@ -1,6 +1,6 @@
 """Telefoon Voice webhooks, as pure functions: signature check and call-event parsing.
 
-The document defines no webhook format; we assume (DESIGN §5) form posts
+The document defines no webhook format; we assume form posts
 (``application/x-www-form-urlencoded``) with ``call_id, from, to, direction, status``, all
 required, plus on ``/voice/input`` one of ``digits``, ``speech_result`` (+ ``confidence``,
 0..1) or ``recording_url`` (+ ``recording_duration`` in seconds), and optionally

@@ -1,4 +1,4 @@
-"""Vonage SMS API adapter (``[providers.vonage]``; document: shared/seeds/004).
+"""Vonage SMS API adapter (``[providers.vonage]``; the Vonage SMS API document).
 
 Sending is a form POST to ``{base_url}/sms/json``. Vonage reports errors inside a 200 body,
 one ``messages[]`` entry per part, each with a ``status``; :data:`SEND_STATUS` maps every
@@ -17,7 +17,7 @@ What the document leaves open, and what we assume:
 - Webhooks are authenticated with the same signature and ``timestamp`` within
   ``timestamp_window`` seconds. Without ``signature_secret`` every webhook would be
   unsigned, so ``from_config`` requires it unless ``allow_unsigned = true``.
-- Inbound comes as GET query, POST form or POST JSON (DESIGN §5). Numbers arrive without
+- Inbound comes as GET query, POST form or POST JSON. Numbers arrive without
   ``+``; they are normalised to E.164, and a number the phone metadata does not know is kept
   as ``+digits`` rather than losing the message. Binary (``type=binary``) inbound is refused.
 - Receipt statuses: delivered -> delivered; expired -> undelivered; failed, rejected ->
@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import httpx
 
@@ -53,6 +53,7 @@ from convo.exceptions import (
     RateLimited,
 )
 from convo.models import (
+    Channel,
     DeliveryReport,
     InboundMessage,
     MessageStatus,
@@ -61,6 +62,7 @@ from convo.models import (
     WebhookRequest,
 )
 from convo.providers._options import ProviderOptions
+from convo.providers.callbacks import SMS_ROUTES, STATUS, callback_url
 from convo.providers.http import call
 from convo.providers.vonage_webhooks import (
     CURRENCY,
@@ -125,6 +127,16 @@ def _sent_number(value: str, field: str, provider: str) -> str:
 class VonageSms:
     """The Vonage SMS adapter (``SmsProvider``). Build it with :meth:`from_config`."""
 
+    kind: ClassVar[str] = "vonage"
+    channel: ClassVar[Channel] = "sms"
+    config_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "api_key", "api_secret", "signature_secret", "signature_method",
+            "sign_requests", "base_url", "allow_unsigned", "rate_limit", "timestamp_window",
+        }
+    )  # fmt: skip
+    routes: ClassVar[tuple[str, ...]] = SMS_ROUTES
+
     def __init__(
         self,
         name: str,
@@ -171,15 +183,7 @@ class VonageSms:
         public_url: str = "",
     ) -> Self:
         """Validate ``[providers.NAME]`` and build the adapter; raises ``ConfigError``."""
-        opts = ProviderOptions(
-            name,
-            options,
-            {
-                "api_key", "api_secret", "signature_secret", "signature_method",
-                "sign_requests", "base_url", "allow_unsigned", "rate_limit",
-                "timestamp_window",
-            },
-        )  # fmt: skip
+        opts = ProviderOptions(name, options, cls.config_options)
         method = opts.string("signature_method", "md5hash")
         if method not in SIGNATURE_METHODS:
             raise ConfigError(
@@ -199,7 +203,7 @@ class VonageSms:
                 f"{opts.where('signature_secret')}: missing; webhooks are authenticated by "
                 "default (set allow_unsigned = true to accept unsigned webhooks)"
             )
-        status_url = f"{public_url.rstrip('/')}/webhooks/{name}/status" if public_url else ""
+        status_url = callback_url(public_url, name, STATUS) if public_url else ""
         if len(status_url) > 100:  # the document's limit for `callback` (status 23)
             raise ConfigError(
                 f"[server] public_url: the status callback {status_url!r} is longer than "
@@ -229,7 +233,7 @@ class VonageSms:
         Vonage signs the webhook's *fields*, not its raw body, so a request whose fields
         cannot be read at all (another content type, invalid JSON, a JSON body that is not
         an object of strings and numbers) has no signature to check: that is a malformed
-        webhook (DESIGN §5: 400, kept), not a wrong signature (401). ``verify`` lets it
+        webhook (400, and the request is kept), not a wrong signature (401). ``verify`` lets it
         through, and ``parse_inbound``/``parse_status``, which read the fields the same way,
         raise the ``MalformedWebhook`` saying what is wrong, which the web layer answers
         with 400 and keeps the request (``convo.web.webhooks`` calls ``verify`` outside its
@@ -352,6 +356,9 @@ class VonageSms:
         meaning = SEND_STATUS.get(status, (ProviderRejected, "unknown status"))[1]
         text = part.get("error-text")
         return f"status {status} ({meaning})" + (f": {text}" if text else "")
+
+    async def start(self) -> None:
+        """Nothing to check at start."""
 
     async def aclose(self) -> None:
         """Nothing to release: the httpx client belongs to the caller."""

@@ -10,7 +10,7 @@ and ``=`` inside values by ``_``, and concatenate ``&name=value`` for each. Then
 SDK upper-cases HMAC digests and the Python SDK does not, and both compare
 case-insensitively: we produce upper case for HMAC and accept either case.
 
-Webhook fields arrive as a GET query, a POST form or a POST JSON object (DESIGN §5);
+Webhook fields arrive as a GET query, a POST form or a POST JSON object;
 :func:`webhook_fields` reads all three into one ``dict[str, str]``. Numbers come without
 ``+`` (:func:`vonage_number`): they are normalised to E.164 by
 ``convo.sms.phone.normalize_possible``, which keeps a number the metadata does not list as

@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 from convo.config import Settings, is_secret_key
 from convo.exceptions import ConfigError
-from convo.providers.registry import SMS_PROVIDERS
+from convo.providers.registry import kinds, provider_kind
 from convo.simulators import SIMULATORS
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8080"
 DEFAULT_PORT = 9000
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})  # noqa: S104  # compared, not bound
-SMS_KINDS = frozenset(SMS_PROVIDERS) & frozenset(SIMULATORS)  # the ones with a control API
+SMS_KINDS = frozenset(kinds("sms")) & frozenset(SIMULATORS)  # the ones with a control API
 
 
 def mask(value: str) -> str:
@@ -97,9 +97,9 @@ def find_section(provider: str, settings: Settings) -> tuple[str, str, Mapping[s
     providers = settings.providers
     if provider in providers:
         section = providers[provider]
-        return str(section.get("type", provider)), provider, section
+        return provider_kind(provider, section), provider, section
     if provider in SIMULATORS:
-        typed = [n for n, s in providers.items() if s.get("type") == provider]
+        typed = [n for n, s in providers.items() if provider_kind(n, s) == provider]
         if len(typed) == 1:
             return provider, typed[0], providers[typed[0]]
         return provider, provider, None

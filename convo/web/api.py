@@ -1,4 +1,4 @@
-"""Admin API and health check (DESIGN §5).
+"""Admin API and health check.
 
 * ``GET /healthz``: 200 ``{"status": "ok"}`` when the store answers its ping, else 503.
 * ``GET /api/conversations/{number}``: every conversation of a contact and their messages

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -39,14 +40,14 @@ from aiohttp import web
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConfigError, ConvoError, ProviderError, ProviderRejected
+from convo.exceptions import ConfigError, ConvoError, ProviderError
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import PollingSmsProvider, SmsProvider
 from convo.providers.http import provider_client
-from convo.providers.registry import SMS_PROVIDERS, create_provider
+from convo.providers.registry import create_provider, lookup, provider_kind
 from convo.reconcile import Reconciler, retrack_deliveries
 from convo.store.base import Store
-from convo.web import api, sandbox, voice, webhooks
+from convo.web import api, voice, webhooks
 from convo.web.intake import Intake
 from convo.web.state import (
     ENGINE,
@@ -82,10 +83,6 @@ def open_store(url: str, where: str = "[store] url") -> Store:
         store: Store = SqliteStore(path)
         return store
     raise ConfigError(f"{where}: unsupported store {url!r} (expected sqlite:/// or memory://)")
-
-
-def provider_kind(settings: Settings, name: str) -> str:
-    return str(settings.providers.get(name, {}).get("type", name))
 
 
 @web.middleware
@@ -131,8 +128,12 @@ def create_app(
     webhooks.add_routes(app)
     voice.setup(app)  # voice providers + call runner (after the engine), /voice/ routes
     api.add_routes(app)
-    if any(provider_kind(settings, line.provider) == "sandbox" for line in settings.lines):
-        sandbox.add_routes(app)
+    extensions = {
+        lookup(provider_kind(line.provider, settings.providers.get(line.provider))).web_extension
+        for line in settings.lines
+    }
+    for extension in sorted(extensions - {""}):
+        importlib.import_module(extension).add_routes(app)
     return app
 
 
@@ -170,7 +171,7 @@ def sms_providers(settings: Settings, client: httpx.AsyncClient) -> dict[str, Sm
             public_url=settings.server.public_url,
         )
         for name in settings.provider_names()
-        if provider_kind(settings, name) in SMS_PROVIDERS
+        if lookup(provider_kind(name, settings.providers.get(name))).channel == "sms"
     }
 
 
@@ -275,19 +276,8 @@ def _loop_ctx(name: str, interval: float, tick: Callable[[web.Application], Awai
 
 
 async def _check_providers(app: web.Application, providers: dict[str, SmsProvider]) -> None:
-    settings = app[SETTINGS]
-    if any(provider_kind(settings, name) == "enco" for name in providers):
-        from convo.providers.enco import EncoSms
-
-        for provider in providers.values():
-            if not isinstance(provider, EncoSms) or provider.shared:
-                continue
-            try:
-                await provider.check_dedicated_addresses()  # ConfigError: not ours
-            except ProviderRejected as exc:
-                raise ConfigError(f"{settings.source}: [providers.{provider.name}]: {exc}") from exc
-            except ProviderError as exc:  # unreachable now; sends retry later
-                log.warning("%s: dedicated address not checked: %s", provider.name, exc)
+    for provider in providers.values():
+        await provider.start()
     await retrack_deliveries(app[STORE], providers.values())
 
 

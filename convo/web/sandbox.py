@@ -1,4 +1,4 @@
-"""The sandbox routes (DESIGN §5): simulated phones talking to our sandbox lines.
+"""The sandbox routes: simulated phones talking to our sandbox lines.
 
 * ``POST /sandbox/messages`` ``{"from", "to", "text"}``: the phone ``from`` texts our line
   ``to``. The message is stored and its turn runs like a webhook's; the answer waits for the

@@ -1,5 +1,5 @@
 """The call webhook routes: ``POST /webhooks/{provider}/voice/answer``, ``/voice/input``
-and ``/voice/status`` (DESIGN §5), for every configured voice provider.
+and ``/voice/status``, for every configured voice provider.
 
 Which provider carries a line's calls: the line's ``voice_provider`` when set (a line with
 ``channels = ["sms", "voice"]`` texts through ``provider`` and calls through
@@ -43,7 +43,8 @@ from convo.exceptions import ConfigError, MalformedWebhook
 from convo.flow.calls import After, CallRunner
 from convo.models import CallEvent
 from convo.providers.base import VoiceProvider
-from convo.providers.registry import VOICE_PROVIDERS, create_provider
+from convo.providers.callbacks import VOICE_INPUT, callback_url
+from convo.providers.registry import create_provider, kinds, lookup, provider_kind
 from convo.voice.instructions import Hangup, Instruction
 from convo.web.state import ENGINE, HTTP_CLIENT, REJECTED, SETTINGS
 from convo.web.webhooks import webhook_request
@@ -57,7 +58,7 @@ AFTER: tuple[str, ...] = get_args(After)
 
 def is_voice_provider(settings: Settings, name: str) -> bool:
     """True when ``[providers.NAME]`` (or the bare name) is a voice provider kind."""
-    return str(settings.providers.get(name, {}).get("type", name)) in VOICE_PROVIDERS
+    return lookup(provider_kind(name, settings.providers.get(name))).channel == "voice"
 
 
 def voice_provider_name(settings: Settings, line: LineSettings) -> str | None:
@@ -70,7 +71,7 @@ def voice_provider_name(settings: Settings, line: LineSettings) -> str | None:
             raise ConfigError(
                 f"{settings.source}: line {line.number}: voice_provider "
                 f"{line.voice_provider!r} is not a voice provider "
-                f"(known: {', '.join(sorted(VOICE_PROVIDERS))})"
+                f"(known: {', '.join(kinds('voice'))})"
             )
         return line.voice_provider
     if is_voice_provider(settings, line.provider):
@@ -80,7 +81,7 @@ def voice_provider_name(settings: Settings, line: LineSettings) -> str | None:
 
 def input_url(settings: Settings, provider: str) -> str:
     """Where Gather/Record/Dial results go: from ``public_url`` only."""
-    return f"{settings.server.public_url.rstrip('/')}/webhooks/{provider}/voice/input"
+    return callback_url(settings.server.public_url, provider, VOICE_INPUT)
 
 
 def setup(app: web.Application) -> None:
