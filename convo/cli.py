@@ -15,9 +15,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convo.exceptions import ConvoError
+
+if TYPE_CHECKING:
+    from convo.erasure import ErasureReport
 
 
 def _params(pairs: Sequence[str]) -> dict[str, str]:
@@ -307,14 +310,21 @@ def cmd_erase(args: argparse.Namespace) -> int:
     messages (convo.erasure); prints the report. Exit 0 done, 1 a provider deletion failed
     (the report lists it), 2 a bad number."""
     from convo.config import load_settings
-    from convo.erasure import erase_configured
+    from convo.erasure import e164, erase_contact
+    from convo.runtime import ERASER, Runtime
 
     settings = load_settings(args.config)
     try:
-        report = asyncio.run(erase_configured(settings, args.number))
+        contact = e164(args.number)  # a bad number: nothing is opened
     except ValueError as exc:
         print(f"convo: {exc}", file=sys.stderr)
         return 2
+
+    async def erase() -> ErasureReport:
+        async with Runtime(settings, parts=ERASER) as runtime:
+            return await erase_contact(runtime.store, runtime.providers, contact)
+
+    report = asyncio.run(erase())
     print(report.describe())
     return 1 if report.failed else 0
 

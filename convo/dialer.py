@@ -16,8 +16,10 @@ webhook (busy, no-answer, failed).
 
 The server must know the flow too (it runs the call): the flow is looked up in
 ``flows.paths`` of the same settings. The line defaults to the first configured line with a
-voice provider (see :func:`convo.web.voice.voice_provider_name`). A contact who opted out on
-that line is not called.
+voice provider (see :func:`convo.runtime.wiring.voice_provider_name`). A contact who opted
+out on that line is not called. The store, flows, engine, call runner and voice provider
+come from a :class:`~convo.runtime.Runtime` (``DIALER`` parts), opened for the call and
+closed after.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from convo.bot import Bot
 from convo.config import LineSettings, Settings
 from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError
 from convo.models import CallEvent, CallStatus, ConversationKey
-from convo.providers.http import provider_client
+from convo.providers.callbacks import VOICE_ANSWER, VOICE_STATUS, callback_url
+from convo.runtime import DIALER, Runtime, voice_provider_name
 
 log = logging.getLogger("convo.dialer")
 
@@ -42,8 +45,6 @@ def voice_line(settings: Settings, line: str | None) -> tuple[LineSettings, str]
     ``line`` None picks the first line with a voice provider. Raises ``ConfigError`` when
     the given line is not configured or has no voice provider, or no line has one.
     """
-    from convo.web.voice import voice_provider_name
-
     if line is None:
         for candidate in settings.lines:
             name = voice_provider_name(settings, candidate)
@@ -105,65 +106,46 @@ async def place_call(
     missing or unknown params, contact opted out), ``FlowError`` (flows that do not load),
     ``StoreError`` and the ``ProviderError`` tree (the provider refused the call).
     """
-    from convo.flow.calls import CallRunner
-    from convo.flow.engine import Engine
-    from convo.flow.loader import load_flows
-    from convo.providers.callbacks import VOICE_ANSWER, VOICE_STATUS, callback_url
-    from convo.providers.registry import create_provider
     from convo.sms.phone import normalize
-    from convo.web.app import open_store
 
     callee = normalize(to)
     chosen, provider_name = voice_line(settings, line)
-    flows = load_flows(list(settings.flows.paths), hooks=bot.hook_names() if bot else None)
-    flow_id = _flow_id(flow, flows)
-    spec = flows[flow_id]
-    if "voice" not in spec.channels:
-        raise FlowRuntimeError(
-            f"flow {flow_id!r} has no voice channel (channels: {', '.join(spec.channels)})"
-        )
-    if lang is not None and lang not in spec.languages:
-        raise FlowRuntimeError(
-            f"flow {flow_id!r} has no language {lang!r} (languages: {', '.join(spec.languages)})"
-        )
-    key = ConversationKey(chosen.number, "voice", callee)
-    public_url = settings.server.public_url
-    store = open_store(settings.store.url, f"{settings.source}: [store] url")
-    await store.open()
-    try:
-        if await store.is_suppressed(key.line, key.contact):
-            raise FlowRuntimeError(f"{callee} opted out on line {key.line}: not calling")
-        runner = CallRunner(Engine(flows, store, bot=bot), handoff_numbers=settings.handoff)
-        await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
-        async with provider_client() as client:
-            provider = create_provider(
-                provider_name,
-                settings.providers.get(provider_name, {}),
-                client,
-                public_url=settings.server.public_url,
+    async with Runtime(settings, parts=DIALER, bot=bot) as runtime:
+        flow_id = _flow_id(flow, runtime.flows)
+        spec = runtime.flows[flow_id]
+        if "voice" not in spec.channels:
+            raise FlowRuntimeError(
+                f"flow {flow_id!r} has no voice channel (channels: {', '.join(spec.channels)})"
             )
-            try:
-                call_id: str = await provider.start_call(
-                    to=callee,
-                    line=chosen.number,
-                    answer_url=callback_url(public_url, provider_name, VOICE_ANSWER),
-                    status_url=callback_url(public_url, provider_name, VOICE_STATUS),
-                )
-            except ConvoError:
-                # Nobody will ever answer this call: close the prepared conversation.
-                failed = CallEvent(
-                    provider=provider_name,
-                    call_id="",
-                    line=key.line,
-                    caller=key.contact,
-                    direction="outbound",
-                    status=CallStatus.FAILED,
-                )
-                await runner.status(failed)
-                raise
-            finally:
-                await provider.aclose()
-    finally:
-        await store.close()
+        if lang is not None and lang not in spec.languages:
+            raise FlowRuntimeError(
+                f"flow {flow_id!r} has no language {lang!r} "
+                f"(languages: {', '.join(spec.languages)})"
+            )
+        key = ConversationKey(chosen.number, "voice", callee)
+        if await runtime.store.is_suppressed(key.line, key.contact):
+            raise FlowRuntimeError(f"{callee} opted out on line {key.line}: not calling")
+        runner = runtime.calls
+        await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
+        public_url = settings.server.public_url
+        try:
+            call_id = await runtime.voice_providers[provider_name].start_call(
+                to=callee,
+                line=chosen.number,
+                answer_url=callback_url(public_url, provider_name, VOICE_ANSWER),
+                status_url=callback_url(public_url, provider_name, VOICE_STATUS),
+            )
+        except ConvoError:
+            # Nobody will ever answer this call: close the prepared conversation.
+            failed = CallEvent(
+                provider=provider_name,
+                call_id="",
+                line=key.line,
+                caller=key.contact,
+                direction="outbound",
+                status=CallStatus.FAILED,
+            )
+            await runner.status(failed)
+            raise
     log.info("call %s placed: %s -> %s, flow %s", call_id, key.line, callee, flow_id)
     return call_id

@@ -34,15 +34,12 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from convo.exceptions import InvalidNumber
 from convo.providers.base import DeletesMessages, SmsProvider
 from convo.sms.phone import normalize
 from convo.store.base import Erasure
-
-if TYPE_CHECKING:
-    from convo.config import Settings
 
 log = logging.getLogger("convo.erasure")
 
@@ -162,25 +159,3 @@ async def _delete(copies: Sequence[tuple[DeletesMessages, str]]) -> list[str | N
         return None
 
     return list(await asyncio.gather(*(delete(p, i) for p, i in copies)))
-
-
-async def erase_configured(settings: Settings, number: str) -> ErasureReport:
-    """:func:`erase_contact` over the store and SMS providers that ``settings`` configure,
-    opened for this call and closed after (``convo erase``). ``ValueError`` for a bad
-    number before anything is opened; ``ConfigError``/``StoreError`` as the server's."""
-    from convo.providers.http import provider_client
-    from convo.web.app import open_store, sms_providers
-
-    contact = e164(number)
-    store = open_store(settings.store.url, f"{settings.source}: [store] url")
-    await store.open()
-    try:
-        async with provider_client() as client:
-            providers = sms_providers(settings, client)
-            try:
-                return await erase_contact(store, providers, contact)
-            finally:
-                for provider in providers.values():
-                    await provider.aclose()
-    finally:
-        await store.close()

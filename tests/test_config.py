@@ -199,7 +199,7 @@ def test_missing_explicit_file(tmp_path: Path) -> None:
 def test_provider_option_errors_name_the_file(tmp_path: Path) -> None:
     import httpx
 
-    from convo.web.app import sms_providers
+    from convo.runtime.wiring import build_providers
 
     path = write(
         tmp_path,
@@ -209,5 +209,5 @@ def test_provider_option_errors_name_the_file(tmp_path: Path) -> None:
     )
     settings = load_settings(path, env={})
     with pytest.raises(ConfigError) as info:
-        sms_providers(settings, httpx.AsyncClient())
+        build_providers(settings, httpx.AsyncClient(), "sms")
     assert str(info.value).startswith(f"{path}: [providers.vonage] signature_method: ")

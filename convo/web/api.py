@@ -28,7 +28,7 @@ from convo.erasure import erase_contact
 from convo.exceptions import InvalidNumber
 from convo.models import Direction, MessageStatus
 from convo.store.base import MessageQuery
-from convo.web.state import PROVIDERS, SETTINGS, STORE, error_response
+from convo.web.state import RUNTIME, SETTINGS, error_response
 
 log = logging.getLogger("convo.web.api")
 
@@ -89,7 +89,7 @@ def _int(request: web.Request, name: str, default: int, maximum: int | None = No
 
 async def healthz(request: web.Request) -> web.Response:
     try:
-        ok = await request.app[STORE].ping()
+        ok = await request.app[RUNTIME].store.ping()
     except Exception:
         log.exception("health check: store ping failed")
         ok = False
@@ -101,7 +101,7 @@ async def healthz(request: web.Request) -> web.Response:
 @admin
 async def conversations(request: web.Request) -> web.StreamResponse:
     number = _number(request.match_info["number"], "number")
-    store = request.app[STORE]
+    store = request.app[RUNTIME].store
     sessions = await store.sessions_of(number)
     messages, total = await store.list_messages(MessageQuery(number=number, page_size=200))
     return web.json_response(
@@ -135,7 +135,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     query = MessageQuery(
         direction=direction, status=status, number=number, page=page, page_size=page_size
     )
-    found, total = await request.app[STORE].list_messages(query)
+    found, total = await request.app[RUNTIME].store.list_messages(query)
     return web.json_response(
         {
             "messages": [m.to_json() for m in found],
@@ -149,8 +149,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
 @admin
 async def erase(request: web.Request) -> web.StreamResponse:
     number = _number(request.match_info["number"], "number")  # a bad one: 400 here
-    providers = request.app[PROVIDERS]  # a local, or mypy reads the key as AppKey[Mapping]
-    report = await erase_contact(request.app[STORE], providers, number)
+    runtime = request.app[RUNTIME]
+    report = await erase_contact(runtime.store, runtime.providers, number)
     return web.json_response(report.to_json())
 
 

@@ -34,7 +34,7 @@ from convo.exceptions import MalformedWebhook
 from convo.models import InboundMessage, OutboundMessage
 
 if TYPE_CHECKING:
-    from convo.web.state import TurnEngine
+    from convo.runtime import TurnEngine
 
 log = logging.getLogger("convo.web.intake")
 

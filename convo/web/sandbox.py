@@ -25,11 +25,11 @@ from aiohttp import web
 from convo.exceptions import InvalidNumber, MalformedWebhook
 from convo.models import ConversationKey
 from convo.providers.sandbox import SandboxSms
-from convo.web.state import ENGINE, INTAKE, OUTBOX, PROVIDERS, SETTINGS, error_response
+from convo.web.state import RUNTIME, SETTINGS, error_response
 
 
 def _sandboxes(app: web.Application) -> dict[str, SandboxSms]:
-    return {n: p for n, p in app[PROVIDERS].items() if isinstance(p, SandboxSms)}
+    return {n: p for n, p in app[RUNTIME].providers.items() if isinstance(p, SandboxSms)}
 
 
 def _lines(app: web.Application) -> dict[str, Any]:
@@ -67,10 +67,10 @@ async def post_message(request: web.Request) -> web.Response:
     if line not in lines:
         known = ", ".join(sorted(lines)) or "none"
         return error_response(404, f"{line} is not a sandbox line (sandbox lines: {known})")
-    sandbox = request.app[PROVIDERS][lines[line].provider]
+    sandbox = request.app[RUNTIME].providers[lines[line].provider]
     assert isinstance(sandbox, SandboxSms)
     message = sandbox.inbound(sender, line, text)
-    task = await request.app[INTAKE].accept(message)
+    task = await request.app[RUNTIME].intake.accept(message)
     replies = await task if task is not None else []
     return web.json_response(
         {"id": message.id, "replies": [{"id": r.id, "text": r.text} for r in replies]}
@@ -93,8 +93,10 @@ async def start_conversation(request: web.Request) -> web.Response:
         known = ", ".join(sorted(lines)) or "none"
         return error_response(404, f"{line} is not a sandbox line (sandbox lines: {known})")
     key = ConversationKey(line, "sms", to)
-    replies = await request.app[ENGINE].start(key, lines[line].flow, params=params, lang=lang)
-    request.app[OUTBOX].notify()
+    replies = await request.app[RUNTIME].engine.start(
+        key, lines[line].flow, params=params, lang=lang
+    )
+    request.app[RUNTIME].outbox.notify()
     return web.json_response({"replies": [{"id": r.id, "text": r.text} for r in replies]})
 
 

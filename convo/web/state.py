@@ -1,17 +1,16 @@
 """What the running web app holds, and how errors become HTTP answers.
 
-The app keeps each resource under its own typed :class:`aiohttp.web.AppKey` (set by one
-``cleanup_ctx`` each in :mod:`convo.web.app`); route modules read them from
-``request.app[KEY]``. :data:`HTTP_STATUS` is the one table mapping convo's exceptions to HTTP
-statuses: the app's error middleware consults it for every route, so handlers just raise.
+The app keeps three things under typed ``aiohttp.web.AppKey`` keys: the settings, the
+:class:`~convo.runtime.Runtime` (whose parts the routes read once it has started:
+``request.app[RUNTIME].store``) and the keeper of refused webhooks. :data:`HTTP_STATUS` is
+the one table mapping convo's exceptions to HTTP statuses: the app's error middleware
+consults it for every route, so handlers just raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-import httpx
 from aiohttp import web
 
 from convo.config import Settings
@@ -26,36 +25,10 @@ from convo.exceptions import (
     StoreError,
     WebhookError,
 )
-from convo.models import ConversationKey, InboundMessage, OutboundMessage
-from convo.outbox import Outbox
-from convo.providers.base import SmsProvider
-from convo.store.base import Store
+from convo.runtime import Runtime
 
 if TYPE_CHECKING:
-    from convo.web.intake import Intake
     from convo.web.webhooks import RejectedWebhooks
-
-
-class TurnEngine(Protocol):
-    """What the web layer needs of :class:`convo.flow.engine.Engine`."""
-
-    store: Store
-
-    async def receive(self, message: InboundMessage) -> bool: ...
-
-    async def process(self, message: InboundMessage) -> list[OutboundMessage]: ...
-
-    async def fire_timers(self, now: float | None = None) -> int: ...
-
-    async def start(
-        self,
-        key: ConversationKey,
-        flow_id: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        lang: str | None = None,
-        name: str | None = None,
-    ) -> list[OutboundMessage]: ...
 
 
 #: Exception class -> HTTP status; the first matching row wins (subclasses before bases).
@@ -85,10 +58,5 @@ def error_response(status: int, message: str) -> web.Response:
 
 
 SETTINGS = web.AppKey("settings", Settings)
-HTTP_CLIENT = web.AppKey("http_client", httpx.AsyncClient)
-STORE: web.AppKey[Store] = web.AppKey("store")
-PROVIDERS: web.AppKey[dict[str, SmsProvider]] = web.AppKey("providers")
-ENGINE: web.AppKey[TurnEngine] = web.AppKey("engine")
-OUTBOX = web.AppKey("outbox", Outbox)
-INTAKE: web.AppKey[Intake] = web.AppKey("intake")
+RUNTIME = web.AppKey("runtime", Runtime)
 REJECTED: web.AppKey[RejectedWebhooks] = web.AppKey("rejected")

@@ -14,7 +14,7 @@ header). Then, in this order:
    (``Outbox.apply_report``), then 200.
 
 An unknown provider name is 404. Errors are raised and turned into JSON answers by the app's
-error middleware (``convo.web.state.HTTP_STATUS``). Voice routes come with the voice engine.
+error middleware (``convo.web.state.HTTP_STATUS``). Call webhooks are ``convo.web.voice``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ from aiohttp import web
 from convo.exceptions import MalformedWebhook
 from convo.models import WebhookRequest, new_id
 from convo.providers.base import SmsProvider
+from convo.providers.callbacks import INBOUND, STATUS, webhook_path
 from convo.web.state import (
-    INTAKE,
-    OUTBOX,
-    PROVIDERS,
     REJECTED,
+    RUNTIME,
     SETTINGS,
     error_response,
 )
@@ -88,7 +87,7 @@ class RejectedWebhooks:
 
 def _provider(request: web.Request) -> SmsProvider:
     name = request.match_info["provider"]
-    provider = request.app[PROVIDERS].get(name)
+    provider = request.app[RUNTIME].providers.get(name)
     if provider is None:
         raise web.HTTPNotFound(
             text=json.dumps({"error": f"no provider {name!r} is configured"}),
@@ -157,7 +156,7 @@ async def inbound(request: web.Request) -> web.Response:
     except MalformedWebhook as exc:
         await _malformed(request, provider.name, wreq, exc)
         raise
-    intake = request.app[INTAKE]
+    intake = request.app[RUNTIME].intake
     for message in messages:
         await intake.accept(message)  # stored before we answer
     return web.json_response({"received": len(messages)})
@@ -173,7 +172,7 @@ async def status(request: web.Request) -> web.Response:
     except MalformedWebhook as exc:
         await _malformed(request, provider.name, wreq, exc)
         raise
-    outbox = request.app[OUTBOX]
+    outbox = request.app[RUNTIME].outbox
     applied = 0
     for report in reports:
         applied += await outbox.apply_report(report) is not None
@@ -182,5 +181,5 @@ async def status(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     for method in ("GET", "POST"):
-        app.router.add_route(method, "/webhooks/{provider}/inbound", inbound)
-        app.router.add_route(method, "/webhooks/{provider}/status", status)
+        app.router.add_route(method, webhook_path("{provider}", INBOUND), inbound)
+        app.router.add_route(method, webhook_path("{provider}", STATUS), status)

@@ -33,7 +33,7 @@ from convo.providers.telefoon_voice_webhook import SIGNATURE_HEADER, sign
 from convo.simulators.telefoon_voice import TelefoonVoiceSimulator
 from convo.simulators.telefoon_voice_caller import CallTranscript
 from convo.web.app import create_app
-from convo.web.state import REJECTED, STORE
+from convo.web.state import REJECTED, RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -98,7 +98,7 @@ class World:
     bot: Bot
 
     async def session(self, line: str, caller: str) -> Session | None:
-        return await self.app[STORE].get_session(ConversationKey(line, "voice", caller))
+        return await self.app[RUNTIME].store.get_session(ConversationKey(line, "voice", caller))
 
     async def post(self, route: str, fields: dict[str, str], *, secret: str = SECRET) -> Any:
         body = urlencode(fields).encode()

@@ -19,10 +19,11 @@ from aiohttp.test_utils import TestServer
 
 from convo.config import load_settings
 from convo.models import ConversationKey, ConversationStatus, Direction
+from convo.runtime import TurnEngine
 from convo.simulators.telefoon_voice import TelefoonVoiceSimulator
 from convo.store.base import MessageQuery, Store
 from convo.web.app import create_app
-from convo.web.state import ENGINE, STORE, TurnEngine
+from convo.web.state import RUNTIME
 
 DATA = Path(__file__).parent / "data"
 KEY, SECRET = "sim-key", "sim-secret"
@@ -88,7 +89,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     await web.SockSite(runner, sock).start()
     sim.webhook_base = url
     try:
-        yield World(sim, app[STORE], app[ENGINE])
+        yield World(sim, app[RUNTIME].store, app[RUNTIME].engine)
     finally:
         await runner.cleanup()
         await sim_server.close()

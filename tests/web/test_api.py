@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from convo.web.app import create_app
-from convo.web.state import INTAKE, OUTBOX
+from convo.web.state import RUNTIME
 from tests.web.conftest import ALICE, BOB, LINE, TOKEN, make_settings
 
 Client = TestClient[Any, Any]
@@ -21,7 +21,7 @@ async def talk(client: Client, sender: str, *texts: str) -> None:
             "/sandbox/messages", json={"from": sender, "to": LINE, "text": text}
         )
         assert resp.status == 200, await resp.text()
-    assert await client.app[OUTBOX].drain(5)
+    assert await client.app[RUNTIME].outbox.drain(5)
 
 
 async def test_healthz(client: Client) -> None:
@@ -125,14 +125,14 @@ async def test_sandbox_lines_and_unknown_line(client: Client) -> None:
     assert resp.status == 404
     resp = await client.post("/sandbox/messages", data=b"nope")
     assert resp.status == 400
-    assert client.app[INTAKE].in_flight == 0
+    assert client.app[RUNTIME].intake.in_flight == 0
 
 
 async def test_sandbox_line_can_text_first(client: Client) -> None:
     resp = await client.post("/sandbox/conversations", json={"line": LINE, "to": BOB})
     assert resp.status == 200, await resp.text()
     assert [r["text"] for r in (await resp.json())["replies"]] == ["What is your name?"]
-    assert await client.app[OUTBOX].drain(5)
+    assert await client.app[RUNTIME].outbox.drain(5)
     resp = await client.get("/sandbox/messages", params={"number": BOB})
     assert [m["text"] for m in (await resp.json())["messages"]] == ["What is your name?"]
     await talk(client, BOB, "Bob")

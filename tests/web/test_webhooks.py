@@ -14,7 +14,7 @@ from convo.models import Direction, MessagePart
 from convo.providers.sandbox import sign
 from convo.store.base import MessageQuery
 from convo.web.app import create_app
-from convo.web.state import INTAKE, OUTBOX, STORE
+from convo.web.state import RUNTIME
 from tests.web.conftest import ALICE, LINE, make_settings
 
 Client = TestClient[Any, Any]
@@ -26,12 +26,12 @@ def inbound(text: str, msg_id: str = "m1", sender: str = ALICE) -> dict[str, str
 
 async def settle(client: Client) -> None:
     """Wait for turns in flight and the outbox to finish."""
-    assert await client.app[INTAKE].wait(5)
-    assert await client.app[OUTBOX].drain(5)
+    assert await client.app[RUNTIME].intake.wait(5)
+    assert await client.app[RUNTIME].outbox.drain(5)
 
 
 async def log_of(client: Client, **filters: Any) -> list[Any]:
-    found, _ = await client.app[STORE].list_messages(MessageQuery(page_size=100, **filters))
+    found, _ = await client.app[RUNTIME].store.list_messages(MessageQuery(page_size=100, **filters))
     return found
 
 
@@ -132,7 +132,7 @@ async def test_status_webhook_updates_the_log(client: Client) -> None:
         "/webhooks/sandbox/status", json={"id": out.provider_message_id, "status": "sent"}
     )
     assert resp.status == 200 and (await resp.json())["applied"] == 1
-    assert (await client.app[STORE].get_message(out.id)).status == "delivered"
+    assert (await client.app[RUNTIME].store.get_message(out.id)).status == "delivered"
     resp = await client.post("/webhooks/sandbox/status", json={"id": "x", "status": "bogus"})
     assert resp.status == 400
 
@@ -140,7 +140,7 @@ async def test_status_webhook_updates_the_log(client: Client) -> None:
 async def test_concatenated_parts_are_joined_in_any_order(client: Client) -> None:
     from convo.models import InboundMessage
 
-    intake = client.app[INTAKE]
+    intake = client.app[RUNTIME].intake
     parts = [(3, "c"), (1, "Al"), (2, "i"), (1, "Al")]  # last one: a provider retry
     for n, (index, text) in enumerate(parts):
         msg = InboundMessage(
@@ -161,7 +161,7 @@ async def test_concatenated_parts_are_joined_in_any_order(client: Client) -> Non
 async def test_incomplete_parts_are_delivered_after_the_timeout(client: Client) -> None:
     from convo.models import InboundMessage
 
-    intake = client.app[INTAKE]
+    intake = client.app[RUNTIME].intake
     await intake.accept(
         InboundMessage(
             line=LINE,
@@ -250,4 +250,4 @@ async def test_unprocessed_inbound_is_turned_on_start(aiohttp_client: Any, tmp_p
     assert [m.text for m in await log_of(client, direction=Direction.OUTBOUND)] == [
         "What is your name?"
     ]
-    assert await client.app[STORE].unprocessed_inbound() == []
+    assert await client.app[RUNTIME].store.unprocessed_inbound() == []

@@ -1,0 +1,107 @@
+"""The server's periodic background work, each as one named tick at an interval.
+
+:func:`background_loops` lists them; the runtime runs each under supervision (a tick that
+raises anything is logged with its traceback and the next tick still runs on time):
+
+* ``timers`` (every second): fire due step timeouts (``engine.fire_timers``) and wake the
+  outbox when some fired, so their replies go out now rather than at the next sweep;
+* ``long texts`` (every ``min(5, concat_timeout / 4)`` seconds): deliver what arrived of long
+  texts whose missing parts are overdue (``intake.expire_fragments``);
+* ``reconcile`` (``Reconciler.interval``), only when a provider can be asked about one
+  message: look up messages stuck in ``sent`` (``convo.reconcile``);
+* ``poll NAME`` (the provider's ``poll_interval``) for each provider without inbound
+  webhooks (``PollingSmsProvider``, e.g. Enco): fetch inbound texts into the intake and
+  delivery reports into the outbox. A provider that is down or refuses (``ProviderError``)
+  is logged as one warning line, not a traceback: it is an expected condition that recurs
+  every few seconds while it lasts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from convo.exceptions import ProviderError
+from convo.providers.base import PollingSmsProvider, SmsProvider
+from convo.reconcile import Reconciler
+
+if TYPE_CHECKING:
+    from convo.config import Settings
+    from convo.outbox import Outbox
+    from convo.runtime.system import TurnEngine
+    from convo.store.base import Store
+    from convo.web.intake import Intake
+
+log = logging.getLogger("convo.runtime")
+
+TIMER_INTERVAL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """One periodic job: ``tick()`` runs now, then ``interval`` seconds after each tick."""
+
+    name: str
+    interval: float
+    tick: Callable[[], Awaitable[object]]
+
+
+def background_loops(
+    settings: Settings,
+    *,
+    store: Store,
+    engine: TurnEngine,
+    outbox: Outbox,
+    intake: Intake,
+    providers: Mapping[str, SmsProvider],
+) -> list[Loop]:
+    """The loops of a serving runtime, in start order (see the module docstring)."""
+
+    async def fire_timers() -> None:
+        if await engine.fire_timers():
+            outbox.notify()
+
+    concat = settings.webhooks.concat_timeout
+    loops = [
+        Loop("timers", TIMER_INTERVAL, fire_timers),
+        Loop("long texts", min(5.0, concat / 4), intake.expire_fragments),
+    ]
+    after = settings.outbox.reconcile_after
+    reconciler = Reconciler(store, providers, outbox.apply_report, after=after)
+    if reconciler.lookups:
+        loops.append(Loop("reconcile", reconciler.interval, reconciler.reconcile))
+    for provider in providers.values():
+        if isinstance(provider, PollingSmsProvider):
+            loops.append(
+                Loop(
+                    f"poll {provider.name}",
+                    provider.poll_interval,
+                    poller(provider, intake, outbox),
+                )
+            )
+    return loops
+
+
+def poller(
+    provider: PollingSmsProvider, intake: Intake, outbox: Outbox
+) -> Callable[[], Awaitable[None]]:
+    """One poll of ``provider``: inbound texts to the intake, reports to the outbox."""
+
+    async def poll() -> None:
+        try:
+            inbound = await provider.poll_inbound()
+            for message in inbound:
+                await intake.accept(message)
+            for report in await provider.poll_status():
+                await outbox.apply_report(report)
+        except ProviderError as exc:
+            log.warning(
+                "%s: polling failed (%s); trying again in %ss",
+                provider.name,
+                exc,
+                provider.poll_interval,
+            )
+
+    return poll

@@ -1,0 +1,334 @@
+"""The running system, built once from the settings: the composition root.
+
+:class:`Runtime` turns a :class:`~convo.config.Settings` into working parts and is the only
+place that does: the store, the SMS and voice providers, the flows (``flows.paths`` with
+the bot's hooks), the engine, the call runner, the outbox, the intake and the background
+loops. The web app, ``convo serve``, ``convo call`` and ``convo erase`` all build one;
+:class:`Parts` says which parts a command needs (:data:`SERVER`, :data:`DIALER`,
+:data:`ERASER`).
+
+:meth:`Runtime.start` brings the parts up in this order, checking everything that needs no
+I/O before acquiring anything::
+
+    flows (+ every line's flow) -> provider adapters (config validated) -> http client
+    -> store -> providers' start hooks -> re-tracked deliveries -> engine -> call runner
+    -> outbox -> intake (+ recovery of unprocessed inbound) -> background loops
+
+and :meth:`Runtime.aclose` stops them backwards, which is what a graceful shutdown needs:
+stop the loops, wait for the turns in flight (``server.shutdown_timeout``), drain the outbox
+(pending sends, same bound), then close providers, store and client. A failure half-way
+closes exactly what had started, and re-raises. ``async with Runtime(...) as runtime:``
+does both.
+
+At start, the outbox's first sweep sends what a previous process left queued (or
+``sending``), the intake turns every inbound message left unprocessed, and messages still
+``sent`` at providers that poll delivery statuses themselves are handed back to them
+(``convo.reconcile.retrack_deliveries``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import httpx
+
+from convo.bot import Bot
+from convo.config import Settings
+from convo.exceptions import ConfigError, ConvoError
+from convo.models import ConversationKey, InboundMessage, OutboundMessage
+from convo.outbox import Outbox, RetryPolicy
+from convo.providers.base import Provider, SmsProvider, VoiceProvider
+from convo.providers.http import provider_client
+from convo.reconcile import retrack_deliveries
+from convo.runtime.loops import Loop, background_loops
+from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
+from convo.store import open_store
+from convo.store.base import Store
+from convo.web.intake import Intake
+
+if TYPE_CHECKING:
+    from convo.flow.calls import CallRunner
+    from convo.flow.spec import FlowSpec
+
+log = logging.getLogger("convo.runtime")
+T = TypeVar("T")
+
+
+class TurnEngine(Protocol):
+    """What the runtime, the intake and the routes need of :class:`convo.flow.engine.Engine`."""
+
+    store: Store
+
+    async def receive(self, message: InboundMessage) -> bool: ...
+
+    async def process(self, message: InboundMessage) -> list[OutboundMessage]: ...
+
+    async def fire_timers(self, now: float | None = None) -> int: ...
+
+    async def start(
+        self,
+        key: ConversationKey,
+        flow_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        lang: str | None = None,
+        name: str | None = None,
+    ) -> list[OutboundMessage]: ...
+
+
+EngineFactory = Callable[[Store], TurnEngine]
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Which parts a runtime builds. ``serving`` adds the providers' start hooks, the
+    outbox, the intake and the background loops (what a server needs to take traffic)."""
+
+    sms: bool = True
+    voice: bool = True
+    engine: bool = True
+    serving: bool = True
+
+
+#: ``convo serve`` and the web app: everything.
+SERVER = Parts()
+#: ``convo call``: store, flows, engine, call runner and voice providers.
+DIALER = Parts(sms=False, serving=False)
+#: ``convo erase``: store and SMS providers (no flows are loaded).
+ERASER = Parts(voice=False, engine=False, serving=False)
+
+
+class Runtime:
+    """The parts of a running convo (module docstring). Parts are read after
+    :meth:`start`; reading one that was not built raises ``RuntimeError``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        parts: Parts = SERVER,
+        bot: Bot | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        engine_factory: EngineFactory | None = None,
+    ) -> None:
+        """``http_client`` (shared by the adapters; not closed here) defaults to one the
+        runtime opens and closes; ``engine_factory`` builds the engine over the opened
+        store (default: convo's :class:`~convo.flow.engine.Engine` over the flows)."""
+        self.settings = settings
+        self.parts = parts
+        self.bot = bot
+        self._given_client = http_client
+        self._engine_factory = engine_factory
+        self.flows: dict[str, FlowSpec] = {}
+        self.providers: dict[str, SmsProvider] = {}
+        self.voice_providers: dict[str, VoiceProvider] = {}
+        self.loops: list[Loop] = []
+        self._store: Store | None = None
+        self._engine: TurnEngine | None = None
+        self._calls: CallRunner | None = None
+        self._outbox: Outbox | None = None
+        self._intake: Intake | None = None
+        self._stack: AsyncExitStack | None = None
+
+    def __repr__(self) -> str:
+        state = "started" if self._stack is not None else "not started"
+        return f"<Runtime {state} {self.settings.source} providers={sorted(self.providers)}>"
+
+    # -- the parts ------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        return _built(self._store, "store")
+
+    @property
+    def engine(self) -> TurnEngine:
+        return _built(self._engine, "engine")
+
+    @property
+    def calls(self) -> CallRunner:
+        """The call runner (built when a voice provider is configured)."""
+        return _built(self._calls, "call runner (no voice provider is configured)")
+
+    @property
+    def outbox(self) -> Outbox:
+        return _built(self._outbox, "outbox")
+
+    @property
+    def intake(self) -> Intake:
+        return _built(self._intake, "intake")
+
+    # -- start and stop -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build and start the parts in order (module docstring). On failure, what had
+        started is closed again and the error is raised. Starting twice is an error."""
+        if self._stack is not None:
+            raise RuntimeError("the runtime is already started")
+        stack = AsyncExitStack()
+        try:
+            await self._start(stack)
+        except BaseException:
+            await stack.aclose()
+            self._forget()
+            raise
+        self._stack = stack
+
+    async def aclose(self) -> None:
+        """Stop what :meth:`start` started, backwards; the parts are gone after it. Safe to
+        call twice."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+        self._forget()
+
+    def _forget(self) -> None:
+        self._store = self._engine = self._calls = self._outbox = self._intake = None
+        self.providers, self.voice_providers, self.loops = {}, {}, []
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        settings, parts = self.settings, self.parts
+        # Everything that needs no I/O first: a bad flow or section fails before any open.
+        if parts.engine and self._engine_factory is None:
+            self.flows = line_flows(settings, self.bot)
+        if parts.voice:
+            for line in settings.lines:  # a misnamed voice_provider fails the start
+                if voice_provider_name(settings, line) is None and "voice" in line.channels:
+                    log.info("line %s: no voice provider; its calls are not answered", line.number)
+        client = self._given_client
+        if client is None:
+            client = await stack.enter_async_context(provider_client())
+        if parts.sms:
+            self.providers = build_providers(settings, client, "sms")
+        if parts.voice:
+            self.voice_providers = build_providers(settings, client, "voice")
+
+        store = self._store = open_store(settings.store.url, f"{settings.source}: [store] url")
+        await store.open()
+        stack.push_async_callback(self._close_store, store)
+        stack.push_async_callback(self._close_providers)
+        if parts.serving:
+            for provider in self._all_providers():
+                await provider.start()
+            await retrack_deliveries(store, self.providers.values())
+
+        if parts.engine:
+            self._engine = self._build_engine(store)
+            if self.voice_providers:
+                self._calls = self._call_runner(self._engine)
+        if parts.serving:
+            await self._start_serving(stack, store, self.engine)
+
+    async def _start_serving(self, stack: AsyncExitStack, store: Store, engine: TurnEngine) -> None:
+        settings = self.settings
+        box = settings.outbox
+        outbox = self._outbox = Outbox(
+            store,
+            self.providers,
+            {line.number: line.provider for line in settings.lines},
+            policy=RetryPolicy(box.max_attempts, box.base_delay, box.max_delay),
+            sweep_interval=box.sweep_interval,
+        )
+        outbox.start()
+        stack.push_async_callback(self._stop_outbox, outbox)
+
+        intake = self._intake = Intake(
+            engine,
+            on_replies=outbox.submit,
+            concat_timeout=settings.webhooks.concat_timeout,
+        )
+        recovery = asyncio.create_task(intake.recover(), name="convo-recover-inbound")
+        stack.push_async_callback(self._stop_intake, intake, recovery)
+
+        self.loops = background_loops(
+            settings,
+            store=store,
+            engine=engine,
+            outbox=outbox,
+            intake=intake,
+            providers=self.providers,
+        )
+        tasks = [
+            asyncio.create_task(_periodic(loop), name=f"convo-{loop.name}") for loop in self.loops
+        ]
+        stack.push_async_callback(_cancel, tasks)
+
+    def _build_engine(self, store: Store) -> TurnEngine:
+        if self._engine_factory is not None:
+            return self._engine_factory(store)
+        from convo.flow.engine import Engine
+
+        lines = {line.number: line.flow for line in self.settings.lines}
+        return Engine(self.flows, store, lines=lines, bot=self.bot)
+
+    def _call_runner(self, engine: TurnEngine) -> CallRunner:
+        from convo.flow.calls import CallRunner
+        from convo.flow.engine import Engine
+
+        if not isinstance(engine, Engine):
+            raise ConfigError("voice providers need convo's Engine (engine_factory gave none)")
+        return CallRunner(engine, handoff_numbers=self.settings.handoff)
+
+    def _all_providers(self) -> list[Provider]:
+        return [*self.providers.values(), *self.voice_providers.values()]
+
+    # -- stopping, one part each ----------------------------------------------------------
+
+    async def _stop_intake(self, intake: Intake, recovery: asyncio.Task[int]) -> None:
+        if not await intake.wait(self.settings.server.shutdown_timeout):
+            log.warning("shutdown: turns still running; their messages are processed at next start")
+        recovery.cancel()
+        await intake.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConvoError):
+            await recovery
+
+    async def _stop_outbox(self, outbox: Outbox) -> None:
+        if not await outbox.drain(self.settings.server.shutdown_timeout):
+            log.warning("shutdown: replies still unsent; they are sent at the next start")
+        await outbox.aclose()
+
+    async def _close_providers(self) -> None:
+        for provider in self._all_providers():
+            await provider.aclose()
+
+    async def _close_store(self, store: Store) -> None:
+        await store.close()
+
+
+def _built(part: T | None, what: str) -> T:
+    if part is None:
+        raise RuntimeError(f"the runtime has no {what} (not started, or not one of its parts)")
+    return part
+
+
+async def _periodic(loop: Loop) -> None:
+    while True:
+        try:
+            await loop.tick()
+        except Exception:
+            log.exception("%s: tick failed; next tick in %ss", loop.name, loop.interval)
+        await asyncio.sleep(loop.interval)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
