@@ -26,6 +26,7 @@ from convo.models import (
     ConversationKey,
     InboundMessage,
     MessagePart,
+    MessageRecord,
     MessageStatus,
 )
 from convo.providers.sandbox import SandboxSms
@@ -94,7 +95,7 @@ def failures(caplog: pytest.LogCaptureFixture, loop: str, kind: type[BaseExcepti
     return [
         r.getMessage()
         for r in caplog.records
-        if r.exc_info and r.exc_info[0] is kind and r.getMessage().startswith(f"{loop}:")
+        if r.exc_info and r.exc_info[0] is kind and loop in r.getMessage()
     ]
 
 
@@ -124,6 +125,7 @@ async def test_timers_survive_a_broken_conversation(
             return failures(errors, "timers", TypeError)
 
         await eventually(failed, "the timers tick to fail on the broken conversation")
+        assert runtime.status()["timers"] is True  # a failed tick does not stop the loop
         db.execute("UPDATE sessions SET slots = '{}' WHERE contact = ?", ALICE)
 
         async def nudged() -> bool:
@@ -156,6 +158,31 @@ async def test_long_text_expiry_survives_a_broken_fragment_group(
             return inbox(runtime, BOB) == ["Coming?"]
 
         await eventually(answered, "the incomplete long text to be delivered after its timeout")
+
+
+async def test_inbound_recovery_is_retried_until_it_succeeds(
+    tmp_path: Path, flows: Path, errors: pytest.LogCaptureFixture
+) -> None:
+    db = Database(tmp_path / "convo.db")
+    config = settings(tmp_path, flows)
+    async with Runtime(config) as before:  # a text stored, then the process died
+        hello = InboundMessage(LINE, ALICE, "hello", provider="sandbox", provider_message_id="a")
+        assert await before.store.add_inbound(MessageRecord.inbound(hello))
+        await before.intake.wait(2)
+        db.execute("UPDATE messages SET processed = 0 WHERE id = ?", hello.id)
+    db.execute("UPDATE messages SET media_urls = '5' WHERE id = ?", hello.id)
+    async with Runtime(config) as runtime:
+
+        async def failed() -> list[str]:
+            return failures(errors, "inbound recovery", TypeError)
+
+        await eventually(failed, "recovery at start to fail on the broken message")
+        db.execute("UPDATE messages SET media_urls = '[]' WHERE id = ?", hello.id)
+
+        async def answered() -> bool:
+            return inbox(runtime, ALICE) == ["Coming?"]
+
+        await eventually(answered, "the stored text to be turned by a later recovery", timeout=5)
 
 
 # -- providers on loopback ---------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The server's periodic background work, each as one named tick at an interval.
 
-:func:`background_loops` lists them; the runtime runs each under supervision (a tick that
-raises anything is logged with its traceback and the next tick still runs on time):
+:func:`background_loops` lists them; the runtime runs each with
+:meth:`convo.supervisor.Supervisor.every` (a tick that raises anything is logged with its
+traceback and the loop's name, and the next tick still runs on time):
 
 * ``timers`` (every second): fire due step timeouts (``engine.fire_timers``) and wake the
   outbox when some fired, so their replies go out now rather than at the next sweep;
@@ -19,13 +20,14 @@ raises anything is logged with its traceback and the next tick still runs on tim
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from convo.exceptions import ProviderError
 from convo.providers.base import PollingSmsProvider, SmsProvider
 from convo.reconcile import Reconciler
+from convo.supervisor import Body
 
 if TYPE_CHECKING:
     from convo.config import Settings
@@ -45,7 +47,7 @@ class Loop:
 
     name: str
     interval: float
-    tick: Callable[[], Awaitable[object]]
+    tick: Body
 
 
 def background_loops(
@@ -63,15 +65,22 @@ def background_loops(
         if await engine.fire_timers():
             outbox.notify()
 
+    async def expire_long_texts() -> None:
+        await intake.expire_fragments()
+
     concat = settings.webhooks.concat_timeout
     loops = [
         Loop("timers", TIMER_INTERVAL, fire_timers),
-        Loop("long texts", min(5.0, concat / 4), intake.expire_fragments),
+        Loop("long texts", min(5.0, concat / 4), expire_long_texts),
     ]
     after = settings.outbox.reconcile_after
     reconciler = Reconciler(store, providers, outbox.apply_report, after=after)
     if reconciler.lookups:
-        loops.append(Loop("reconcile", reconciler.interval, reconciler.reconcile))
+
+        async def reconcile() -> None:
+            await reconciler.reconcile()
+
+        loops.append(Loop("reconcile", reconciler.interval, reconcile))
     for provider in providers.values():
         if isinstance(provider, PollingSmsProvider):
             loops.append(
@@ -84,9 +93,7 @@ def background_loops(
     return loops
 
 
-def poller(
-    provider: PollingSmsProvider, intake: Intake, outbox: Outbox
-) -> Callable[[], Awaitable[None]]:
+def poller(provider: PollingSmsProvider, intake: Intake, outbox: Outbox) -> Body:
     """One poll of ``provider``: inbound texts to the intake, reports to the outbox."""
 
     async def poll() -> None:

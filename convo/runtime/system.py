@@ -18,7 +18,9 @@ and :meth:`Runtime.aclose` stops them backwards, which is what a graceful shutdo
 stop the loops, wait for the turns in flight (``server.shutdown_timeout``), drain the outbox
 (pending sends, same bound), then close providers, store and client. A failure half-way
 closes exactly what had started, and re-raises. ``async with Runtime(...) as runtime:``
-does both.
+does both. Background work runs under supervisors (``convo.supervisor``: the
+outbox's own, the loops of ``convo.runtime.loops``, and the one-shot inbound recovery,
+retried until it succeeds once), so no exception stops it for good.
 
 At start, the outbox's first sweep sends what a previous process left queued (or
 ``sending``), the intake turns every inbound message left unprocessed, and messages still
@@ -28,8 +30,6 @@ At start, the outbox's first sweep sends what a previous process left queued (or
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -41,7 +41,7 @@ import httpx
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConfigError, ConvoError
+from convo.exceptions import ConfigError
 from convo.models import ConversationKey, InboundMessage, OutboundMessage
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import Provider, SmsProvider, VoiceProvider
@@ -51,6 +51,7 @@ from convo.runtime.loops import Loop, background_loops
 from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
 from convo.store import open_store
 from convo.store.base import Store
+from convo.supervisor import Supervisor
 from convo.web.intake import Intake
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ class Runtime:
         self._calls: CallRunner | None = None
         self._outbox: Outbox | None = None
         self._intake: Intake | None = None
+        self._supervisor: Supervisor | None = None
         self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
@@ -164,6 +166,12 @@ class Runtime:
     def intake(self) -> Intake:
         return _built(self._intake, "intake")
 
+    def status(self) -> dict[str, bool]:
+        """Each background loop's name (the outbox's included) -> alive: running, not
+        waiting out a backoff after a failure. Empty when not serving."""
+        loops = self._supervisor.status() if self._supervisor is not None else {}
+        return (self._outbox.status() if self._outbox is not None else {}) | loops
+
     # -- start and stop -------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -190,6 +198,7 @@ class Runtime:
 
     def _forget(self) -> None:
         self._store = self._engine = self._calls = self._outbox = self._intake = None
+        self._supervisor = None
         self.providers, self.voice_providers, self.loops = {}, {}, []
 
     async def __aenter__(self) -> Runtime:
@@ -255,8 +264,16 @@ class Runtime:
             on_replies=outbox.submit,
             concat_timeout=settings.webhooks.concat_timeout,
         )
-        recovery = asyncio.create_task(intake.recover(), name="convo-recover-inbound")
+        # Turning what a previous process left unprocessed is a one-shot job, supervised so
+        # that a failure (the store briefly down) is retried until it succeeds once.
+        recovery = Supervisor()
+        recovery.start()
         stack.push_async_callback(self._stop_intake, intake, recovery)
+
+        async def recover() -> None:
+            await intake.recover()
+
+        recovery.run("inbound recovery", recover)
 
         self.loops = background_loops(
             settings,
@@ -266,10 +283,11 @@ class Runtime:
             intake=intake,
             providers=self.providers,
         )
-        tasks = [
-            asyncio.create_task(_periodic(loop), name=f"convo-{loop.name}") for loop in self.loops
-        ]
-        stack.push_async_callback(_cancel, tasks)
+        loops = self._supervisor = Supervisor()
+        loops.start()
+        stack.push_async_callback(loops.aclose)
+        for loop in self.loops:
+            loops.every(loop.name, loop.interval, loop.tick)
 
     def _build_engine(self, store: Store) -> TurnEngine:
         if self._engine_factory is not None:
@@ -292,13 +310,11 @@ class Runtime:
 
     # -- stopping, one part each ----------------------------------------------------------
 
-    async def _stop_intake(self, intake: Intake, recovery: asyncio.Task[int]) -> None:
+    async def _stop_intake(self, intake: Intake, recovery: Supervisor) -> None:
         if not await intake.wait(self.settings.server.shutdown_timeout):
             log.warning("shutdown: turns still running; their messages are processed at next start")
-        recovery.cancel()
+        await recovery.aclose()
         await intake.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConvoError):
-            await recovery
 
     async def _stop_outbox(self, outbox: Outbox) -> None:
         if not await outbox.drain(self.settings.server.shutdown_timeout):
@@ -317,18 +333,3 @@ def _built(part: T | None, what: str) -> T:
     if part is None:
         raise RuntimeError(f"the runtime has no {what} (not started, or not one of its parts)")
     return part
-
-
-async def _periodic(loop: Loop) -> None:
-    while True:
-        try:
-            await loop.tick()
-        except Exception:
-            log.exception("%s: tick failed; next tick in %ss", loop.name, loop.interval)
-        await asyncio.sleep(loop.interval)
-
-
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
