@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from convo.config import Settings, parse_settings
+from convo.exceptions import StoreError
 from convo.models import (
     ConversationKey,
     InboundMessage,
@@ -88,6 +90,12 @@ class Database:
         with sqlite3.connect(self.path, timeout=5) as cx:
             cx.execute(query, args)
         cx.close()
+
+    def count(self, table: str) -> int:
+        with sqlite3.connect(self.path, timeout=5) as cx:
+            (found,) = cx.execute(f"SELECT count(*) FROM {table}").fetchone()
+        cx.close()
+        return int(found)
 
 
 def failures(caplog: pytest.LogCaptureFixture, loop: str, kind: type[BaseException]) -> list[str]:
@@ -183,6 +191,34 @@ async def test_inbound_recovery_is_retried_until_it_succeeds(
             return inbox(runtime, ALICE) == ["Coming?"]
 
         await eventually(answered, "the stored text to be turned by a later recovery", timeout=5)
+
+
+async def test_pruning_seen_tokens_survives_a_lost_table(
+    tmp_path: Path, flows: Path, errors: pytest.LogCaptureFixture
+) -> None:
+    db = Database(tmp_path / "convo.db")
+    config = settings(tmp_path, flows, store={"url": f"sqlite:///{db.path}", "seen_retention": 1})
+    async with Runtime(config) as runtime:
+        assert [loop.interval for loop in runtime.loops if loop.name == "prune seen"] == [0.05]
+        db.execute("DROP TABLE seen_tokens")  # every prune now fails in SQLite
+
+        async def failed() -> list[str]:
+            return failures(errors, "prune seen", StoreError)
+
+        await eventually(failed, "the prune tick to fail without its table")
+        db.execute(
+            "CREATE TABLE seen_tokens (namespace TEXT NOT NULL, token TEXT NOT NULL, "
+            "seen_at REAL NOT NULL, PRIMARY KEY (namespace, token)) WITHOUT ROWID"
+        )
+        now = time.time()
+        assert not await runtime.store.seen("part:sandbox", "old", now - 60)
+        assert not await runtime.store.seen("part:sandbox", "new", now + 60)
+
+        async def pruned() -> bool:
+            return db.count("seen_tokens") == 1
+
+        await eventually(pruned, "the token older than seen_retention to be forgotten")
+        assert await runtime.store.seen("part:sandbox", "new", now + 60)  # the young one stays
 
 
 # -- providers on loopback ---------------------------------------------------------------------

@@ -14,13 +14,18 @@ traceback and the loop's name, and the next tick still runs on time):
   webhooks (``PollingSmsProvider``, e.g. Enco): fetch inbound texts into the intake and
   delivery reports into the outbox. A provider that is down or refuses (``ProviderError``)
   is logged as one warning line, not a traceback: it is an expected condition that recurs
-  every few seconds while it lasts.
+  every few seconds while it lasts;
+* ``prune seen`` (hourly; more often when ``[store] seen_retention`` is shorter than a day:
+  24 times per retention period, at least every 50 ms): forget the seen tokens (provider
+  message ids kept to drop retries) older than ``seen_retention``, so the table stays
+  bounded. A token is thus kept between ``seen_retention`` and 1/24 more.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +44,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("convo.runtime")
 
 TIMER_INTERVAL = 1.0
+PRUNE_INTERVAL = 3600.0
+
+
+def prune_interval(retention: float) -> float:
+    """Seconds between two prunings of seen tokens kept ``retention`` seconds."""
+    return min(PRUNE_INTERVAL, max(0.05, retention / 24))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +69,7 @@ def background_loops(
     outbox: Outbox,
     intake: Intake,
     providers: Mapping[str, SmsProvider],
+    clock: Callable[[], float] = time.time,
 ) -> list[Loop]:
     """The loops of a serving runtime, in start order (see the module docstring)."""
 
@@ -90,6 +102,14 @@ def background_loops(
                     poller(provider, intake, outbox),
                 )
             )
+    retention = settings.store.seen_retention
+
+    async def prune_seen() -> None:
+        forgotten = await store.prune_seen(clock() - retention)
+        if forgotten:
+            log.info("forgot %d seen token(s) older than %ss", forgotten, retention)
+
+    loops.append(Loop("prune seen", prune_interval(retention), prune_seen))
     return loops
 
 
