@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from convo.config import Settings, is_secret_key
 from convo.exceptions import ConfigError
+from convo.providers.callbacks import webhook_path
 from convo.providers.registry import kinds, provider_kind
 from convo.simulators import SIMULATORS
 
@@ -64,7 +65,7 @@ class Launch:
             f"{self.kind} simulator on {self.url}",
             f"  settings:    {self.source or 'development defaults (no [providers.' + self.name + '] in the config)'}",  # noqa: E501
             f"  credentials: {shown}",
-            f"  webhooks to: {self.webhook_url}/webhooks/{self.name}/...",
+            f"  webhooks to: {self.webhook_url}{webhook_path(self.name, '...')}",
         ]
         if self.kind in SMS_KINDS:
             deliver = f"after {self.delay:g}s" if self.auto_deliver else "off (--auto-deliver)"

@@ -200,3 +200,18 @@ def test_unknown_flow_is_a_clear_error() -> None:
     result = convo("graph", "nope")
     assert result.returncode == 2
     assert "no flow with id 'nope'" in result.stderr
+
+
+def test_serve_refuses_an_unsupported_store_url_in_one_line(tmp_path: Path) -> None:
+    for url, why in (
+        ("redis://user:hunter2@localhost/0", "redis:// is not supported yet"),
+        ("mysql://localhost/convo", "mysql:// is not a known store"),
+    ):
+        (tmp_path / "convo.toml").write_text(f'[store]\nurl = "{url}"\n')
+        result = convo("serve", "--port", "0", cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()  # one line, no traceback
+        assert line.startswith(f"convo: convo.toml: [store] url: {why} (supported: memory://")
+        assert "hunter2" not in result.stderr  # a URL may carry a password: never echoed
+        assert not (tmp_path / "var").exists()  # nothing was opened or created
