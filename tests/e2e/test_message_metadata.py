@@ -1,4 +1,4 @@
-"""Provider metadata of replies (DESIGN: Telefoon ``gdpr_consent_ref``): from the flow's
+"""Provider metadata of replies (Telefoon ``gdpr_consent_ref``): from the flow's
 params to the provider's API, through the message log, on loopback with the simulators."""
 
 from __future__ import annotations

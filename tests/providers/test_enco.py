@@ -1,5 +1,5 @@
 """Enco adapter without I/O: config, callback-token checks, delivery-info parsing, wire
-helpers (seed 003's shapes: the deliveryinfos answer, OneAPI errors, datetimes)."""
+helpers (Enco's shapes: the deliveryinfos answer, OneAPI errors, datetimes)."""
 
 from __future__ import annotations
 

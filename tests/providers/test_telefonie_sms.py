@@ -1,4 +1,4 @@
-"""Telefonie SMS adapter: what differs from Telefoon (seed 001): the ``receiving`` status,
+"""Telefonie SMS adapter: what differs from Telefoon: the ``receiving`` status,
 inbound MMS media, no sender names, validity_period; parsing and signatures without I/O."""
 
 from __future__ import annotations

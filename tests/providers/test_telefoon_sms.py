@@ -1,7 +1,7 @@
 """Telefoon SMS adapter: config checks, X-Signature checks and Message parsing, without I/O.
 
-Payloads follow the document's ``Message`` schema (seed 000); bodies are signed the way
-DESIGN §5 assumes: ``X-Signature: hex(HMAC-SHA256(webhook_secret, raw body))``.
+Payloads follow the document's ``Message`` schema; bodies are signed the way
+convo assumes Telefoon signs them: ``X-Signature: hex(HMAC-SHA256(webhook_secret, raw body))``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from convo.voice.twiml import RenderError, parse_document
 SECRET = "whsec-telefoon-0123"
 PUBLIC = "https://bot.example.com"
 FORM = "application/x-www-form-urlencoded"
-# DESIGN §5: what Telefoon Voice posts when a call is answered / a gather finishes.
+# What we assume Telefoon Voice posts when a call is answered / a gather finishes.
 ANSWER = {
     "call_id": "CA7f3e2a",
     "from": "+32470123456",

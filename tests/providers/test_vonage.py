@@ -1,6 +1,6 @@
 """Vonage adapter, pure parts: config, signatures, inbound and receipt parsing.
 
-Payloads are the document's examples (shared/seeds/004). Signature test vectors come from
+Payloads are the Vonage document's examples. Signature test vectors come from
 the official SDKs' own tests (vonage-python-sdk tests/test_signature.py and
 http_client/tests/test_auth.py), so our signing is checked against Vonage, not itself.
 """
@@ -235,7 +235,7 @@ def test_unreadable_fields_are_malformed_not_a_wrong_signature(
     request_: WebhookRequest, message: str
 ) -> None:
     """No fields, no signature to check: verify leaves it to parse_*, whose MalformedWebhook
-    the web layer answers with 400 and keeps (DESIGN §5); never a SignatureError (401)."""
+    the web layer answers with 400 and keeps; never a SignatureError (401)."""
     adapter().verify(request_)
     with pytest.raises(MalformedWebhook, match=message):
         adapter().parse_inbound(request_)

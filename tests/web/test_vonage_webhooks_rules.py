@@ -1,4 +1,4 @@
-"""DESIGN §5's webhook rules and delivery receipts over Vonage, end to end: convo's real
+"""The webhook rules and delivery receipts over Vonage, end to end: convo's real
 server (SQLite store, signed Vonage webhooks) and the Vonage simulator, both on loopback
 (harness: ``tests.e2e.sms_world``).
 
