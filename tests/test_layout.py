@@ -154,9 +154,9 @@ def test_the_cycle_finder_finds_and_names_a_cycle() -> None:
 def test_the_graph_reads_lazy_and_type_only_imports_apart() -> None:
     load_time = graph(load_time=True)
     every = graph(load_time=False)
-    # convo.web.intake names the runtime's TurnEngine for types only.
-    assert "convo.runtime" not in load_time["convo.web.intake"]
-    assert "convo.runtime" in every["convo.web.intake"]
+    # convo.intake names the runtime's TurnEngine for types only.
+    assert "convo.runtime" not in load_time["convo.intake"]
+    assert "convo.runtime" in every["convo.intake"]
     assert "convo.runtime.system" in load_time["convo.web.app"] or (
         "convo.runtime" in load_time["convo.web.app"]
     )

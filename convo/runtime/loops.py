@@ -36,10 +36,10 @@ from convo.supervisor import Body
 
 if TYPE_CHECKING:
     from convo.config import Settings
+    from convo.intake import Intake
     from convo.outbox import Outbox
     from convo.runtime.system import TurnEngine
     from convo.store.base import Store
-    from convo.web.intake import Intake
 
 log = logging.getLogger("convo.runtime")
 

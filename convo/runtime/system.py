@@ -42,6 +42,7 @@ import httpx
 from convo.bot import Bot
 from convo.config import Settings
 from convo.exceptions import ConfigError
+from convo.intake import Intake
 from convo.models import ConversationKey, InboundMessage, OutboundMessage
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import Provider, SmsProvider, VoiceProvider
@@ -52,7 +53,6 @@ from convo.runtime.wiring import build_providers, line_flows, voice_provider_nam
 from convo.store import open_store
 from convo.store.base import Store
 from convo.supervisor import Supervisor
-from convo.web.intake import Intake
 
 if TYPE_CHECKING:
     from convo.flow.calls import CallRunner

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from convo.flow.engine import Engine
 from convo.flow.loader import load_flow_text
+from convo.intake import Intake
 from convo.models import Direction, InboundMessage, MessagePart
 from convo.store.base import MessageQuery, Store
-from convo.web.intake import Intake
 
 LINE = "+32470000100"
 ALICE = "+32470000001"

@@ -101,7 +101,7 @@ async def test_old_schema_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None
 
 async def test_version_3_fragment_groups_keep_their_sender_for_erasure(tmp_path: Path) -> None:
     # Before version 4 a group's sender was only in its name (a JSON array, the number
-    # third, as convo.web.intake named groups then); the migration makes it the column.
+    # third, as convo.intake named groups then); the migration makes it the column.
     path = tmp_path / "v3.db"
     cx = sqlite3.connect(path)
     cx.executescript("\n".join(MIGRATIONS[:3]) + "\nPRAGMA user_version = 3;")

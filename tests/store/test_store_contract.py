@@ -534,7 +534,7 @@ async def test_prune_seen_on_an_empty_store(store: Store) -> None:
 # -- erasure (GDPR) ----------------------------------------------------------------------------
 
 
-# A name in the form convo.web.intake happens to give its groups, Alice's number third: the
+# A name in the form convo.intake happens to give its groups, Alice's number third: the
 # store must not read it (the group is Bob's because add_fragment said so).
 NAMED_LIKE_ALICES = json.dumps(["vonage", LINE, ALICE, "sms", "7", 3])
 

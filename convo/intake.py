@@ -36,7 +36,7 @@ from convo.models import InboundMessage, OutboundMessage
 if TYPE_CHECKING:
     from convo.runtime import TurnEngine
 
-log = logging.getLogger("convo.web.intake")
+log = logging.getLogger("convo.intake")
 
 
 class Intake:
