@@ -37,7 +37,12 @@ class Direction(enum.StrEnum):
 
 
 class MessageStatus(enum.StrEnum):
-    """Lifecycle of a message in the log (the admin API shows these names)."""
+    """Lifecycle of a message in the log (the admin API shows these names).
+
+    ``failed``: the provider refused it for good (its final code is the error).
+    ``dead``: a dead letter; the provider could not be reached or kept answering with
+    transient errors until the message's maximum age (``[outbox] max_age``) passed. Its
+    last error is kept, and an operator may send it again (``Outbox.retry_dead``)."""
 
     QUEUED = "queued"
     SENDING = "sending"
@@ -46,10 +51,11 @@ class MessageStatus(enum.StrEnum):
     UNDELIVERED = "undelivered"
     FAILED = "failed"
     RECEIVED = "received"
+    DEAD = "dead"
 
     @property
     def final(self) -> bool:
-        return self in (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+        return self in _FINAL
 
     @property
     def rank(self) -> int:
@@ -59,12 +65,16 @@ class MessageStatus(enum.StrEnum):
         return _RANK.get(self, 0)
 
 
+_FINAL = frozenset(
+    {MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.DEAD}
+)
 _RANK = {
     MessageStatus.SENDING: 1,
     MessageStatus.SENT: 2,
     MessageStatus.DELIVERED: 3,
     MessageStatus.UNDELIVERED: 3,
     MessageStatus.FAILED: 3,
+    MessageStatus.DEAD: 3,
 }
 
 
@@ -260,6 +270,18 @@ class MessageRecord:
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
     metadata: Mapping[str, str] = field(default_factory=dict)  # outbound: for the provider
+    # Outbound, kept by the outbox: send attempts since it was (re)queued (a claim counts
+    # one), when it may be claimed next (0: at once; while ``sending``, when its claim
+    # lapses), and when an operator last sent it again from the dead letters (None: never).
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    requeued_at: float | None = None
+
+    @property
+    def queued_since(self) -> float:
+        """Where its age counts from (``[outbox] max_age``): its creation, or the last time
+        an operator sent it again from the dead letters."""
+        return self.created_at if self.requeued_at is None else self.requeued_at
 
     @property
     def sender(self) -> str:

@@ -40,6 +40,11 @@ from convo.models import (
     Session,
 )
 
+CLAIM_LEASE = 120.0
+"""Seconds a claimed message stays its sender's (:meth:`MessageLog.claim_next`): longer than
+a send takes (the provider client gives up after 20 s), so only a sender that died loses
+its claims, and they are sent again this long after it claimed them."""
+
 
 @dataclass(frozen=True, slots=True)
 class MessageQuery:
@@ -94,7 +99,58 @@ class MessageLog(Protocol):
         """Mark an inbound message processed without a turn (e.g. dropped, suppressed)."""
 
     async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
-        """Outbound messages still ``queued`` or ``sending``, oldest first: the outbox."""
+        """Outbound messages still ``queued`` or ``sending``, oldest first: the outbox,
+        due or not."""
+
+    # The outbox's queue. A recipient is one (line, contact): its pending messages leave
+    # one at a time, oldest first (``created_at``, then the order they were logged in),
+    # and the oldest one blocks the others while it waits for its next attempt.
+    # ``next_attempt_at`` says when a message is due: a queued one, once its backoff is
+    # over (0: at once); a ``sending`` one, once its claim lapses (its sender died).
+
+    async def due_outbound(self, now: float, limit: int = 100) -> list[MessageRecord]:
+        """The oldest pending message of each recipient whose oldest pending message is
+        due at ``now`` (``next_attempt_at <= now``), oldest first, at most ``limit``: the
+        recipients the outbox has work for. Recipients waiting out a backoff, or being
+        sent to, are not in it, however many they are."""
+
+    async def claim_next(
+        self, line: str, contact: str, now: float, *, lease: float = CLAIM_LEASE
+    ) -> MessageRecord | None:
+        """Atomically take the oldest pending outbound message of ``(line, contact)`` for
+        sending, if it is due at ``now``: it becomes ``sending``, its ``attempts`` one
+        more, its ``next_attempt_at`` ``now + lease`` (when another sender may take it
+        over, should this one die), and it is returned. None, changing nothing, when the
+        recipient has no pending message or its oldest is not due: two senders never hold
+        the same message, and a later message never overtakes an earlier one."""
+
+    async def release_claims(self, now: float) -> int:
+        """Make every claimed (``sending``) message due at ``now`` again; returns how many
+        were not. An outbox calls it when it starts, before it claims anything: the claims
+        it finds are its previous run's, whose sender died with it (a crash), and their
+        messages are sent again rather than after their lease. Memory and SQLite are held
+        by one process, so that is every claim; a store shared by several processes must
+        release only the claims of processes that are gone."""
+
+    async def defer_message(
+        self, message_id: str, *, until: float, error: str
+    ) -> MessageRecord | None:
+        """A claimed (``sending``) message goes back to ``queued``, due at ``until``, with
+        ``error``: its attempt failed and it waits for the next. A message in any other
+        status is left as it is (a report or an operator got there first). Returns the
+        record, or None when there is no such message."""
+
+    async def dead_letters(
+        self, page: int = 1, page_size: int = 50
+    ) -> tuple[list[MessageRecord], int]:
+        """One page (1-based) of the ``dead`` outbound messages, newest first, and how many
+        there are. ValueError for a page or page size below 1."""
+
+    async def requeue_dead(self, now: float, message_ids: Sequence[str] | None = None) -> list[str]:
+        """Send dead letters again: each of ``message_ids`` that is ``dead`` (None: every
+        dead letter) becomes ``queued``, due at once, with no attempts and its age counting
+        from ``now`` (``requeued_at``); its last error stays. Ids
+        that are not dead letters are ignored. Returns the requeued ids, oldest first."""
 
     async def update_message(
         self,

@@ -33,7 +33,7 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import ErasedContact, MessageQuery
+from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 
@@ -87,6 +87,8 @@ class MemoryStore:
         self._next_seq = 0
         self._inbox: dict[str, None] = {}  # unprocessed inbound ids (an ordered set)
         self._outbox: dict[str, None] = {}  # queued/sending outbound ids
+        # The same ids by recipient (line, contact): what claim_next looks at.
+        self._outbox_of: dict[tuple[str, str], dict[str, None]] = {}
         self._inbound_by_pid: dict[tuple[str, str], str] = {}  # dedupe
         self._by_pid: dict[tuple[str, str], list[str]] = {}  # lookup, any direction
         self._delivered_parts: dict[str, set[str]] = {}  # message id -> its delivered parts
@@ -230,12 +232,86 @@ class MemoryStore:
             self._unindex(old)
             self._index(new)
         self._messages[message_id] = new
-        if new.direction is Direction.OUTBOUND:
-            if new.status in _PENDING:
-                self._outbox[message_id] = None
-            else:
-                self._outbox.pop(message_id, None)
+        self._track(new)
         return new
+
+    async def due_outbound(self, now: float, limit: int = 100) -> list[MessageRecord]:
+        heads = [self._head(ids) for ids in self._outbox_of.values()]
+        return self._oldest((h.id for h in heads if h.next_attempt_at <= now), limit)
+
+    async def claim_next(
+        self, line: str, contact: str, now: float, *, lease: float = CLAIM_LEASE
+    ) -> MessageRecord | None:
+        ids = self._outbox_of.get((line, contact))
+        if not ids:
+            return None
+        head = self._head(ids)
+        if head.next_attempt_at > now:
+            return None
+        claimed = dataclasses.replace(
+            head,
+            status=MessageStatus.SENDING,
+            attempts=head.attempts + 1,
+            next_attempt_at=now + lease,
+            updated_at=time.time(),
+        )
+        self._messages[head.id] = claimed
+        return claimed
+
+    async def release_claims(self, now: float) -> int:
+        claimed = [
+            r
+            for r in (self._messages[i] for i in self._outbox)
+            if r.status is MessageStatus.SENDING and r.next_attempt_at > now
+        ]
+        for record in claimed:
+            self._messages[record.id] = dataclasses.replace(record, next_attempt_at=now)
+        return len(claimed)
+
+    async def defer_message(
+        self, message_id: str, *, until: float, error: str
+    ) -> MessageRecord | None:
+        old = self._messages.get(message_id)
+        if old is None or old.status is not MessageStatus.SENDING:
+            return old
+        new = dataclasses.replace(
+            old,
+            status=MessageStatus.QUEUED,
+            next_attempt_at=until,
+            error=error,
+            updated_at=time.time(),
+        )
+        self._messages[message_id] = new
+        return new
+
+    async def dead_letters(
+        self, page: int = 1, page_size: int = 50
+    ) -> tuple[list[MessageRecord], int]:
+        return await self.list_messages(
+            MessageQuery(Direction.OUTBOUND, MessageStatus.DEAD, page=page, page_size=page_size)
+        )
+
+    async def requeue_dead(self, now: float, message_ids: Sequence[str] | None = None) -> list[str]:
+        wanted = self._messages.keys() if message_ids is None else message_ids
+        dead = [
+            r
+            for r in (self._messages.get(i) for i in dict.fromkeys(wanted))
+            if r is not None
+            and r.direction is Direction.OUTBOUND
+            and r.status is MessageStatus.DEAD
+        ]
+        dead.sort(key=lambda r: (r.created_at, self._seq[r.id]))
+        for record in dead:
+            self._messages[record.id] = new = dataclasses.replace(
+                record,
+                status=MessageStatus.QUEUED,
+                attempts=0,
+                next_attempt_at=0.0,
+                requeued_at=now,
+                updated_at=time.time(),
+            )
+            self._track(new)
+        return [r.id for r in dead]
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         return self._messages.get(message_id)
@@ -337,8 +413,30 @@ class MemoryStore:
             self._seq[record.id] = self._next_seq
             self._next_seq += 1
             self._index(record)
-            if record.direction is Direction.OUTBOUND and record.status in _PENDING:
-                self._outbox[record.id] = None
+            self._track(record)
+
+    def _track(self, record: MessageRecord) -> None:
+        """Keep the outbox's indexes in step with ``record``'s status."""
+        if record.direction is not Direction.OUTBOUND:
+            return
+        recipient = (record.line, record.contact)
+        if record.status in _PENDING:
+            self._outbox[record.id] = None
+            self._outbox_of.setdefault(recipient, {})[record.id] = None
+            return
+        self._outbox.pop(record.id, None)
+        self._untrack(recipient, record.id)
+
+    def _untrack(self, recipient: tuple[str, str], message_id: str) -> None:
+        ids = self._outbox_of.get(recipient)
+        if ids is not None:
+            ids.pop(message_id, None)
+            if not ids:
+                del self._outbox_of[recipient]
+
+    def _head(self, ids: Iterable[str]) -> MessageRecord:
+        """The oldest of ``ids`` (pending messages of one recipient)."""
+        return min((self._messages[i] for i in ids), key=lambda r: (r.created_at, self._seq[r.id]))
 
     def _index(self, record: MessageRecord) -> None:
         if not record.provider_message_id:
@@ -383,6 +481,7 @@ class MemoryStore:
             del self._seq[message_id]
             self._inbox.pop(message_id, None)
             self._outbox.pop(message_id, None)
+            self._untrack((record.line, record.contact), message_id)
             self._delivered_parts.pop(message_id, None)
         for key in keys:
             del self._sessions[key]

@@ -18,6 +18,7 @@ append a script to :data:`MIGRATIONS`; never edit an old one.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Awaitable, Sequence
@@ -29,7 +30,7 @@ import convo.store.sqlite_rows as rows
 import convo.store.sqlite_schema as sql
 from convo.exceptions import StoreError
 from convo.models import Channel, ConversationKey, MessageRecord, MessageStatus, Session
-from convo.store.base import ErasedContact, MessageQuery
+from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
@@ -199,6 +200,68 @@ class SqliteStore:
 
         return await self._run("update message", job)
 
+    async def due_outbound(self, now: float, limit: int = 100) -> list[MessageRecord]:
+        return await self._messages("list due outbound", sql.DUE_OUTBOX, (now, max(limit, 0)))
+
+    async def claim_next(
+        self, line: str, contact: str, now: float, *, lease: float = CLAIM_LEASE
+    ) -> MessageRecord | None:
+        """One UPDATE: the claim and its check cannot be split by another writer."""
+        args = {
+            "line": line,
+            "contact": contact,
+            "now": now,
+            "until": now + lease,
+            "clock": time.time(),
+        }
+        return await self._one("claim next outbound", sql.CLAIM_NEXT, args)
+
+    async def release_claims(self, now: float) -> int:
+        return await self._run(
+            "release claims", lambda cx: cx.execute(sql.RELEASE_CLAIMS, (now, now)).rowcount
+        )
+
+    async def defer_message(
+        self, message_id: str, *, until: float, error: str
+    ) -> MessageRecord | None:
+        args = {"id": message_id, "until": until, "error": error, "clock": time.time()}
+
+        def job(cx: sqlite3.Connection) -> MessageRecord | None:
+            with transaction(cx):
+                found = cx.execute(sql.DEFER_MESSAGE, args).fetchall()
+                if not found:
+                    found = cx.execute(sql.GET_MESSAGE, (message_id,)).fetchall()
+                return rows.message(found[0]) if found else None
+
+        return await self._run("defer message", job)
+
+    async def dead_letters(
+        self, page: int = 1, page_size: int = 50
+    ) -> tuple[list[MessageRecord], int]:
+        """ValueError for a page or page size below 1."""
+        check_query(MessageQuery(page=page, page_size=page_size))
+        args = (page_size, (page - 1) * page_size)
+
+        def job(cx: sqlite3.Connection) -> tuple[list[MessageRecord], int]:
+            (total,) = cx.execute(sql.COUNT_DEAD).fetchone()
+            found = cx.execute(sql.DEAD_LETTERS, args).fetchall()
+            return [rows.message(r) for r in found], total
+
+        return await self._run("list dead letters", job)
+
+    async def requeue_dead(self, now: float, message_ids: Sequence[str] | None = None) -> list[str]:
+        args: dict[str, float | str] = {"now": now, "clock": time.time()}
+        if message_ids is None:
+            statement = sql.REQUEUE_ALL_DEAD
+        else:
+            statement, args["ids"] = sql.REQUEUE_DEAD, json.dumps(list(message_ids))
+
+        def job(cx: sqlite3.Connection) -> list[str]:
+            requeued = cx.execute(statement, args).fetchall()
+            return [message_id for message_id, *_ in sorted(requeued, key=lambda r: r[1:])]
+
+        return await self._run("requeue dead letters", job)
+
     async def get_message(self, message_id: str) -> MessageRecord | None:
         found = await self._messages("get message", sql.GET_MESSAGE, (message_id,))
         return found[0] if found else None
@@ -333,6 +396,17 @@ class SqliteStore:
         return await self._run(
             what, lambda cx: [rows.message(r) for r in cx.execute(query, args).fetchall()]
         )
+
+    async def _one(self, what: str, change: str, args: dict[str, Any]) -> MessageRecord | None:
+        """Run the UPDATE ... RETURNING ``change``; its one changed row, or None. The row is
+        decoded inside the transaction: a row that cannot be decoded changes nothing."""
+
+        def job(cx: sqlite3.Connection) -> MessageRecord | None:
+            with transaction(cx):
+                found = cx.execute(change, args).fetchall()
+                return rows.message(found[0]) if found else None
+
+        return await self._run(what, job)
 
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         return self._cx.run(what, job)

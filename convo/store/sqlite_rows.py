@@ -71,12 +71,14 @@ def message_row(m: MessageRecord, *, processed: bool) -> Row:
         *(m.id, m.direction.value, m.line, m.contact, m.channel, m.text, m.status.value),
         *(m.provider, m.provider_message_id, m.segments, m.price, m.error, media),
         *(int(processed), m.created_at, m.updated_at, metadata),
+        *(m.attempts, m.next_attempt_at, m.requeued_at),
     )
 
 
 def message(row: Row) -> MessageRecord:
     (id_, direction, line, contact, channel, text, status, provider, pid, *rest) = row
-    segments, price, error, media, created_at, updated_at, metadata = rest
+    segments, price, error, media, created_at, updated_at, metadata, *retry = rest
+    attempts, next_attempt_at, requeued_at = retry
     return MessageRecord(
         id=id_,
         direction=_DIRECTION[direction],
@@ -94,6 +96,9 @@ def message(row: Row) -> MessageRecord:
         created_at=created_at,
         updated_at=updated_at,
         metadata={} if metadata == "{}" else json.loads(metadata),
+        attempts=attempts,
+        next_attempt_at=next_attempt_at,
+        requeued_at=requeued_at,
     )
 
 

@@ -3,20 +3,23 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 4):
+Tables (version 5):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
 * ``messages``        the message log; ``seq`` (the rowid) breaks ties in ``created_at`` and
-                      ``processed`` marks inbound messages a turn has handled.
+                      ``processed`` marks inbound messages a turn has handled; the outbox
+                      keeps its retry state in ``attempts``, ``next_attempt_at`` and
+                      ``requeued_at`` (version 5).
 * ``suppressions``    (line, contact) pairs that opted out.
 * ``fragment_groups`` / ``fragment_parts``  parts of long inbound texts (version 2); a
                       group's ``contact`` is the number that sent it (version 4).
 * ``seen_tokens``     tokens already seen, to drop provider retries (version 2).
 * ``delivered_parts`` the parts of long outbound texts delivered so far (version 3).
 
-Partial indexes keep the hot queues small: the outbox index holds only queued/sending
-messages, the inbox index only unprocessed inbound ones, the timer index only active
+Partial indexes keep the hot queues small: the outbox indexes hold only queued/sending
+messages (in order, with when each is due, and by recipient), the dead-letter index only
+dead ones, the inbox index only unprocessed inbound ones, the timer index only active
 sessions with a timer. Queries repeat the index's WHERE terms word for word, which is what
 lets SQLite's planner use a partial index.
 """
@@ -140,6 +143,24 @@ MIGRATIONS: list[str] = [
         WHERE CASE WHEN json_valid(grp) THEN json_type(grp, '$[2]') END = 'text';
     CREATE INDEX fragment_groups_contact ON fragment_groups (contact);
     """,
+    # 4 -> 5: the outbox's retry state, kept with the message so a restart neither forgets
+    # a backoff nor hammers a provider that is down (``attempts``, ``next_attempt_at``,
+    # ``requeued_at``: see MessageRecord); an index of each recipient's pending messages in
+    # order (claim_next, and due_outbound's check that a message is its recipient's
+    # oldest); the outbox index carries when each message is due, so the sweep skips those
+    # in backoff without reading their rows; an index of the dead letters.
+    """
+    ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN next_attempt_at REAL NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN requeued_at REAL;
+    CREATE INDEX messages_outbox_recipient ON messages (line, contact, created_at)
+        WHERE direction = 'outbound' AND status IN ('queued', 'sending');
+    DROP INDEX messages_outbox;
+    CREATE INDEX messages_outbox ON messages (created_at, seq, next_attempt_at)
+        WHERE direction = 'outbound' AND status IN ('queued', 'sending');
+    CREATE INDEX messages_dead ON messages (created_at)
+        WHERE direction = 'outbound' AND status = 'dead';
+    """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -175,11 +196,13 @@ _SESSION = (
 )
 _MESSAGE = (
     "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
-    "segments, price, error, media_urls, created_at, updated_at, metadata"
+    "segments, price, error, media_urls, created_at, updated_at, metadata, "
+    "attempts, next_attempt_at, requeued_at"
 )
 _MESSAGE_INSERT = (
     "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
-    "segments, price, error, media_urls, processed, created_at, updated_at, metadata"
+    "segments, price, error, media_urls, processed, created_at, updated_at, metadata, "
+    "attempts, next_attempt_at, requeued_at"
 )
 
 GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE line = ? AND channel = ? AND contact = ?"
@@ -195,7 +218,7 @@ DUE_TIMERS = (
     "ORDER BY timer_due, line, channel, contact LIMIT ?"
 )
 
-INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({', '.join('?' * 17)})"
+INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({', '.join('?' * 20)})"
 # No conflict target: a taken id and a known inbound provider id both mean "duplicate".
 INSERT_INBOUND = INSERT_MESSAGE + " ON CONFLICT DO NOTHING"
 MARK_PROCESSED = (
@@ -210,10 +233,55 @@ OUTBOX = (
     "WHERE direction = 'outbound' AND status IN ('queued', 'sending') "
     "ORDER BY created_at, seq LIMIT ?"
 )
+# The outbox's queue (MessageLog.due_outbound, claim_next). Every term repeats the partial
+# indexes' WHERE word for word.
+_PENDING = "direction = 'outbound' AND status IN ('queued', 'sending')"
+_OLDER = (
+    "SELECT 1 FROM messages AS o "
+    "WHERE o.direction = 'outbound' AND o.status IN ('queued', 'sending') "
+    "AND o.line = m.line AND o.contact = m.contact "
+    "AND (o.created_at, o.seq) < (m.created_at, m.seq)"
+)
+DUE_OUTBOX = (
+    f"SELECT {_MESSAGE} FROM messages AS m WHERE {_PENDING} AND next_attempt_at <= ? "
+    f"AND NOT EXISTS ({_OLDER}) ORDER BY created_at, seq LIMIT ?"
+)
+CLAIM_NEXT = (
+    "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+    "next_attempt_at = :until, updated_at = :clock "
+    f"WHERE seq = (SELECT seq FROM messages WHERE {_PENDING} "
+    "AND line = :line AND contact = :contact ORDER BY created_at, seq LIMIT 1) "
+    f"AND next_attempt_at <= :now RETURNING {_MESSAGE}"
+)
+RELEASE_CLAIMS = (
+    f"UPDATE messages SET next_attempt_at = ? WHERE {_PENDING} "
+    "AND status = 'sending' AND next_attempt_at > ?"
+)
+DEFER_MESSAGE = (
+    "UPDATE messages SET status = 'queued', next_attempt_at = :until, error = :error, "
+    f"updated_at = :clock WHERE id = :id AND status = 'sending' RETURNING {_MESSAGE}"
+)
+_DEAD = "direction = 'outbound' AND status = 'dead'"
+COUNT_DEAD = f"SELECT count(*) FROM messages WHERE {_DEAD}"
+DEAD_LETTERS = (
+    f"SELECT {_MESSAGE} FROM messages WHERE {_DEAD} "
+    "ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
+)
+_REQUEUE = (
+    "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = 0, "
+    "requeued_at = :now, updated_at = :clock "
+)
+REQUEUE_ALL_DEAD = f"{_REQUEUE}WHERE {_DEAD} RETURNING id, created_at, seq"
+# :ids is a JSON array of message ids: one statement for any number of them.
+REQUEUE_DEAD = (
+    f"{_REQUEUE}WHERE {_DEAD} AND id IN (SELECT value FROM json_each(:ids)) "
+    "RETURNING id, created_at, seq"
+)
+
 # MessageStatus.rank, in SQL (keep the two in step).
 _RANK = (
-    "CASE status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 "
-    "WHEN 'delivered' THEN 3 WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 ELSE 0 END"
+    "CASE status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 "
+    "WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 WHEN 'dead' THEN 3 ELSE 0 END"
 )
 # :forward = 1 applies :status only above the current rank (one atomic statement).
 UPDATE_MESSAGE = (

@@ -220,3 +220,43 @@ async def test_a_row_that_fails_to_decode_leaves_no_read_lock_behind(tmp_path: P
         assert await store.get_message("out-3") is not None
     finally:
         await store.close()
+
+
+async def test_a_version_4_outbox_migrates_to_claims_in_order(tmp_path: Path) -> None:
+    # A version-4 file with replies queued, one left sending by a crash: after the
+    # migration they are all due at once, with no attempts, and claimed oldest first.
+    path = tmp_path / "v4.db"
+    cx = sqlite3.connect(path)
+    cx.executescript("\n".join(MIGRATIONS[:4]) + "\nPRAGMA user_version = 4;")
+    columns = (
+        "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
+        "segments, price, error, media_urls, processed, created_at, updated_at, metadata"
+    )
+    for n, status in ((2, "queued"), (1, "sending"), (3, "sent")):
+        cx.execute(
+            f"INSERT INTO messages ({columns}) VALUES "  # test data, constants
+            "(?, 'outbound', ?, ?, 'sms', 'hi', ?, '', '', 1, NULL, NULL, '[]', 1, ?, ?, '{}')",
+            (f"out-{n}", KEY.line, KEY.contact, status, 10.0 + n, 10.0 + n),
+        )
+    cx.commit()
+    cx.close()
+
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) >= 5
+        [head] = await store.due_outbound(now=1.0)
+        assert (head.id, head.attempts, head.next_attempt_at, head.requeued_at) == (
+            "out-1",
+            0,
+            0.0,
+            None,
+        )
+        claimed = [await store.claim_next(KEY.line, KEY.contact, now=1.0) for _ in range(2)]
+        assert [c.id for c in claimed if c] == ["out-1"]  # out-2 waits behind it
+        await store.update_message("out-1", status=MessageStatus.SENT)
+        nxt = await store.claim_next(KEY.line, KEY.contact, now=1.0)
+        assert nxt is not None and nxt.id == "out-2"
+        assert await store.dead_letters() == ([], 0)
+    finally:
+        await store.close()

@@ -602,3 +602,163 @@ async def test_a_fragment_group_is_the_contact_its_first_part_named(store: Store
     assert await store.erase_contact(BOB) == ErasedContact()
     assert await store.erase_contact(ALICE) == ErasedContact(fragments=2)
     assert await store.expired_fragments(older_than=100) == []
+
+
+# -- the outbox's queue: claims, backoff, dead letters -----------------------------------------
+
+
+async def test_claim_next_takes_the_recipients_oldest_message_once(store: Store) -> None:
+    await store.add_outbound([outbound(2), outbound(1), outbound(3, contact=BOB)])
+    claimed = await store.claim_next(LINE, ALICE, now=5000.0, lease=60)
+    assert claimed is not None and claimed.id == "out-1"  # oldest by created_at, not by log
+    assert (claimed.status, claimed.attempts, claimed.next_attempt_at) == (
+        MessageStatus.SENDING,
+        1,
+        5060.0,
+    )
+    assert await store.get_message("out-1") == claimed
+    # Held: nobody else gets it, and the recipient's later message waits behind it.
+    assert await store.claim_next(LINE, ALICE, now=5059.0) is None
+    assert (await store.get_message("out-2")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    # Other recipients are not held up.
+    bob = await store.claim_next(LINE, BOB, now=5000.0)
+    assert bob is not None and bob.id == "out-3"
+    assert await store.claim_next(LINE, "+32470000999", now=5000.0) is None
+    assert await store.claim_next("+32470000777", ALICE, now=5000.0) is None  # another line
+
+
+async def test_a_lapsed_claim_can_be_taken_over(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    await store.claim_next(LINE, ALICE, now=5000.0, lease=60)
+    again = await store.claim_next(LINE, ALICE, now=5060.0, lease=60)  # its sender died
+    assert again is not None and again.id == "out-1"
+    assert (again.attempts, again.next_attempt_at) == (2, 5120.0)
+
+
+async def test_after_a_send_the_next_claim_is_the_next_message(store: Store) -> None:
+    await store.add_outbound([outbound(1), outbound(2)])
+    first = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert first is not None
+    await store.update_message(first.id, status=MessageStatus.SENT, forward_only=True)
+    second = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert second is not None and second.id == "out-2"
+    await store.update_message(second.id, status=MessageStatus.FAILED, forward_only=True)
+    assert await store.claim_next(LINE, ALICE, now=5000.0) is None
+
+
+async def test_a_deferred_message_blocks_its_recipient_until_due(store: Store) -> None:
+    await store.add_outbound([outbound(1), outbound(2), outbound(3, contact=BOB)])
+    claimed = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert claimed is not None
+    deferred = await store.defer_message(claimed.id, until=5030.0, error="retrying: 503")
+    assert deferred is not None
+    assert (deferred.status, deferred.next_attempt_at, deferred.error, deferred.attempts) == (
+        MessageStatus.QUEUED,
+        5030.0,
+        "retrying: 503",
+        1,
+    )
+    assert [m.id for m in await store.due_outbound(5029.0)] == ["out-3"]  # Alice waits
+    assert await store.claim_next(LINE, ALICE, now=5029.0) is None  # out-2 does not overtake
+    assert [m.id for m in await store.due_outbound(5030.0)] == ["out-1", "out-3"]
+    again = await store.claim_next(LINE, ALICE, now=5030.0)
+    assert again is not None and (again.id, again.attempts) == ("out-1", 2)
+    assert await store.defer_message("nope", until=1.0, error="x") is None
+
+
+async def test_defer_leaves_a_message_that_is_not_being_sent_as_it_is(store: Store) -> None:
+    await store.add_outbound([outbound(1)])
+    claimed = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert claimed is not None
+    await store.update_message("out-1", status=MessageStatus.DELIVERED, forward_only=True)
+    kept = await store.defer_message("out-1", until=9000.0, error="retrying: late")
+    assert kept is not None and kept.status is MessageStatus.DELIVERED and kept.error is None
+
+
+async def test_due_outbound_lists_each_recipients_oldest_due_message(store: Store) -> None:
+    carol = "+32470000003"
+    await store.add_outbound(
+        [outbound(1), outbound(2), outbound(3, contact=BOB), outbound(4, contact=carol)]
+    )
+    assert [m.id for m in await store.due_outbound(5000.0)] == ["out-1", "out-3", "out-4"]
+    assert [m.id for m in await store.due_outbound(5000.0, limit=2)] == ["out-1", "out-3"]
+    await store.claim_next(LINE, BOB, now=5000.0, lease=60)  # being sent: not due
+    assert [m.id for m in await store.due_outbound(5000.0)] == ["out-1", "out-4"]
+    assert [m.id for m in await store.due_outbound(5060.0)] == ["out-1", "out-3", "out-4"]
+    # Many messages of recipients in backoff never hide one that is due.
+    await store.add_outbound([outbound(n) for n in range(10, 40)])
+    claimed = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert claimed is not None
+    await store.defer_message(claimed.id, until=9000.0, error="retrying")
+    assert [m.id for m in await store.due_outbound(5000.0, limit=1)] == ["out-4"]
+
+
+async def test_dead_letters_are_listed_and_requeued_with_a_fresh_age(store: Store) -> None:
+    await store.add_outbound([outbound(n) for n in (1, 2, 3)] + [outbound(4, contact=BOB)])
+    for contact in (BOB, ALICE, ALICE):  # dead in another order than they were created
+        claimed = await store.claim_next(LINE, contact, now=5000.0)
+        assert claimed is not None
+        await store.update_message(
+            claimed.id, status=MessageStatus.DEAD, error=f"503 {claimed.id}", forward_only=True
+        )
+    dead, total = await store.dead_letters()
+    assert total == 3 and [m.id for m in dead] == ["out-4", "out-2", "out-1"]  # newest first
+    assert all(m.status is MessageStatus.DEAD and m.error for m in dead)
+    page, total = await store.dead_letters(page=2, page_size=2)
+    assert total == 3 and [m.id for m in page] == ["out-1"]
+    with pytest.raises(ValueError, match="page"):
+        await store.dead_letters(page=0)
+    # A report does not revive a dead letter.
+    await store.update_message("out-1", status=MessageStatus.SENT, forward_only=True)
+    assert (await store.get_message("out-1")).status is MessageStatus.DEAD  # type: ignore[union-attr]
+
+    assert await store.requeue_dead(7000.0, ["out-2", "out-3", "nope", "out-1"]) == [
+        "out-1",
+        "out-2",
+    ]  # oldest first; not dead (out-3) or unknown: ignored
+    one = await store.get_message("out-1")
+    assert one is not None
+    assert (one.status, one.attempts, one.next_attempt_at, one.requeued_at) == (
+        MessageStatus.QUEUED,
+        0,
+        0.0,
+        7000.0,
+    )
+    assert one.queued_since == 7000.0 and one.error == "503 out-1"  # last error kept
+    assert [m.id for m in (await store.dead_letters())[0]] == ["out-4"]
+    again = await store.claim_next(LINE, ALICE, now=7000.0)
+    assert again is not None and again.id == "out-1"  # per recipient order, again
+    assert await store.requeue_dead(7001.0) == ["out-4"]  # all the rest
+    assert await store.dead_letters() == ([], 0)
+    assert await store.requeue_dead(7002.0) == []
+
+
+async def test_retry_state_round_trips(store: Store) -> None:
+    record = dataclasses.replace(
+        outbound(1), attempts=3, next_attempt_at=4000.5, requeued_at=3500.0
+    )
+    await store.add_outbound([record])
+    assert await store.get_message("out-1") == record
+    assert [m.id for m in await store.due_outbound(4000.4)] == []
+    assert [m.id for m in await store.due_outbound(4000.5)] == ["out-1"]
+
+
+async def test_erasure_takes_a_contacts_messages_out_of_the_queue(store: Store) -> None:
+    await store.add_outbound([outbound(1), outbound(2, contact=BOB)])
+    await store.erase_contact(ALICE)
+    assert await store.claim_next(LINE, ALICE, now=5000.0) is None
+    assert [m.id for m in await store.due_outbound(5000.0)] == ["out-2"]
+
+
+async def test_release_claims_makes_a_dead_runs_claims_due(store: Store) -> None:
+    await store.add_outbound([outbound(1), outbound(2, contact=BOB), outbound(3, contact=BOB)])
+    await store.claim_next(LINE, ALICE, now=5000.0, lease=60)
+    bob = await store.claim_next(LINE, BOB, now=5000.0, lease=60)
+    assert bob is not None
+    await store.defer_message(bob.id, until=9000.0, error="retrying")  # a backoff stays
+    assert await store.release_claims(5001.0) == 1
+    assert [m.id for m in await store.due_outbound(5001.0)] == ["out-1"]
+    again = await store.claim_next(LINE, ALICE, now=5001.0)
+    assert again is not None and (again.id, again.attempts) == ("out-1", 2)
+    assert await store.release_claims(4000.0) == 1  # never later than it was due
+    assert await store.release_claims(4000.0) == 0
