@@ -17,9 +17,12 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   ``rejected_dir`` (default ``var/rejected``: one JSON file per refused webhook, kept for
   inspection), ``concat_timeout`` (seconds to wait for the missing parts of a long text
   before delivering what arrived, default 60);
-* ``[outbox]`` ``max_attempts`` (5), ``base_delay`` (1.0 s), ``max_delay`` (60 s),
-  ``sweep_interval`` (5 s), ``reconcile_after`` (600 s: a message still ``sent`` this long
-  after its last update is looked up at its provider, see ``convo.reconcile``);
+* ``[outbox]`` ``max_age`` (seconds or a duration such as ``"24h"``, the default: how long
+  failed sends are retried before the message is dead-lettered, see ``convo.retry``),
+  ``base_delay`` (1.0 s), ``max_delay`` (60 s), ``sweep_interval`` (5 s),
+  ``reconcile_after`` (600 s: a message still ``sent`` this long after its last update is
+  looked up at its provider, see ``convo.reconcile``); ``max_attempts`` is deprecated and
+  ignored (accepted so older files still load; the outbox logs a warning);
 * ``[server] shutdown_timeout`` (seconds to finish in-flight turns and pending sends, 30);
 * ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
   ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
@@ -150,11 +153,12 @@ class WebhookSettings:
 
 @dataclass(frozen=True, slots=True)
 class OutboxSettings:
-    max_attempts: int = 5
+    max_attempts: int | None = None  # deprecated, ignored: max_age ends retrying
     base_delay: float = 1.0
     max_delay: float = 60.0
     sweep_interval: float = 5.0
     reconcile_after: float = 600.0
+    max_age: float = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,14 +508,26 @@ def parse_settings(
         source,
         "[outbox]",
         doc.get("outbox", {}),
-        frozenset({"max_attempts", "base_delay", "max_delay", "sweep_interval", "reconcile_after"}),
+        frozenset(
+            {
+                *("max_attempts", "base_delay", "max_delay", "sweep_interval"),
+                *("reconcile_after", "max_age"),
+            }
+        ),
     )
+    try:
+        max_age = parse_duration(box.data.get("max_age", OutboxSettings().max_age))
+    except ValueError:
+        max_age = 0.0
+    if max_age <= 0:
+        raise box._bad("max_age", "a duration above 0 (seconds, or e.g. 24h, 2d)")
     outbox = OutboxSettings(
-        box.integer("max_attempts", 5, minimum=1),
+        box.integer("max_attempts", 5, minimum=1) if "max_attempts" in box.data else None,
         box.number("base_delay", 1.0),
         box.number("max_delay", 60.0),
         box.number("sweep_interval", 5.0),
         box.number("reconcile_after", 600.0),
+        max_age,
     )
 
     providers = _providers(source, doc.get("providers", {}))

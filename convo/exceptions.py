@@ -128,9 +128,21 @@ class RateLimited(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    """5xx answer or network failure; worth retrying with backoff."""
+    """5xx answer or network failure; worth retrying with backoff (or after
+    ``retry_after`` seconds, when a 503 said so)."""
 
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        code: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, code=code)
+        self.retry_after = retry_after
 
 
 class ProviderRejected(ProviderError):

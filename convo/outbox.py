@@ -2,22 +2,40 @@
 
 A turn queues its replies in the store in the same transaction that saves the conversation
 (``SessionStore.save_turn``), so a reply exists exactly once whatever crashes. The outbox
-learns of them in two ways: :meth:`Outbox.submit` hands it the replies a turn of this
-process just queued (the fast path: no store read), and a sweep of
-``store.pending_outbound()`` (woken by :meth:`Outbox.notify`, and every ``sweep_interval``)
-finds the rest: replies queued by another process, left over from before a restart, or
-queued without a hand-over. Each id is queued in memory once; the store has the last word.
+learns that a recipient (one ``(line, contact)``) has work in two ways: :meth:`Outbox.submit`
+names the recipients of the replies a turn of this process just queued (the fast path: no
+store read), and a sweep of ``store.due_outbound()`` (woken by :meth:`Outbox.notify`, and
+every ``sweep_interval``) finds the rest: replies queued by another process or by timers,
+left over from before a restart, or whose backoff is over. It reads only recipients whose
+oldest pending message is due, so however many messages wait out a backoff (a provider
+that is down), the others queued in the store are seen.
 
-Sending one message: take one of its provider's send slots, claim it (one atomic store
-update to ``sending``, forward only: a message another sender finished meanwhile stays as it
-is and is skipped), wait for the provider's token bucket (``rate_limit`` messages/second),
-call ``provider.send``, give the slot back, then record ``sent`` (or what the provider said)
-with the provider's id, segments and price. ``RateLimited`` (honouring ``retry_after``) and
-``ProviderUnavailable`` are retried with exponential backoff and full jitter up to
-``max_attempts``; any other ``ProviderError`` (``ProviderRejected``, ``PartialDelivery``)
-marks it ``failed`` at once.
-Messages to one recipient go out one at a time, oldest first, so a turn's replies arrive in
-order; different recipients are sent concurrently.
+Order. Per recipient, replies leave in the order they were created, always: the
+recipient's sender (one task per recipient in this process) does not send the message it
+was told about but claims, atomically in the store, the recipient's **oldest** pending
+message (``store.claim_next``), and claims again until nothing is due. So order comes from
+the store, whatever the backlog, restarts and processes, and not from how the outbox heard
+of the work. A message waiting out a backoff blocks the later messages of its recipient
+(that is what order means) but no other recipient. Different recipients are sent
+concurrently.
+
+Sending one message: take one of its provider's send slots and a token of its bucket
+(``rate_limit`` messages/second; given back when nothing was due), claim the message
+(``queued`` -> ``sending``, one more attempt, leased for ``CLAIM_LEASE`` seconds: two
+senders never hold the same message), call ``provider.send``, give the slot back, then
+record ``sent`` (or what the provider said) with the provider's id, segments and price.
+
+Failures (:mod:`convo.retry`). A permanent ``ProviderError`` (``ProviderRejected``,
+``PartialDelivery``: the provider's final answer) marks the message ``failed`` at once, with
+its code. A transient one (``retryable``: cannot connect, timeout, 429, 5xx) sends it back
+to ``queued`` with ``next_attempt_at`` set by the backoff (or the provider's
+``Retry-After``), and ``error`` "retrying: ..."; the attempt count and that time are in
+the store, so a restart neither forgets a backoff nor hammers a provider that is down.
+Retrying ends with the message's maximum age (``RetryPolicy.max_age``, ``[outbox]
+max_age``): a transient failure past it makes the message a dead letter (``dead``, its last
+error kept). A message is tried at least once, however old. An operator lists dead letters
+(:meth:`Outbox.dead_letters`) and sends them again (:meth:`Outbox.retry_dead`): back to
+``queued``, due at once, with a fresh age window, in per-recipient order.
 
 Send slots: each provider has its own ``concurrency`` slots (sends in flight to it), and a
 message waiting out a retry's backoff holds none. So a provider that is down or throttling
@@ -26,30 +44,21 @@ only ever slows its own messages: another provider's replies never wait behind t
 The worker (the sweep loop) survives any failure: a sweep that raises, whatever the
 exception, is logged and tried again after a backoff (doubling up to ``sweep_interval``), and
 the loop itself runs under a :class:`~convo.supervisor.Supervisor` (:meth:`Outbox.status`
-says whether it is alive). A failed send of one recipient's messages is logged and leaves
-them, in order, to a later sweep.
+says whether it is alive). A sender that fails (the store, a record it cannot read) is
+logged and leaves its recipient's messages, in order, to a later sweep.
 
-Crash safety: a message left ``sending`` by a crash is sent again on start, because we
-cannot know whether the provider got it. In that narrow window (the provider accepted the
-request but we died before writing ``sent``) the person may get it twice. Where the provider
-carries our id (Vonage ``client-ref``), its delivery report names our message, so the
-duplicate is visible in the log; where it does not, the provider's message ids differ and
-the two sends can only be matched by recipient and text. Attempt counts live in memory, so a
-restart gives a failing message a fresh set of attempts.
+Crash safety: a message left ``sending`` by a crash is sent again when the outbox starts
+(its first sweep releases the claims of the run before, ``store.release_claims``; senders
+claim nothing until then), or by another process once the claim lapses (``CLAIM_LEASE``
+after it was claimed), because we cannot know whether the provider got it.
+In that narrow window (the provider accepted the request but we died before writing
+``sent``) the person may get it twice. Where the provider carries our id (Vonage
+``client-ref``), its delivery report names our message, so the duplicate is visible in the
+log; where it does not, the provider's message ids differ and the two sends can only be
+matched by recipient and text.
 
-Delivery reports (:meth:`apply_report`) find the message by ``client_ref`` (our id) or by
-``(provider, provider_message_id)``, and never move a status backwards (a final status stays
-final; ``delivered`` is not undone by a late ``sent``): every status change but a retry's
-requeue is ``update_message(..., forward_only=True)``, atomic in the store.
-
-A provider that reports each part of a long text on its own (Vonage: ``per_part``
-reports) never has a part's id or price written over the message's (the first part's id
-and the total price, from the send). One part ``failed``/``undelivered`` makes the message
-so at once, with that part's error; it becomes ``delivered`` only when as many distinct
-parts as it has ``segments`` are delivered, and stays ``sent`` until then. The delivered
-parts are kept in the store (``add_delivered_part``), so receipts may reach different
-processes or arrive across a restart. A part delivered before the send's result is recorded
-(the part count is only known then) is settled when it is, by the process that sent it.
+Delivery reports and send results are written by :class:`convo.delivery.DeliveryReports`
+(:meth:`Outbox.apply_report`): forward only, per-part receipts counted in the store.
 """
 
 from __future__ import annotations
@@ -59,29 +68,30 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from convo.exceptions import ProviderError, RateLimited
+from convo.delivery import DeliveryReports
+from convo.exceptions import ProviderError
 from convo.models import (
     DeliveryReport,
-    Direction,
     MessageRecord,
     MessageStatus,
     OutboundMessage,
     SendResult,
 )
 from convo.providers.base import SmsProvider
-from convo.store.base import MessageLog
+from convo.retry import RetryPolicy
+from convo.store.base import CLAIM_LEASE, MessageLog
 from convo.supervisor import Supervisor
+
+__all__ = ["Outbox", "RetryPolicy", "TokenBucket"]
 
 log = logging.getLogger("convo.outbox")
 
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
 SWEEP_RETRY = 0.1  # seconds before the first retry of a failed sweep; doubles after each
-_FAILED_PART = (MessageStatus.FAILED, MessageStatus.UNDELIVERED)
+Recipient = tuple[str, str]  # (line, contact)
 
 
 class TokenBucket:
@@ -108,20 +118,12 @@ class TokenBucket:
                     return
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
 
+    def refund(self) -> None:
+        """Give back a token taken for a send that did not happen."""
+        self._tokens = min(self.capacity, self._tokens + 1.0)
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt ``n`` (1-based) failed -> wait
-    ``uniform(0, min(max_delay, base_delay * 2**(n-1)))``; a ``retry_after`` is honoured."""
 
-    max_attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-
-    def delay(self, attempt: int, error: ProviderError, rng: Callable[[], float]) -> float:
-        if isinstance(error, RateLimited) and error.retry_after is not None:
-            return error.retry_after
-        return rng() * min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
+AT_ONCE = 0.0  # "claim the recipient's next message at once": a time long past
 
 
 class Outbox:
@@ -130,7 +132,9 @@ class Outbox:
     ``providers`` maps provider names to adapters; ``lines`` maps our line numbers to the
     provider name that sends for them. A record whose line has no provider is marked
     ``failed`` with an error saying so (unless there is exactly one provider).
-    ``concurrency`` is the number of sends in flight to each provider.
+    ``concurrency`` is the number of sends in flight to each provider. ``clock`` is the
+    wall clock (UNIX seconds) backoffs, claims and ages are measured with, ``rng`` the
+    backoff's jitter (a float in [0, 1)).
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class Outbox:
         sweep_interval: float = 5.0,
         concurrency: int = 100,
         rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.providers = dict(providers)
@@ -150,19 +155,21 @@ class Outbox:
         self.policy = policy or RetryPolicy()
         self.sweep_interval = sweep_interval
         self._rng = rng
+        self._clock = clock
+        self._reports = DeliveryReports(store)
         self._buckets = {name: TokenBucket(p.rate_limit) for name, p in self.providers.items()}
         self.concurrency = concurrency
         self._slots: dict[str, asyncio.Semaphore] = {}  # provider name -> its sends in flight
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        # Per recipient (line, contact): (id, provider name) waiting, oldest first, and the
-        # task sending them one at a time (so a turn's replies arrive in order).
-        self._queues: dict[tuple[str, str], deque[tuple[str, str]]] = {}
-        self._active: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._known: set[str] = set()  # ids in a queue or being sent here
-        # Messages with parts delivered before their send was recorded -> how many: the
-        # count is checked again then (module docstring).
-        self._early_parts: dict[str, int] = {}
+        # Per recipient, the task sending its messages one at a time (module docstring),
+        # and the recipients told of new work while their task runs: it claims once more.
+        self._active: dict[Recipient, asyncio.Task[None]] = {}
+        self._poked: set[Recipient] = set()
+        # Set once the first sweep released the claims of a previous run (module
+        # docstring, "Crash safety"); senders claim nothing before, or they could take
+        # their own fresh claims for a dead run's.
+        self._released = asyncio.Event()
         self._supervisor: Supervisor | None = None  # runs the sweep loop once started
 
     def __repr__(self) -> str:
@@ -190,9 +197,11 @@ class Outbox:
 
     def submit(self, messages: Iterable[OutboundMessage]) -> None:
         """Send ``messages``, just queued in the store by this process, without waiting for
-        a sweep. Ids already queued or being sent here are ignored."""
+        a sweep: their recipients' senders claim them from the store, oldest first, so a
+        message handed over twice, or one already sent, is sent once. (Before
+        :meth:`start`, they are sent once it has started.)"""
         for message in messages:
-            self._enqueue((message.line, message.to), message.id, self._route(message.line))
+            self._enqueue((message.line, message.to), self._route(message.line))
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until nothing is pending or being sent. True when
@@ -219,86 +228,33 @@ class Outbox:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._active.clear()
+        self._poked.clear()
 
-    # -- delivery reports --------------------------------------------------------------------
+    # -- the operator's side -----------------------------------------------------------------
+
+    async def dead_letters(
+        self, page: int = 1, page_size: int = 50
+    ) -> tuple[list[MessageRecord], int]:
+        """One page (1-based) of the dead letters, newest first, and how many there are.
+        ValueError for a page or page size below 1."""
+        return await self.store.dead_letters(page, page_size)
+
+    async def retry_dead(self, message_ids: Iterable[str] | None = None) -> list[str]:
+        """Send dead letters again: those of ``message_ids`` that are dead, or every one
+        (None). Each goes back to ``queued``, due at once, with a fresh age window, and is
+        sent in its recipient's order (oldest first). Returns the ids requeued, oldest
+        first; ids that are not dead letters are ignored."""
+        ids: Sequence[str] | None = None if message_ids is None else list(message_ids)
+        requeued = await self.store.requeue_dead(self._clock(), ids)
+        if requeued:
+            log.info("outbox: %d dead letter(s) queued again", len(requeued))
+            self.notify()
+        return requeued
 
     async def apply_report(self, report: DeliveryReport) -> MessageRecord | None:
-        """Update the message a delivery report is about; None when it is unknown to us."""
-        record = None
-        if report.client_ref:
-            record = await self.store.get_message(report.client_ref)
-            if record is not None and record.direction is not Direction.OUTBOUND:
-                record = None
-        if record is None and report.provider_message_id:
-            record = await self.store.find_message(report.provider, report.provider_message_id)
-        if record is None:
-            log.info(
-                "%s: delivery report for unknown message %s",
-                report.provider,
-                report.provider_message_id or report.client_ref,
-            )
-            return None
-        error = None
-        if report.error_code or report.error_text:
-            error = " ".join(x for x in (report.error_code, report.error_text) if x)
-        if report.per_part:
-            return await self._apply_part(record, report, error)
-        return await self._advance(
-            record,
-            report.status,
-            provider_message_id=report.provider_message_id or None,
-            price=report.price,
-            error=error,
-        )
-
-    async def _apply_part(
-        self, record: MessageRecord, report: DeliveryReport, error: str | None
-    ) -> MessageRecord | None:
-        """One part's receipt: never the part's id or price over the message's; final
-        only from all the parts (module docstring)."""
-        if record.status.final:
-            return record  # a final status stays, and so does its error
-        if report.status in _FAILED_PART:
-            return await self._advance(record, report.status, error=error)
-        if report.status is MessageStatus.DELIVERED:
-            delivered = await self.store.add_delivered_part(record.id, report.provider_message_id)
-            if record.status is not MessageStatus.SENT:
-                self._early_parts[record.id] = delivered  # the part count comes with the send
-                return record
-            return await self._settle(record, delivered)
-        if error is not None:  # no verdict yet (accepted, buffered, unknown): keep its error
-            return await self.store.update_message(record.id, error=error)
-        return record
-
-    async def _settle(self, record: MessageRecord, delivered: int) -> MessageRecord | None:
-        """``delivered`` once every part of the ``sent`` message is; else as it is."""
-        if delivered < record.segments:
-            return record  # parts outstanding: stays sent
-        return await self._advance(record, MessageStatus.DELIVERED)
-
-    async def _advance(
-        self,
-        record: MessageRecord,
-        status: MessageStatus,
-        *,
-        provider: str | None = None,
-        provider_message_id: str | None = None,
-        segments: int | None = None,
-        price: float | None = None,
-        error: str | None = None,
-    ) -> MessageRecord | None:
-        """Set ``status`` only if it moves the message forward (a final status stays);
-        the other fields are written in any case."""
-        return await self.store.update_message(
-            record.id,
-            status=status,
-            provider=provider,
-            provider_message_id=provider_message_id,
-            segments=segments,
-            price=price,
-            error=error,
-            forward_only=True,
-        )
+        """Update the message a delivery report is about; None when it is unknown to us
+        (:meth:`convo.delivery.DeliveryReports.apply`)."""
+        return await self._reports.apply(report)
 
     # -- the worker --------------------------------------------------------------------------
 
@@ -325,43 +281,128 @@ class Outbox:
                 await asyncio.wait_for(self._wake.wait(), self.sweep_interval)
 
     async def _sweep(self) -> None:
-        # Only a window of the oldest messages: reading the whole backlog on every sweep
-        # made draining n messages cost O(n^2). What is not read now, the next sweep reads.
+        # A window of recipients with work due, oldest first: recipients in backoff are not
+        # in it, so they never crowd out the others; what is not read now, the next sweep
+        # reads (reading the whole backlog each time made draining n messages O(n^2)).
+        if not self._released.is_set():
+            released = await self.store.release_claims(self._clock())
+            if released:
+                log.warning("outbox: %d message(s) left sending by a previous run", released)
+            self._released.set()
         window = 2 * self.concurrency * max(1, len(self.providers))
-        pending = await self.store.pending_outbound(limit=window)
-        for record in pending:
+        for record in await self.store.due_outbound(self._clock(), limit=window):
             route = self._route(record.line, record.provider)
-            self._enqueue((record.line, record.contact), record.id, route)
+            self._enqueue((record.line, record.contact), route)
         if not self._active:
             self._idle.set()
 
-    def _enqueue(self, recipient: tuple[str, str], message_id: str, route: str) -> None:
-        if message_id in self._known:
-            return
-        self._known.add(message_id)
+    def _enqueue(self, recipient: Recipient, route: str) -> None:
         self._idle.clear()
-        self._queues.setdefault(recipient, deque()).append((message_id, route))
-        if recipient not in self._active:
-            task = asyncio.create_task(self._send_queue(recipient))
-            self._active[recipient] = task
+        if recipient in self._active:
+            self._poked.add(recipient)  # its sender claims once more before it stops
+            return
+        self._active[recipient] = asyncio.create_task(self._send_to(recipient, route))
 
-    async def _send_queue(self, recipient: tuple[str, str]) -> None:
-        queue = self._queues[recipient]
+    async def _send_to(self, recipient: Recipient, route: str) -> None:
+        """Send ``recipient``'s due messages, oldest first, until none is due; a backoff of
+        its oldest message is waited out here, holding no send slot."""
+        resume: float | None = None  # the end of the backoff just waited out
         try:
-            while queue:
-                await self._send_one(*queue[0])
-                self._known.discard(queue.popleft()[0])
+            await self._released.wait()
+            while True:
+                self._poked.discard(recipient)
+                next_at = await self._send_next(recipient, route, resume)
+                if next_at is None:  # nothing due
+                    if recipient in self._poked:
+                        continue  # work was queued while the store said so
+                    return
+                wait = next_at - self._clock()
+                resume = next_at if wait > 0 else None
+                if wait > 0:
+                    await asyncio.sleep(wait)
         except Exception:
             # The store failed, or a record cannot be read: leave this recipient's messages
             # to a later sweep, in order.
             log.exception("outbox: sending to %s failed; will retry on the next sweep", recipient)
         finally:
-            for message_id, _ in queue:
-                self._known.discard(message_id)
-            del self._queues[recipient]
+            self._poked.discard(recipient)
             self._active.pop(recipient, None)
             if not self._active:
                 self._idle.set()
+
+    async def _send_next(
+        self, recipient: Recipient, route: str, resume: float | None
+    ) -> float | None:
+        """Claim and send ``recipient``'s oldest message if it is due. None when it was
+        not; else when to claim again: :data:`AT_ONCE`, or the end of its backoff."""
+        line, contact = recipient
+        bucket = self._buckets.get(route)
+        async with self._slot(route):
+            if bucket is not None:
+                await bucket.acquire()  # before the claim: the claim's lease is for sending
+            # After a backoff we set, its end: a wall clock may lag the loop's timer a bit.
+            now = self._clock() if resume is None else max(self._clock(), resume)
+            record = await self.store.claim_next(line, contact, now, lease=CLAIM_LEASE)
+            if record is None:
+                if bucket is not None:
+                    bucket.refund()
+                return None
+            provider = self.provider_for(record)
+            if provider is None:
+                error = f"no provider for line {record.line}"
+                await self._reports.advance(record, MessageStatus.FAILED, error=error)
+                return AT_ONCE
+            if provider.name == route:
+                return await self._settle(record, provider, await _call(provider, record))
+        # The record names another provider than its line's: send under that one's slot.
+        if bucket is not None:
+            bucket.refund()
+        async with self._slot(provider.name):
+            await self._buckets[provider.name].acquire()
+            outcome = await _call(provider, record)
+        return await self._settle(record, provider, outcome)
+
+    async def _call(
+        self, provider: SmsProvider, record: MessageRecord
+    ) -> SendResult | ProviderError:
+        try:
+            return await provider.send(_message(record))
+        except ProviderError as exc:
+            return exc
+
+    async def _settle(
+        self, record: MessageRecord, provider: SmsProvider, outcome: SendResult | ProviderError
+    ) -> float:
+        """Record what came of sending the claimed ``record``; when to claim again."""
+        if isinstance(outcome, SendResult):
+            await self._reports.record_send(record, outcome)
+            return AT_ONCE
+        error = str(outcome)
+        if not outcome.retryable:
+            log.warning("message %s to %s failed: %s", record.id, record.contact, error)
+            await self._reports.advance(
+                record, MessageStatus.FAILED, provider=provider.name, error=error
+            )
+            return AT_ONCE
+        # Not before the claim (next_attempt_at is its time plus the lease): a clock that
+        # stands still in a test still moves on from one backoff to the next.
+        now = max(self._clock(), record.next_attempt_at - CLAIM_LEASE)
+        retry_at = self.policy.next_attempt(record, outcome, now, self._rng)
+        if retry_at is None:
+            log.warning(
+                "message %s to %s is a dead letter: %d attempts in %.0f s failed; last: %s",
+                *(record.id, record.contact, record.attempts, now - record.queued_since, error),
+            )
+            await self._reports.advance(
+                record, MessageStatus.DEAD, provider=provider.name, error=error
+            )
+            return AT_ONCE
+        log.info(
+            "message %s: %s; attempt %d, next in %.2fs",
+            *(record.id, error, record.attempts, retry_at - now),
+        )
+        await self.store.defer_message(record.id, until=retry_at, error=f"retrying: {error}")
+        return retry_at
 
     def provider_for(self, record: MessageRecord) -> SmsProvider | None:
         return self.providers.get(self._route(record.line, record.provider))
@@ -380,63 +421,13 @@ class Outbox:
             slots = self._slots[route] = asyncio.Semaphore(self.concurrency)
         return slots
 
-    async def _send_one(self, message_id: str, route: str) -> None:
-        attempt = 1
-        while True:
-            async with self._slot(route):
-                # Claim it in one atomic, forward-only step: a message finished meanwhile (a
-                # report, another process) stays as it is, and is never sent twice.
-                record = await self.store.update_message(
-                    message_id, status=MessageStatus.SENDING, forward_only=True
-                )
-                if record is None or record.status is not MessageStatus.SENDING:
-                    return
-                provider = self.provider_for(record)
-                if provider is None:
-                    error = f"no provider for line {record.line}"
-                    await self._advance(record, MessageStatus.FAILED, error=error)
-                    return
-                if provider.name != route:
-                    # The record names another provider than the one it was queued for:
-                    # claim it again (a no-op) under that provider's slots.
-                    route = provider.name
-                    continue
-                await self._buckets[provider.name].acquire()
-                try:
-                    outcome: SendResult | ProviderError = await provider.send(_message(record))
-                except ProviderError as exc:
-                    outcome = exc
-            # Out of the slot: a message waiting out a backoff holds no slot of its provider.
-            if isinstance(outcome, SendResult):
-                await self._record(record, outcome)
-                return
-            if not outcome.retryable or attempt == self.policy.max_attempts:
-                log.warning("message %s to %s failed: %s", message_id, record.contact, outcome)
-                error = str(outcome)
-                await self._advance(
-                    record, MessageStatus.FAILED, provider=provider.name, error=error
-                )
-                return
-            delay = self.policy.delay(attempt, outcome, self._rng)
-            log.info("message %s: %s; retry %d in %.2fs", message_id, outcome, attempt, delay)
-            await self.store.update_message(
-                message_id, status=MessageStatus.QUEUED, error=f"retrying: {outcome}"
-            )
-            await asyncio.sleep(delay)
-            attempt += 1
 
-    async def _record(self, record: MessageRecord, result: SendResult) -> None:
-        updated = await self._advance(
-            record,
-            result.status,
-            provider=result.provider,
-            provider_message_id=result.provider_message_id,
-            segments=result.segments,
-            price=result.price,
-        )
-        early = self._early_parts.pop(record.id, None)  # parts delivered before the send
-        if updated is not None and early is not None and updated.status is MessageStatus.SENT:
-            await self._settle(updated, early)
+async def _call(provider: SmsProvider, record: MessageRecord) -> SendResult | ProviderError:
+    """Send ``record`` through ``provider``: its result, or the error it failed with."""
+    try:
+        return await provider.send(_message(record))
+    except ProviderError as exc:
+        return exc
 
 
 def _message(record: MessageRecord) -> OutboundMessage:

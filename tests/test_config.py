@@ -211,3 +211,37 @@ def test_provider_option_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         build_providers(settings, httpx.AsyncClient(), "sms")
     assert str(info.value).startswith(f"{path}: [providers.vonage] signature_method: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("", 86400.0),
+        ("max_age = 90\n", 90.0),
+        ("max_age = '24h'\n", 86400.0),
+        ("max_age = '2d'\n", 172800.0),
+    ],
+)
+def test_outbox_max_age_is_seconds_or_a_duration(tmp_path: Path, text: str, seconds: float) -> None:
+    settings = load_settings(write(tmp_path, "[outbox]\n" + text), env={})
+    assert settings.outbox.max_age == seconds
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "'soon'", "'inf'", "true"])
+def test_a_bad_outbox_max_age_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[outbox\] max_age: expected a duration above 0"):
+        load_settings(write(tmp_path, f"[outbox]\nmax_age = {value}\n"), env={})
+
+
+def test_outbox_max_attempts_is_still_accepted_but_no_longer_ends_retrying(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from convo.retry import RetryPolicy
+
+    old = load_settings(write(tmp_path, "[outbox]\nmax_attempts = 5\n"), env={})
+    assert old.outbox.max_attempts == 5
+    with caplog.at_level("WARNING", "convo.outbox"):
+        policy = RetryPolicy.from_settings(old.outbox)
+    assert policy.max_age == 86400.0
+    assert any("max_attempts is deprecated" in r.getMessage() for r in caplog.records)
+    assert load_settings(write(tmp_path, "")).outbox.max_attempts is None

@@ -9,19 +9,22 @@ with 100, against 2,097 and 1,115 over aiohttp (``bench/webhooks.py`` is the end
 figure). Adapters see an ordinary ``httpx.AsyncClient``.
 
 Adapters call :func:`call` for every provider API request. Network errors and 5xx become
-``ProviderUnavailable`` (retryable), 429 becomes ``RateLimited`` (with ``Retry-After`` when
-given), other 4xx ``ProviderRejected`` (permanent). An adapter whose provider reports
-errors inside a 200 body (Vonage) maps those itself, after this call.
+``ProviderUnavailable`` (retryable), 429 becomes ``RateLimited``; both carry the answer's
+``Retry-After`` when it has one that can be read (:func:`convo.retry.parse_retry_after`).
+Other 4xx become ``ProviderRejected`` (permanent). An adapter whose provider reports errors
+inside a 200 body (Vonage) maps those itself, after this call.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from convo.exceptions import ProviderRejected, ProviderUnavailable, RateLimited
+from convo.retry import parse_retry_after
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
@@ -33,13 +36,10 @@ def provider_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClie
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (integer or HTTP date, capped), or None
+    when it has none or it cannot be read: callers fall back to their own backoff."""
     value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date; callers fall back to their own backoff
+    return None if value is None else parse_retry_after(value, time.time())
 
 
 def _detail(response: httpx.Response) -> str:
@@ -90,5 +90,10 @@ async def call(
             retry_after=_retry_after(response),
         )
     if status >= 500:
-        raise ProviderUnavailable(f"{provider}: {_detail(response)}", provider=provider, code=code)
+        raise ProviderUnavailable(
+            f"{provider}: {_detail(response)}",
+            provider=provider,
+            code=code,
+            retry_after=_retry_after(response),
+        )
     raise ProviderRejected(f"{provider}: {_detail(response)}", provider=provider, code=code)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import socket
+import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -61,3 +64,41 @@ async def test_status_codes_map_onto_the_error_tree(
     async with provider_client(httpx.Timeout(0.2)) as client:
         with pytest.raises(ProviderUnavailable, match="timed out calling"):
             await call(client, "GET", f"{base}/slow", provider="p")
+
+
+async def test_retry_after_is_read_as_seconds_or_an_http_date_capped_or_ignored(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        headers = {"Retry-After": request.query["after"]} if "after" in request.query else {}
+        return web.Response(status=int(request.match_info["status"]), headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/status/{status}", answer)
+    server = await aiohttp_server(app)
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    an_hour_ago = email.utils.formatdate(time.time() - 3600, usegmt=True)
+    cases: list[tuple[str | None, Callable[[float | None], bool]]] = [
+        ("7", lambda s: s == 7.0),
+        (" 12 ", lambda s: s == 12.0),
+        ("3600", lambda s: s == 300.0),  # capped
+        (in_a_minute, lambda s: s is not None and 50 <= s <= 60),
+        (an_hour_ago, lambda s: s == 0.0),  # a date already past: at once
+        ("Wed, 21 Oct 2999 07:28:00 GMT", lambda s: s == 300.0),  # capped
+        ("soon", lambda s: s is None),
+        ("-5", lambda s: s is None),
+        ("inf", lambda s: s is None),
+        ("nan", lambda s: s is None),
+        ("1e3", lambda s: s is None),
+        ("", lambda s: s is None),
+        (None, lambda s: s is None),
+    ]
+    async with provider_client() as client:
+        for status, error in ((429, RateLimited), (503, ProviderUnavailable)):
+            for after, expected in cases:
+                query = "" if after is None else f"?{urllib.parse.urlencode({'after': after})}"
+                url = str(server.make_url(f"/status/{status}")) + query
+                with pytest.raises(error) as caught:
+                    await call(client, "GET", url, provider="p")
+                seconds = caught.value.retry_after  # type: ignore[attr-defined]
+                assert expected(seconds), (status, after, seconds)

@@ -61,7 +61,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def outbox_for(
-    store: Store, http: httpx.AsyncClient, fake: FakeProvider, max_attempts: int = 4, **options: Any
+    store: Store, http: httpx.AsyncClient, fake: FakeProvider, **options: Any
 ) -> tuple[Outbox, TestServer]:
     server = TestServer(fake.app, host="127.0.0.1")
     await server.start_server()
@@ -71,12 +71,22 @@ async def outbox_for(
         http,
     )
     options = {
-        "policy": RetryPolicy(max_attempts, base_delay=0.01, max_delay=0.02),
+        "policy": RetryPolicy(base_delay=0.01, max_delay=0.02),
         "sweep_interval": 0.1,
         **options,
     }
     outbox = Outbox(store, {"telefoon_sms": provider}, {LINE: "telefoon_sms"}, **options)
     return outbox, server
+
+
+async def add(store: Store, *texts: str, to: str = ALICE, at: float = 0) -> list[MessageRecord]:
+    """Queue ``texts`` to ``to`` in the store, created at ``at`` (0: now)."""
+    records = [
+        MessageRecord.outbound(OutboundMessage(LINE, to, t, created_at=at or time.time()))
+        for t in texts
+    ]
+    await store.add_outbound(records)
+    return records
 
 
 async def queue(store: Store, *texts: str, to: str = ALICE) -> list[str]:
@@ -122,14 +132,35 @@ async def test_permanent_rejection_is_not_retried(
     assert record.error and "400" in record.error
 
 
-async def test_gives_up_after_max_attempts(any_store: Store, http: httpx.AsyncClient) -> None:
-    fake = FakeProvider([503] * 10)
-    outbox, server = await outbox_for(any_store, http, fake, max_attempts=3)
-    [mid] = await queue(any_store, "hello")
-    await run(outbox, server)
-    assert len(fake.requests) == 3
-    record = await any_store.get_message(mid)
-    assert record is not None and record.status == MessageStatus.FAILED
+async def test_transient_failures_past_the_maximum_age_make_a_dead_letter(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    clock = [1000.0]  # the wall clock the outbox sees; it stands still unless moved here
+    fake = FakeProvider([503] * 3 + [500] * 1000)
+    policy = RetryPolicy(base_delay=0.01, max_delay=0.02, max_age=3600)
+    outbox, server = await outbox_for(any_store, http, fake, policy=policy, clock=lambda: clock[0])
+    [mid] = [r.id for r in await add(any_store, "hello", at=1000.0)]
+    outbox.start()
+    try:
+        for _ in range(500):  # more attempts than max_attempts ever allowed, within the age
+            if len(fake.requests) >= 8:
+                break
+            await asyncio.sleep(0.01)
+        record = await any_store.get_message(mid)
+        assert record is not None and record.status in (MessageStatus.QUEUED, MessageStatus.SENDING)
+        clock[0] = 1000.0 + 3600  # the message reaches its maximum age
+        for _ in range(500):
+            record = await any_store.get_message(mid)
+            if record is not None and record.status is MessageStatus.DEAD:
+                break
+            await asyncio.sleep(0.01)
+        assert await outbox.drain(5)
+    finally:
+        await outbox.aclose()
+        await server.close()
+    assert record is not None and record.status is MessageStatus.DEAD
+    assert record.error is not None and "500" in record.error  # the last error is kept
+    assert record.attempts == len(fake.requests) >= 8
 
 
 async def test_one_recipient_gets_messages_in_order(
@@ -179,7 +210,7 @@ async def test_delivery_reports_move_status_forward_only(
 
 
 def test_backoff_is_exponential_with_full_jitter_and_honours_retry_after() -> None:
-    policy = RetryPolicy(5, base_delay=1.0, max_delay=5.0)
+    policy = RetryPolicy(base_delay=1.0, max_delay=5.0)
     err = ProviderUnavailable("down")
     assert [policy.delay(n, err, lambda: 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]
     assert policy.delay(3, err, lambda: 0.5) == 2.0
@@ -247,7 +278,7 @@ async def test_a_message_waiting_out_a_backoff_holds_no_send_slot(
         any_store,
         http,
         fake,
-        policy=RetryPolicy(3, base_delay=30.0, max_delay=30.0),
+        policy=RetryPolicy(base_delay=30.0, max_delay=30.0),
         rng=lambda: 1.0,  # no jitter: the backoff is the full 30 s
         concurrency=1,  # one slot: Bob's message needs the one Alice's would hold
     )
