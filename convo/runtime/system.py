@@ -253,7 +253,7 @@ class Runtime:
             store,
             self.providers,
             {line.number: line.provider for line in settings.lines},
-            policy=RetryPolicy(box.max_attempts, box.base_delay, box.max_delay),
+            policy=RetryPolicy.from_settings(box),
             sweep_interval=box.sweep_interval,
         )
         outbox.start()
