@@ -309,6 +309,8 @@ class MessageRecord:
             "media_urls": list(self.media_urls),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at or None,
         }
 
     def to_inbound(self) -> InboundMessage:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from convo.cli import outbox
 from convo.cli.args import resolve_flow
 from convo.cli.authoring import cmd_graph, cmd_segments, cmd_test, cmd_validate
 from convo.cli.chat import cmd_chat, show_instructions
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("erase", help="forget a contact (GDPR), here and at the providers")
     p.add_argument("number", help="the contact's phone number")
     p.set_defaults(func=cmd_erase)
+
+    outbox.add_parsers(sub, config)
 
     p = sub.add_parser(
         "simulator",

@@ -104,6 +104,8 @@ SERVER = Parts()
 DIALER = Parts(sms=False, serving=False)
 #: ``convo erase``: store and SMS providers (no flows are loaded).
 ERASER = Parts(voice=False, engine=False, serving=False)
+#: ``convo outbox``: the store alone.
+STORE_ONLY = Parts(sms=False, voice=False, engine=False, serving=False)
 
 
 class Runtime:
