@@ -32,7 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import regex
+
 from convo.exceptions import FlowRuntimeError
+from convo.flow import patterns
 from convo.flow.calendar_words import read_date, read_time
 from convo.flow.numbers import read_number
 from convo.flow.polite_extras import FILLERS, reply_words, strip_polite
@@ -146,20 +149,15 @@ def _email(text: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def _regex(expect: Expect, text: str) -> str | None:
+    """The reply when all of it matches the flow's pattern, within the pattern's time
+    budget and length cap (:mod:`convo.flow.patterns`)."""
     if expect.pattern is None:
         raise FlowRuntimeError(f"{expect.pos}: expect regex needs a pattern")
     try:
-        pattern = _compiled(expect.pattern)
-    except re.error as exc:
+        return patterns.fullmatch(expect.pattern, text.strip())
+    except regex.error as exc:
         raise FlowRuntimeError(f"{expect.pos}: invalid regex {expect.pattern!r}: {exc}") from exc
-    m = pattern.fullmatch(text.strip())
-    return m[0] if m else None
 
 
 # -- keywords, menus, choices --------------------------------------------------------------

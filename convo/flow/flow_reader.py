@@ -216,7 +216,8 @@ class FlowReader(StepReader, CrossChecks):
                 if "keywords" in when:
                     keywords = self.words(when["keywords"][1], f"{what}.when.keywords")
                 if "regex" in when:
-                    pattern = self.regex(when["regex"][1], f"{what}.when.regex")
+                    regex_node = when["regex"][1]
+                    pattern = self.flow_pattern(regex_node, f"{what}.when.regex", ignore_case=True)
                 if isinstance(when_node, MappingNode) and len(when) != 1:
                     self.report(when_node, f"{what}.when: give exactly one of keywords or regex")
             do = self.hook_calls(entry["do"][1], f"{what}.do") if "do" in entry else ()

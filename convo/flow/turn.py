@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, assert_never
 
 from convo.bot import Bot
 from convo.exceptions import FlowRuntimeError
+from convo.flow import patterns
 from convo.flow.expect import match_option, match_words, parse_answer
 from convo.flow.hooks import Hooks
 from convo.flow.outputs import AwaitInput, CallAction, LoadedFlow, Output
@@ -380,9 +380,10 @@ class Turn:
 def match_anytime(spec: FlowSpec, lang: str, text: str) -> Anytime | None:
     """The first ``anytime`` handler ``text`` triggers: its pattern, or one of its keywords
     in ``lang`` or any other language (a STOP is a STOP whatever the conversation's
-    language)."""
+    language). A pattern is matched within its time budget and length cap
+    (:mod:`convo.flow.patterns`), ignoring case."""
     for handler in spec.anytime:
-        if handler.pattern and re.search(handler.pattern, text, re.IGNORECASE):
+        if handler.pattern and patterns.search(handler.pattern, text, ignore_case=True):
             return handler
         words = list(handler.keywords.get(lang, ()))
         for other, ws in handler.keywords.items():

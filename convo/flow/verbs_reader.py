@@ -18,6 +18,7 @@ from typing import TypeVar, assert_never, cast, get_args
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from convo.flow import patterns
 from convo.flow.spec import (
     EXPECT_KINDS,
     VERBS,
@@ -88,6 +89,40 @@ class VerbReader(TextReader):
                 return self._hangup(node, where, pos)
             case _:
                 assert_never(verb)
+
+    def flow_pattern(self, node: Node, what: str, *, ignore_case: bool = False) -> str | None:
+        """A flow pattern (:mod:`convo.flow.patterns`): an error when it does not compile
+        (with ``re``, then with ``regex``, which matches it), and a warning placed on the
+        risky part when it can backtrack catastrophically; the flow still loads."""
+        pattern = self.regex(node, what)
+        if pattern is None:
+            return None
+        if (error := patterns.compile_error(pattern)) is not None:
+            self.report(node, f"{what}: invalid regular expression: {error}")
+            return None
+        if (risk := patterns.backtracking_risk(pattern, ignore_case=ignore_case)) is not None:
+            offset, part = risk
+            line, col = self._pattern_pos(node, pattern, offset)
+            self.report_at(
+                line,
+                col,
+                f"{what}: {part!r} has nested quantifiers: it can backtrack for seconds on a "
+                f"long reply; a match is stopped after {patterns.MATCH_BUDGET:g}s and counts as "
+                "no match",
+                "let each repetition start with what the previous one cannot end with, "
+                "e.g. (a+)+ -> a+, (a|aa)+ -> a+",
+                warning=True,
+            )
+        return pattern
+
+    def _pattern_pos(self, node: Node, pattern: str, offset: int) -> tuple[int, int]:
+        """Where ``pattern[offset]`` is in the file; the node's position when the scalar's
+        quoting or escapes hide it."""
+        span = self.source_text[node.start_mark.index : node.end_mark.index]
+        found = span.find(pattern)
+        if found < 0:
+            return node.start_mark.line + 1, node.start_mark.column + 1
+        return self._offset_to_pos(node.start_mark.index + found + offset)
 
     def _retry(self, f: Fields, where: str) -> Retry:
         def get(key: str, read: Callable[[Node, str], T | None]) -> T | None:
@@ -160,7 +195,7 @@ class VerbReader(TextReader):
         for needed in _EXPECT_NEEDS.get(kind or "", ()):
             if needed not in f:
                 self.report(node, f"{what}: type {kind} needs {needed}")
-        pattern = self.regex(f["pattern"][1], f"{what}.pattern") if "pattern" in f else None
+        pattern = self.flow_pattern(f["pattern"][1], f"{what}.pattern") if "pattern" in f else None
         choices = self._choices(f["choices"][1], f"{what}.choices") if "choices" in f else ()
         low = self.number(f["min"][1], f"{what}.min") if "min" in f else None
         high = self.number(f["max"][1], f"{what}.max") if "max" in f else None
