@@ -55,7 +55,7 @@ class SqliteConnection:
         self._db: aiosqlite.Connection | None = None
         self._queue: list[tuple[Job[Any], asyncio.Future[Any]]] = []
         self._committer: asyncio.Task[None] | None = None
-        self._busy = False  # a job or batch is on the thread; new jobs queue
+        self._running_alone = False  # a job sent at once (not in a batch) is on the thread
 
     @property
     def is_open(self) -> bool:
@@ -92,9 +92,13 @@ class SqliteConnection:
             raise
 
     async def close(self) -> None:
-        """Wait for the jobs in flight, then close. Closing a closed connection is harmless."""
+        """Wait for the jobs in flight, then close. Closing a closed connection is harmless.
+        Cancelling ``close`` stops the waiting, never the jobs: their callers still get
+        their outcomes, and the connection stays open."""
         if self._committer is not None:
-            await asyncio.gather(self._committer, return_exceptions=True)
+            # asyncio.wait, not gather: cancelling close() (a shutdown that ran out of time)
+            # must not cancel the committer, whose jobs are other callers'.
+            await asyncio.wait([self._committer])
         db, self._db = self._db, None
         if db is None:
             return
@@ -111,15 +115,18 @@ class SqliteConnection:
         if self._db is None:
             raise StoreError(f"SQLite store {self.path} is not open (await store.open() first)")
         try:
-            if self._busy:
+            busy = self._running_alone or self._committing()
+            if busy or self._queue:
                 future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
                 self._queue.append((job, future))
+                if not busy:  # left by a cancelled committer: send them now, with this one
+                    self._start_committer()
                 return cast(T, await future)
-            self._busy = True
+            self._running_alone = True
             try:
                 [(ok, value)] = await self._call(_run_batch, [job])
             finally:
-                self._busy = False
+                self._running_alone = False
                 if self._queue:  # queued while the thread ran this one
                     self._start_committer()
             if not ok:
@@ -132,29 +139,33 @@ class SqliteConnection:
                 f"SQLite store {self.path}: {what}: a stored JSON value is corrupt ({exc})"
             ) from exc
 
+    def _committing(self) -> bool:
+        """Whether the committer is alive. Asked of the task itself rather than kept in a
+        flag: a task cancelled before its first step never runs a ``finally`` that would
+        clear one (and every later job would queue for ever)."""
+        return self._committer is not None and not self._committer.done()
+
     def _start_committer(self) -> None:
-        self._busy = True
         self._committer = asyncio.create_task(self._commit_batches(), name="convo-sqlite")
 
     async def _commit_batches(self) -> None:
         """Send the queued jobs to the thread, all of them as one batch, until none are
         left (a job queued while a batch runs goes in the next one); then the thread is
-        free again."""
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                jobs = [job for job, _ in batch]
-                try:
-                    outcomes = await self._call(_run_batch, jobs)
-                except asyncio.CancelledError:
-                    for _, future in batch:
-                        future.cancel()
-                    raise
-                except Exception as exc:  # the store was closed under the queued jobs
-                    outcomes = [(False, exc)] * len(batch)
-                _settle(batch, outcomes)
-        finally:
-            self._busy = False
+        free again. Only the event loop's end cancels it (``close`` does not): then
+        every job it holds or that is queued is cancelled, none left waiting."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            jobs = [job for job, _ in batch]
+            try:
+                outcomes = await self._call(_run_batch, jobs)
+            except asyncio.CancelledError:
+                batch, self._queue = batch + self._queue, []
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:  # the store was closed under the queued jobs
+                outcomes = [(False, exc)] * len(batch)
+            _settle(batch, outcomes)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` on the connection's thread: one hop."""

@@ -1,0 +1,62 @@
+"""The SQLite connection's group commit under cancellation: every queued job's caller gets
+its outcome, whoever else is cancelled meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from convo.store.sqlite_connection import SqliteConnection
+
+DEADLINE = 10.0  # seconds: generous; a stranded job waits forever, a slow machine does not
+
+
+def held(gate: threading.Event, value: int) -> Callable[[sqlite3.Connection], int]:
+    """A job that keeps the connection's thread until ``gate`` opens (it never blocks
+    for long: the test opens it, and the wait has a bound of its own)."""
+
+    def job(cx: sqlite3.Connection) -> int:
+        gate.wait(DEADLINE)
+        return value
+
+    return job
+
+
+def answer(value: int) -> Callable[[sqlite3.Connection], int]:
+    return lambda cx: int(cx.execute("SELECT ?", (value,)).fetchone()[0])
+
+
+async def test_cancelling_close_neither_cancels_nor_strands_the_queued_jobs(
+    tmp_path: Path,
+) -> None:
+    cx = SqliteConnection(tmp_path / "c.db")
+    await cx.open()
+    first_gate, batch_gate = threading.Event(), threading.Event()
+    first = asyncio.create_task(cx.run("first", held(first_gate, 1)))  # on the thread
+    await asyncio.sleep(0)
+    batched = [
+        asyncio.create_task(cx.run("batched", held(batch_gate, 2))),
+        asyncio.create_task(cx.run("batched", answer(3))),
+    ]
+    await asyncio.sleep(0)  # both queued behind `first`
+    first_gate.set()
+    assert await first == 1
+    # `first` handed the two queued jobs to the committer, which is on the thread now;
+    # a job queued meanwhile waits for the next batch.
+    later = asyncio.create_task(cx.run("later", answer(4)))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(cx.close())
+    await asyncio.sleep(0)  # close() waits for the batch in flight...
+    closing.cancel()  # ...and is cancelled there (a shutdown that ran out of time)
+    await asyncio.gather(closing, return_exceptions=True)
+    batch_gate.set()
+    async with asyncio.timeout(DEADLINE):
+        # Before: the committer was cancelled with close(): the batch's callers got a
+        # CancelledError they never asked for, and `later` waited forever.
+        assert await asyncio.gather(*batched, later) == [2, 3, 4]
+    assert await cx.run("after", answer(5)) == 5  # the connection still works
+    await cx.close()
+    assert not cx.is_open
