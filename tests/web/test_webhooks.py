@@ -242,9 +242,11 @@ async def test_unprocessed_inbound_is_turned_on_start(aiohttp_client: Any, tmp_p
     )
     await store.close()
     client = await aiohttp_client(create_app(make_settings(tmp_path)))
-    for _ in range(100):
-        if await log_of(client, direction=Direction.OUTBOUND):
-            break
+    # Recovery runs in the background from start-up: wait for its reply with a deadline a
+    # loaded machine cannot miss (settle() alone may run before the turn has begun).
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await log_of(client, direction=Direction.OUTBOUND):
+        assert asyncio.get_running_loop().time() < deadline, "recovery never answered"
         await asyncio.sleep(0.02)
     await settle(client)
     assert [m.text for m in await log_of(client, direction=Direction.OUTBOUND)] == [
