@@ -13,8 +13,8 @@ at a time:
                          retries, kept for a retention period and then pruned.
 
 :class:`Erasure` forgets one contact in sessions, the log and fragments (GDPR right to
-erasure). :class:`Store` is all of them plus the conversation lock, ``open``, ``ping`` and
-``close``.
+erasure). :class:`Store` is all of them plus the conversation lock, ``open``, ``ping``,
+``writable`` and ``close``.
 
 The crash-safety contract lives in :meth:`SessionStore.save_turn`: the new session state,
 the inbound message being marked processed and the replies being queued happen in **one
@@ -294,6 +294,11 @@ class Store(
 
     async def ping(self) -> bool:
         """True when the backend answers (health checks); False, never an error, when not."""
+
+    async def writable(self) -> bool:
+        """True when a write commits now: a real, cheap write that changes no data (the
+        readiness check). False, never an error, when it does not (locked by another
+        process, read-only, disk full, closed); it gives up after about a second."""
 
     async def close(self) -> None:
         """Finish the calls in flight and release the backend. Closing twice is harmless."""

@@ -112,6 +112,9 @@ class MemoryStore:
     async def ping(self) -> bool:
         return True
 
+    async def writable(self) -> bool:
+        return True
+
     async def close(self) -> None:
         """Nothing to release; the data stays until the object is dropped."""
 

@@ -73,6 +73,14 @@ class SqliteStore:
         except StoreError:
             return False
 
+    async def writable(self) -> bool:
+        """Writes the file's ``user_version`` back, unchanged, and commits: a real write
+        (page 1 goes to the WAL), waiting at most :data:`PROBE_WAIT` for the write lock."""
+        try:
+            return await self._run("write probe", _probe_write)
+        except StoreError:
+            return False
+
     async def close(self) -> None:
         await self._cx.close()
 
@@ -410,3 +418,19 @@ class SqliteStore:
 
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         return self._cx.run(what, job)
+
+
+PROBE_WAIT = 1.0
+"""Seconds :meth:`SqliteStore.writable` waits for the write lock: a readiness check must
+answer quickly, whereas writes wait the connection's busy timeout."""
+
+
+def _probe_write(cx: sqlite3.Connection) -> bool:
+    (waited,) = cx.execute("PRAGMA busy_timeout").fetchone()
+    cx.execute(f"PRAGMA busy_timeout = {int(PROBE_WAIT * 1000)}")
+    try:
+        with transaction(cx):
+            cx.execute(f"PRAGMA user_version = {user_version(cx)}")
+    finally:
+        cx.execute(f"PRAGMA busy_timeout = {int(waited)}")
+    return True
