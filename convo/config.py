@@ -23,7 +23,9 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   ``reconcile_after`` (600 s: a message still ``sent`` this long after its last update is
   looked up at its provider, see ``convo.reconcile``); ``max_attempts`` is deprecated and
   ignored (accepted so older files still load; the outbox logs a warning);
-* ``[server] shutdown_timeout`` (seconds to finish in-flight turns and pending sends, 30);
+* ``[server]`` (:class:`ServerSettings`): ``shutdown_grace`` (seconds a stopping server
+  gives the requests, turns and sends in flight, 10; ``shutdown_timeout`` is its older
+  name), ``keepalive_timeout`` (15), ``body_timeout`` (30), ``max_connections`` (1000);
 * ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
   ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
 * ``[[lines]] voice_provider``: the provider carrying the line's calls when ``provider``
@@ -110,11 +112,31 @@ class ProviderSection(Mapping[str, Any]):
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
+    """``[server]``. Besides where it listens:
+
+    * ``shutdown_grace``: on SIGTERM/SIGINT, the seconds the requests, turns and sends in
+      flight get to finish, all together (what is left stays queued for the next start);
+      ``shutdown_timeout`` is accepted as its older name;
+    * ``keepalive_timeout``: a connection is closed when no complete request head arrives
+      this many seconds after it opened or after its previous answer (idle keep-alive
+      connections, and clients that send a head slowly);
+    * ``body_timeout``: seconds a request's body may take to arrive once its head is in;
+    * ``max_connections``: open connections beyond this many are closed as they arrive.
+    """
+
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     api_token: Secret | None = None
-    shutdown_timeout: float = 30.0
+    shutdown_grace: float = 10.0
+    keepalive_timeout: float = 15.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """The older name of :attr:`shutdown_grace`."""
+        return self.shutdown_grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +493,12 @@ def parse_settings(
         source,
         "[server]",
         doc.get("server", {}),
-        frozenset({"host", "port", "public_url", "api_token", "shutdown_timeout"}),
+        frozenset(
+            {
+                *("host", "port", "public_url", "api_token", "shutdown_grace"),
+                *("shutdown_timeout", "keepalive_timeout", "body_timeout", "max_connections"),
+            }
+        ),
     )
     host = srv.string("host", "127.0.0.1")
     port = srv.integer("port", 8080, maximum=65535)
@@ -479,12 +506,21 @@ def parse_settings(
     if not public_url.startswith(("http://", "https://")):
         raise ConfigError(f"{srv.where('public_url')}: expected an http:// or https:// URL")
     token = srv.string("api_token", "") if "api_token" in srv.data else ""
+    if "shutdown_grace" in srv.data and "shutdown_timeout" in srv.data:
+        raise ConfigError(
+            f"{srv.where('shutdown_timeout')}: the older name of shutdown_grace; give one of them"
+        )
+    grace_key = "shutdown_timeout" if "shutdown_timeout" in srv.data else "shutdown_grace"
+    defaults = ServerSettings()
     server = ServerSettings(
         host,
         port,
         public_url,
         Secret(token) if token else None,
-        srv.number("shutdown_timeout", 30.0),
+        srv.number(grace_key, defaults.shutdown_grace),
+        srv.number("keepalive_timeout", defaults.keepalive_timeout),
+        srv.number("body_timeout", defaults.body_timeout),
+        srv.integer("max_connections", defaults.max_connections, minimum=1),
     )
 
     store = _store(source, doc.get("store", {}))

@@ -5,9 +5,11 @@ acknowledged**, and its turn runs right after, in a task the app tracks so shutd
 for it. :meth:`Intake.accept` is what a webhook awaits before answering 200: it stores the
 message (``engine.receive``; a duplicate is dropped there, so a provider retry gets one
 reply) and starts the turn in a tracked task that hands the replies it queued to the
-outbox. A turn that fails leaves its message unprocessed; :meth:`Intake.recover` (run at
-start) processes every such message, which is also how a crash between acknowledgement and
-turn is repaired.
+outbox. A turn that fails (the store cannot write: locked, read-only, full) leaves its
+message unprocessed; :meth:`Intake.recover` processes every such message, which is also
+how a crash between acknowledgement and turn is repaired. The runtime runs it at start and
+again after turns failed (:meth:`Intake.redeliver`), so an acknowledged text is answered
+once the store takes writes again, without a restart.
 
 Within this process a message id is *claimed* before it is stored, and recovery skips
 claimed ids, so a message is never turned twice by a webhook and by recovery at once.
@@ -57,6 +59,7 @@ class Intake:
         self.clock = clock
         self._claimed: set[str] = set()
         self._tasks: set[asyncio.Task[list[OutboundMessage]]] = set()
+        self._failed = asyncio.Event()  # a turn failed since recovery last looked
 
     @property
     def in_flight(self) -> int:
@@ -97,8 +100,9 @@ class Intake:
         try:
             replies = await self.engine.process(message)
         except Exception:
-            # The message stays unprocessed in the store: recovery at the next start runs it.
+            # The message stays unprocessed in the store: recovery turns it (redeliver).
             log.exception("turn for inbound %s (%s) failed", message.id, message.key)
+            self._failed.set()
             return []
         finally:
             self._claimed.discard(message.id)
@@ -122,10 +126,31 @@ class Intake:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def redeliver(self, retry: float, max_retry: float = 300.0) -> None:
+        """Recover now, then again each time turns failed, forever (a supervised loop).
+        After a recovery in which a turn failed, wait ``retry`` seconds, doubling up to
+        ``max_retry`` while they keep failing, so a store that is down, or a message whose
+        turn always fails, is not retried in a tight loop. Store errors of recovery itself
+        propagate (the supervisor restarts this with its own backoff)."""
+        delay = retry
+        while True:
+            self._failed.clear()
+            await self.recover()
+            if self._failed.is_set():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_retry)
+                continue
+            delay = retry
+            await self._failed.wait()
+            await asyncio.sleep(retry)  # the store that just failed is likely still down
+
     async def recover(self) -> int:
         """Turn every stored-but-unprocessed inbound message not claimed by this process
-        (after a crash, or after failed turns), oldest first; returns how many."""
+        (after a crash, or after failed turns), oldest first; returns how many were
+        started. It stops at the first turn that fails (the store is likely down): the
+        rest wait for the next recovery."""
         tried: set[str] = set()
+        self._failed.clear()
         while True:
             batch = [
                 r
@@ -141,8 +166,10 @@ class Intake:
                 self._claimed.add(record.id)
                 message = record.to_inbound()
                 # One at a time, in order: a person's earlier message is answered first.
-                # (_turn logs a failure and leaves the message for the next start.)
+                # (_turn logs a failure and leaves the message for the next recovery.)
                 await self._start(message)
+                if self._failed.is_set():
+                    return len(tried)
 
     # -- long texts in parts ----------------------------------------------------------------
 

@@ -15,22 +15,32 @@ I/O before acquiring anything::
     -> outbox -> intake (+ recovery of unprocessed inbound) -> background loops
 
 and :meth:`Runtime.aclose` stops them backwards, which is what a graceful shutdown needs:
-stop the loops, wait for the turns in flight (``server.shutdown_timeout``), drain the outbox
-(pending sends, same bound), then close providers, store and client. A failure half-way
-closes exactly what had started, and re-raises. ``async with Runtime(...) as runtime:``
-does both. Background work runs under supervisors (``convo.supervisor``: the
-outbox's own, the loops of ``convo.runtime.loops``, and the one-shot inbound recovery,
-retried until it succeeds once), so no exception stops it for good.
+stop the loops, wait for the turns in flight, drain the outbox (the sends in flight), then
+close providers, store and client. Waiting is bounded by one grace period,
+``server.shutdown_grace`` seconds counted from :meth:`Runtime.begin_stop` (``convo serve``
+calls it on SIGTERM, before the requests in flight finish; else :meth:`Runtime.aclose`
+does): whatever has not finished by then is cancelled and stays in the store (an
+unprocessed text, a queued reply) for the next start. A failure half-way closes exactly
+what had started, and re-raises. ``async with Runtime(...) as runtime:`` does both.
 
-At start, the outbox's first sweep sends what a previous process left queued (or
-``sending``), the intake turns every inbound message left unprocessed, and messages still
-``sent`` at providers that poll delivery statuses themselves are handed back to them
-(``convo.reconcile.retrack_deliveries``).
+Background work runs under supervisors (``convo.supervisor``: the outbox's own, and one
+for the loops of ``convo.runtime.loops`` and the inbound recovery), so no exception stops
+it for good. :meth:`Runtime.status` is each one's health, for readiness checks.
+
+Store failures. At start, the outbox's first sweep sends what a previous process left
+queued (or ``sending``), the inbound recovery turns every inbound message left unprocessed,
+and messages still ``sent`` at providers that poll delivery statuses themselves are handed
+back to them (``convo.reconcile.retrack_deliveries``). While the process runs, the same
+recovery turns again the messages whose turn failed (``Intake.redeliver``, every
+:data:`RECOVERY_RETRY` seconds or more while they fail), and the outbox records every
+send's outcome even if the store refuses it for a while (``convo.runtime.outcomes``), so
+when the store takes writes again, processing resumes by itself and nothing is sent twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -41,7 +51,7 @@ import httpx
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConfigError
+from convo.exceptions import ConfigError, StoreError
 from convo.intake import Intake
 from convo.models import ConversationKey, InboundMessage, OutboundMessage
 from convo.outbox import Outbox, RetryPolicy
@@ -49,6 +59,7 @@ from convo.providers.base import Provider, SmsProvider, VoiceProvider
 from convo.providers.http import provider_client
 from convo.reconcile import retrack_deliveries
 from convo.runtime.loops import Loop, background_loops
+from convo.runtime.outcomes import DurableOutcomes
 from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
 from convo.store import open_store
 from convo.store.base import Store
@@ -60,6 +71,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("convo.runtime")
 T = TypeVar("T")
+
+#: Seconds between recoveries of inbound messages whose turn failed (doubling while they
+#: keep failing): as long as a provider is told to wait before retrying a refused webhook.
+RECOVERY_RETRY = 5.0
 
 
 class TurnEngine(Protocol):
@@ -140,6 +155,7 @@ class Runtime:
         self._intake: Intake | None = None
         self._supervisor: Supervisor | None = None
         self._stack: AsyncExitStack | None = None
+        self._deadline: float | None = None  # time.monotonic() when stopping must be done
 
     def __repr__(self) -> str:
         state = "started" if self._stack is not None else "not started"
@@ -176,6 +192,18 @@ class Runtime:
 
     # -- start and stop -------------------------------------------------------------------
 
+    def begin_stop(self) -> None:
+        """Start the grace period (``server.shutdown_grace``) that :meth:`aclose` will keep
+        to, now: call it when the process is told to stop, before anything else waits.
+        Calling it again does not move the deadline."""
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.settings.server.shutdown_grace
+
+    def _grace_left(self) -> float:
+        self.begin_stop()
+        assert self._deadline is not None
+        return max(0.0, self._deadline - time.monotonic())
+
     async def start(self) -> None:
         """Build and start the parts in order (module docstring). On failure, what had
         started is closed again and the error is raised. Starting twice is an error."""
@@ -195,8 +223,10 @@ class Runtime:
         call twice."""
         stack, self._stack = self._stack, None
         if stack is not None:
+            self.begin_stop()
             await stack.aclose()
         self._forget()
+        self._deadline = None
 
     def _forget(self) -> None:
         self._store = self._engine = self._calls = self._outbox = self._intake = None
@@ -252,7 +282,7 @@ class Runtime:
         settings = self.settings
         box = settings.outbox
         outbox = self._outbox = Outbox(
-            store,
+            DurableOutcomes.wrap(store),
             self.providers,
             {line.number: line.provider for line in settings.lines},
             policy=RetryPolicy.from_settings(box),
@@ -266,17 +296,17 @@ class Runtime:
             on_replies=outbox.submit,
             concat_timeout=settings.webhooks.concat_timeout,
         )
-        # Turning what a previous process left unprocessed is a one-shot job, supervised so
-        # that a failure (the store briefly down) is retried until it succeeds once.
-        recovery = Supervisor()
-        recovery.start()
-        stack.push_async_callback(self._stop_intake, intake, recovery)
+        stack.push_async_callback(self._stop_intake, intake)
+        loops = self._supervisor = Supervisor()
+        loops.start()
+        stack.push_async_callback(loops.aclose)
 
+        # What a previous process left unprocessed, then what failed turns leave (module
+        # docstring). A recovery that cannot read the store is restarted with backoff.
         async def recover() -> None:
-            await intake.recover()
+            await intake.redeliver(RECOVERY_RETRY)
 
-        recovery.run("inbound recovery", recover)
-
+        loops.run("inbound recovery", recover)
         self.loops = background_loops(
             settings,
             store=store,
@@ -285,9 +315,6 @@ class Runtime:
             intake=intake,
             providers=self.providers,
         )
-        loops = self._supervisor = Supervisor()
-        loops.start()
-        stack.push_async_callback(loops.aclose)
         for loop in self.loops:
             loops.every(loop.name, loop.interval, loop.tick)
 
@@ -312,14 +339,18 @@ class Runtime:
 
     # -- stopping, one part each ----------------------------------------------------------
 
-    async def _stop_intake(self, intake: Intake, recovery: Supervisor) -> None:
-        if not await intake.wait(self.settings.server.shutdown_timeout):
+    async def _stop_intake(self, intake: Intake) -> None:
+        if not await intake.wait(self._grace_left()):
             log.warning("shutdown: turns still running; their messages are processed at next start")
-        await recovery.aclose()
         await intake.cancel()
 
     async def _stop_outbox(self, outbox: Outbox) -> None:
-        if not await outbox.drain(self.settings.server.shutdown_timeout):
+        try:
+            drained = await outbox.drain(self._grace_left())
+        except StoreError as exc:  # the store is down: what is queued stays queued
+            log.warning("shutdown: cannot read the outbox (%s)", exc)
+            drained = False
+        if not drained:
             log.warning("shutdown: replies still unsent; they are sent at the next start")
         await outbox.aclose()
 

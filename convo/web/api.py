@@ -1,6 +1,5 @@
-"""Admin API and health check.
+"""Admin API (the health routes are ``convo.web.health``).
 
-* ``GET /healthz``: 200 ``{"status": "ok"}`` when the store answers its ping, else 503.
 * ``GET /api/conversations/{number}``: every conversation of a contact and their messages
   (newest first, at most 200). The number may be URL-encoded (``%2B32...``) or not.
 * ``GET /api/messages?direction=&status=&number=&page=&page_size=``: one page of the message
@@ -87,17 +86,6 @@ def _int(request: web.Request, name: str, default: int, maximum: int | None = No
     return value
 
 
-async def healthz(request: web.Request) -> web.Response:
-    try:
-        ok = await request.app[RUNTIME].store.ping()
-    except Exception:
-        log.exception("health check: store ping failed")
-        ok = False
-    if not ok:
-        return web.json_response({"status": "unavailable", "store": False}, status=503)
-    return web.json_response({"status": "ok", "store": True})
-
-
 @admin
 async def conversations(request: web.Request) -> web.StreamResponse:
     number = _number(request.match_info["number"], "number")
@@ -155,7 +143,6 @@ async def erase(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/conversations/{number}", conversations)
     app.router.add_get("/api/messages", messages)
     app.router.add_delete("/api/contacts/{number}", erase)

@@ -6,12 +6,18 @@ stops (the runtime's own order: store, providers, engine, outbox, intake, backgr
 loops; shutdown backwards). Routes read the runtime's parts from ``app[RUNTIME]``.
 
 Routes: the provider webhooks (``convo.web.webhooks``), the call webhooks
-(``convo.web.voice``), the admin API and health check (``convo.web.api``), and the extra
+(``convo.web.voice``), the admin API (``convo.web.api``), the health routes
+(``/livez``, ``/readyz``: ``convo.web.health``), and the extra
 routes of every provider kind our lines use that has a web extension in the provider
 registry (the sandbox's phones, ``convo.web.sandbox``).
 
 Errors raised by any route are answered as ``{"error": "..."}`` with the status from
-``convo.web.state.HTTP_STATUS`` (one table, one middleware).
+``convo.web.state.HTTP_STATUS`` (one table, one middleware). A store that cannot be used
+(``StoreError``: locked past its timeout, read-only, full) is 503 with ``Retry-After`` (a
+provider retries its webhook; nothing was acknowledged that is not stored) and a body that
+says only that: the error itself, which names the database, goes to the log, one line.
+A request whose body does not arrive within ``server.body_timeout`` is dropped
+(``convo.web.connections``).
 """
 
 from __future__ import annotations
@@ -25,13 +31,17 @@ from aiohttp import web
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConvoError
+from convo.exceptions import ConvoError, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
-from convo.web import api, voice, webhooks
+from convo.web import api, health, voice, webhooks
+from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
 
 log = logging.getLogger("convo.web")
+
+#: Seconds a client (a provider retrying its webhook) is told to wait while the store fails.
+STORE_RETRY_AFTER = health.RETRY_AFTER
 
 
 @web.middleware
@@ -40,6 +50,11 @@ async def error_middleware(
 ) -> web.StreamResponse:
     try:
         return await handler(request)
+    except StoreError as exc:
+        log.warning("%s %s: 503, the store failed: %s", request.method, request.path, exc)
+        response = error_response(503, "the store is unavailable; try again later")
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return response
     except ConvoError as exc:
         status = status_for(exc)
         if status >= 500:
@@ -57,7 +72,9 @@ def create_app(
     """The convo web app. ``http_client`` (not closed by the app) is shared by adapters;
     ``engine_factory`` builds the engine over the opened store (default: the real
     :class:`~convo.flow.engine.Engine` with the flows of ``settings.flows.paths``)."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(
+        middlewares=[error_middleware, body_deadline(settings.server.body_timeout)]
+    )
     app[SETTINGS] = settings
     app[RUNTIME] = Runtime(
         settings, bot=bot, http_client=http_client, engine_factory=engine_factory
@@ -67,6 +84,7 @@ def create_app(
     webhooks.add_routes(app)
     voice.add_routes(app)
     api.add_routes(app)
+    health.add_routes(app)
     for extension in web_extensions(settings):
         importlib.import_module(extension).add_routes(app)
     return app

@@ -1,11 +1,24 @@
 """``convo serve``: run the app until SIGINT/SIGTERM, then stop gracefully.
 
-:func:`serve` starts the app with an ``AppRunner`` on ``server.host``/``server.port`` (port
-0 picks a free port) and prints ``convo: serving on http://HOST:PORT`` once it accepts
-requests. On SIGINT or SIGTERM it stops accepting, waits for in-flight requests, then the
-app's cleanup finishes the turns in flight and drains the outbox (each bounded by
-``server.shutdown_timeout``) before closing the store. A SIGKILL loses nothing stored: the
-next start turns unprocessed inbound messages and sends queued replies.
+:func:`serve` starts the app with an ``AppRunner`` and listens on ``server.host``/
+``server.port`` (port 0 picks a free port) through :class:`~convo.web.connections.
+ConnectionLimit` (``server.max_connections``), with aiohttp's keep-alive timer set to
+``server.keepalive_timeout`` (``convo.web.connections`` says what each limit closes). It
+prints ``convo: serving on http://HOST:PORT`` once it accepts requests.
+
+Stopping. SIGINT and SIGTERM are handled from the moment :func:`serve` starts, start-up
+included (a signal during start-up stops the server as soon as it is up). Then, within
+one grace period, ``server.shutdown_grace`` seconds counted from the signal:
+
+1. the listening socket is closed: no new connection, so no new webhook (a provider
+   retries those elsewhere or later);
+2. the requests in flight finish (aiohttp's shutdown, bounded by the grace period);
+3. the runtime stops (:meth:`convo.runtime.Runtime.aclose`): turns in flight and sends in
+   flight get what is left of the grace period; what is not sent by then stays queued in
+   the store and is sent at the next start.
+
+:func:`serve` then returns (``convo serve`` exits 0). A SIGKILL loses nothing stored
+either: the next start turns unprocessed inbound messages and sends queued replies.
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 
@@ -21,8 +35,12 @@ from aiohttp import web
 from convo.bot import Bot
 from convo.config import Settings
 from convo.web.app import create_app
+from convo.web.connections import ConnectionLimit
+from convo.web.state import RUNTIME
 
 log = logging.getLogger("convo.web.server")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def serve(
@@ -34,45 +52,54 @@ async def serve(
 ) -> None:
     """Serve until a signal (or ``stop`` being set). ``on_ready`` gets the base URL the
     server listens on (default: print it to stdout)."""
+    server = settings.server
     app = create_app(settings, bot=bot)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    try:
-        await runner.setup()  # runs every cleanup_ctx's start: store, providers, engine, ...
-    except BaseException:
-        # A start-up step failed (a store that cannot open, a provider check): undo the
-        # steps that did start, or their threads and connections keep the process alive.
-        await runner.cleanup()
-        raise
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        keepalive_timeout=server.keepalive_timeout,
+        shutdown_timeout=server.shutdown_grace,
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(
-            runner,
-            settings.server.host,
-            settings.server.port,
-            shutdown_timeout=settings.server.shutdown_timeout,
-        )
-        await site.start()
-        host, port = _address(runner, settings)
-        url = f"http://{host}:{port}"
-        if on_ready is not None:
-            on_ready(url)
-        else:
-            print(f"convo: serving on {url}", flush=True)
-        for sig in signals:
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("shutting down: finishing turns in flight and pending sends")
+        # Runs every cleanup_ctx's start (store, providers, engine, ...); a step that fails
+        # has closed what had started (the runner's cleanup below undoes the rest).
+        await runner.setup()
+        if not stop.is_set():  # a signal during start-up: stop at once
+            limit = ConnectionLimit(_protocols(runner), server.max_connections)
+            listener = await loop.create_server(limit, server.host, server.port)
+            url = "http://{}:{}".format(*_address(listener, settings))
+            if on_ready is not None:
+                on_ready(url)
+            else:
+                print(f"convo: serving on {url}", flush=True)
+            await stop.wait()
+        log.info("shutting down: %ss for what is in flight", server.shutdown_grace)
+        app[RUNTIME].begin_stop()  # the grace period counts from here
     finally:
-        for sig in signals:
+        if listener is not None:
+            listener.close()  # no new connections; those open are shut down below
+        for sig in SIGNALS:
             loop.remove_signal_handler(sig)
-        await runner.cleanup()  # stops the site, then the app's cleanup (in reverse order)
+        await runner.cleanup()  # in-flight requests, then the app's cleanup (the runtime)
     print("convo: stopped", file=sys.stderr, flush=True)
 
 
-def _address(runner: web.AppRunner, settings: Settings) -> tuple[str, int]:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return str(address[0]), int(address[1])
+def _protocols(runner: web.AppRunner) -> Callable[[], asyncio.Protocol]:
+    made = runner.server
+    if made is None:  # pragma: no cover - setup() made it
+        raise RuntimeError("the runner is not set up")
+    return made
+
+
+def _address(listener: asyncio.Server, settings: Settings) -> tuple[str, int]:
+    for sock in listener.sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host, port = sock.getsockname()[:2]
+            return str(host), int(port)
     return settings.server.host, settings.server.port

@@ -1,0 +1,38 @@
+"""``[server]``: the grace period of a stop (``shutdown_grace``, older name
+``shutdown_timeout``) and the limits on slow and idle connections."""
+
+from __future__ import annotations
+
+import pytest
+
+from convo.config import ServerSettings, parse_settings
+from convo.exceptions import ConfigError
+
+
+def server(**values: object) -> ServerSettings:
+    return parse_settings({"server": values, "lines": []}, source="t.toml", env={}).server
+
+
+def test_defaults() -> None:
+    s = server()
+    assert (s.shutdown_grace, s.keepalive_timeout, s.body_timeout, s.max_connections) == (
+        10.0, 15.0, 30.0, 1000,
+    )  # fmt: skip
+    assert s.shutdown_timeout == s.shutdown_grace
+
+
+def test_shutdown_timeout_is_the_older_name_of_shutdown_grace() -> None:
+    assert server(shutdown_timeout=3).shutdown_grace == 3.0
+    assert server(shutdown_grace=4).shutdown_grace == 4.0
+    with pytest.raises(ConfigError, match=r"\[server\] shutdown_timeout: .*give one"):
+        server(shutdown_timeout=3, shutdown_grace=4)
+
+
+def test_limits_are_checked() -> None:
+    assert server(keepalive_timeout=2, body_timeout=1.5, max_connections=7) == ServerSettings(
+        keepalive_timeout=2.0, body_timeout=1.5, max_connections=7
+    )
+    with pytest.raises(ConfigError, match="keepalive_timeout: expected a number greater than 0"):
+        server(keepalive_timeout=0)
+    with pytest.raises(ConfigError, match="max_connections: expected at least 1"):
+        server(max_connections=0)
