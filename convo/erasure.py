@@ -7,7 +7,10 @@
 2. the store erases, in one transaction, every conversation of that number, every message
    to or from it and its pending long-text fragments
    (:meth:`~convo.store.base.Erasure.erase_contact`). The STOP list is kept: a person who
-   opted out stays opted out (GDPR allows keeping what honouring an objection needs);
+   opted out stays opted out (GDPR allows keeping what honouring an objection needs). So
+   is a tombstone of each erased inbound message (:mod:`convo.store.tombstones`: a keyed
+   hash of its provider id, no number or text), for ``[store] seen_retention``: a webhook
+   replayed meanwhile is a duplicate, as before erasure, and nobody is texted;
 3. every provider copy (the ``(provider, provider_message_id)`` of an erased message) is
    deleted at its provider when the adapter can
    (:class:`~convo.providers.base.DeletesMessages`: Telefoon SMS, Telefonie SMS), at most

@@ -13,8 +13,10 @@ at a time:
                          retries, kept for a retention period and then pruned.
 
 :class:`Erasure` forgets one contact in sessions, the log and fragments (GDPR right to
-erasure). :class:`Store` is all of them plus the conversation lock, ``open``, ``ping``,
-``writable`` and ``close``.
+erasure), leaving a tombstone (a keyed hash, :mod:`convo.store.tombstones`) of each erased
+inbound message's provider id, so that a replay of it is still a duplicate; tombstones are
+pruned with the seen tokens. :class:`Store` is all of them plus the conversation lock,
+``open``, ``ping``, ``writable`` and ``close``.
 
 The crash-safety contract lives in :meth:`SessionStore.save_turn`: the new session state,
 the inbound message being marked processed and the replies being queued happen in **one
@@ -87,7 +89,9 @@ class SessionStore(Protocol):
 class MessageLog(Protocol):
     async def add_inbound(self, record: MessageRecord) -> bool:
         """Store an inbound message as unprocessed. Returns False (and stores nothing) when
-        a message with the same non-empty ``(provider, provider_message_id)`` exists."""
+        an inbound message with the same non-empty ``(provider, provider_message_id)``
+        exists, or existed and was erased and its tombstone is not pruned yet
+        (:meth:`Erasure.erase_contact`): a replay is a duplicate either way."""
 
     async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
         """Append outbound messages outside a turn (broadcasts, system replies)."""
@@ -217,7 +221,8 @@ class Fragments(Protocol):
 class SeenTokens(Protocol):
     """Tokens already seen, per namespace: a provider's retry of something already handled
     carries a token seen before. Tokens are kept until :meth:`prune_seen` forgets them (the
-    server prunes those older than ``[store] seen_retention``)."""
+    server prunes those older than ``[store] seen_retention``), and so are the tombstones
+    erasure leaves (:meth:`Erasure.erase_contact`): both remember ids to drop repeats."""
 
     async def seen(self, namespace: str, token: str, now: float) -> bool:
         """Record ``token`` in ``namespace`` at time ``now``; True if it was recorded
@@ -225,8 +230,10 @@ class SeenTokens(Protocol):
         first time."""
 
     async def prune_seen(self, older_than: float) -> int:
-        """Forget the tokens recorded before ``older_than``; returns how many. A forgotten
-        token counts as unseen again."""
+        """Forget the tokens recorded before ``older_than``, and the tombstones of messages
+        erased before it; returns how many (both together). A forgotten token counts as
+        unseen again; a message whose tombstone is forgotten is new again to
+        :meth:`MessageLog.add_inbound`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +268,18 @@ class Erasure(Protocol):
 
         Suppressions (the STOP list) are **kept**: a person who opted out must stay opted
         out, and GDPR allows keeping what is needed to honour an objection (art. 17(3),
-        art. 21). Seen tokens (provider message ids only) are kept too.
+        art. 21). Seen tokens (provider message ids only, no contact) are kept too, and
+        pruned as ever.
+
+        In the same transaction, each erased **inbound** message with a provider id leaves
+        a tombstone (:func:`convo.store.tombstones.tombstone` under the store's own key,
+        created once and kept, and the time of erasure): no number, text or provider id,
+        only what :meth:`MessageLog.add_inbound` needs to refuse a replay of the message as
+        a duplicate, until :meth:`SeenTokens.prune_seen` forgets it. Outbound messages
+        leave none: nothing from outside creates an outbound message (a delivery report
+        for an erased one finds nothing and is dropped), and an inbound message may carry
+        the id of an outbound one, so a tombstone of it would refuse a message the log
+        would have taken.
 
         An unknown number erases nothing and returns zeros."""
 

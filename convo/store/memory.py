@@ -36,6 +36,7 @@ from convo.models import (
 from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
+from convo.store.tombstones import new_key, tombstone
 
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
 
@@ -95,6 +96,9 @@ class MemoryStore:
         self._suppressed: set[tuple[str, str]] = set()
         self._fragments: dict[str, _Group] = {}
         self._seen: dict[tuple[str, str], float] = {}
+        # Erased inbound ids, as keyed hashes under this store's own key -> erased at.
+        self._tombstone_key = new_key()
+        self._tombstones: dict[bytes, float] = {}
         self._locks = LocalLocks()  # one process holds this store: its locks suffice
 
     def __repr__(self) -> str:
@@ -164,12 +168,13 @@ class MemoryStore:
 
     async def add_inbound(self, record: MessageRecord) -> bool:
         """False, storing nothing, when the id or the non-empty ``(provider,
-        provider_message_id)`` of an inbound message is already known."""
+        provider_message_id)`` of an inbound message is already known, or tombstoned."""
         check_inbound(record)
         if record.id in self._messages:
             return False
+        pid = (record.provider, record.provider_message_id)
         if record.provider_message_id and (
-            (record.provider, record.provider_message_id) in self._inbound_by_pid
+            pid in self._inbound_by_pid or tombstone(self._tombstone_key, *pid) in self._tombstones
         ):
             return False
         self._insert([record])
@@ -395,10 +400,14 @@ class MemoryStore:
         return False
 
     async def prune_seen(self, older_than: float) -> int:
+        """Seen tokens and tombstones alike."""
         old = [k for k, at in self._seen.items() if at < older_than]
         for k in old:
             del self._seen[k]
-        return len(old)
+        dead = [t for t, at in self._tombstones.items() if at < older_than]
+        for t in dead:
+            del self._tombstones[t]
+        return len(old) + len(dead)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -471,6 +480,7 @@ class MemoryStore:
     async def erase_contact(self, contact: str) -> ErasedContact:
         """See :meth:`convo.store.base.Erasure.erase_contact`; suppressions are kept. No
         await inside: atomic on the event loop, like every method here."""
+        now = time.time()
         keys = [k for k in self._sessions if k.contact == contact]
         # _messages keeps insertion order: this is the order the messages were logged in.
         ids = [i for i, r in self._messages.items() if r.contact == contact]
@@ -479,7 +489,10 @@ class MemoryStore:
         for message_id in ids:
             record = self._messages.pop(message_id)
             if record.provider_message_id:
-                copies[(record.provider, record.provider_message_id)] = None
+                pid = (record.provider, record.provider_message_id)
+                copies[pid] = None
+                if record.direction is Direction.INBOUND:
+                    self._tombstones[tombstone(self._tombstone_key, *pid)] = now
             self._unindex(record)
             del self._seq[message_id]
             self._inbox.pop(message_id, None)

@@ -34,6 +34,7 @@ from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
+from convo.store.tombstones import new_key, tombstone
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
 """Schema scripts: ``MIGRATIONS[i]`` brings a file from version ``i`` to ``i + 1``."""
@@ -53,6 +54,7 @@ class SqliteStore:
         self.path = Path(path)
         self._cx = SqliteConnection(self.path)
         self._locks = LocalLocks()  # one process holds this store: its locks suffice
+        self._tombstone_key: bytes | None = None  # the file's, read by open()
 
     def __repr__(self) -> str:
         state = "open" if self._cx.is_open else "closed"
@@ -65,7 +67,25 @@ class SqliteStore:
         return self._locks.lock(key)
 
     async def open(self) -> None:
+        """Also reads the file's tombstone key, creating it the first time."""
         await self._cx.open()
+        if self._tombstone_key is not None:
+            return
+        candidate = new_key()
+
+        def job(cx: sqlite3.Connection) -> bytes:
+            # One transaction: of two processes opening a new file, the first one's key
+            # stays and both read it.
+            with transaction(cx):
+                cx.execute(sql.ADD_META, (sql.TOMBSTONE_KEY, candidate))
+                (key,) = cx.execute(sql.GET_META, (sql.TOMBSTONE_KEY,)).fetchone()
+            return bytes(key)
+
+        try:
+            self._tombstone_key = await self._run("read tombstone key", job)
+        except BaseException:
+            await self._cx.close()
+            raise
 
     async def ping(self) -> bool:
         try:
@@ -148,8 +168,10 @@ class SqliteStore:
         provider_message_id)`` of an inbound message is already known."""
         check_inbound(record)
         row = rows.message_row(record, processed=False)
+        pid = record.provider_message_id
+        dead = tombstone(self._key(), record.provider, pid) if pid else None
         return await self._run(
-            "add inbound", lambda cx: cx.execute(sql.INSERT_INBOUND, row).rowcount == 1
+            "add inbound", lambda cx: cx.execute(sql.INSERT_INBOUND, (*row, dead)).rowcount == 1
         )
 
     async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
@@ -373,10 +395,15 @@ class SqliteStore:
         )
 
     async def prune_seen(self, older_than: float) -> int:
-        """One DELETE over the ``seen_at`` index."""
-        return await self._run(
-            "prune seen tokens", lambda cx: cx.execute(sql.PRUNE_SEEN, (older_than,)).rowcount
-        )
+        """Seen tokens and tombstones: one DELETE each, over their time's index."""
+        args = (older_than,)
+
+        def job(cx: sqlite3.Connection) -> int:
+            with transaction(cx):
+                seen = cx.execute(sql.PRUNE_SEEN, args).rowcount
+                return seen + cx.execute(sql.PRUNE_TOMBSTONES, args).rowcount
+
+        return await self._run("prune seen tokens", job)
 
     # -- erasure ---------------------------------------------------------------------------
 
@@ -384,10 +411,14 @@ class SqliteStore:
         """See :meth:`convo.store.base.Erasure.erase_contact`: one transaction; suppressions
         are kept."""
         args = (contact,)
+        key, now = self._key(), time.time()
 
         def job(cx: sqlite3.Connection) -> ErasedContact:
             with transaction(cx):
                 copies = dict.fromkeys(cx.execute(sql.ERASE_PROVIDER_COPIES, args))
+                inbound = cx.execute(sql.ERASE_INBOUND_IDS, args).fetchall()
+                dead = [(tombstone(key, provider, pid), now) for provider, pid in inbound]
+                cx.executemany(sql.ADD_TOMBSTONE, dead)
                 messages = cx.execute(sql.ERASE_MESSAGES, args).rowcount
                 sessions = cx.execute(sql.ERASE_SESSIONS, args).rowcount
                 (parts,) = cx.execute(sql.COUNT_CONTACT_FRAGMENTS, args).fetchone()
@@ -415,6 +446,12 @@ class SqliteStore:
                 return rows.message(found[0]) if found else None
 
         return await self._run(what, job)
+
+    def _key(self) -> bytes:
+        """The file's tombstone key; StoreError when the store is not open."""
+        if self._tombstone_key is None:
+            raise StoreError(f"SQLite store {self.path} is not open (await store.open() first)")
+        return self._tombstone_key
 
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         return self._cx.run(what, job)

@@ -3,7 +3,7 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 5):
+Tables (version 6):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
@@ -16,6 +16,9 @@ Tables (version 5):
                       group's ``contact`` is the number that sent it (version 4).
 * ``seen_tokens``     tokens already seen, to drop provider retries (version 2).
 * ``delivered_parts`` the parts of long outbound texts delivered so far (version 3).
+* ``tombstones``      keyed hashes of erased inbound messages' provider ids, with when they
+                      were erased, so a replay stays a duplicate (version 6).
+* ``meta``            the store's own values by name: the tombstone key (version 6).
 
 Partial indexes keep the hot queues small: the outbox indexes hold only queued/sending
 messages (in order, with when each is due, and by recipient), the dead-letter index only
@@ -161,6 +164,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_dead ON messages (created_at)
         WHERE direction = 'outbound' AND status = 'dead';
     """,
+    # 5 -> 6: the tombstones erasure leaves (convo.store.tombstones): a keyed hash of each
+    # erased inbound message's (provider, provider id) and when it was erased, pruned with
+    # the seen tokens; ``meta`` keeps the store's own values, here the tombstone key, which
+    # SqliteStore.open creates (in Python, from the OS's CSPRNG) once for the file.
+    """
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE tombstones (
+        digest BLOB PRIMARY KEY,
+        erased_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX tombstones_erased_at ON tombstones (erased_at);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -219,8 +237,14 @@ DUE_TIMERS = (
 )
 
 INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({', '.join('?' * 20)})"
-# No conflict target: a taken id and a known inbound provider id both mean "duplicate".
-INSERT_INBOUND = INSERT_MESSAGE + " ON CONFLICT DO NOTHING"
+# The message's 20 columns, then its tombstone (NULL without a provider id). One statement,
+# so an erasure cannot fall between the tombstone check and the insert. No conflict target:
+# a taken id and a known inbound provider id both mean "duplicate", as a tombstone does.
+# (The WHERE also keeps SQLite from reading ON CONFLICT as a join's ON.)
+INSERT_INBOUND = (
+    f"INSERT INTO messages ({_MESSAGE_INSERT}) SELECT {', '.join('?' * 20)} "
+    "WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE digest = ?) ON CONFLICT DO NOTHING"
+)
 MARK_PROCESSED = (
     "UPDATE messages SET processed = 1 WHERE id = ? AND direction = 'inbound' AND processed = 0"
 )
@@ -326,6 +350,12 @@ EXPIRED_FRAGMENT_GROUPS = (
 
 SEEN = "INSERT INTO seen_tokens (namespace, token, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 PRUNE_SEEN = "DELETE FROM seen_tokens WHERE seen_at < ?"
+PRUNE_TOMBSTONES = "DELETE FROM tombstones WHERE erased_at < ?"
+
+# The first value stored under a name stays: a key is created once (a later one is dropped).
+ADD_META = "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"
+GET_META = "SELECT value FROM meta WHERE name = ?"
+TOMBSTONE_KEY = "tombstone_key"
 
 
 def message_filter(
@@ -346,6 +376,15 @@ def message_filter(
 ERASE_PROVIDER_COPIES = (
     "SELECT provider, provider_message_id FROM messages "
     "WHERE contact = ? AND provider_message_id != '' ORDER BY seq"
+)
+ERASE_INBOUND_IDS = (
+    "SELECT DISTINCT provider, provider_message_id FROM messages "
+    "WHERE contact = ? AND direction = 'inbound' AND provider_message_id != ''"
+)
+# Erased again (a tombstone pruned, the id back, erased anew): the later time counts.
+ADD_TOMBSTONE = (
+    "INSERT INTO tombstones (digest, erased_at) VALUES (?, ?) "
+    "ON CONFLICT (digest) DO UPDATE SET erased_at = max(erased_at, excluded.erased_at)"
 )
 ERASE_MESSAGES = "DELETE FROM messages WHERE contact = ?"  # delivered_parts cascade
 ADD_DELIVERED_PART = "INSERT OR IGNORE INTO delivered_parts (message_id, part_id) VALUES (?, ?)"

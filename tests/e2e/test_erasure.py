@@ -5,7 +5,8 @@ A phone holds a conversation and another contact writes too; ``DELETE /api/conta
 forgets the phone in convo (admin API shows nothing) and at the provider (the simulator
 answers 404 for each of its messages), and leaves the other contact alone. The admin token
 is required and a bad number is a 400; a provider failure for one copy is reported and the
-other copies are still deleted. ``convo erase`` (a real subprocess) does the same with the
+other copies are still deleted. A signed inbound webhook replayed after erasure is answered
+200 and changes nothing. ``convo erase`` (a real subprocess) does the same with the
 configured store and providers, with exit codes 0, 1 and 2.
 """
 
@@ -109,6 +110,38 @@ async def test_erasing_a_contact_forgets_them_here_and_at_the_provider(tmp_path:
         # Erasing again finds nothing: the answer says so, and it is still a 200.
         again = (await erase(world, PHONE)).json()  # the number written unencoded
         assert (again["sessions"], again["messages"], again["provider_deleted"]) == (0, 0, 0)
+
+
+async def test_a_signed_webhook_replayed_after_erasure_is_answered_and_dropped(
+    tmp_path: Path,
+) -> None:
+    # Telefoon SMS signs the body and nothing else: a captured webhook stays valid for ever.
+    # Erasure leaves a tombstone of the message's id, so its replay is the duplicate it
+    # would have been before erasure: 200 for the sender, nothing stored, nobody texted.
+    async with running_world(tmp_path, TelefoonSms()) as world:
+        provider = world.provider
+        await provider.text_in("hello")
+        await world.reply(0)
+        await world.outbound_with_status(provider.message_id(0), "sent")
+        [(url, captured, status)] = [w for w in world.sim.webhooks if w[0].endswith("/inbound")]
+        assert status == 200
+        erased = (await erase(world, ENCODED)).json()
+        assert (erased["sessions"], erased["messages"]) == (1, 2)
+
+        replayed = await world.sim.post_webhook(url, captured)  # same body, same X-Signature
+
+        assert replayed == 200
+        assert (await world.api(f"/api/messages?number={ENCODED}"))["total"] == 0
+        assert (await world.api(f"/api/conversations/{ENCODED}"))["conversations"] == []
+        # The phone's next real text is a stranger's first message: one new conversation,
+        # one reply. Had the replay been taken, its turn (queued first) would show here.
+        await provider.text_in("hello again")
+        question = await world.reply(1)
+        log = [(m["direction"], m["text"]) for m in await world.messages()]
+        assert log == [("inbound", "hello again"), ("outbound", question)]
+        assert len(world.sim.sent) == 2
+        [conversation] = (await world.api(f"/api/conversations/{ENCODED}"))["conversations"]
+        assert conversation["step"] == "name"  # the first question's answer awaited
 
 
 async def test_erasure_needs_the_admin_token_and_a_phone_number(tmp_path: Path) -> None:

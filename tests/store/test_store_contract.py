@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -576,11 +577,12 @@ async def test_erase_contact_forgets_one_contact_and_keeps_the_others(store: Sto
     assert [m.id for m in await store.pending_outbound()] == ["out-10"]
     assert await store.find_message("telefoon_sms", "t-10") is not None
     assert await store.expired_fragments(older_than=100) == [(NAMED_LIKE_ALICES, ["bob"])]
-    # Nothing of Alice is left behind: her provider ids are free again, a second erasure
-    # finds nothing.
-    assert await store.add_inbound(inbound(1))
+    # Of Alice only tombstones are left: a replay of her inbound message is a duplicate, a
+    # new message of hers is taken, and erasing again finds that one alone, then nothing.
+    assert not await store.add_inbound(dataclasses.replace(inbound(1), id="in-replay"))
+    assert await store.add_inbound(inbound(3))
     assert await store.erase_contact(ALICE) == ErasedContact(
-        messages=1, provider_copies=(("vonage", "v-1"),)
+        messages=1, provider_copies=(("vonage", "v-3"),)
     )
     assert await store.erase_contact(ALICE) == ErasedContact()
 
@@ -602,6 +604,71 @@ async def test_a_fragment_group_is_the_contact_its_first_part_named(store: Store
     assert await store.erase_contact(BOB) == ErasedContact()
     assert await store.erase_contact(ALICE) == ErasedContact(fragments=2)
     assert await store.expired_fragments(older_than=100) == []
+
+
+# -- tombstones: erased inbound ids stay duplicates for the retention ------------------------
+
+
+def telefoon(n: int, pid: str, *, contact: str = ALICE) -> MessageRecord:
+    """An inbound Telefoon SMS message: ``n`` names it, ``pid`` is the provider's id."""
+    return dataclasses.replace(inbound(n, contact=contact, pid=pid), provider="telefoon_sms")
+
+
+async def test_a_replay_of_an_erased_inbound_message_is_a_duplicate(store: Store) -> None:
+    assert await store.add_inbound(telefoon(1, "SM1"))
+    await store.mark_processed("in-1")
+    assert await store.add_inbound(telefoon(2, "SM2"))  # erased before its turn ran
+    await store.erase_contact(ALICE)
+
+    # The same provider ids again, as a replayed webhook brings them (with fresh ids of
+    # ours): refused as if the messages were still in the log, and nothing stored.
+    assert not await store.add_inbound(telefoon(11, "SM1"))
+    assert not await store.add_inbound(telefoon(12, "SM2", contact=BOB))  # whatever it claims
+    assert await store.list_messages(MessageQuery()) == ([], 0)
+    assert await store.unprocessed_inbound() == []
+    # Only that pair is dead: the same id from another provider, and new ids, are taken.
+    assert await store.add_inbound(inbound(3, pid="SM1"))  # vonage's SM1
+    assert await store.add_inbound(telefoon(4, "SM4"))
+    assert await store.add_inbound(telefoon(5, ""))  # no provider id: never a duplicate
+    assert [m.id for m in await store.unprocessed_inbound()] == ["in-3", "in-4", "in-5"]
+
+
+async def test_erased_outbound_ids_leave_no_tombstone(store: Store) -> None:
+    # Nothing from outside creates an outbound message, and an inbound message may carry
+    # an outbound one's id: the log takes it, and so it does after erasure.
+    await store.add_outbound([outbound(1)])
+    await store.update_message("out-1", provider="vonage", provider_message_id="shared")
+    await store.erase_contact(ALICE)
+    assert await store.add_inbound(inbound(1, pid="shared"))
+
+
+async def test_tombstones_are_pruned_with_the_seen_tokens(store: Store) -> None:
+    assert await store.add_inbound(telefoon(1, "SM1"))
+    assert await store.add_inbound(telefoon(2, "SM2"))
+    before = time.time()
+    assert not await store.seen("part:vonage", "p-1", now=before - 10)
+    await store.erase_contact(ALICE)
+    after = time.time()
+
+    # Pruning what is older than the erasure forgets the token alone: the tombstones
+    # count from the erasure, not from the messages' arrival (2001, 2002).
+    assert await store.prune_seen(older_than=before) == 1
+    assert not await store.add_inbound(telefoon(11, "SM1"))
+    # Once the retention since the erasure is over, the ids are new again (the window the
+    # README states).
+    assert await store.prune_seen(older_than=after + 1) == 2
+    assert await store.prune_seen(older_than=after + 1) == 0
+    assert await store.add_inbound(telefoon(11, "SM1"))
+    assert await store.add_inbound(telefoon(12, "SM2"))
+
+
+async def test_a_pruned_then_erased_again_id_is_tombstoned_again(store: Store) -> None:
+    assert await store.add_inbound(telefoon(1, "SM1"))
+    await store.erase_contact(ALICE)
+    await store.prune_seen(older_than=time.time() + 1)
+    assert await store.add_inbound(telefoon(2, "SM1"))  # accepted again: the window's end
+    await store.erase_contact(ALICE)
+    assert not await store.add_inbound(telefoon(3, "SM1"))
 
 
 # -- the outbox's queue: claims, backoff, dead letters -----------------------------------------
