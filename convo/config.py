@@ -142,9 +142,10 @@ class ServerSettings:
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     """``[store]``: ``url`` names the store (checked at load by :func:`convo.store.store_url`);
-    ``seen_retention`` is how long, in seconds, a seen token (a provider message id kept to
-    drop retries) is kept before the server prunes it: seconds or a duration such as
-    ``"30d"``, default 30 days."""
+    ``seen_retention`` is how long, in seconds, the ids that drop retries and replays are
+    kept before the server prunes them (seen tokens, and the tombstones erasure leaves of
+    erased messages' provider ids): seconds or a duration such as ``"30d"``, default 30
+    days."""
 
     url: str = "sqlite:///var/convo.db"
     seen_retention: float = 30 * 86400.0

@@ -17,8 +17,9 @@ traceback and the loop's name, and the next tick still runs on time):
   every few seconds while it lasts;
 * ``prune seen`` (hourly; more often when ``[store] seen_retention`` is shorter than a day:
   24 times per retention period, at least every 50 ms): forget the seen tokens (provider
-  message ids kept to drop retries) older than ``seen_retention``, so the table stays
-  bounded. A token is thus kept between ``seen_retention`` and 1/24 more.
+  message ids kept to drop retries) and erasure's tombstones (keyed hashes of erased
+  messages' ids, kept to drop replays) older than ``seen_retention``, so both stay bounded.
+  Each is thus kept between ``seen_retention`` and 1/24 more.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def background_loops(
     async def prune_seen() -> None:
         forgotten = await store.prune_seen(clock() - retention)
         if forgotten:
-            log.info("forgot %d seen token(s) older than %ss", forgotten, retention)
+            log.info("forgot %d seen token(s) and tombstone(s) older than %ss", forgotten, retention)
 
     loops.append(Loop("prune seen", prune_interval(retention), prune_seen))
     return loops
