@@ -108,7 +108,7 @@ def background_loops(
     async def prune_seen() -> None:
         forgotten = await store.prune_seen(clock() - retention)
         if forgotten:
-            log.info("forgot %d seen token(s) and tombstone(s) older than %ss", forgotten, retention)
+            log.info("forgot %d seen id(s) and tombstone(s) older than %ss", forgotten, retention)
 
     loops.append(Loop("prune seen", prune_interval(retention), prune_seen))
     return loops
