@@ -22,7 +22,7 @@ session, call :func:`run_turn`, hand the outputs to their channel's presenter an
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, assert_never
 
@@ -185,7 +185,11 @@ async def run_turn(
     session.updated_at = clock()
     effects = Effects(
         suppress=True if turn.opt_out else False if turn.opt_in else None,
-        handoff=_handoff_queue(loaded.spec, session, status),
+        handoff=(
+            _handoff_queue(loaded.spec, session, status)
+            if session.status is ConversationStatus.HANDOFF
+            else None
+        ),
         timer_due=session.timer_due,
         lang=session.lang if session.lang != lang else None,
     )
@@ -217,7 +221,9 @@ async def commit(
         if inbound_id is None and not outbound:
             return  # nothing happened that needs recording
     await store.save_turn(session, inbound_id=inbound_id, outbound=outbound)
-    await apply_effects(store, result.key, result.effects)
+    effects = result.effects
+    if effects.suppress is not None or effects.handoff is not None:  # most turns: neither
+        await apply_effects(store, result.key, effects)
 
 
 async def apply_effects(store: Store, key: ConversationKey, effects: Effects) -> None:
@@ -229,20 +235,22 @@ async def apply_effects(store: Store, key: ConversationKey, effects: Effects) ->
         log.info("%s handed to queue %r", key, effects.handoff)
 
 
-async def _dispatch(turn: Turn, event: Event) -> None:
+def _dispatch(turn: Turn, event: Event) -> Awaitable[None]:
+    """The turn's handling of ``event``, to await (not a coroutine of its own: this runs on
+    every turn)."""
     match event:
         case Begin(text=text):
-            await turn.begin(text)
+            return turn.begin(text)
         case Reply(text=text):
-            await turn.answer(text)
+            return turn.answer(text)
         case Timeout():
-            await turn.timeout()
+            return turn.timeout()
         case Silence():
-            await turn.silence()
+            return turn.silence()
         case Recorded(url=url, duration=duration):
-            await turn.recorded(url, duration)
+            return turn.recorded(url, duration)
         case Dialled(ok=ok):
-            await turn.dialled(ok)
+            return turn.dialled(ok)
         case _:
             assert_never(event)
 
