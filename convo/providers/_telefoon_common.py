@@ -357,7 +357,7 @@ class TelefoonFamilySms:
         try:
             price = parse_price(data.get("price"))
         except ValueError as exc:
-            raise MalformedWebhook(f"{self.name}: field 'price': {exc}") from exc
+            raise MalformedWebhook(f"{self.name}: field 'price' {exc}") from None
         code, text = data.get("error_code"), data.get("error_message")
         currency = data.get("price_unit") or self.default_currency
         return DeliveryReport(

@@ -7,11 +7,11 @@ provider and the field), ``ValueError`` for prices.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from convo.exceptions import MalformedWebhook
 from convo.models import WebhookRequest
+from convo.providers.payload import decode_json, price
 from convo.sms.phone import normalize
 from convo.sms.segments import analyze
 
@@ -27,26 +27,21 @@ def sms_parts(text: str) -> int:
 
 
 def parse_price(value: object) -> float | None:
-    """A ``price`` string ("0.0750") as float; None when absent; ``ValueError`` if junk."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a decimal string, got {type(value).__name__}")
-    return float(value)
+    """A ``price`` string ("0.0750") as float; None when absent; ``ValueError`` if junk
+    (not a number, or not a finite one of 0 or more: :func:`convo.providers.payload.price`)."""
+    return price(value)
 
 
 def json_body(request: WebhookRequest, name: str) -> object:
-    """The webhook's JSON body; ``MalformedWebhook`` on another content type or bad JSON."""
+    """The webhook's JSON body (:func:`convo.providers.payload.decode_json`);
+    ``MalformedWebhook`` on another content type or bad JSON."""
     ctype = (request.content_type or request.header("Content-Type") or "").split(";")[0]
     ctype = ctype.strip().lower()
     if ctype != "application/json":
         raise MalformedWebhook(
             f"{name}: expected Content-Type application/json, got {ctype or 'none'}"
         )
-    try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedWebhook(f"{name}: body is not valid JSON ({exc})") from exc
+    return decode_json(request.body, name)  # strings storable; too deep is malformed
 
 
 def media_urls(value: object, field: str, name: str) -> tuple[str, ...]:

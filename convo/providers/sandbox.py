@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
@@ -40,6 +39,7 @@ from convo.models import (
 )
 from convo.providers._options import ProviderOptions
 from convo.providers.callbacks import SMS_ROUTES
+from convo.providers.payload import decode_json
 
 SIGNATURE_HEADER = "X-Signature"
 
@@ -149,10 +149,7 @@ class SandboxSms:
                 f"{self.name}: expected an application/json body, got "
                 f"{request.content_type or 'no content type'}"
             )
-        try:
-            data = json.loads(request.body)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise MalformedWebhook(f"{self.name}: body is not valid JSON ({exc})") from None
+        data = decode_json(request.body, self.name)  # strings storable, depth bounded
         if not isinstance(data, dict):
             raise MalformedWebhook(f"{self.name}: expected a JSON object")
         for key in required:

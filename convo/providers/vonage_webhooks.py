@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,8 +31,12 @@ from urllib.parse import parse_qsl
 
 from convo.exceptions import InvalidNumber, MalformedWebhook, SignatureError
 from convo.models import DeliveryReport, InboundMessage, MessagePart, MessageStatus, WebhookRequest
+from convo.providers.payload import MAX_DIGITS, decode_json, whole_number
+from convo.providers.payload import price as payload_price
 from convo.sms.phone import normalize_possible
 
+#: The most parts of a concatenated SMS (the user data header counts them in one byte).
+MAX_PARTS = 255
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 #: The document names no currency for prices; Vonage accounts are billed in EUR.
 CURRENCY = "EUR"
@@ -85,7 +88,8 @@ def check_signature(
     if "sig" not in fields:
         raise SignatureError("vonage: webhook is not signed (no 'sig' field)")
     raw = fields.get("timestamp", "")
-    if not raw.isdigit():
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_DIGITS:
         raise SignatureError("vonage: signed webhook without a valid 'timestamp'")
     if abs(now - int(raw)) > window:
         raise SignatureError(f"vonage: webhook timestamp is outside the {window:g} s window")
@@ -103,16 +107,15 @@ def webhook_fields(request: WebhookRequest) -> dict[str, str]:
         return dict(request.query)
     ctype = request.content_type.split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            data = json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedWebhook(f"body is not valid JSON: {exc}") from exc
+        data = decode_json(request.body or b"null", "vonage")
         if not isinstance(data, dict):
             raise MalformedWebhook("JSON body must be an object of Vonage fields")
         fields: dict[str, str] = {}
         for key, value in data.items():
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise MalformedWebhook(f"field {key!r} must be a string or a number")
+            if isinstance(value, int) and value.bit_length() > 64:
+                raise MalformedWebhook(f"field {key!r}: number out of range")
             fields[key] = str(value)
         return fields
     if ctype == "application/x-www-form-urlencoded":
@@ -142,8 +145,9 @@ def inbound_message(fields: Mapping[str, str], provider: str) -> InboundMessage:
         raise MalformedWebhook(f"{_INBOUND}: missing field 'text'")
     part = None
     if fields.get("concat", "").lower() == "true":
-        index = _integer(fields, "concat-part")
-        total = _integer(fields, "concat-total")
+        # A concatenated SMS has at most 255 parts (its header counts them in one byte).
+        total = _integer(fields, "concat-total", MAX_PARTS)
+        index = _integer(fields, "concat-part", MAX_PARTS)
         if not 1 <= index <= total:
             raise MalformedWebhook(f"{_INBOUND}: concat-part {index} is outside 1..{total}")
         part = MessagePart(_required(fields, "concat-ref", _INBOUND), index, total)
@@ -172,14 +176,10 @@ def delivery_report(fields: Mapping[str, str], provider: str) -> DeliveryReport:
             f"{_RECEIPT}: unknown status {raw_status!r}; expected one of "
             f"{', '.join(RECEIPT_STATUS)}"
         )
-    price = None
-    if fields.get("price"):
-        try:
-            price = float(fields["price"])
-        except ValueError as exc:
-            raise MalformedWebhook(
-                f"{_RECEIPT}: price {fields['price']!r} is not a number"
-            ) from exc
+    try:
+        price = payload_price(fields.get("price"))
+    except ValueError as exc:
+        raise MalformedWebhook(f"{_RECEIPT}: price {fields['price'][:40]!r} {exc}") from None
     err = fields.get("err-code", "0")
     return DeliveryReport(
         provider=provider,
@@ -201,11 +201,8 @@ def _required(fields: Mapping[str, str], name: str, kind: str) -> str:
     return value
 
 
-def _integer(fields: Mapping[str, str], name: str) -> int:
-    raw = _required(fields, name, _INBOUND)
-    if not raw.isdigit():
-        raise MalformedWebhook(f"{_INBOUND}: field {name!r} must be a whole number, got {raw!r}")
-    return int(raw)
+def _integer(fields: Mapping[str, str], name: str, high: int) -> int:
+    return whole_number(_required(fields, name, _INBOUND), name, _INBOUND, high=high)
 
 
 def _number(fields: Mapping[str, str], name: str, kind: str) -> str:

@@ -3,8 +3,9 @@
 * ``GET /api/conversations/{number}``: every conversation of a contact and their messages
   (newest first, at most 200). The number may be URL-encoded (``%2B32...``) or not.
 * ``GET /api/messages?direction=&status=&number=&page=&page_size=``: one page of the message
-  log, newest first: ``{"messages": [...], "total", "page", "page_size"}``. ``page_size`` is
-  1..500 (default 50). A bad filter value is a 400 naming the parameter.
+  log, newest first: ``{"messages": [...], "total", "page", "page_size"}``. ``page`` is
+  1..1000000 (default 1), ``page_size`` 1..500 (default 50), both written in ASCII digits.
+  A bad filter value is a 400 naming the parameter.
 * ``DELETE /api/contacts/{number}``: erase a contact (GDPR; :mod:`convo.erasure`) here and
   at the providers that can delete messages; 200 with the counts, ``provider_failed`` and
   ``kept_by_provider``; 400 for a bad number. The number is written as for the GET route.
@@ -33,6 +34,9 @@ log = logging.getLogger("convo.web.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_PAGE_SIZE = 500
+#: Far beyond any real log (5*10**8 messages at the largest page size), and small enough
+#: that the store's offset stays a 64-bit integer.
+MAX_PAGE = 1_000_000
 
 
 def admin(handler: Handler) -> Handler:
@@ -72,17 +76,19 @@ def _bad(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
-def _int(request: web.Request, name: str, default: int, maximum: int | None = None) -> int:
+def _int(request: web.Request, name: str, default: int, maximum: int) -> int:
+    """Query parameter ``name`` as 1..``maximum``; 400 naming it otherwise. ASCII digits
+    only (``int`` would also take "٣", "1_0" or " 5 ")."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(f"{name}: expected a whole number, got {raw!r}") from None
-    if value < 1 or (maximum is not None and value > maximum):
-        top = f" and {maximum}" if maximum else " or more"
-        raise _bad(f"{name}: expected a number between 1{top}, got {value}")
+    if not (raw.isascii() and raw.isdigit()):
+        raise _bad(f"{name}: expected a whole number, got {raw[:40]!r}")
+    # the length first: a number of thousands of digits never reaches int()
+    value = int(raw) if len(raw.lstrip("0")) <= len(str(maximum)) else maximum + 1
+    if not 1 <= value <= maximum:
+        shown = raw if len(raw) <= 20 else raw[:20] + "..."
+        raise _bad(f"{name}: expected a number between 1 and {maximum}, got {shown}")
     return value
 
 
@@ -118,7 +124,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
             known = ", ".join(s.value for s in MessageStatus)
             raise _bad(f"status: expected one of {known}, got {q['status']!r}") from None
     number = _number(q["number"], "number") if q.get("number") else None
-    page = _int(request, "page", 1)
+    page = _int(request, "page", 1, MAX_PAGE)
     page_size = _int(request, "page_size", 50, MAX_PAGE_SIZE)
     query = MessageQuery(
         direction=direction, status=status, number=number, page=page, page_size=page_size

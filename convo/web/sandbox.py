@@ -17,13 +17,13 @@ E.164 (``0470 ...`` is read as Belgian); a ``to`` that is not a sandbox line is 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from convo.exceptions import InvalidNumber, MalformedWebhook
 from convo.models import ConversationKey
+from convo.providers.payload import decode_json
 from convo.providers.sandbox import SandboxSms
 from convo.web.state import RUNTIME, SETTINGS, error_response
 
@@ -53,10 +53,7 @@ def _e164(value: object, field: str) -> str:
 
 
 async def post_message(request: web.Request) -> web.Response:
-    try:
-        data = json.loads(await request.read())
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedWebhook('expected a JSON body {"from", "to", "text"}') from None
+    data = decode_json(await request.read(), 'expected a JSON body {"from", "to", "text"}')
     if not isinstance(data, dict):
         raise MalformedWebhook('expected a JSON object {"from", "to", "text"}')
     sender, line = _e164(data.get("from"), "from"), _e164(data.get("to"), "to")
@@ -78,10 +75,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 async def start_conversation(request: web.Request) -> web.Response:
-    try:
-        data = json.loads(await request.read())
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedWebhook('expected a JSON body {"line", "to", "params"}') from None
+    data = decode_json(await request.read(), 'expected a JSON body {"line", "to", "params"}')
     if not isinstance(data, dict):
         raise MalformedWebhook('expected a JSON object {"line", "to", "params"}')
     to, line = _e164(data.get("to"), "to"), _e164(data.get("line"), "line")
