@@ -76,8 +76,11 @@ class SmsProvider(Provider, Protocol):
     #: Sustained messages per second this provider accepts from us (the outbox honours it).
     rate_limit: float
 
-    def verify(self, request: WebhookRequest) -> None:
-        """Raise ``SignatureError`` unless the webhook is authentic (or unsigned is allowed)."""
+    def verify(self, request: WebhookRequest) -> bool:
+        """Raise ``SignatureError`` unless the webhook is authentic, by the one rule of
+        :mod:`convo.providers.signing` (with a secret configured a signature is required;
+        ``allow_unsigned`` only matters without one). True when the request was signed and
+        matched, False when it was let in unsigned."""
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         """Inbound message(s) in an inbound webhook; raise ``MalformedWebhook`` if unusable."""
@@ -108,7 +111,8 @@ class VoiceProvider(Provider, Protocol):
     provider's document and returns ``(body, content_type)``.
     """
 
-    def verify(self, request: WebhookRequest) -> None: ...
+    def verify(self, request: WebhookRequest) -> bool:
+        """As :meth:`SmsProvider.verify`."""
 
     def parse_call(self, request: WebhookRequest) -> CallEvent: ...
 

@@ -26,7 +26,8 @@ Enco has no inbound webhook, so this is a ``PollingSmsProvider``: the server cal
   ``{public_url}/webhooks/{name}/status?ref={our message id}&token={hex HMAC-SHA256(secret,
   ref)}``; ``verify`` recomputes the token, so a token authenticates one message only, and
   ``ref`` gives the report its ``client_ref`` (a callback may beat ``send``'s return). The
-  secret is ``callback_secret``, or derived from ``client_secret`` when not set. The callback
+  secret is ``callback_secret``, or derived from ``client_secret`` when not set, so there is
+  always one and a callback without its token is refused (``convo.providers.signing``). The callback
   body is assumed to be the document's delivery-info shape (``resourceURL`` + a
   ``deliveryInfo`` list) or OneAPI's ``deliveryInfoNotification``; both are accepted.
 * Errors: bodies follow OneAPI (``requestError.serviceException|policyException`` with
@@ -40,7 +41,8 @@ Options: ``client_id``, ``client_secret`` (required), ``token_url`` (default
 ``https://api.enco.io/token``), ``base_url`` (default ``https://api.enco.io/sms/1.0.0``),
 ``address`` | ``shared`` (+ ``shared_address``), ``poll_interval`` (5 s), ``inbound_lookback``
 (604800 s), ``force_character_limit`` (false), ``delivery_callbacks``, ``callback_secret``,
-``allow_unsigned`` (false), ``rate_limit`` (10/s).
+``allow_unsigned`` (accepted, but changes nothing: there is always a key to check callbacks
+with), ``rate_limit`` (10/s).
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ from convo.providers._options import ProviderOptions
 from convo.providers._wire import e164, json_body, sms_parts
 from convo.providers.callbacks import STATUS, callback_url
 from convo.providers.http import call
+from convo.providers.signing import must_check
 
 log = logging.getLogger(__name__)
 
@@ -391,17 +394,24 @@ class EncoSms:
 
     # -- callbacks ----------------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
-        """Check the callback URL's ``token`` for its ``ref``; ``SignatureError`` if wrong,
-        or if absent unless ``allow_unsigned``."""
-        ref, token = request.query.get("ref"), request.query.get("token")
-        if not ref or not token:
-            if self.allow_unsigned:
-                return
-            raise SignatureError(f"{self.name}: callback URL lacks its ref and token")
+    def verify(self, request: WebhookRequest) -> bool:
+        """Check the callback URL's ``token`` for its ``ref``; ``SignatureError`` if wrong
+        or absent. Enco always has a secret to check with (``callback_secret``, else the
+        key derived from ``client_secret``), so by the one rule of
+        ``convo.providers.signing`` every callback must carry its token: ``allow_unsigned``
+        changes nothing here. True when it matched."""
+        ref, token = request.query.get("ref", ""), request.query.get("token", "")
+        must_check(
+            self.name,
+            has_secret=True,
+            allow_unsigned=self.allow_unsigned,
+            signed=bool(ref and token),
+            unsigned="callback URL lacks its ref and token",
+        )
         expected = hmac.new(self._callback_key, ref.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(token.encode("utf-8", "replace"), expected.encode()):
             raise SignatureError(f"{self.name}: callback token does not match its ref")
+        return True
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         """Always ``MalformedWebhook``: Enco has no inbound webhook (inbound is polled)."""

@@ -18,15 +18,13 @@ secret the sandbox is unsigned anyway). Inboxes live in memory and vanish on res
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import httpx
 
-from convo.exceptions import MalformedWebhook, SignatureError
+from convo.exceptions import MalformedWebhook
 from convo.models import (
     Channel,
     DeliveryReport,
@@ -40,13 +38,12 @@ from convo.models import (
 from convo.providers._options import ProviderOptions
 from convo.providers.callbacks import SMS_ROUTES
 from convo.providers.payload import decode_json
-
-SIGNATURE_HEADER = "X-Signature"
+from convo.providers.signing import body_signature, check_body_hmac
 
 
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Signature`` a sandbox webhook carries when a ``webhook_secret`` is set."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body_signature(secret, body)
 
 
 class SandboxSms:
@@ -133,15 +130,10 @@ class SandboxSms:
 
     # -- webhooks ----------------------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
-        """No-op without a ``webhook_secret``; otherwise the ``X-Signature`` must match."""
-        if not self._secret:
-            return
-        given = request.header(SIGNATURE_HEADER)
-        if not given:
-            raise SignatureError(f"{self.name}: missing {SIGNATURE_HEADER} header")
-        if not hmac.compare_digest(given.strip().lower(), sign(self._secret, request.body)):
-            raise SignatureError(f"{self.name}: {SIGNATURE_HEADER} does not match the body")
+    def verify(self, request: WebhookRequest) -> bool:
+        """Unsigned is fine without a ``webhook_secret`` (the sandbox is unsigned by
+        design); with one the ``X-Signature`` is required (``convo.providers.signing``)."""
+        return check_body_hmac(request, self._secret, allow_unsigned=True, provider=self.name)
 
     def _json(self, request: WebhookRequest, required: tuple[str, ...]) -> dict[str, str]:
         if "json" not in request.content_type:

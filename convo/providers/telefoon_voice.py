@@ -213,10 +213,11 @@ class TelefoonVoice:
 
     # -- webhooks (pure) --------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> bool:
         """Check ``X-Signature`` (hex HMAC-SHA256 of the raw body); ``SignatureError`` when
-        missing (unless ``allow_unsigned``) or wrong (always)."""
-        verify_signature(
+        wrong, or missing while a ``webhook_secret`` is configured (``allow_unsigned`` only
+        matters without one: ``convo.providers.signing``). True when signed."""
+        return verify_signature(
             request, self._secret, allow_unsigned=self.allow_unsigned, provider=self.name
         )
 

@@ -64,6 +64,7 @@ from convo.models import (
 from convo.providers._options import ProviderOptions
 from convo.providers.callbacks import SMS_ROUTES, STATUS, callback_url
 from convo.providers.http import call
+from convo.providers.signing import must_check
 from convo.providers.vonage_webhooks import (
     CURRENCY,
     SIGNATURE_METHODS,
@@ -226,9 +227,11 @@ class VonageSms:
 
     # -- webhooks (pure) -------------------------------------------------------------
 
-    def verify(self, request: WebhookRequest) -> None:
+    def verify(self, request: WebhookRequest) -> bool:
         """Raise ``SignatureError`` unless the webhook's ``sig`` is right and its
-        ``timestamp`` fresh; an unsigned webhook passes only with ``allow_unsigned``.
+        ``timestamp`` fresh. By the one rule (``convo.providers.signing``) a webhook must be
+        signed when a ``signature_secret`` is configured; without one, ``allow_unsigned``
+        lets it in unchecked. True when it was signed.
 
         Vonage signs the webhook's *fields*, not its raw body, so a request whose fields
         cannot be read at all (another content type, invalid JSON, a JSON body that is not
@@ -238,14 +241,21 @@ class VonageSms:
         raise the ``MalformedWebhook`` saying what is wrong, which the web layer answers
         with 400 and keeps the request (``convo.web.webhooks`` calls ``verify`` outside its
         ``MalformedWebhook`` handling, so raising it here would answer 400 but lose the
-        request). Nothing is accepted this way: no fields, nothing to process.
+        request). Nothing is accepted this way: no fields, nothing to process (and it counts
+        as unsigned: it is kept only in part).
         """
         try:
             fields = webhook_fields(request)
         except MalformedWebhook:
-            return  # parse_* raises the same MalformedWebhook: 400, and the request is kept
-        if self.allow_unsigned and ("sig" not in fields or not self._signature_secret):
-            return  # nothing to check it with, and the operator said that is fine
+            return False  # parse_* raises the same MalformedWebhook: 400, the request kept
+        if not must_check(
+            self.name,
+            has_secret=bool(self._signature_secret),
+            allow_unsigned=self.allow_unsigned,
+            signed="sig" in fields,
+            unsigned="webhook is not signed (no 'sig' field)",
+        ):
+            return False
         check_signature(
             fields,
             self._signature_secret,
@@ -253,6 +263,7 @@ class VonageSms:
             window=self.timestamp_window,
             now=self.clock(),
         )
+        return True
 
     def parse_inbound(self, request: WebhookRequest) -> list[InboundMessage]:
         """The inbound SMS in a webhook (``part`` set for one piece of a long text)."""

@@ -70,7 +70,7 @@ async def answered_once_each(world: World, phones: list[str]) -> None:
 async def test_webhooks_are_refused_while_the_file_is_locked_and_all_answered_once_after(
     tmp_path: Path,
 ) -> None:
-    provider = Vonage(allow_unsigned=True)
+    provider = Vonage(allow_unsigned=True, signature_secret="")  # unsigned: no secret
     gate = hold_sends(provider)
     async with running_world(tmp_path, provider) as world:
         early, late = PHONES[:6], PHONES[6:]
@@ -128,7 +128,7 @@ async def _pending_sends(tmp_path: Path) -> int:
 async def test_acknowledged_texts_whose_turns_failed_are_answered_once_the_store_recovers(
     tmp_path: Path,
 ) -> None:
-    provider = Vonage(allow_unsigned=True)
+    provider = Vonage(allow_unsigned=True, signature_secret="")  # unsigned: no secret
     async with running_world(tmp_path, provider) as world:
         db = sqlite3.connect(tmp_path / "convo.db", isolation_level=None, timeout=5)
         try:

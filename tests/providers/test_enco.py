@@ -126,14 +126,16 @@ async def test_token_depends_on_the_secret() -> None:
         mine.verify(callback(other, "msg-1", DELIVERY_INFO))
 
 
-async def test_unsigned_allowed_only_when_configured() -> None:
+async def test_unsigned_callbacks_are_refused_even_with_allow_unsigned() -> None:
+    # Enco always has a key to check callbacks with (callback_secret, or one derived from
+    # client_secret), so by the one rule allow_unsigned changes nothing.
     bare = WebhookRequest(method="POST", path="/", url="/", headers={}, query={})
     async with offline() as client:
-        open_ = EncoSms.from_config("enco", {**OPTIONS, "allow_unsigned": True}, client)
+        lenient = EncoSms.from_config("enco", {**OPTIONS, "allow_unsigned": True}, client)
         strict = EncoSms.from_config("enco", OPTIONS, client, public_url=PUBLIC)
-    open_.verify(bare)
-    with pytest.raises(SignatureError):
-        strict.verify(bare)
+    for adapter in (lenient, strict):
+        with pytest.raises(SignatureError, match="lacks its ref and token"):
+            adapter.verify(bare)
 
 
 def test_parse_status_document_shape(adapter: EncoSms) -> None:

@@ -214,10 +214,17 @@ def test_stale_or_future_timestamp_is_refused(offset: int) -> None:
         adapter().verify(get(signed(fields)))
 
 
-def test_unsigned_webhook_is_refused_unless_allowed() -> None:
+def test_unsigned_webhook_is_refused_unless_allowed_without_a_secret() -> None:
     with pytest.raises(SignatureError, match="not signed"):
         adapter().verify(get(INBOUND))
-    adapter(allow_unsigned=True).verify(get(INBOUND))
+    # with a signature secret the signature is required, whatever allow_unsigned says
+    with pytest.raises(SignatureError, match="not signed"):
+        adapter(allow_unsigned=True).verify(get(INBOUND))
+    assert adapter(allow_unsigned=True).verify(get(signed(INBOUND))) is True
+    # no secret: allow_unsigned lets it in, unchecked
+    open_ = adapter(allow_unsigned=True, signature_secret=None, sign_requests=False)
+    assert open_.verify(get(INBOUND)) is False
+    assert open_.verify(get({**INBOUND, "sig": "0" * 32})) is False  # nothing to check with
     with pytest.raises(SignatureError):  # allowing unsigned never accepts a wrong sig
         adapter(allow_unsigned=True).verify(get({**INBOUND, "sig": "0" * 32}))
 

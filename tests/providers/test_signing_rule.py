@@ -1,0 +1,147 @@
+"""One signature rule for every webhook of every provider kind (``convo.providers.signing``):
+with a secret configured the signature is required, even with ``allow_unsigned = true``;
+``allow_unsigned`` only lets webhooks in unsigned when there is no secret.
+
+Every kind of the registry is checked on a real server over a real SQLite file, on every
+webhook route its adapter declares; a kind added to the registry without an entry here
+fails :func:`test_every_registered_kind_is_covered`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from convo.providers.callbacks import webhook_path
+from convo.providers.registry import adapter_class, kinds
+from convo.providers.vonage_webhooks import signature
+from convo.store.base import MessageQuery
+from convo.web.app import create_app
+from convo.web.state import RUNTIME
+from tests.web.conftest import make_settings
+
+SECRET = "the-secret"
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+CLOSED = "http://127.0.0.1:9"  # nothing listens: no request leaves the machine
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How to configure one kind with a secret, and without one (None: it always has one)."""
+
+    with_secret: dict[str, Any]
+    without_secret: dict[str, Any] | None
+    signing: str  # "body" (X-Signature), "vonage" (sig field) or "enco" (URL token)
+
+
+TELEFOON = {"api_key": "k", "base_url": CLOSED}
+KINDS: dict[str, Kind] = {
+    "sandbox": Kind({"webhook_secret": SECRET}, {}, "body"),
+    "vonage": Kind(
+        {
+            "api_key": "k",
+            "api_secret": "s",
+            "signature_secret": SECRET,
+            "sign_requests": False,
+            "base_url": CLOSED,
+        },
+        {"api_key": "k", "api_secret": "s", "base_url": CLOSED},
+        "vonage",
+    ),
+    "telefoon_sms": Kind({**TELEFOON, "webhook_secret": SECRET}, TELEFOON, "body"),
+    "telefonie_sms": Kind({**TELEFOON, "webhook_secret": SECRET}, TELEFOON, "body"),
+    # The key of Enco's callback tokens is callback_secret, else derived from client_secret:
+    # there is always one.
+    "enco": Kind(
+        {
+            "client_id": "c",
+            "client_secret": "cs",
+            "shared": True,
+            "callback_secret": SECRET,
+            "base_url": CLOSED,
+            "token_url": CLOSED,
+            "poll_interval": 3600,
+        },
+        None,
+        "enco",
+    ),
+    "telefoon_voice": Kind({**TELEFOON, "webhook_secret": SECRET}, TELEFOON, "body"),
+}
+
+
+def test_every_registered_kind_is_covered() -> None:
+    assert sorted(KINDS) == kinds()
+
+
+def request_for(kind: str, route: str, *, signed: bool) -> tuple[str, dict[str, Any]]:
+    """The path (with query) and the aiohttp request arguments of one webhook."""
+    path = webhook_path(kind, route)
+    how = KINDS[kind].signing
+    if how == "vonage":
+        fields = {"msisdn": "32470000001", "to": "32460000101", "text": "hi",
+                  "messageId": "v1", "timestamp": str(int(time.time()))}  # fmt: skip
+        if signed:
+            fields["sig"] = signature(fields, SECRET, "md5hash")
+        return f"{path}?{urlencode(fields)}", {}
+    if how == "enco":
+        query = {"ref": "msg-1"}
+        if signed:
+            query["token"] = hmac.new(SECRET.encode(), b"msg-1", hashlib.sha256).hexdigest()
+        return f"{path}?{urlencode(query)}", {"json": {"deliveryInfo": []}}
+    body, ctype = (b"call_id=c1&from=%2B32470000001", FORM) if "voice" in route else (b"{}", JSON)
+    headers = {"Content-Type": ctype}
+    if signed:
+        headers["X-Signature"] = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return path, {"data": body, "headers": headers}
+
+
+async def client_for(
+    aiohttp_client: Any, tmp_path: Path, kind: str, options: dict[str, Any]
+) -> Any:
+    settings = make_settings(tmp_path, providers={kind: {**options, "allow_unsigned": True}})
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_with_a_secret_unsigned_webhooks_are_refused_despite_allow_unsigned(
+    aiohttp_client: Any, tmp_path: Path, kind: str
+) -> None:
+    client = await client_for(aiohttp_client, tmp_path, kind, KINDS[kind].with_secret)
+    routes = adapter_class(kind).routes
+    assert routes
+    for route in routes:
+        path, kwargs = request_for(kind, route, signed=False)
+        response = await client.post(path, **kwargs)
+        assert response.status == 401, (kind, route, await response.text())
+        assert (await response.json())["error"].startswith(f"{kind}: ")
+    # the unsigned ones changed nothing and were not kept
+    found, _ = await client.app[RUNTIME].store.list_messages(MessageQuery(page_size=10))
+    assert found == []
+    assert list((tmp_path / "rejected").glob("*")) == []
+    for route in routes:  # signed, they pass the check (and are then read: 200 or 400)
+        path, kwargs = request_for(kind, route, signed=True)
+        response = await client.post(path, **kwargs)
+        assert response.status in (200, 400), (kind, route, await response.text())
+
+
+@pytest.mark.parametrize(
+    "kind", sorted(k for k, v in KINDS.items() if v.without_secret is not None)
+)
+async def test_without_a_secret_allow_unsigned_lets_webhooks_in(
+    aiohttp_client: Any, tmp_path: Path, kind: str
+) -> None:
+    options = KINDS[kind].without_secret
+    assert options is not None
+    client = await client_for(aiohttp_client, tmp_path, kind, options)
+    for route in adapter_class(kind).routes:
+        path, kwargs = request_for(kind, route, signed=False)
+        response = await client.post(path, **kwargs)
+        assert response.status in (200, 400), (kind, route, await response.text())
