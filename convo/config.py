@@ -39,6 +39,7 @@ on provider ``sandbox``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
@@ -57,6 +58,8 @@ ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
 SANDBOX_PROVIDER = "sandbox"
 SHORT_CODE = re.compile(r"[1-9][0-9]{2,7}")
+#: A ``[providers.NAME]`` name: it becomes a URL path segment and part of file names.
+PROVIDER_NAME = re.compile(r"[a-z0-9_]+")
 
 
 def is_secret_key(key: str) -> bool:
@@ -391,6 +394,11 @@ def _providers(source: str, raw: object) -> dict[str, ProviderSection]:
         raise ConfigError(f"{source}: [providers]: expected a table of [providers.NAME] tables")
     out: dict[str, ProviderSection] = {}
     for name, section in raw.items():
+        if not PROVIDER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{source}: [providers.{json.dumps(name)}]: a provider name may only hold "
+                "a-z, 0-9 and _ (it becomes part of webhook URLs and file names)"
+            )
         if not isinstance(section, dict):
             raise ConfigError(f"{source}: [providers.{name}]: expected a table")
         out[name] = ProviderSection(section, source)
