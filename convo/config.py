@@ -14,9 +14,11 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
 ``[providers.NAME]``), all optional:
 
 * ``[webhooks]`` ``max_body`` (bytes, default 1 MiB; larger bodies get 413),
-  ``rejected_dir`` (default ``var/rejected``: one JSON file per refused webhook, kept for
-  inspection), ``concat_timeout`` (seconds to wait for the missing parts of a long text
-  before delivering what arrived, default 60);
+  ``rejected_dir`` (default ``var/rejected``: one JSON file per malformed webhook, kept for
+  inspection, see ``convo.web.rejected``), ``rejected_quota`` (bytes those files may take
+  together, default 100 MiB, the oldest evicted first; 0 keeps none), ``concat_timeout``
+  (seconds to wait for the missing parts of a long text before delivering what arrived,
+  default 60);
 * ``[outbox]`` ``max_age`` (seconds or a duration such as ``"24h"``, the default: how long
   failed sends are retried before the message is dead-lettered, see ``convo.retry``),
   ``base_delay`` (1.0 s), ``max_delay`` (60 s), ``sweep_interval`` (5 s),
@@ -175,6 +177,7 @@ class WebhookSettings:
     max_body: int = 1024 * 1024
     rejected_dir: str = "var/rejected"
     concat_timeout: float = 60.0
+    rejected_quota: int = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,12 +544,13 @@ def parse_settings(
         source,
         "[webhooks]",
         doc.get("webhooks", {}),
-        frozenset({"max_body", "rejected_dir", "concat_timeout"}),
+        frozenset({"max_body", "rejected_dir", "concat_timeout", "rejected_quota"}),
     )
     webhooks = WebhookSettings(
         hooks.integer("max_body", 1024 * 1024, minimum=1),
         hooks.string("rejected_dir", "var/rejected"),
         hooks.number("concat_timeout", 60.0),
+        hooks.integer("rejected_quota", 100 * 1024 * 1024),
     )
 
     box = _Table(

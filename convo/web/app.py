@@ -79,7 +79,7 @@ def create_app(
     app[RUNTIME] = Runtime(
         settings, bot=bot, http_client=http_client, engine_factory=engine_factory
     )
-    app[REJECTED] = webhooks.RejectedWebhooks(settings.rejected_dir)
+    app[REJECTED] = webhooks.RejectedWebhooks.from_settings(settings)
     app.cleanup_ctx.append(_runtime_ctx)
     webhooks.add_routes(app)
     voice.add_routes(app)

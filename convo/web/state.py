@@ -28,7 +28,7 @@ from convo.exceptions import (
 from convo.runtime import Runtime
 
 if TYPE_CHECKING:
-    from convo.web.webhooks import RejectedWebhooks
+    from convo.web.rejected import RejectedWebhooks
 
 
 #: Exception class -> HTTP status; the first matching row wins (subclasses before bases).

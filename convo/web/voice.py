@@ -8,7 +8,8 @@ builds the voice providers and the call runner.
 Each webhook goes the way SMS webhooks go (``convo.web.webhooks``): the neutral
 :class:`~convo.models.WebhookRequest` with ``url`` built from ``server.public_url``; 413 for
 a body over ``webhooks.max_body``; ``provider.verify`` (401, nothing changed); then
-``provider.parse_call`` (400, the request kept under ``webhooks.rejected_dir``). Then:
+``provider.parse_call`` (400, the request kept under ``webhooks.rejected_dir``, as
+``convo.web.rejected`` says). Then:
 
 * ``answer`` -> :meth:`CallRunner.answer` (a call to a number that is not one of our lines
   is hung up);
@@ -50,8 +51,8 @@ from convo.providers.callbacks import (
 )
 from convo.runtime.wiring import voice_provider_name
 from convo.voice.instructions import Hangup, Instruction
-from convo.web.state import REJECTED, RUNTIME, SETTINGS
-from convo.web.webhooks import webhook_request
+from convo.web.state import RUNTIME, SETTINGS
+from convo.web.webhooks import keep_malformed, webhook_request
 
 log = logging.getLogger("convo.web.voice")
 
@@ -93,7 +94,7 @@ async def _call_event(request: web.Request) -> tuple[VoiceProvider, CallEvent] |
     if isinstance(wreq, web.Response):
         log.warning("%s: %s webhook refused: body too large", provider.name, request.path)
         return wreq
-    provider.verify(wreq)  # SignatureError -> 401 via the error middleware
+    signed = provider.verify(wreq)  # SignatureError -> 401 via the error middleware
     try:
         event = provider.parse_call(wreq)
         after = request.query.get("after", "gather")
@@ -103,8 +104,7 @@ async def _call_event(request: web.Request) -> tuple[VoiceProvider, CallEvent] |
                 f"{', '.join(AFTER)}, got {after!r}"
             )
     except MalformedWebhook as exc:
-        kept = await request.app[REJECTED].keep(provider.name, wreq, str(exc))
-        log.warning("%s: malformed call webhook kept as %s: %s", provider.name, kept, exc)
+        await keep_malformed(request, provider.name, wreq, exc, signed)
         raise
     return provider, event
 

@@ -5,10 +5,13 @@ Each request becomes a neutral :class:`~convo.models.WebhookRequest` whose ``url
 header). Then, in this order:
 
 1. body larger than ``webhooks.max_body`` -> 413, nothing read further;
-2. ``provider.verify`` -> 401 on ``SignatureError``; nothing is changed or kept;
-3. ``provider.parse_*`` -> 400 ``{"error": ...}`` on ``MalformedWebhook``; the raw request
-   is kept as one JSON file under ``webhooks.rejected_dir`` (:class:`RejectedWebhooks`) for
-   inspection, with ``Authorization`` and cookie headers left out;
+2. ``provider.verify`` -> 401 on ``SignatureError``; nothing is changed or kept. The rule
+   is one for every provider (``convo.providers.signing``): with a secret configured the
+   signature is required, ``allow_unsigned`` only matters without one;
+3. ``provider.parse_*`` -> 400 ``{"error": ...}`` on ``MalformedWebhook``; the request is
+   kept under ``webhooks.rejected_dir`` within ``webhooks.rejected_quota``
+   (:class:`~convo.web.rejected.RejectedWebhooks`: a signed body whole, an unsigned one
+   only its first KiB), and counted in a summary logged once a minute;
 4. inbound: every message is stored (``Intake.accept``) **before** the 200 answer; the turns
    run in the background and wake the outbox. Status: every delivery report is applied
    (``Outbox.apply_report``), then 200.
@@ -20,18 +23,19 @@ error middleware (``convo.web.state.HTTP_STATUS``). Call webhooks are ``convo.we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import time
-from pathlib import Path
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from convo.exceptions import MalformedWebhook
-from convo.models import WebhookRequest, new_id
+from convo.models import WebhookRequest
 from convo.providers.base import SmsProvider
 from convo.providers.callbacks import INBOUND, STATUS, webhook_path
+from convo.web.rejected import RejectedWebhooks
 from convo.web.state import (
     REJECTED,
     RUNTIME,
@@ -39,50 +43,12 @@ from convo.web.state import (
     error_response,
 )
 
+__all__ = ["RejectedWebhooks", "add_routes", "keep_malformed", "webhook_request"]
+
 log = logging.getLogger("convo.web.webhooks")
 
-#: Headers never written to the rejected-request files (credentials).
-PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
-
-
-class RejectedWebhooks:
-    """Keeps refused webhook requests as files ``<dir>/<time>-<provider>-<id>.json``."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def __repr__(self) -> str:
-        return f"<RejectedWebhooks {self.directory}>"
-
-    async def keep(self, provider: str, request: WebhookRequest, error: str) -> Path:
-        """Write the request and the reason it was refused; returns the file written."""
-        try:
-            body: dict[str, str] = {"text": request.body.decode("utf-8")}
-        except UnicodeDecodeError:
-            body = {"hex": request.body.hex()}
-        record = {
-            "provider": provider,
-            "error": error,
-            "received_at": time.time(),
-            "method": request.method,
-            "url": request.url,
-            "content_type": request.content_type,
-            "headers": {
-                k: v for k, v in request.headers.items() if k.lower() not in PRIVATE_HEADERS
-            },
-            "body": body,
-        }
-        name = f"{time.strftime('%Y%m%dT%H%M%S')}-{provider}-{new_id()[:12]}.json"
-        path = self.directory / name
-        await asyncio.to_thread(self._write, path, json.dumps(record, indent=2))
-        return path
-
-    def _write(self, path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-
-    def files(self) -> list[Path]:
-        return sorted(self.directory.glob("*.json")) if self.directory.is_dir() else []
+#: How often what was kept is summed up in the log (one line per provider).
+SUMMARY_INTERVAL = 60.0
 
 
 def _provider(request: web.Request) -> SmsProvider:
@@ -129,32 +95,34 @@ async def webhook_request(request: web.Request, max_body: int) -> WebhookRequest
     )
 
 
-async def _checked(request: web.Request) -> tuple[SmsProvider, WebhookRequest] | web.Response:
+async def _checked(request: web.Request) -> tuple[SmsProvider, WebhookRequest, bool] | web.Response:
+    """The provider, the request and whether it was signed; or the 413 answer."""
     provider = _provider(request)
     built = await webhook_request(request, request.app[SETTINGS].webhooks.max_body)
     if isinstance(built, web.Response):
         log.warning("%s: %s webhook refused: body too large", provider.name, request.path)
         return built
-    provider.verify(built)  # SignatureError -> 401 via the error middleware
-    return provider, built
+    signed = provider.verify(built)  # SignatureError -> 401 via the error middleware
+    return provider, built, signed
 
 
-async def _malformed(
-    request: web.Request, provider: str, wreq: WebhookRequest, exc: MalformedWebhook
+async def keep_malformed(
+    request: web.Request, provider: str, wreq: WebhookRequest, exc: MalformedWebhook, signed: bool
 ) -> None:
-    path = await request.app[REJECTED].keep(provider, wreq, str(exc))
-    log.warning("%s: malformed webhook kept as %s: %s", provider, path, exc)
+    """Keep a malformed webhook for the operator (counted in the minute's summary)."""
+    path = await request.app[REJECTED].keep(provider, wreq, str(exc), signed=signed)
+    log.debug("%s: malformed webhook kept as %s: %s", provider, path, exc)
 
 
 async def inbound(request: web.Request) -> web.Response:
     checked = await _checked(request)
     if isinstance(checked, web.Response):
         return checked
-    provider, wreq = checked
+    provider, wreq, signed = checked
     try:
         messages = provider.parse_inbound(wreq)
     except MalformedWebhook as exc:
-        await _malformed(request, provider.name, wreq, exc)
+        await keep_malformed(request, provider.name, wreq, exc, signed)
         raise
     intake = request.app[RUNTIME].intake
     for message in messages:
@@ -166,11 +134,11 @@ async def status(request: web.Request) -> web.Response:
     checked = await _checked(request)
     if isinstance(checked, web.Response):
         return checked
-    provider, wreq = checked
+    provider, wreq, signed = checked
     try:
         reports = provider.parse_status(wreq)
     except MalformedWebhook as exc:
-        await _malformed(request, provider.name, wreq, exc)
+        await keep_malformed(request, provider.name, wreq, exc, signed)
         raise
     outbox = request.app[RUNTIME].outbox
     applied = 0
@@ -179,7 +147,29 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response({"received": len(reports), "applied": applied})
 
 
+async def _summaries(app: web.Application) -> AsyncIterator[None]:
+    """Log what the keeper kept, once a minute and once more at shutdown."""
+    keeper = app[REJECTED]
+
+    async def every_minute() -> None:
+        while True:
+            await asyncio.sleep(SUMMARY_INTERVAL)
+            for line in keeper.summary():
+                log.warning("%s", line)
+
+    task = asyncio.create_task(every_minute())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    for line in keeper.summary():
+        log.warning("%s", line)
+
+
 def add_routes(app: web.Application) -> None:
+    """The SMS webhook routes, and the minute's summary of malformed webhooks kept (for
+    these and the call webhooks)."""
     for method in ("GET", "POST"):
         app.router.add_route(method, webhook_path("{provider}", INBOUND), inbound)
         app.router.add_route(method, webhook_path("{provider}", STATUS), status)
+    app.cleanup_ctx.append(_summaries)
