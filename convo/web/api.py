@@ -9,6 +9,13 @@
 * ``DELETE /api/contacts/{number}``: erase a contact (GDPR; :mod:`convo.erasure`) here and
   at the providers that can delete messages; 200 with the counts, ``provider_failed`` and
   ``kept_by_provider``; 400 for a bad number. The number is written as for the GET route.
+* ``GET /api/outbox/dead?page=&page_size=``: one page of the dead letters (replies whose
+  sending kept failing for ``[outbox] max_age``), newest first, each with its last error;
+  the same shape and paging as ``/api/messages``. (Pending replies are
+  ``/api/messages?direction=outbound&status=queued``.)
+* ``POST /api/outbox/retry`` with ``{"ids": [...]}`` or ``{"all": true}``: queue dead
+  letters again, with a fresh age window (the outbox sends them in each contact's order);
+  answers ``{"requeued": [ids, oldest first], "not_dead": [the given ids that were not]}``.
 
 The admin routes need ``Authorization: Bearer <server.api_token>`` (compared in constant
 time); a missing or wrong token is 401. Without a configured token the admin API is off and
@@ -148,7 +155,48 @@ async def erase(request: web.Request) -> web.StreamResponse:
     return web.json_response(report.to_json())
 
 
+@admin
+async def dead_letters(request: web.Request) -> web.StreamResponse:
+    page = _int(request, "page", 1, MAX_PAGE)
+    page_size = _int(request, "page_size", 50, MAX_PAGE_SIZE)
+    found, total = await request.app[RUNTIME].outbox.dead_letters(page, page_size)
+    return web.json_response(
+        {
+            "messages": [m.to_json() for m in found],
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+        }
+    )
+
+
+@admin
+async def retry_dead(request: web.Request) -> web.StreamResponse:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        raise _bad('expected a JSON object: {"ids": [...]} or {"all": true}') from None
+    if not isinstance(body, dict) or set(body) - {"ids", "all"}:
+        raise _bad("expected a JSON object with ids or all")
+    everything = body.get("all", False)
+    ids = body.get("ids")
+    if everything is not True and everything is not False:
+        raise _bad("all: expected true or false")
+    if ids is not None and not (
+        isinstance(ids, list) and all(isinstance(i, str) and i for i in ids) and len(ids) <= 1000
+    ):
+        raise _bad("ids: expected a list of at most 1000 message ids")
+    if everything == (ids is not None):
+        raise _bad("give ids or all (not both)")
+    requeued = await request.app[RUNTIME].outbox.retry_dead(None if everything else ids)
+    done = set(requeued)
+    not_dead = [] if everything else [i for i in ids or () if i not in done]
+    return web.json_response({"requeued": requeued, "not_dead": not_dead})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/conversations/{number}", conversations)
     app.router.add_get("/api/messages", messages)
     app.router.add_delete("/api/contacts/{number}", erase)
+    app.router.add_get("/api/outbox/dead", dead_letters)
+    app.router.add_post("/api/outbox/retry", retry_dead)
