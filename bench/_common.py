@@ -1,11 +1,13 @@
-"""What the server benchmarks share: a free port, percentiles, and serving convo in a child
-process (optionally under cProfile)."""
+"""What the server benchmarks share: a free port, percentiles, serving convo (optionally under
+cProfile) or any aiohttp app in a child process, and waiting for a child to be ready."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 from typing import Any
+
+from aiohttp import web
 
 from convo.config import Settings
 from convo.web.server import serve
@@ -34,3 +36,21 @@ def serve_convo(settings: Settings, ready: Any, profile: str | None) -> None:
     with cProfile.Profile() as prof:
         asyncio.run(main)
     prof.dump_stats(profile)
+
+
+def serve_app(app: web.Application, port: int, ready: Any) -> None:
+    """Serve ``app`` on 127.0.0.1:``port`` until SIGTERM; put its base URL on ``ready``."""
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.put(f"http://127.0.0.1:{port}")
+        await asyncio.Event().wait()  # until SIGTERM
+
+    asyncio.run(main())
+
+
+async def wait_ready(ready: Any, timeout: float = 30.0) -> str:
+    """The next base URL a child put on ``ready`` (it fails after ``timeout`` seconds)."""
+    return str(await asyncio.to_thread(ready.get, True, timeout))

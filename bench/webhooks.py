@@ -56,7 +56,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_convo
+from _common import free_port, percentile, serve_app, serve_convo
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -126,17 +126,6 @@ def run_send_only(port: int, sim_url: str, ready: Any) -> None:
     app = web.Application()
     app.router.add_post("/webhooks/vonage/inbound", inbound)
     serve_app(app, port, ready)
-
-
-def serve_app(app: web.Application, port: int, ready: Any) -> None:
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        ready.put(f"http://127.0.0.1:{port}")
-        await asyncio.Event().wait()  # until SIGTERM
-
-    asyncio.run(main())
 
 
 def run_convo(tmp: str, port: int, sim_url: str, ready: Any, profile: str | None) -> None:
