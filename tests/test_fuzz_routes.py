@@ -308,7 +308,8 @@ def signed(fuzz: Fuzz) -> tuple[list[tuple[str, str]], list[tuple[str, str]], by
             return list(fields.items()), headers, body
         return query, headers, urlencode(fields).encode()
     if kind == "enco":
-        ref = dict(query).get("ref") or "msg-1"
+        # signed as sent: a lone surrogate cannot travel as UTF-8, so it goes as "?"
+        ref = (dict(query).get("ref") or "msg-1").encode("utf-8", "replace").decode()
         token = hmac.new(SECRET.encode(), ref.encode(), hashlib.sha256).hexdigest()
         return [*query, ("ref", ref), ("token", token)], headers, body
     signature_ = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
