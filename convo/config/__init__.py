@@ -1,9 +1,10 @@
 """convo.toml + environment -> frozen settings objects.
 
-This is the only module that reads environment variables. :func:`load_settings` finds the
-file (an explicit path, else ``$CONVO_CONFIG``, else ``./convo.toml`` when present, else the
-embedded defaults), expands ``${VAR}`` in every string from the environment, checks every
-key and type, and returns a :class:`Settings`. Everything else receives these objects.
+This package is the only place that reads environment variables. :func:`load_settings` finds
+the file (an explicit path, else ``$CONVO_CONFIG``, else ``./convo.toml`` when present, else
+the embedded defaults), expands ``${VAR}`` in every string from the environment
+(:mod:`convo.config.reading`), checks every table, key and type, and returns a
+:class:`~convo.config.settings.Settings`. Everything else receives these objects.
 
 Errors are :class:`~convo.exceptions.ConfigError` naming the file, the table and key, and
 what was expected: ``convo.toml: [server] port: expected an integer, got 'abc'``. Values of
@@ -40,303 +41,53 @@ on provider ``sandbox``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from convo.config.reading import Table, expand_document, shown
+from convo.config.settings import (
+    FlowSettings,
+    LineSettings,
+    OutboxSettings,
+    ProviderSection,
+    Secret,
+    ServerSettings,
+    Settings,
+    StoreSettings,
+    WebhookSettings,
+    is_secret_key,
+)
 from convo.exceptions import ConfigError, InvalidNumber
 from convo.flow.durations import parse_duration
 from convo.models import CHANNELS, Channel
 from convo.store.urls import store_url
 
+__all__ = [
+    "FlowSettings",
+    "LineSettings",
+    "OutboxSettings",
+    "ProviderSection",
+    "Secret",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+    "WebhookSettings",
+    "is_secret_key",
+    "load_settings",
+    "parse_settings",
+    "sandbox_lines",
+]
+
 DEFAULT_FILE = "convo.toml"
-ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
 SANDBOX_PROVIDER = "sandbox"
 SHORT_CODE = re.compile(r"[1-9][0-9]{2,7}")
 #: A ``[providers.NAME]`` name: it becomes a URL path segment and part of file names.
 PROVIDER_NAME = re.compile(r"[a-z0-9_]+")
-
-
-def is_secret_key(key: str) -> bool:
-    """True for option names whose values must never be shown (``api_secret``, ...)."""
-    return any(word in key.lower() for word in SECRET_WORDS)
-
-
-class Secret:
-    """A secret string: ``reveal()`` gives it; ``repr``/``str`` never do."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-class ProviderSection(Mapping[str, Any]):
-    """One ``[providers.NAME]`` table as adapters read it (plain values), whose repr masks
-    secret-looking keys so settings can be logged. ``source`` is the file it came from, for
-    the adapters' error messages."""
-
-    def __init__(self, values: Mapping[str, Any], source: str = "") -> None:
-        self._values = dict(values)
-        self.source = source
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        shown = {k: "********" if is_secret_key(k) else v for k, v in self._values.items()}
-        return f"ProviderSection({shown!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
-    """``[server]``. Besides where it listens:
-
-    * ``shutdown_grace``: on SIGTERM/SIGINT, the seconds the requests, turns and sends in
-      flight get to finish, all together (what is left stays queued for the next start);
-      ``shutdown_timeout`` is accepted as its older name;
-    * ``keepalive_timeout``: a connection is closed when no complete request head arrives
-      this many seconds after it opened or after its previous answer (idle keep-alive
-      connections, and clients that send a head slowly);
-    * ``body_timeout``: seconds a request's body may take to arrive once its head is in;
-    * ``max_connections``: open connections beyond this many are closed as they arrive.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    public_url: str = "http://127.0.0.1:8080"
-    api_token: Secret | None = None
-    shutdown_grace: float = 10.0
-    keepalive_timeout: float = 15.0
-    body_timeout: float = 30.0
-    max_connections: int = 1000
-
-    @property
-    def shutdown_timeout(self) -> float:
-        """The older name of :attr:`shutdown_grace`."""
-        return self.shutdown_grace
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSettings:
-    """``[store]``: ``url`` names the store (checked at load by :func:`convo.store.store_url`);
-    ``seen_retention`` is how long, in seconds, the ids that drop retries and replays are
-    kept before the server prunes them (seen tokens, and the tombstones erasure leaves of
-    erased messages' provider ids): seconds or a duration such as ``"30d"``, default 30
-    days."""
-
-    url: str = "sqlite:///var/convo.db"
-    seen_retention: float = 30 * 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class FlowSettings:
-    paths: tuple[str, ...] = ("flows",)
-
-
-@dataclass(frozen=True, slots=True)
-class LineSettings:
-    """A number (or alphanumeric sender name) we own, its provider and its flow."""
-
-    number: str
-    provider: str
-    flow: str
-    channels: tuple[Channel, ...] = ("sms",)
-    voice_provider: str = ""  # calls go here; "" = ``provider`` if it is a voice provider
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSettings:
-    max_body: int = 1024 * 1024
-    rejected_dir: str = "var/rejected"
-    concat_timeout: float = 60.0
-    rejected_quota: int = 100 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxSettings:
-    max_attempts: int | None = None  # deprecated, ignored: max_age ends retrying
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    sweep_interval: float = 5.0
-    reconcile_after: float = 600.0
-    max_age: float = 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    server: ServerSettings = field(default_factory=ServerSettings)
-    store: StoreSettings = field(default_factory=StoreSettings)
-    flows: FlowSettings = field(default_factory=FlowSettings)
-    lines: tuple[LineSettings, ...] = ()
-    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
-    outbox: OutboxSettings = field(default_factory=OutboxSettings)
-    source: str = "<defaults>"  # the file these came from, for messages
-    handoff: Mapping[str, str] = field(default_factory=dict)  # queue -> number
-
-    @property
-    def rejected_dir(self) -> Path:
-        return Path(self.webhooks.rejected_dir)
-
-    def provider_names(self) -> list[str]:
-        """Every provider to start: configured sections plus those lines refer to."""
-        names = dict.fromkeys(self.providers)
-        names.update(dict.fromkeys(line.provider for line in self.lines))
-        names.update(
-            dict.fromkeys(line.voice_provider for line in self.lines if line.voice_provider)
-        )
-        return list(names)
-
-    def with_server(self, *, host: str | None = None, port: int | None = None) -> Settings:
-        """A copy with ``host``/``port`` overridden (None keeps them). A ``public_url`` that
-        was derived from host and port follows them."""
-        old = self.server
-        new = dataclasses.replace(
-            old,
-            host=host if host is not None else old.host,
-            port=port if port is not None else old.port,
-        )
-        if old.public_url == f"http://{old.host}:{old.port}":
-            new = dataclasses.replace(new, public_url=f"http://{new.host}:{new.port}")
-        return dataclasses.replace(self, server=new)
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-
-class _Table:
-    """Typed getters over one TOML table; ``where`` is ``convo.toml: [server]``."""
-
-    def __init__(self, source: str, label: str, data: object, known: frozenset[str]) -> None:
-        self.source, self.label = source, label
-        if not isinstance(data, dict):
-            raise ConfigError(f"{self.where()}: expected a table, got {_shown(label, data)}")
-        self.data: dict[str, Any] = data
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"{self.where(unknown[0])}: unknown key; expected one of {', '.join(sorted(known))}"
-            )
-
-    def where(self, key: str | None = None) -> str:
-        return f"{self.source}: {self.label}" + (f" {key}" if key else "")
-
-    def _bad(self, key: str, expected: str) -> ConfigError:
-        return ConfigError(
-            f"{self.where(key)}: expected {expected}, got {_shown(key, self.data[key])}"
-        )
-
-    def string(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str):
-            raise self._bad(key, "a string")
-        return value
-
-    def integer(
-        self, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
-    ) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._bad(key, "an integer")
-        if value < minimum or (maximum is not None and value > maximum):
-            top = f" and at most {maximum}" if maximum is not None else ""
-            raise ConfigError(f"{self.where(key)}: expected at least {minimum}{top}, got {value}")
-        return value
-
-    def number(self, key: str, default: float) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise self._bad(key, "a number greater than 0")
-        return float(value)
-
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.data.get(key, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._bad(key, "a list of strings")
-        return tuple(value)
-
-
-def _shown(key: str, value: object) -> str:
-    """How a bad value appears in an error: its repr, unless the key looks secret."""
-    if is_secret_key(key):
-        return f"a {type(value).__name__}"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
-    """``${VAR}`` expanded in every string of ``value`` (recursively)."""
-    if isinstance(value, str):
-
-        def sub(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in env:
-                raise ConfigError(f"{where}: environment variable {name} is not set")
-            return env[name]
-
-        return ENV_VAR.sub(sub, value)
-    if isinstance(value, dict):
-        return {
-            k: _expand(v, env, f"{where}.{k}" if "[" not in where else f"{where} {k}")
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_expand(v, env, where) for v in value]
-    return value
-
-
-def _expand_document(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for top, value in data.items():
-        if top == "providers" and isinstance(value, dict):
-            out[top] = {
-                name: {
-                    k: _expand(v, env, f"{source}: [providers.{name}] {k}") for k, v in sec.items()
-                }
-                if isinstance(sec, dict)
-                else sec
-                for name, sec in value.items()
-            }
-        elif top == "lines" and isinstance(value, list):
-            out[top] = [
-                {k: _expand(v, env, f"{source}: [[lines]] #{i + 1} {k}") for k, v in line.items()}
-                if isinstance(line, dict)
-                else line
-                for i, line in enumerate(value)
-            ]
-        elif isinstance(value, dict):
-            out[top] = {k: _expand(v, env, f"{source}: [{top}] {k}") for k, v in value.items()}
-        else:
-            out[top] = _expand(value, env, f"{source}: {top}")
-    return out
 
 
 def _line_number(raw: str, where: str) -> str:
@@ -363,10 +114,10 @@ def _line_number(raw: str, where: str) -> str:
 
 def _lines(source: str, raw: object) -> tuple[LineSettings, ...]:
     if not isinstance(raw, list):
-        raise ConfigError(f"{source}: lines: expected [[lines]] tables, got {_shown('lines', raw)}")
+        raise ConfigError(f"{source}: lines: expected [[lines]] tables, got {shown('lines', raw)}")
     lines: list[LineSettings] = []
     for i, item in enumerate(raw):
-        table = _Table(
+        table = Table(
             source,
             f"[[lines]] #{i + 1}",
             item,
@@ -430,7 +181,7 @@ def _check_provider_kinds(
 
 
 def _store(source: str, raw: object) -> StoreSettings:
-    table = _Table(source, "[store]", raw, frozenset({"url", "seen_retention"}))
+    table = Table(source, "[store]", raw, frozenset({"url", "seen_retention"}))
     default = StoreSettings()
     url = table.string("url", default.url)
     store_url(url, table.where("url"))  # the store's own decoder: one set of rules
@@ -452,7 +203,7 @@ def _handoff(source: str, raw: object) -> dict[str, str]:
     for queue, number in raw.items():
         where = f"{source}: [handoff] {queue}"
         if not isinstance(number, str) or not number:
-            raise ConfigError(f"{where}: expected a phone number, got {_shown(queue, number)}")
+            raise ConfigError(f"{where}: expected a phone number, got {shown(queue, number)}")
         if number.lower().startswith(("sip:", "sips:")):
             out[queue] = number
             continue
@@ -499,9 +250,9 @@ def parse_settings(
         raise ConfigError(
             f"{source}: unknown table [{unknown[0]}]; expected one of {', '.join(sorted(known))}"
         )
-    doc = _expand_document(dict(data), env, source)
+    doc = expand_document(dict(data), env, source)
 
-    srv = _Table(
+    srv = Table(
         source,
         "[server]",
         doc.get("server", {}),
@@ -537,10 +288,10 @@ def parse_settings(
 
     store = _store(source, doc.get("store", {}))
 
-    flo = _Table(source, "[flows]", doc.get("flows", {}), frozenset({"paths"}))
+    flo = Table(source, "[flows]", doc.get("flows", {}), frozenset({"paths"}))
     flows = FlowSettings(flo.strings("paths", ("flows",)))
 
-    hooks = _Table(
+    hooks = Table(
         source,
         "[webhooks]",
         doc.get("webhooks", {}),
@@ -553,7 +304,7 @@ def parse_settings(
         hooks.integer("rejected_quota", 100 * 1024 * 1024),
     )
 
-    box = _Table(
+    box = Table(
         source,
         "[outbox]",
         doc.get("outbox", {}),
