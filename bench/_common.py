@@ -1,5 +1,6 @@
-"""What the server benchmarks share: a free port, percentiles, serving convo (optionally under
-cProfile) or any aiohttp app in a child process, and waiting for a child to be ready."""
+"""What the server benchmarks share: a free port, percentiles, the settings of a convo with
+one signed Vonage line, serving convo (optionally under cProfile) or any aiohttp app in a
+child process, and waiting for a child to be ready."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from convo.config import Settings
+from convo.config import Settings, parse_settings
 from convo.web.server import serve
 
 
@@ -23,6 +24,43 @@ def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values`` (seconds), in milliseconds."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def vonage_convo(
+    tmp: str,
+    *,
+    flow: str,
+    line: str,
+    credentials: tuple[str, str, str],
+    provider_url: str,
+    rate_limit: float,
+    server: dict[str, Any],
+) -> Settings:
+    """Settings for a benchmarked convo: SQLite in ``tmp``, the flow ``tmp/FLOW.yaml`` on one
+    Vonage line whose webhooks are signed (sha256) and whose API is at ``provider_url``;
+    ``credentials`` is (api_key, api_secret, signature_secret); ``server`` adds to
+    ``[server]`` (host 127.0.0.1)."""
+    key, secret, signature_secret = credentials
+    vonage = {
+        "api_key": key,
+        "api_secret": secret,
+        "signature_secret": signature_secret,
+        "signature_method": "sha256",
+        "base_url": provider_url,
+        "rate_limit": rate_limit,
+    }
+    return parse_settings(
+        {
+            "server": {"host": "127.0.0.1", **server},
+            "store": {"url": f"sqlite:///{tmp}/convo.db"},
+            "flows": {"paths": [f"{tmp}/{flow}.yaml"]},
+            "webhooks": {"rejected_dir": f"{tmp}/rejected"},
+            "lines": [{"number": line, "provider": "vonage", "flow": flow}],
+            "providers": {"vonage": vonage},
+        },
+        source="bench",
+        env={},
+    )
 
 
 def serve_convo(settings: Settings, ready: Any, profile: str | None) -> None:

@@ -64,7 +64,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_app, serve_convo, wait_ready
+from _common import free_port, percentile, serve_app, serve_convo, vonage_convo, wait_ready
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -108,30 +108,16 @@ def run_simulator(port: int, ready: Any) -> None:
 def run_convo(tmp: str, port: int, provider_url: str, keepalive: float, ready: Any) -> None:
     import logging
 
-    from convo.config import parse_settings
-
     logging.basicConfig(level=logging.CRITICAL)  # the table is the report
-    server = {"host": "127.0.0.1", "port": port, "shutdown_grace": 5}
-    settings = parse_settings(
-        {
-            "server": {**server, "keepalive_timeout": keepalive},
-            "store": {"url": f"sqlite:///{tmp}/convo.db"},
-            "flows": {"paths": [f"{tmp}/faults_echo.yaml"]},
-            "webhooks": {"rejected_dir": f"{tmp}/rejected"},
-            "lines": [{"number": LINE, "provider": "vonage", "flow": "faults_echo"}],
-            "providers": {
-                "vonage": {
-                    "api_key": KEY,
-                    "api_secret": SECRET,
-                    "signature_secret": SIG_SECRET,
-                    "signature_method": "sha256",
-                    "base_url": provider_url,
-                    "rate_limit": 1000.0,
-                }
-            },
-        },
-        source="faults",
-        env={},
+    server = {"port": port, "shutdown_grace": 5, "keepalive_timeout": keepalive}
+    settings = vonage_convo(
+        tmp,
+        flow="faults_echo",
+        line=LINE,
+        credentials=(KEY, SECRET, SIG_SECRET),
+        provider_url=provider_url,
+        rate_limit=1000.0,
+        server=server,
     )
     serve_convo(settings, ready, None)
 

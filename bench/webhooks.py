@@ -56,7 +56,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_app, serve_convo
+from _common import free_port, percentile, serve_app, serve_convo, vonage_convo
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -131,29 +131,15 @@ def run_send_only(port: int, sim_url: str, ready: Any) -> None:
 def run_convo(tmp: str, port: int, sim_url: str, ready: Any, profile: str | None) -> None:
     import logging
 
-    from convo.config import parse_settings
-
     logging.basicConfig(level=logging.WARNING)
-    settings = parse_settings(
-        {
-            "server": {"host": "127.0.0.1", "port": port, "shutdown_timeout": 5},
-            "store": {"url": f"sqlite:///{tmp}/convo.db"},
-            "flows": {"paths": [f"{tmp}/bench_sms.yaml"]},
-            "webhooks": {"rejected_dir": f"{tmp}/rejected"},
-            "lines": [{"number": LINE, "provider": "vonage", "flow": "bench_sms"}],
-            "providers": {
-                "vonage": {
-                    "api_key": KEY,
-                    "api_secret": SECRET,
-                    "signature_secret": SIG_SECRET,
-                    "signature_method": "sha256",
-                    "base_url": sim_url,
-                    "rate_limit": 10000.0,
-                }
-            },
-        },
-        source="bench",
-        env={},
+    settings = vonage_convo(
+        tmp,
+        flow="bench_sms",
+        line=LINE,
+        credentials=(KEY, SECRET, SIG_SECRET),
+        provider_url=sim_url,
+        rate_limit=10000.0,
+        server={"port": port, "shutdown_timeout": 5},
     )
     serve_convo(settings, ready, profile)
 
