@@ -42,7 +42,13 @@ log = logging.getLogger("convo.intake")
 
 
 class Intake:
-    """Stores inbound messages and runs their turns in tracked background tasks."""
+    """Stores inbound messages and runs their turns in tracked background tasks.
+
+    A new intake turns nothing of its own until :meth:`recover` has caught up once (the
+    runtime runs it at start): messages it stores meanwhile are turned by that recovery,
+    after the older messages a previous process left, so each contact's texts are turned
+    in the order they arrived. The same holds after a failed turn, until recovery has
+    turned its message."""
 
     def __init__(
         self,
@@ -60,6 +66,12 @@ class Intake:
         self._claimed: set[str] = set()
         self._tasks: set[asyncio.Task[list[OutboundMessage]]] = set()
         self._failed = asyncio.Event()  # a turn failed since recovery last looked
+        # Messages may be stored that no turn has taken (a previous process died, or a turn
+        # failed): until recovery has caught up, a new message is stored but its turn is
+        # left to recovery, which turns each contact's messages oldest first. Otherwise a
+        # text resent after a crash could be turned before the older one it follows.
+        self._backlog = True
+        self._held = asyncio.Event()  # a message was left to recovery since it last looked
 
     @property
     def in_flight(self) -> int:
@@ -67,8 +79,10 @@ class Intake:
 
     async def accept(self, message: InboundMessage) -> asyncio.Task[list[OutboundMessage]] | None:
         """Store ``message`` (joining parts first) and start its turn. Returns the turn's
-        task, or None for a duplicate or a part still waiting for the others. Store errors
-        propagate (the webhook must not be acknowledged then)."""
+        task, or None for a duplicate, a part still waiting for the others, or a message
+        left to recovery (while older messages may wait unprocessed: after a start, or a
+        failed turn; recovery turns them oldest first). Store errors propagate (the webhook
+        must not be acknowledged then)."""
         if message.part is not None and message.part.total > 1:
             joined = await self._join(message)
             if joined is None:
@@ -88,6 +102,10 @@ class Intake:
                 message.provider,
             )
             return None
+        if self._backlog:
+            self._claimed.discard(message.id)
+            self._held.set()
+            return None
         return self._start(message)
 
     def _start(self, message: InboundMessage) -> asyncio.Task[list[OutboundMessage]]:
@@ -103,6 +121,7 @@ class Intake:
             # The message stays unprocessed in the store: recovery turns it (redeliver).
             log.exception("turn for inbound %s (%s) failed", message.id, message.key)
             self._failed.set()
+            self._backlog = True
             return []
         finally:
             self._claimed.discard(message.id)
@@ -152,12 +171,16 @@ class Intake:
         tried: set[str] = set()
         self._failed.clear()
         while True:
+            self._held.clear()
             batch = [
                 r
                 for r in await self.store.unprocessed_inbound(limit=500)
                 if r.id not in tried and r.id not in self._claimed
             ]
             if not batch:
+                if self._held.is_set():
+                    continue  # left to us while we looked: look again
+                self._backlog = False  # caught up: new messages are turned as they come
                 return len(tried)
             for record in batch:
                 tried.add(record.id)
