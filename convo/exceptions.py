@@ -13,8 +13,9 @@ Every error convo raises on purpose derives from :class:`ConvoError`::
     │   ├── SignatureError       wrong or missing signature       -> 401
     │   └── MalformedWebhook     unparseable or incomplete body   -> 400
     └── ProviderError        a provider API call failed
-        ├── RateLimited          throttled; retry after ``retry_after`` seconds
-        ├── ProviderUnavailable  5xx / network; retry with backoff
+        ├── TransientProviderError  worth retrying (``retry_after``: the provider's hint)
+        │   ├── RateLimited          throttled
+        │   └── ProviderUnavailable  5xx / network
         ├── ProviderRejected     permanent rejection; never retried
         └── PartialDelivery      some parts of a multi-part message were rejected
 
@@ -110,39 +111,31 @@ class ProviderError(ConvoError):
         self.code = code
 
 
-class RateLimited(ProviderError):
+class TransientProviderError(ProviderError):
+    """A failure worth retrying, after ``retry_after`` seconds when the provider said how
+    long (None: back off)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        code: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, code=code)
+        self.retry_after = retry_after
+
+
+class RateLimited(TransientProviderError):
     """The provider throttled us; ``retry_after`` seconds is its hint (None: back off)."""
 
-    retryable = True
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str = "",
-        code: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, code=code)
-        self.retry_after = retry_after
-
-
-class ProviderUnavailable(ProviderError):
+class ProviderUnavailable(TransientProviderError):
     """5xx answer or network failure; worth retrying with backoff (or after
     ``retry_after`` seconds, when a 503 said so)."""
-
-    retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str = "",
-        code: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, provider=provider, code=code)
-        self.retry_after = retry_after
 
 
 class ProviderRejected(ProviderError):
