@@ -3,7 +3,7 @@ test: it prints one table and exits 0.
 
 Usage: .venv/bin/python bench/faults.py [--only NAME] [--quick] [--texts 10000]
        [--contacts 500] [--kill-at 0.4] [--outage 60] [--lock 30] [--rate 20]
-       [--slow 300] [--normal 200] [--keepalive 15]
+       [--slow 300] [--normal 200] [--keepalive 15] [--concurrency N]
 
 Everything runs on 127.0.0.1 in child processes: the Vonage simulator (the provider, which
 counts convo's replies) and ``convo serve`` with a SQLite file in a temp dir, one Vonage line
@@ -105,7 +105,10 @@ def run_simulator(port: int, ready: Any) -> None:
     serve_app(sim.app, port, ready)
 
 
-def run_convo(tmp: str, port: int, provider_url: str, keepalive: float, ready: Any) -> None:
+def run_convo(
+    tmp: str, port: int, provider_url: str, keepalive: float, concurrency: int | None, ready: Any
+) -> None:
+    import dataclasses
     import logging
 
     logging.basicConfig(level=logging.CRITICAL)  # the table is the report
@@ -119,18 +122,23 @@ def run_convo(tmp: str, port: int, provider_url: str, keepalive: float, ready: A
         rate_limit=1000.0,
         server=server,
     )
+    if concurrency is not None:  # sends in flight to the provider ([outbox] concurrency)
+        outbox = dataclasses.replace(settings.outbox, concurrency=concurrency)
+        settings = dataclasses.replace(settings, outbox=outbox)
     serve_convo(settings, ready, None)
 
 
 class Convo:
     """``convo serve`` in a child process, on a fixed port and SQLite file across restarts."""
 
-    def __init__(self, tmp: str, provider_url: str, keepalive: float) -> None:
+    def __init__(
+        self, tmp: str, provider_url: str, keepalive: float, concurrency: int | None
+    ) -> None:
         self.ctx = mp.get_context("spawn")
         self.ready = self.ctx.Queue()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = (tmp, self.port, provider_url, keepalive, self.ready)
+        self.args = (tmp, self.port, provider_url, keepalive, concurrency, self.ready)
         self.proc: Any = None
 
     async def start(self) -> None:
@@ -192,7 +200,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def world(keepalive: float = 15.0, *, gate: bool = False) -> AsyncIterator[World]:
+async def world(
+    keepalive: float = 15.0, *, gate: bool = False, concurrency: int | None = None
+) -> AsyncIterator[World]:
     """The simulator and convo (behind a :class:`Gate` with ``gate``), stopped on exit."""
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +218,7 @@ async def world(keepalive: float = 15.0, *, gate: bool = False) -> AsyncIterator
                 provider_url = sim_url
                 if the_gate is not None:
                     provider_url = await stack.enter_async_context(the_gate.serving())
-                convo = Convo(tmp, provider_url, keepalive)
+                convo = Convo(tmp, provider_url, keepalive, concurrency)
                 await convo.start()
                 yield World(tmp, sim_url, convo, the_gate)
         finally:
@@ -416,7 +426,7 @@ async def sigkill(args: argparse.Namespace) -> Row:
     people = contacts(int(args.contacts))
     per_contact = max(1, int(args.texts) // len(people))
     total = per_contact * len(people)
-    async with world() as w:
+    async with world(concurrency=args.concurrency) as w:
         provider = Provider(w.convo.url + "/webhooks/vonage/inbound", time.monotonic() + 300)
         killer = asyncio.create_task(kill_when_acked(w.convo, provider, int(args.kill_at * total)))
         await provider.play(people, per_contact)
@@ -425,8 +435,8 @@ async def sigkill(args: argparse.Namespace) -> Row:
         drain = await drained(w.sim_url, provider.acked, time.monotonic(), 120)
         result = await tally(w.sim_url, provider.sent)
     notes = (
-        f"killed at ~{acked_at_kill} acked, restart {restart:.1f} s (dup: at most 1 per kill "
-        "documented); "
+        f"killed at ~{acked_at_kill} acked, restart {restart:.1f} s; "
+        f"{args.concurrency or 'default'} sends in flight at most (dup bound); "
         f"{provider.resends} resends ({provider.failed_connections} failed connections); "
         f"drained {drain:.1f} s after the last ack; {result.extra()}; gave up "
         f"{provider.gave_up}"
@@ -604,6 +614,9 @@ async def main() -> int:
     parser.add_argument("--slow", type=float, default=300, help="stalled connections")
     parser.add_argument("--normal", type=float, default=200, help="timed webhooks")
     parser.add_argument("--keepalive", type=float, default=15, help="server keepalive_timeout")
+    parser.add_argument(
+        "--concurrency", type=int, help="sigkill: [outbox] concurrency (sends in flight)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.texts, args.contacts = args.texts / 10, args.contacts / 10

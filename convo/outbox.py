@@ -39,7 +39,11 @@ error kept). A message is tried at least once, however old. An operator lists de
 
 Send slots: each provider has its own ``concurrency`` slots (sends in flight to it), and a
 message waiting out a retry's backoff holds none. So a provider that is down or throttling
-only ever slows its own messages: another provider's replies never wait behind them.
+only ever slows its own messages: another provider's replies never wait behind them. By
+default a provider gets as many slots as hold its ``rate_limit`` when each send takes up to
+``IN_FLIGHT_SECONDS`` (Little's law: in flight = rate x time per send), between 1 and
+``MAX_IN_FLIGHT``: more would not send faster, and every slot is a reply a crash may send
+twice (below).
 
 The worker (the sweep loop) survives any failure: a sweep that raises, whatever the
 exception, is logged and tried again after a backoff (doubling up to ``sweep_interval``), and
@@ -52,10 +56,13 @@ Crash safety: a message left ``sending`` by a crash is sent again when the outbo
 claim nothing until then), or by another process once the claim lapses (``CLAIM_LEASE``
 after it was claimed), because we cannot know whether the provider got it.
 In that narrow window (the provider accepted the request but we died before writing
-``sent``) the person may get it twice. Where the provider carries our id (Vonage
-``client-ref``), its delivery report names our message, so the duplicate is visible in the
-log; where it does not, the provider's message ids differ and the two sends can only be
-matched by recipient and text.
+``sent``) the person may get it twice: at most one reply per send slot, so a crash sends at
+most ``concurrency`` replies twice per provider (``[outbox] concurrency = 1`` makes it at
+most one, at one send per round trip). None of our providers' send APIs takes an
+idempotency key that would let the provider drop the second one. Where the provider
+carries our id (Vonage ``client-ref``), its delivery report names our message, so the
+duplicate is visible in the log; where it does not, the provider's message ids differ and
+the two sends can only be matched by recipient and text.
 
 Delivery reports and send results are written by :class:`convo.delivery.DeliveryReports`
 (:meth:`Outbox.apply_report`): forward only, per-part receipts counted in the store.
@@ -66,6 +73,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -125,6 +133,15 @@ class TokenBucket:
 
 AT_ONCE = 0.0  # "claim the recipient's next message at once": a time long past
 
+# Default send slots per provider (module docstring, "Send slots").
+IN_FLIGHT_SECONDS = 0.5
+MAX_IN_FLIGHT = 100
+
+
+def default_concurrency(rate_limit: float) -> int:
+    """Sends in flight that hold ``rate_limit``/s when each takes ``IN_FLIGHT_SECONDS``."""
+    return max(1, min(MAX_IN_FLIGHT, math.ceil(rate_limit * IN_FLIGHT_SECONDS)))
+
 
 class Outbox:
     """Sends queued outbound messages; see the module docstring for the contract.
@@ -132,7 +149,8 @@ class Outbox:
     ``providers`` maps provider names to adapters; ``lines`` maps our line numbers to the
     provider name that sends for them. A record whose line has no provider is marked
     ``failed`` with an error saying so (unless there is exactly one provider).
-    ``concurrency`` is the number of sends in flight to each provider. ``clock`` is the
+    ``concurrency`` is the number of sends in flight to each provider (None: derived from
+    its ``rate_limit``, :func:`default_concurrency`). ``clock`` is the
     wall clock (UNIX seconds) backoffs, claims and ages are measured with, ``rng`` the
     backoff's jitter (a float in [0, 1)).
     """
@@ -145,7 +163,7 @@ class Outbox:
         *,
         policy: RetryPolicy | None = None,
         sweep_interval: float = 5.0,
-        concurrency: int = 100,
+        concurrency: int | None = None,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -289,7 +307,7 @@ class Outbox:
             if released:
                 log.warning("outbox: %d message(s) left sending by a previous run", released)
             self._released.set()
-        window = 2 * self.concurrency * max(1, len(self.providers))
+        window = 2 * (self.concurrency or MAX_IN_FLIGHT) * max(1, len(self.providers))
         for record in await self.store.due_outbound(self._clock(), limit=window):
             route = self._route(record.line, record.provider)
             self._enqueue((record.line, record.contact), route)
@@ -418,7 +436,11 @@ class Outbox:
     def _slot(self, route: str) -> asyncio.Semaphore:
         slots = self._slots.get(route)
         if slots is None:
-            slots = self._slots[route] = asyncio.Semaphore(self.concurrency)
+            provider = self.providers.get(route)
+            size = self.concurrency
+            if size is None:
+                size = default_concurrency(provider.rate_limit) if provider else 1
+            slots = self._slots[route] = asyncio.Semaphore(size)
         return slots
 
 

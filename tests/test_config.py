@@ -114,6 +114,7 @@ def test_with_server_overrides_and_keeps_derived_public_url() -> None:
         ),
         ("[server\n", "invalid TOML"),
         ("[outbox]\nmax_attempts = 0\n", "[outbox] max_attempts: expected at least 1"),
+        ("[outbox]\nconcurrency = 0\n", "[outbox] concurrency: expected at least 1"),
         (
             "[[lines]]\nnumber = '+32470000100'\nprovider = 'vonagee'\nflow = 'f'\n",
             "[[lines]] #1 provider: unknown provider 'vonagee' (did you mean 'vonage'?); "

@@ -180,7 +180,8 @@ async def test_polling_providers_get_a_poll_loop(tmp_path: Path) -> None:
 
 
 async def test_the_outbox_retries_as_outbox_settings_say(tmp_path: Path) -> None:
-    outbox = {"max_age": "2h", "base_delay": 0.5, "max_delay": 30}
+    outbox = {"max_age": "2h", "base_delay": 0.5, "max_delay": 30, "concurrency": 3}
     async with Runtime(settings(tmp_path, outbox=outbox), parts=SERVER) as runtime:
         policy = runtime.outbox.policy
         assert (policy.max_age, policy.base_delay, policy.max_delay) == (7200, 0.5, 30)
+        assert runtime.outbox.concurrency == 3

@@ -24,7 +24,10 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   failed sends are retried before the message is dead-lettered, see ``convo.retry``),
   ``base_delay`` (1.0 s), ``max_delay`` (60 s), ``sweep_interval`` (5 s),
   ``reconcile_after`` (600 s: a message still ``sent`` this long after its last update is
-  looked up at its provider, see ``convo.reconcile``); ``max_attempts`` is deprecated and
+  looked up at its provider, see ``convo.reconcile``), ``concurrency`` (sends in flight to
+  each provider; by default enough to hold its ``rate_limit`` at half a second per send, 1 to
+  100; it also bounds the replies a crash leaves in doubt and sends twice, see
+  ``convo.outbox``); ``max_attempts`` is deprecated and
   ignored (accepted so older files still load; the outbox logs a warning);
 * ``[server]`` (:class:`ServerSettings`): ``shutdown_grace`` (seconds a stopping server
   gives the requests, turns and sends in flight, 10; ``shutdown_timeout`` is its older
@@ -311,7 +314,7 @@ def parse_settings(
         frozenset(
             {
                 *("max_attempts", "base_delay", "max_delay", "sweep_interval"),
-                *("reconcile_after", "max_age"),
+                *("reconcile_after", "max_age", "concurrency"),
             }
         ),
     )
@@ -328,6 +331,7 @@ def parse_settings(
         box.number("sweep_interval", 5.0),
         box.number("reconcile_after", 600.0),
         max_age,
+        box.integer("concurrency", 1, minimum=1) if "concurrency" in box.data else None,
     )
 
     providers = _providers(source, doc.get("providers", {}))

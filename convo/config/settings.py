@@ -138,6 +138,9 @@ class OutboxSettings:
     sweep_interval: float = 5.0
     reconcile_after: float = 600.0
     max_age: float = 24 * 3600.0
+    # Sends in flight to each provider (None: from its rate limit): the throughput bound, and
+    # the bound on the replies a SIGKILL leaves in doubt and sends again (convo.outbox).
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,6 +287,7 @@ class Runtime:
             {line.number: line.provider for line in settings.lines},
             policy=RetryPolicy.from_settings(box),
             sweep_interval=box.sweep_interval,
+            concurrency=box.concurrency,
         )
         outbox.start()
         stack.push_async_callback(self._stop_outbox, outbox)
