@@ -78,6 +78,11 @@ class StoreError(ConvoError):
     """The store failed, or holds data this version of convo cannot read."""
 
 
+class CorruptRecord(StoreError):
+    """One stored record cannot be read (damaged, or written by a bug); the store works
+    and its other records can be."""
+
+
 class InvalidNumber(ConvoError):
     """A phone number that cannot be a valid E.164 number."""
 

@@ -16,11 +16,13 @@ claimed ids, so a message is never turned twice by a webhook and by recovery at 
 
 Long texts that arrive in parts (``InboundMessage.part``, e.g. Vonage ``concat-ref``) are
 joined through the store's ``Fragments``, so parts may arrive in any order and at different
-server processes. A part whose provider message id was seen before is a retry and is
-ignored. When all parts are in, the joined text becomes one message whose provider message
-id is the first part's. :meth:`Intake.expire_fragments` delivers what arrived of groups
-older than ``concat_timeout``. (A crash between recording a part as seen and storing the
-joined message could lose that text; the window is two store calls wide.)
+server processes. When all parts are in, the joined text becomes one message whose provider
+message id is the first part's. :meth:`Intake.expire_fragments` delivers what arrived of
+groups older than ``concat_timeout``. A group is *finished* (its parts' ids recorded as seen,
+so a late provider retry of a part is ignored, then the group forgotten) only after the
+joined text is stored: a crash or a store error anywhere in between leaves the group, and
+the provider's retry of the part (or the expiry) joins it again, which stores the text or
+finds it a duplicate. Nothing is marked seen before it is stored.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from convo.exceptions import MalformedWebhook
+from convo.exceptions import MalformedWebhook, StoreError
 from convo.models import InboundMessage, OutboundMessage
 
 if TYPE_CHECKING:
@@ -83,17 +86,20 @@ class Intake:
         left to recovery (while older messages may wait unprocessed: after a start, or a
         failed turn; recovery turns them oldest first). Store errors propagate (the webhook
         must not be acknowledged then)."""
+        group: _Group | None = None
         if message.part is not None and message.part.total > 1:
-            joined = await self._join(message)
-            if joined is None:
+            group = await self._join(message)
+            if group is None:
                 return None
-            message = joined
+            message = group.message
         self._claimed.add(message.id)
         try:
             fresh = await self.engine.receive(message)
         except BaseException:
             self._claimed.discard(message.id)
             raise
+        if group is not None:
+            await self._finish(group)
         if not fresh:
             self._claimed.discard(message.id)
             log.info(
@@ -196,30 +202,78 @@ class Intake:
 
     # -- long texts in parts ----------------------------------------------------------------
 
-    async def _join(self, message: InboundMessage) -> InboundMessage | None:
+    async def _join(self, message: InboundMessage) -> _Group | None:
+        """Keep one part; the group once all its parts are in, else None."""
         part = message.part
         assert part is not None
-        now = self.clock()
-        if message.provider_message_id and await self.store.seen(
-            f"part:{message.provider}", message.provider_message_id, now
+        namespace = f"part:{message.provider}"
+        if message.provider_message_id and await self.store.was_seen(
+            namespace, message.provider_message_id
         ):
-            return None  # a provider retry of a part we already have
-        group = json.dumps(
+            return None  # a provider retry of a part of a text already stored
+        key = json.dumps(
             [message.provider, message.line, message.sender, message.channel, part.ref, part.total]
         )
         payload = json.dumps({"id": message.provider_message_id, "text": message.text})
+        now = self.clock()
         try:
             parts = await self.store.add_fragment(
-                group, part.index, part.total, payload, now, contact=message.sender
+                key, part.index, part.total, payload, now, contact=message.sender
             )
         except ValueError as exc:
             raise MalformedWebhook(f"{message.provider}: {exc}") from None
-        return None if parts is None else self._joined(group, parts, now)
+        return None if parts is None else _Group.joined(key, parts, now)
 
-    def _joined(self, group: str, parts: list[str], now: float) -> InboundMessage:
-        provider, line, sender, channel, _ref, _total = json.loads(group)
+    async def _finish(self, group: _Group) -> None:
+        """The group's text is stored: remember its parts' ids (late retries are dropped)
+        and forget the group. A store error here loses nothing (the group stays, and is
+        joined again, as a duplicate, by a retry or the expiry), so it is only logged."""
+        try:
+            for part_id in group.part_ids:
+                await self.store.seen(f"part:{group.message.provider}", part_id, self.clock())
+            await self.store.finish_fragments(group.key)
+        except StoreError as exc:
+            log.warning("long text %s stored; its parts stay until later: %s", group.key, exc)
+
+    async def expire_fragments(self) -> int:
+        """Deliver what arrived of long texts whose first part is older than the timeout.
+        Store errors propagate (the groups stay, for the next run)."""
+        now = self.clock()
+        count = 0
+        for key, parts in await self.store.expired_fragments(now - self.concat_timeout):
+            try:
+                group = _Group.joined(key, parts, now)
+            except (ValueError, KeyError, TypeError):  # not what _join wrote: never deliverable
+                log.exception("long text %r cannot be read; its parts are dropped", key)
+                await self.store.finish_fragments(key)
+                continue
+            if parts:
+                log.warning(
+                    "long text %s incomplete after %ss; delivering %d part(s)",
+                    key,
+                    self.concat_timeout,
+                    len(parts),
+                )
+                await self.accept(group.message)
+                count += 1
+            await self._finish(group)
+        return count
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """A long text whose parts are all in (or expired): the store's name for the group,
+    the joined message, and the provider ids of its parts."""
+
+    key: str
+    message: InboundMessage
+    part_ids: tuple[str, ...]
+
+    @classmethod
+    def joined(cls, key: str, parts: list[str], now: float) -> _Group:
+        provider, line, sender, channel, _ref, _total = json.loads(key)
         pieces = [json.loads(p) for p in parts]
-        return InboundMessage(
+        message = InboundMessage(
             line=line,
             sender=sender,
             text="".join(p["text"] for p in pieces),
@@ -228,19 +282,4 @@ class Intake:
             provider_message_id=pieces[0]["id"] if pieces else "",
             received_at=now,
         )
-
-    async def expire_fragments(self) -> int:
-        """Deliver what arrived of long texts whose first part is older than the timeout."""
-        now = self.clock()
-        count = 0
-        for group, parts in await self.store.expired_fragments(now - self.concat_timeout):
-            if parts:
-                log.warning(
-                    "long text %s incomplete after %ss; delivering %d part(s)",
-                    group,
-                    self.concat_timeout,
-                    len(parts),
-                )
-                await self.accept(self._joined(group, parts, now))
-                count += 1
-        return count
+        return cls(key, message, tuple(p["id"] for p in pieces if p["id"]))

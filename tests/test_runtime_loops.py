@@ -155,9 +155,9 @@ async def test_long_text_expiry_survives_a_broken_fragment_group(
         )
 
         async def failed() -> list[str]:
-            return failures(errors, "long texts", json.JSONDecodeError)
+            return failures(errors, "cannot be read", json.JSONDecodeError)
 
-        await eventually(failed, "the long-text tick to fail on the broken group")
+        await eventually(failed, "the broken group to be logged")
         part = InboundMessage(LINE, BOB, "hello ", provider="sandbox", provider_message_id="b1",
                               part=MessagePart("ref", 1, 2))  # fmt: skip
         assert await runtime.intake.accept(part) is None  # waits for its second part

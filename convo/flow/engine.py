@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from convo.bot import Bot
-from convo.exceptions import FlowRuntimeError
+from convo.exceptions import CorruptRecord, FlowRuntimeError, StoreError
 from convo.flow.expect import match_words
 from convo.flow.outputs import LoadedFlow
 from convo.flow.params import check_params
@@ -77,6 +77,7 @@ class Engine:
         self.bot = bot
         self.clock = clock
         self.contacts = contacts
+        self._broken_timers: set[ConversationKey] = set()  # logged once each (fire_due)
 
     # -- public API ----------------------------------------------------------------------
 
@@ -144,21 +145,44 @@ class Engine:
 
     async def fire_due(self, now: float | None = None) -> list[list[OutboundMessage]]:
         """Fire every step timeout due at ``now``; returns the replies of each fired timer
-        (already queued in the store)."""
+        (already queued in the store).
+
+        A conversation whose timer cannot fire (its stored state cannot be read: a bug or a
+        damaged row, logged once with its key) does not stop the others; a ``StoreError``
+        (the store is down) does, and propagates."""
         now = self.clock() if now is None else now
         fired: list[list[OutboundMessage]] = []
         for key in await self.store.due_timers(now):
-            async with self.store.lock(key):
-                session = await self.store.get_session(key)
-                if session is None or session.timer_due is None or session.timer_due > now:
-                    continue  # answered (or moved) meanwhile
-                loaded = self.flows.get(session.flow)
-                if loaded is None or session.timer_step != session.step:
-                    session.timer_due = session.timer_step = None
-                    await self.store.save_turn(session)
-                    continue
-                fired.append(await self._turn(loaded, session, Timeout()))
+            try:
+                replies = await self._fire(key, now)
+            except StoreError as exc:
+                if not isinstance(exc, CorruptRecord):
+                    raise
+                self._cannot_fire(key)
+                continue
+            except Exception:
+                self._cannot_fire(key)
+                continue
+            if replies is not None:
+                fired.append(replies)
         return fired
+
+    def _cannot_fire(self, key: ConversationKey) -> None:
+        if key not in self._broken_timers:
+            self._broken_timers.add(key)
+            log.exception("timer of %s cannot fire; the other timers go on", key)
+
+    async def _fire(self, key: ConversationKey, now: float) -> list[OutboundMessage] | None:
+        async with self.store.lock(key):
+            session = await self.store.get_session(key)
+            if session is None or session.timer_due is None or session.timer_due > now:
+                return None  # answered (or moved) meanwhile
+            loaded = self.flows.get(session.flow)
+            if loaded is None or session.timer_step != session.step:
+                session.timer_due = session.timer_step = None
+                await self.store.save_turn(session)
+                return None
+            return await self._turn(loaded, session, Timeout())
 
     async def stranger(self, key: ConversationKey) -> tuple[LoadedFlow, Contact] | None:
         """The flow a stranger's first text or call to ``key.line`` starts, and what we know

@@ -15,7 +15,7 @@ means is decided once, whatever carries it:
 The channel runners (:class:`~convo.flow.engine.Engine` for SMS and timers,
 :class:`~convo.flow.calls.CallRunner` for calls) only take the conversation's lock, load the
 session, call :func:`run_turn`, hand the outputs to their channel's presenter and call
-:func:`commit`, which persists the result in one ``store.save_turn`` and applies the effects.
+:func:`commit`, which persists the result, suppression included, in one ``store.save_turn``.
 :func:`new_session` is the one place a conversation is created, for both channels.
 """
 
@@ -204,7 +204,7 @@ async def commit(
     outbound: Sequence[MessageRecord] = (),
 ) -> None:
     """Persist ``result`` in one ``store.save_turn`` (its session, the inbound message
-    marked processed, the presented replies queued), then apply its effects.
+    marked processed, the presented replies queued, the contact's opt-out or opt-in).
 
     A failed turn keeps the stored conversation: it is saved again as it is, only to record
     the inbound message and the error reply in the same transaction (or, with no stored
@@ -220,19 +220,13 @@ async def commit(
             return
         if inbound_id is None and not outbound:
             return  # nothing happened that needs recording
-    await store.save_turn(session, inbound_id=inbound_id, outbound=outbound)
     effects = result.effects
-    if effects.suppress is not None or effects.handoff is not None:  # most turns: neither
-        await apply_effects(store, result.key, effects)
-
-
-async def apply_effects(store: Store, key: ConversationKey, effects: Effects) -> None:
-    """Apply what saving the session does not: the contact's suppression on the line.
-    After the save, so an opt-out's own confirmation is queued before it takes hold."""
-    if effects.suppress is not None:
-        await store.set_suppressed(key.line, key.contact, effects.suppress)
+    # The suppression is saved with the turn: an opt-out is never confirmed but not kept.
+    await store.save_turn(
+        session, inbound_id=inbound_id, outbound=outbound, suppressed=effects.suppress
+    )
     if effects.handoff is not None:
-        log.info("%s handed to queue %r", key, effects.handoff)
+        log.info("%s handed to queue %r", result.key, effects.handoff)
 
 
 def _dispatch(turn: Turn, event: Event) -> Awaitable[None]:

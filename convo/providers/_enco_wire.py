@@ -79,7 +79,10 @@ def oneapi_error(response: httpx.Response) -> tuple[str, str]:
         for detail in body["requestError"].values():
             if isinstance(detail, dict):
                 text = str(detail.get("text", ""))
-                for i, var in enumerate(detail.get("variables") or [], start=1):
+                variables = detail.get("variables")
+                if not isinstance(variables, list):
+                    variables = [variables] if variables is not None else []  # a lone value
+                for i, var in enumerate(variables, start=1):
                     text = text.replace(f"%{i}", str(var))
                 return str(detail.get("messageId", response.status_code)), text
     return str(response.status_code), response.text[:200] or response.reason_phrase

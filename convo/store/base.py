@@ -77,9 +77,13 @@ class SessionStore(Protocol):
         *,
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
+        suppressed: bool | None = None,
     ) -> None:
-        """Atomically: upsert ``session``, mark inbound message ``inbound_id`` processed, and
-        append ``outbound`` to the message log (they are the outbox while ``queued``)."""
+        """Atomically: upsert ``session``, mark inbound message ``inbound_id`` processed,
+        append ``outbound`` to the message log (they are the outbox while ``queued``), and,
+        unless ``suppressed`` is None, opt the session's contact out of (True) or back into
+        (False) the session's line, as :meth:`Suppressions.set_suppressed` does: an
+        opt-out and its confirmation are stored together or not at all."""
 
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         """Keys of active sessions whose ``timer_due`` is at or before ``now``, oldest first."""
@@ -206,15 +210,22 @@ class Fragments(Protocol):
         self, group: str, index: int, total: int, text: str, now: float, *, contact: str
     ) -> list[str] | None:
         """Keep part ``index`` (1-based) of ``total`` of ``group``, a text ``contact`` (an
-        E.164 number) sent. When all parts are in, remove the group and return the texts in
-        order; otherwise return None. A part that was already kept is ignored (provider
-        retries). The group's total and contact are the ones its first part gave. ``group``
-        is the caller's name for the group: the store compares it and nothing more.
-        ValueError when ``index`` is not within 1..``total``."""
+        E.164 number) sent. When all parts are in, return the texts in order (again for a
+        retried part, until :meth:`finish_fragments`); otherwise return None. A part that
+        was already kept is not kept twice (provider retries). The group's total and contact
+        are the ones its first part gave. ``group`` is the caller's name for the group: the
+        store compares it and nothing more. ValueError when ``index`` is not within
+        1..``total``.
+
+        The group stays until the caller, having stored the joined text, finishes it: a
+        crash or a store error in between loses nothing."""
 
     async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
-        """Remove and return groups whose first part arrived before ``older_than``, with
-        the parts that did arrive, in order."""
+        """Groups whose first part arrived before ``older_than``, with the parts that did
+        arrive, in order, oldest first. They stay until :meth:`finish_fragments`."""
+
+    async def finish_fragments(self, group: str) -> None:
+        """Forget ``group`` and its parts (its text is stored); nothing if it is gone."""
 
 
 @runtime_checkable
@@ -228,6 +239,10 @@ class SeenTokens(Protocol):
         """Record ``token`` in ``namespace`` at time ``now``; True if it was recorded
         before (and not pruned since), False the first time. Recording it again keeps its
         first time."""
+
+    async def was_seen(self, namespace: str, token: str) -> bool:
+        """True if ``token`` was recorded in ``namespace`` (and not pruned since); records
+        nothing."""
 
     async def prune_seen(self, older_than: float) -> int:
         """Forget the tokens recorded before ``older_than``, and the tombstones of messages

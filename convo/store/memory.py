@@ -142,16 +142,19 @@ class MemoryStore:
         *,
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
+        suppressed: bool | None = None,
     ) -> None:
-        """Upsert ``session``, mark ``inbound_id`` processed (an unknown id is ignored) and
-        log ``outbound``; raises StoreError, changing nothing, when the session holds
-        non-JSON data or an outbound id is already taken."""
+        """Upsert ``session``, mark ``inbound_id`` processed (an unknown id is ignored), log
+        ``outbound`` and set the suppression; raises StoreError, changing nothing, when the
+        session holds non-JSON data or an outbound id is already taken."""
         kept = _encode(Session(*_FIELDS(session)))
         self._check_new(outbound)
         self._sessions[session.key] = kept
         if inbound_id is not None:
             self._inbox.pop(inbound_id, None)
         self._insert(outbound)
+        if suppressed is not None:
+            await self.set_suppressed(session.key.line, session.key.contact, suppressed)
 
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         due = [
@@ -375,13 +378,10 @@ class MemoryStore:
         kept = self._fragments.get(group)
         if kept is None:
             kept = self._fragments[group] = _Group(total, now, contact)
-        if index > kept.total or index in kept.parts:
+        if index > kept.total:
             return None
-        kept.parts[index] = text
-        if len(kept.parts) < kept.total:
-            return None
-        del self._fragments[group]
-        return kept.texts()
+        kept.parts.setdefault(index, text)
+        return kept.texts() if len(kept.parts) == kept.total else None
 
     async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
         expired = sorted(
@@ -389,7 +389,10 @@ class MemoryStore:
             for group, kept in self._fragments.items()
             if kept.first_at < older_than
         )
-        return [(group, self._fragments.pop(group).texts()) for _, group in expired]
+        return [(group, self._fragments[group].texts()) for _, group in expired]
+
+    async def finish_fragments(self, group: str) -> None:
+        self._fragments.pop(group, None)
 
     # -- seen tokens -----------------------------------------------------------------------
 
@@ -398,6 +401,9 @@ class MemoryStore:
             return True
         self._seen[(namespace, token)] = now
         return False
+
+    async def was_seen(self, namespace: str, token: str) -> bool:
+        return (namespace, token) in self._seen
 
     async def prune_seen(self, older_than: float) -> int:
         """Seen tokens and tombstones alike."""

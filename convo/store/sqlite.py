@@ -137,13 +137,16 @@ class SqliteStore:
         *,
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
+        suppressed: bool | None = None,
     ) -> None:
         """One transaction: upsert ``session``, mark ``inbound_id`` processed (an unknown
-        id is ignored), log ``outbound``. StoreError, and nothing changed, when the session
-        holds non-JSON data, an outbound id is taken, or SQLite fails."""
+        id is ignored), log ``outbound``, set the suppression. StoreError, and nothing
+        changed, when the session holds non-JSON data, an outbound id is taken, or SQLite
+        fails."""
         check_outbound(outbound)
         row = rows.session_row(session)
         messages = [rows.message_row(m, processed=True) for m in outbound]
+        line, contact = session.key.line, session.key.contact
 
         def job(cx: sqlite3.Connection) -> None:
             with transaction(cx):
@@ -151,6 +154,10 @@ class SqliteStore:
                 if inbound_id is not None:
                     cx.execute(sql.MARK_PROCESSED, (inbound_id,))
                 rows.insert_messages(cx, messages)
+                if suppressed:
+                    cx.execute(sql.SUPPRESS, (line, contact, time.time()))
+                elif suppressed is not None:
+                    cx.execute(sql.UNSUPPRESS, (line, contact))
 
         await self._run("save turn", job)
 
@@ -363,28 +370,27 @@ class SqliteStore:
                 (group_total,) = cx.execute(sql.FRAGMENT_TOTAL, (group,)).fetchone()
                 if index > group_total:
                     return None
-                if cx.execute(sql.ADD_FRAGMENT_PART, (group, index, text)).rowcount == 0:
-                    return None  # a retry of a part we have
+                cx.execute(sql.ADD_FRAGMENT_PART, (group, index, text))  # a retry: kept once
                 parts = [t for (t,) in cx.execute(sql.FRAGMENT_PARTS, (group,))]
-                if len(parts) < group_total:
-                    return None
-                cx.execute(sql.DELETE_FRAGMENT_GROUP, (group,))  # parts go by cascade
-                return parts
+                return parts if len(parts) == group_total else None
 
         return await self._run("add fragment", job)
 
     async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
         def job(cx: sqlite3.Connection) -> list[tuple[str, list[str]]]:
-            with transaction(cx):
-                groups = [g for (g,) in cx.execute(sql.EXPIRED_FRAGMENT_GROUPS, (older_than,))]
-                result = []
-                for group in groups:
-                    parts = [t for (t,) in cx.execute(sql.FRAGMENT_PARTS, (group,))]
-                    cx.execute(sql.DELETE_FRAGMENT_GROUP, (group,))
-                    result.append((group, parts))
-                return result
+            groups = [g for (g,) in cx.execute(sql.EXPIRED_FRAGMENT_GROUPS, (older_than,))]
+            return [
+                (group, [t for (t,) in cx.execute(sql.FRAGMENT_PARTS, (group,))])
+                for group in groups
+            ]
 
-        return await self._run("expire fragments", job)
+        return await self._run("read expired fragments", job)
+
+    async def finish_fragments(self, group: str) -> None:
+        def job(cx: sqlite3.Connection) -> None:
+            cx.execute(sql.DELETE_FRAGMENT_GROUP, (group,))  # parts go by cascade
+
+        await self._run("finish fragments", job)
 
     # -- seen tokens -----------------------------------------------------------------------
 
@@ -392,6 +398,12 @@ class SqliteStore:
         args = (namespace, token, now)
         return await self._run(
             "record seen token", lambda cx: cx.execute(sql.SEEN, args).rowcount == 0
+        )
+
+    async def was_seen(self, namespace: str, token: str) -> bool:
+        args = (namespace, token)
+        return await self._run(
+            "read seen token", lambda cx: cx.execute(sql.WAS_SEEN, args).fetchone() is not None
         )
 
     async def prune_seen(self, older_than: float) -> int:

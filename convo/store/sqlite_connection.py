@@ -39,7 +39,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from convo.exceptions import StoreError
+from convo.exceptions import CorruptRecord, StoreError
 from convo.store.sqlite_schema import MIGRATIONS, statements
 
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path}: {what} failed: {exc}") from exc
         except json.JSONDecodeError as exc:
-            raise StoreError(
+            raise CorruptRecord(
                 f"SQLite store {self.path}: {what}: a stored JSON value is corrupt ({exc})"
             ) from exc
 
@@ -194,11 +194,13 @@ def transaction(cx: sqlite3.Connection) -> Iterator[None]:
     cx.execute("BEGIN IMMEDIATE")
     try:
         yield
+        cx.execute("COMMIT")
     except BaseException:
+        # A COMMIT that fails (a deferred constraint, SQLITE_BUSY, a full disk) can leave the
+        # transaction open: the next job would then run inside it, and never be committed.
         if cx.in_transaction:
             cx.execute("ROLLBACK")
         raise
-    cx.execute("COMMIT")
 
 
 def user_version(cx: sqlite3.Connection) -> int:

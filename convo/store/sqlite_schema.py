@@ -349,6 +349,7 @@ EXPIRED_FRAGMENT_GROUPS = (
 )
 
 SEEN = "INSERT INTO seen_tokens (namespace, token, seen_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+WAS_SEEN = "SELECT 1 FROM seen_tokens WHERE namespace = ? AND token = ?"
 PRUNE_SEEN = "DELETE FROM seen_tokens WHERE seen_at < ?"
 PRUNE_TOMBSTONES = "DELETE FROM tombstones WHERE erased_at < ?"
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from convo.bot import Bot, Conversation
-from convo.exceptions import FlowRuntimeError
+from convo.exceptions import FlowRuntimeError, StoreError
 from convo.flow.engine import Engine
 from convo.flow.loader import discover, load_flow_text
 from convo.flow.outputs import LoadedFlow
@@ -18,6 +19,7 @@ from convo.store.sqlite import SqliteStore
 
 LINE = "+3200000000"
 ALICE = "+32470000001"
+BOB = "+32470000002"
 
 FLOW = """
 flow: order
@@ -161,6 +163,33 @@ async def test_step_timeout_is_durable_across_a_restart(tmp_path: Path) -> None:
     await store.close()
 
 
+async def test_a_timer_that_cannot_fire_does_not_stop_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    try:
+        engine = engine_for(store, clock)
+        await texts(engine, "hello", sender=ALICE)
+        clock.now += 1
+        await texts(engine, "hello", sender=BOB)  # due after Alice's
+        cx = sqlite3.connect(tmp_path / "t.db", isolation_level=None)  # Alice's row is damaged
+        cx.execute("UPDATE sessions SET slots = '{broken' WHERE contact = ?", (ALICE,))
+        cx.close()
+        clock.now += 3601
+        with caplog.at_level("ERROR", "convo.engine"):
+            fired = await engine.fire_due()
+            assert await engine.fire_timers() == 0  # still due, still broken: logged once
+    finally:
+        await store.close()
+    assert [[(m.to, m.text) for m in batch] for batch in fired] == [
+        [(BOB, "Still there? How many?")]
+    ]
+    broken = [r for r in caplog.records if "cannot fire" in r.getMessage()]
+    assert len(broken) == 1 and ALICE in broken[0].getMessage()
+
+
 async def test_an_answer_before_the_timeout_cancels_it(any_store: Store) -> None:
     clock = Clock()
     engine = engine_for(any_store, clock)
@@ -179,6 +208,33 @@ async def test_opt_out_sends_the_confirmation_then_nothing_until_start(any_store
     assert await engine.start(key, "order") == []
     assert await texts(engine, "START") == ["How many at the shop?"]
     assert not await any_store.is_suppressed(LINE, ALICE)
+
+
+async def test_an_opt_out_is_kept_with_its_confirmation_or_not_at_all(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    try:
+        engine = engine_for(store)
+        cx = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+        # The suppression list cannot be written (a real SQLite error, from a trigger).
+        cx.execute(
+            "CREATE TRIGGER broken BEFORE INSERT ON suppressions "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+        stop = msg("STOP")
+        assert await engine.receive(stop)
+        with pytest.raises(StoreError):
+            await engine.process(stop)
+        # Nothing half-done: no "Bye." queued for someone still on the list.
+        assert await store.pending_outbound() == []
+        assert not await store.is_suppressed(LINE, ALICE)
+        cx.execute("DROP TRIGGER broken")
+        cx.close()
+        [again] = await store.unprocessed_inbound()  # what recovery turns
+        assert [m.text for m in await engine.process(again.to_inbound())] == ["Bye."]
+        assert await store.is_suppressed(LINE, ALICE)
+    finally:
+        await store.close()
 
 
 async def test_outbound_start_checks_params(any_store: Store) -> None:

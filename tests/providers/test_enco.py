@@ -223,3 +223,7 @@ def test_wire_helpers() -> None:
     answer = httpx.Response(400, json=body)
     assert oneapi_error(answer) == ("SVC0002", "Invalid input value for message part destinations")
     assert oneapi_error(httpx.Response(403, text="nope")) == ("403", "nope")
+    # A provider's odd error body is still an error code, never a crash of the send.
+    odd = {"requestError": {"policyException": {"messageId": "POL3003", "text": "max %1",
+                                                "variables": 5}}}  # fmt: skip
+    assert oneapi_error(httpx.Response(400, json=odd)) == ("POL3003", "max 5")

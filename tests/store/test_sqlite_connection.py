@@ -9,7 +9,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from convo.store.sqlite_connection import SqliteConnection
+import pytest
+
+from convo.store.sqlite_connection import SqliteConnection, transaction
 
 DEADLINE = 10.0  # seconds: generous; a stranded job waits forever, a slow machine does not
 
@@ -60,3 +62,24 @@ async def test_cancelling_close_neither_cancels_nor_strands_the_queued_jobs(
     assert await cx.run("after", answer(5)) == 5  # the connection still works
     await cx.close()
     assert not cx.is_open
+
+
+def test_a_transaction_whose_commit_fails_is_rolled_back(tmp_path: Path) -> None:
+    # A deferred foreign key is checked at COMMIT, which then fails and leaves the
+    # transaction open: the next transaction must not run inside it (and never commit).
+    cx = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    cx.execute("PRAGMA foreign_keys = ON")
+    cx.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    cx.execute(
+        "CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError), transaction(cx):
+        cx.execute("INSERT INTO child VALUES (42)")  # no parent 42: COMMIT fails
+    assert not cx.in_transaction
+    with transaction(cx):
+        cx.execute("INSERT INTO parent VALUES (1)")
+    cx.close()
+    other = sqlite3.connect(tmp_path / "t.db")
+    assert other.execute("SELECT count(*) FROM parent").fetchone() == (1,)
+    assert other.execute("SELECT count(*) FROM child").fetchone() == (0,)
+    other.close()

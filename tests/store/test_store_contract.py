@@ -469,8 +469,13 @@ async def test_fragments_join_out_of_order_parts(store: Store) -> None:
         "twee ",
         "drie",
     ]
-    # The group is gone: a late retry starts a new group instead of completing twice.
-    assert await store.add_fragment("ref-1", 2, 3, "twee ", now=14, contact=ALICE) is None
+    # Until it is finished the group stays: a retried part joins it again, kept once.
+    again = await store.add_fragment("ref-1", 2, 3, "TWEE ", now=14, contact=ALICE)
+    assert again == ["een ", "twee ", "drie"]
+    await store.finish_fragments("ref-1")
+    await store.finish_fragments("ref-1")  # gone already: nothing
+    # Finished: a late retry starts a new group instead of completing twice.
+    assert await store.add_fragment("ref-1", 2, 3, "twee ", now=15, contact=ALICE) is None
 
 
 async def test_fragment_part_numbers_are_checked(store: Store) -> None:
@@ -492,12 +497,17 @@ async def test_expired_fragments_return_partial_groups_in_order(store: Store) ->
     await store.add_fragment("fresh", 1, 2, "f", now=100, contact=ALICE)
     expired = await store.expired_fragments(older_than=50)
     assert expired == [("early", ["x", "z"]), ("late", ["B"])]
-    assert await store.expired_fragments(older_than=50) == []
+    assert await store.expired_fragments(older_than=50) == expired  # until finished
+    await store.finish_fragments("early")
+    assert await store.expired_fragments(older_than=50) == [("late", ["B"])]
     assert await store.add_fragment("fresh", 2, 2, "g", now=101, contact=ALICE) == ["f", "g"]
 
 
 async def test_seen_tokens(store: Store) -> None:
+    assert not await store.was_seen("enco", "msg-1")
+    assert not await store.was_seen("enco", "msg-1")  # looking records nothing
     assert not await store.seen("enco", "msg-1", now=1)
+    assert await store.was_seen("enco", "msg-1")
     assert await store.seen("enco", "msg-1", now=2)
     assert not await store.seen("other", "msg-1", now=3)
     assert not await store.seen("enco", "msg-2", now=10)
