@@ -34,6 +34,10 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   name), ``keepalive_timeout`` (15), ``body_timeout`` (30), ``max_connections`` (1000);
 * ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
   ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
+* ``[logging]`` (:class:`~convo.logs.LogSettings`): ``level`` (``info``), ``format``
+  (``text`` or ``json``), ``access_log`` (true), ``mask_numbers`` (true);
+* ``[metrics]`` (:class:`MetricsSettings`): ``port`` (0: ``/metrics`` on the server's port
+  behind the admin token), ``host`` (``127.0.0.1``);
 * ``[[lines]] voice_provider``: the provider carrying the line's calls when ``provider``
   is its SMS provider (a line with ``provider = "telefoon_voice"`` needs none).
 
@@ -56,6 +60,7 @@ from convo.config.reading import Table, expand_document, shown
 from convo.config.settings import (
     FlowSettings,
     LineSettings,
+    MetricsSettings,
     OutboxSettings,
     ProviderSection,
     Secret,
@@ -67,12 +72,15 @@ from convo.config.settings import (
 )
 from convo.exceptions import ConfigError, InvalidNumber
 from convo.flow.durations import parse_duration
+from convo.logs import FORMATS, LEVELS, LogSettings
 from convo.models import CHANNELS, Channel
 from convo.store.urls import store_url
 
 __all__ = [
     "FlowSettings",
     "LineSettings",
+    "LogSettings",
+    "MetricsSettings",
     "OutboxSettings",
     "ProviderSection",
     "Secret",
@@ -219,6 +227,32 @@ def _handoff(source: str, raw: object) -> dict[str, str]:
     return out
 
 
+def _logging(source: str, raw: object) -> LogSettings:
+    table = Table(
+        source, "[logging]", raw, frozenset({"level", "format", "access_log", "mask_numbers"})
+    )
+    default = LogSettings()
+    level = table.string("level", default.level).lower()
+    if level not in LEVELS:
+        raise table._bad("level", f"one of {', '.join(LEVELS)}")
+    kind = table.string("format", default.format)
+    if kind not in FORMATS:
+        raise table._bad("format", "text or json")
+    flags = {}
+    for key in ("access_log", "mask_numbers"):
+        flags[key] = table.data.get(key, getattr(default, key))
+        if not isinstance(flags[key], bool):
+            raise table._bad(key, "true or false")
+    return LogSettings(level, "json" if kind == "json" else "text", **flags)
+
+
+def _metrics(source: str, raw: object) -> MetricsSettings:
+    table = Table(source, "[metrics]", raw, frozenset({"port", "host"}))
+    return MetricsSettings(
+        table.integer("port", 0, maximum=65535), table.string("host", MetricsSettings().host)
+    )
+
+
 def sandbox_lines(flow_paths: tuple[str, ...]) -> tuple[LineSettings, ...]:
     """The default lines: one sandbox line per flow id found in ``flow_paths``, sorted."""
     import yaml
@@ -247,7 +281,10 @@ def parse_settings(
 ) -> Settings:
     """Settings from an already-parsed TOML document (see module docstring)."""
     env = dict(os.environ) if env is None else env
-    known = {"server", "store", "flows", "lines", "providers", "webhooks", "outbox", "handoff"}
+    known = {
+        *("server", "store", "flows", "lines", "providers", "webhooks", "outbox", "handoff"),
+        *("logging", "metrics"),
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(
@@ -339,7 +376,17 @@ def parse_settings(
     handoff = _handoff(source, doc.get("handoff", {}))
     _check_provider_kinds(source, lines, providers)
     return Settings(
-        server, store, flows, lines, providers, webhooks, outbox, source, handoff=handoff
+        server,
+        store,
+        flows,
+        lines,
+        providers,
+        webhooks,
+        outbox,
+        source,
+        handoff=handoff,
+        logging=_logging(source, doc.get("logging", {})),
+        metrics=_metrics(source, doc.get("metrics", {})),
     )
 
 

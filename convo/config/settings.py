@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convo.logs import LogSettings
 from convo.models import Channel
 
 SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
@@ -144,6 +145,17 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """``[metrics]``: ``GET /metrics`` (Prometheus text format). With ``port`` 0 (the
+    default) it is served on the server's port behind the admin token (off without one);
+    with a port, on ``host``:``port`` of its own, without a token (bind it where only
+    Prometheus reaches it)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -154,6 +166,8 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     source: str = "<defaults>"  # the file these came from, for messages
     handoff: Mapping[str, str] = field(default_factory=dict)  # queue -> number
+    logging: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def rejected_dir(self) -> Path:

@@ -15,12 +15,16 @@ apply its effects (an ``opt_out`` on a call puts the caller on the line's suppre
 so no text reaches them afterwards). The outputs are then presented as neutral call
 instructions (:mod:`convo.flow.present_voice`); the provider adapter renders them.
 
-Every conversation on a call is keyed ``(line, "voice", caller)``.
+Every conversation on a call is keyed ``(line, "voice", caller)``, and every line logged
+during its turns carries that key. A call runs on the flow version it started on
+(:mod:`convo.flow.versions`); one whose version is gone and whose step the current version
+lacks is hung up, logged as an error, never restarted.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Literal, assert_never
 
@@ -39,6 +43,7 @@ from convo.flow.pipeline import (
     run_turn,
 )
 from convo.flow.present_voice import instructions, locale_of
+from convo.logs import conversation_scope
 from convo.models import CallEvent, ConversationKey, ConversationStatus, Session
 from convo.voice.instructions import Hangup, Instruction
 
@@ -80,6 +85,11 @@ class CallRunner:
     async def answer(self, event: CallEvent, input_url: str) -> list[Instruction]:
         """The call was answered: begin the line's flow (or the prepared outbound one)."""
         key = event.key
+        with conversation_scope(key):
+            return await self._answer(event, input_url)
+
+    async def _answer(self, event: CallEvent, input_url: str) -> list[Instruction]:
+        key = event.key
         async with self.engine.store.lock(key):
             session = await self.engine.store.get_session(key)
             if session is None or session.status is not ConversationStatus.PENDING:
@@ -93,27 +103,45 @@ class CallRunner:
                 session = new_session(key, loaded.spec, lang=known.lang, name=known.name)
             else:
                 session.status = ConversationStatus.ACTIVE
-                loaded = self.engine.flow(session.flow)
+                prepared = self.engine.versions.for_session(session)
+                loaded = prepared or self.engine.flow(session.flow)
+                if prepared is None:  # reloaded since the call was placed: begin anew
+                    session = new_session(
+                        key, loaded.spec, lang=session.lang, params=session.params
+                    )
             return await self._turn(loaded, session, Begin(), input_url)
 
     async def input(self, event: CallEvent, input_url: str, after: After) -> list[Instruction]:
         """A Gather, Record or Dial result for the call's current step."""
         key = event.key
-        async with self.engine.store.lock(key):
-            session = await self.engine.store.get_session(key)
-            if session is None or session.status is not ConversationStatus.ACTIVE:
-                if session is None or session.status is not ConversationStatus.HANDOFF:
-                    log.warning("input for call %s without an active conversation", event.call_id)
-                return [Hangup()]  # (after a handoff: the agent's leg ended, nothing more to do)
-            return await self._turn(
-                self.engine.flow(session.flow), session, _input_event(event, after), input_url
-            )
+        with conversation_scope(key):
+            async with self.engine.store.lock(key):
+                session = await self.engine.store.get_session(key)
+                if session is None or session.status is not ConversationStatus.ACTIVE:
+                    if session is None or session.status is not ConversationStatus.HANDOFF:
+                        log.warning(
+                            "input for call %s without an active conversation", event.call_id
+                        )
+                    return [Hangup()]  # (after a handoff: the agent's leg ended)
+                loaded = self.engine.versions.for_session(session)
+                if loaded is None:
+                    log.error(
+                        "call %s hung up: %s",
+                        event.call_id,
+                        self.engine.stranded_reason(session),
+                    )
+                    return [Hangup()]
+                return await self._turn(loaded, session, _input_event(event, after), input_url)
 
     async def status(self, event: CallEvent) -> None:
         """A call status webhook: a final status closes the conversation."""
         if not event.status.final:
             return
         key = event.key
+        with conversation_scope(key):
+            await self._close(key)
+
+    async def _close(self, key: ConversationKey) -> None:
         async with self.engine.store.lock(key):
             session = await self.engine.store.get_session(key)
             if session is not None and session.status is not ConversationStatus.ENDED:
@@ -127,8 +155,11 @@ class CallRunner:
     ) -> list[Instruction]:
         """Run and commit one turn, then present it (the caller holds the lock)."""
         engine = self.engine
+        started = time.perf_counter()
         result = await run_turn(loaded, session, event, bot=engine.bot, clock=engine.clock)
         await commit(engine.store, result)
+        if engine.on_turn is not None:
+            engine.on_turn("voice", time.perf_counter() - started, result.failed)
         return instructions(
             loaded.spec, result.outputs, input_url=input_url, handoff_numbers=self.handoff_numbers
         )

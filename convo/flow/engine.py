@@ -14,6 +14,15 @@ START, a conversation handed to a person keeps the bot quiet, and a stranger's f
 starts the line's flow (or gets the flow's error text when the flow needs params, unless an
 ``anytime`` handler such as STOP takes it elsewhere).
 
+Flows have versions (:mod:`convo.flow.versions`): a conversation runs on the version it
+started on, or moves forward when a reloaded flow declares ``renamed:``. One whose version
+is gone and whose step the current version lacks is never restarted silently: its
+message gets the flow's error text, it stays where it is, and the log says what to do.
+
+Every log line written during a turn carries the conversation key
+(:func:`convo.logs.conversation_scope`); ``on_turn`` is told each turn's channel, duration
+and whether it failed (the runtime's metrics).
+
 The engine knows no provider and no HTTP: it leaves sending to the outbox. It also owns the
 durable timers: a step's ``timeout`` is a due time in the store, fired by
 :meth:`Engine.fire_timers`, so it survives a restart.
@@ -36,6 +45,8 @@ from convo.flow.present_sms import present_sms
 from convo.flow.spec import FlowSpec
 from convo.flow.speech import error_text
 from convo.flow.turn import match_anytime
+from convo.flow.versions import FlowVersions
+from convo.logs import conversation_scope
 from convo.models import (
     Contact,
     ConversationKey,
@@ -51,6 +62,9 @@ log = logging.getLogger("convo.engine")
 
 #: Looks up what we know of a number (language, name) when a stranger writes first.
 ContactLookup = Callable[[str], Awaitable[Contact | None]]
+
+#: Told of every turn: its channel, how long it took (seconds) and whether it failed.
+TurnObserver = Callable[[str, float, bool], None]
 
 #: Words that lift an opt-out, in every language (checked only while a contact is suppressed).
 START_WORDS = ("start", "unstop", "aanmelden", "anmelden", "reprendre")
@@ -68,10 +82,15 @@ class Engine:
         bot: Bot | None = None,
         clock: Callable[[], float] = time.time,
         contacts: ContactLookup | None = None,
+        on_turn: TurnObserver | None = None,
     ) -> None:
-        self.flows: dict[str, LoadedFlow] = {
-            fid: f if isinstance(f, LoadedFlow) else LoadedFlow.build(f) for fid, f in flows.items()
-        }
+        self.versions = FlowVersions(
+            {
+                fid: f if isinstance(f, LoadedFlow) else LoadedFlow.build(f)
+                for fid, f in flows.items()
+            }
+        )
+        self.on_turn = on_turn
         self.store = store
         self.lines = dict(lines or {})
         self.bot = bot
@@ -80,6 +99,11 @@ class Engine:
         self._broken_timers: set[ConversationKey] = set()  # logged once each (fire_due)
 
     # -- public API ----------------------------------------------------------------------
+
+    @property
+    def flows(self) -> dict[str, LoadedFlow]:
+        """The current version of every flow, by id."""
+        return self.versions.current
 
     def flow(self, flow_id: str) -> LoadedFlow:
         try:
@@ -111,8 +135,9 @@ class Engine:
         """Run the turn for a stored inbound message. When this returns, the replies are
         queued in the store (the outbox) in the same transaction as the new state."""
         key = message.key
-        async with self.store.lock(key):
-            return await self._process_locked(message)
+        with conversation_scope(key):
+            async with self.store.lock(key):
+                return await self._process_locked(message)
 
     async def start(
         self,
@@ -131,12 +156,13 @@ class Engine:
         """
         loaded = self.flow(flow_id)
         checked = check_params(loaded.spec, params or {})
-        async with self.store.lock(key):
-            if await self.store.is_suppressed(key.line, key.contact):
-                log.info("not starting %s for %s: contact opted out", flow_id, key)
-                return []
-            session = new_session(key, loaded.spec, lang=lang, params=checked, name=name)
-            return await self._turn(loaded, session, Begin())
+        with conversation_scope(key):
+            async with self.store.lock(key):
+                if await self.store.is_suppressed(key.line, key.contact):
+                    log.info("not starting %s for %s: contact opted out", flow_id, key)
+                    return []
+                session = new_session(key, loaded.spec, lang=lang, params=checked, name=name)
+                return await self._turn(loaded, session, Begin())
 
     async def fire_timers(self, now: float | None = None) -> int:
         """Fire every step timeout due at ``now``; returns how many fired."""
@@ -154,7 +180,8 @@ class Engine:
         fired: list[list[OutboundMessage]] = []
         for key in await self.store.due_timers(now):
             try:
-                replies = await self._fire(key, now)
+                with conversation_scope(key):
+                    replies = await self._fire(key, now)
             except StoreError as exc:
                 if not isinstance(exc, CorruptRecord):
                     raise
@@ -177,8 +204,10 @@ class Engine:
             session = await self.store.get_session(key)
             if session is None or session.timer_due is None or session.timer_due > now:
                 return None  # answered (or moved) meanwhile
-            loaded = self.flows.get(session.flow)
+            loaded = self.versions.for_session(session)
             if loaded is None or session.timer_step != session.step:
+                if loaded is None:
+                    log.error("%s: timeout dropped: %s", key, self.stranded_reason(session))
                 session.timer_due = session.timer_step = None
                 await self.store.save_turn(session)
                 return None
@@ -208,10 +237,10 @@ class Engine:
             # A person has the conversation: the bot keeps the message and stays quiet.
             await self.store.mark_processed(message.id)
             return []
-        loaded = self.flows.get(session.flow) if session else None
-        if session is not None and loaded is not None and session.step not in loaded.spec.steps:
-            log.warning("%s: step %r gone from flow %s; restart", key, session.step, session.flow)
-            session = None
+        live = session is not None and session.status is not ConversationStatus.ENDED
+        loaded = self.versions.for_session(session) if session is not None and live else None
+        if session is not None and live and loaded is None:
+            return await self._stranded(session, message.id)
         if session is None or loaded is None or session.status is ConversationStatus.ENDED:
             opening = await self.stranger(key)
             if opening is None:
@@ -240,11 +269,38 @@ class Engine:
         self, loaded: LoadedFlow, session: Session, event: Event, inbound_id: str | None = None
     ) -> list[OutboundMessage]:
         """Run, present and commit one turn (the caller holds the conversation's lock)."""
+        started = time.perf_counter()
         result = await run_turn(loaded, session, event, bot=self.bot, clock=self.clock)
         messages = present_sms(result)
         records = [MessageRecord.outbound(m) for m in messages]
         await commit(self.store, result, inbound_id=inbound_id, outbound=records)
+        if self.on_turn is not None:
+            self.on_turn(session.key.channel, time.perf_counter() - started, result.failed)
         return messages
+
+    def stranded_reason(self, session: Session) -> str:
+        """Why ``session`` has no flow version to run on, and what to do about it."""
+        current = self.flows.get(session.flow)
+        if current is None:
+            return f"flow {session.flow!r} is not loaded"
+        return (
+            f"step {session.step!r} of flow {session.flow} version {session.flow_version} "
+            f"is not in the current version {current.spec.version}, and that version is "
+            f"no longer loaded; declare renamed: {{{session.step}: NEW_STEP}} in "
+            f"{current.spec.path} and reload"
+        )
+
+    async def _stranded(self, session: Session, inbound_id: str) -> list[OutboundMessage]:
+        """A live conversation with no version to run on (module docstring): the flow's
+        error text, the message recorded, the conversation left where it is."""
+        log.error(
+            "%s: message %s not turned: %s", session.key, inbound_id, self.stranded_reason(session)
+        )
+        current = self.flows.get(session.flow)
+        if current is None:
+            await self.store.mark_processed(inbound_id)
+            return []
+        return await self._refuse(current, session.key, session.lang, inbound_id)
 
     async def _refuse(
         self, loaded: LoadedFlow, key: ConversationKey, lang: str | None, inbound_id: str

@@ -3,10 +3,10 @@
 :class:`FlowReader` is the reader the loader runs on a file. It parses the YAML into a node
 tree (syntax errors become diagnostics), reports duplicate keys, reads the top level
 (``flow``, ``languages``, ``channels``, ``params``, ``slots``, ``voice``, ``error_text``,
-``anytime``, ``steps``, ``start``), then runs the cross-checks. Reading never stops at the
-first problem: broken parts are reported and replaced by placeholders. :meth:`FlowReader.read`
-returns a :class:`~convo.flow.spec.FlowSpec` only when the file has the parts a spec cannot
-do without; whether any *error* was found is the caller's question (see
+``anytime``, ``steps``, ``start``, ``renamed``), then runs the cross-checks. Reading never
+stops at the first problem: broken parts are reported and replaced by placeholders.
+:meth:`FlowReader.read` returns a :class:`~convo.flow.spec.FlowSpec` only when the file
+has the parts a spec cannot do without; whether any *error* was found is the caller's question (see
 :mod:`convo.flow.loader`).
 
 The reader is built in layers, one module each: YAML nodes (:mod:`convo.flow.yamlnodes`),
@@ -31,7 +31,7 @@ from convo.flow.yamlnodes import NULL, did_you_mean
 
 TOP_KEYS = (
     "flow", "description", "languages", "channels", "start", "voice", "params", "slots",
-    "error_text", "anytime", "steps",
+    "error_text", "anytime", "steps", "renamed",
 )  # fmt: skip
 PARAM_TYPES = ("text", "number", "date", "phone", "bool")
 LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")  # BCP 47-ish: nl, fr, pt-BR
@@ -99,6 +99,7 @@ class FlowReader(StepReader, CrossChecks):
             if start is not None and steps and start not in steps:
                 hint = did_you_mean(start, steps, "steps")
                 self.report(start_node, f"start: unknown step {start!r}", hint)
+        renamed = self._renamed(top["renamed"][1], steps) if "renamed" in top else None
         self.check_refs(steps)
         if start in steps:
             assert start is not None
@@ -122,7 +123,32 @@ class FlowReader(StepReader, CrossChecks):
             voice=voice,
             error_text=error_text,
             slot_names=tuple(sorted(self.slot_names)),
+            renamed=renamed,
         )
+
+    def _renamed(self, node: Node, steps: Mapping[str, object]) -> dict[str, str]:
+        """``renamed: {old_step: new_step}``: each new name a step of this file, each old
+        name one it no longer has (an empty mapping is allowed: it moves live
+        conversations forward with no step renamed)."""
+        if isinstance(node, ScalarNode) and node.tag == NULL:
+            return {}
+        out: dict[str, str] = {}
+        for old, (key, value) in (self.fields(node, "renamed", None) or {}).items():
+            new = self.string(value, f"renamed.{old}")
+            if new is None:
+                continue
+            if old in steps:
+                self.report(
+                    key,
+                    f"renamed: {old!r} is still a step of this flow",
+                    "list only steps that were renamed away",
+                )
+            elif steps and new not in steps:
+                hint = did_you_mean(new, steps, "steps")
+                self.report(value, f"renamed.{old}: unknown step {new!r}", hint)
+            else:
+                out[old] = new
+        return out
 
     def _languages(self, node: Node) -> None:
         found = self.strings(node, "languages")

@@ -386,7 +386,9 @@ class VoiceLang:
 @dataclass(frozen=True, slots=True)
 class FlowSpec:
     """A whole flow file. ``version`` is a content hash: sessions remember which version
-    they started on."""
+    they started on. ``renamed`` (old step name -> a step of this version) is None unless
+    the file declares ``renamed:``, which moves conversations running on an older version
+    of the flow to this one (:mod:`convo.flow.versions`)."""
 
     id: str
     path: str
@@ -404,6 +406,7 @@ class FlowSpec:
     # Every slot the flow can hold (save_as names and the `slots:` list): templates may use
     # them by name before they are set, when they are None (and render as nothing).
     slot_names: tuple[str, ...] = ()
+    renamed: Mapping[str, str] | None = None
 
     @property
     def default_lang(self) -> str:

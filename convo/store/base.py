@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 from convo.models import (
     ConversationKey,
+    ConversationStatus,
     Direction,
     MessageRecord,
     MessageStatus,
@@ -57,6 +58,19 @@ class MessageQuery:
     number: str | None = None  # matches the contact's number
     page: int = 1
     page_size: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCount:
+    """How many open conversations (any status but ``ended``) are at one ``step`` of one
+    version of a flow, in one status, and how many of them have a timer pending."""
+
+    flow: str
+    flow_version: str
+    step: str
+    status: ConversationStatus
+    conversations: int
+    timers: int
 
 
 @runtime_checkable
@@ -87,6 +101,11 @@ class SessionStore(Protocol):
 
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         """Keys of active sessions whose ``timer_due`` is at or before ``now``, oldest first."""
+
+    async def session_counts(self) -> list[SessionCount]:
+        """The open conversations (status not ``ended``) counted by flow, flow version,
+        step and status, in that order: what metrics report and which flow versions live
+        conversations still need. One aggregate query, not a read of every session."""
 
 
 @runtime_checkable

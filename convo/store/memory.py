@@ -33,7 +33,7 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery
+from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 from convo.store.tombstones import new_key, tombstone
@@ -166,6 +166,17 @@ class MemoryStore:
         ]
         due.sort(key=lambda d: d[:4])
         return [d[4] for d in due[: max(limit, 0)]]
+
+    async def session_counts(self) -> list[SessionCount]:
+        counts: dict[tuple[str, str, str, ConversationStatus], list[int]] = {}
+        for s, _ in self._sessions.values():
+            if s.status is ConversationStatus.ENDED:
+                continue
+            both = counts.setdefault((s.flow, s.flow_version, s.step, s.status), [0, 0])
+            both[0] += 1
+            both[1] += s.timer_due is not None and s.status is ConversationStatus.ACTIVE
+        ordered = sorted(counts.items(), key=lambda item: (*item[0][:3], item[0][3].value))
+        return [SessionCount(*group, *both) for group, both in ordered]
 
     # -- message log -----------------------------------------------------------------------
 

@@ -29,8 +29,15 @@ from typing import Any, TypeVar, cast
 import convo.store.sqlite_rows as rows
 import convo.store.sqlite_schema as sql
 from convo.exceptions import StoreError
-from convo.models import Channel, ConversationKey, MessageRecord, MessageStatus, Session
-from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery
+from convo.models import (
+    Channel,
+    ConversationKey,
+    ConversationStatus,
+    MessageRecord,
+    MessageStatus,
+    Session,
+)
+from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
@@ -167,6 +174,15 @@ class SqliteStore:
             return [ConversationKey(line, cast(Channel, ch), contact) for line, ch, contact in due]
 
         return await self._run("list due timers", job)
+
+    async def session_counts(self) -> list[SessionCount]:
+        def job(cx: sqlite3.Connection) -> list[SessionCount]:
+            return [
+                SessionCount(flow, version, step, ConversationStatus(status), n, timers)
+                for flow, version, step, status, n, timers in cx.execute(sql.SESSION_COUNTS)
+            ]
+
+        return await self._run("count sessions", job)
 
     # -- message log -----------------------------------------------------------------------
 

@@ -230,6 +230,12 @@ UPSERT_SESSION = (
     "ON CONFLICT (line, channel, contact) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _SESSION.split(", ")[3:])
 )
+SESSION_COUNTS = (
+    "SELECT flow, flow_version, step, status, count(*), "
+    "count(CASE WHEN status = 'active' THEN timer_due END) FROM sessions "
+    "WHERE status != 'ended' GROUP BY flow, flow_version, step, status "
+    "ORDER BY flow, flow_version, step, status"
+)
 DUE_TIMERS = (
     "SELECT line, channel, contact FROM sessions "
     "WHERE status = 'active' AND timer_due IS NOT NULL AND timer_due <= ? "

@@ -16,8 +16,9 @@ Errors raised by any route are answered as ``{"error": "..."}`` with the status 
 (``StoreError``: locked past its timeout, read-only, full) is 503 with ``Retry-After`` (a
 provider retries its webhook; nothing was acknowledged that is not stored) and a body that
 says only that: the error itself, which names the database, goes to the log, one line.
-A request whose body does not arrive within ``server.body_timeout`` is dropped
-(``convo.web.connections``).
+Every request gets an id (``X-Request-Id``, ``convo.web.access``) that the lines logged
+while handling it carry. A request whose body does not arrive within
+``server.body_timeout`` is dropped (``convo.web.connections``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from convo.exceptions import ConvoError, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
 from convo.web import api, health, voice, webhooks
+from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
 
@@ -73,7 +75,11 @@ def create_app(
     ``engine_factory`` builds the engine over the opened store (default: the real
     :class:`~convo.flow.engine.Engine` with the flows of ``settings.flows.paths``)."""
     app = web.Application(
-        middlewares=[error_middleware, body_deadline(settings.server.body_timeout)]
+        middlewares=[
+            request_id_middleware,
+            error_middleware,
+            body_deadline(settings.server.body_timeout),
+        ]
     )
     app[SETTINGS] = settings
     app[RUNTIME] = Runtime(

@@ -1,0 +1,236 @@
+"""Prometheus metrics of one running convo.
+
+Every :class:`~convo.runtime.Runtime` has its own :class:`Metrics` with its own
+``CollectorRegistry`` (never prometheus-client's global one), so a process may run several
+(the tests build many apps) and each reports only its own traffic. The web app serves it
+at ``GET /metrics`` (``convo.web.metrics``).
+
+Counted as it happens (labels in braces):
+
+============================================  ===========================================
+``convo_webhooks_total{provider,route,status}``  provider webhooks answered (route:
+                                              ``inbound``, ``status``, ``voice_answer``,
+                                              ``voice_input``, ``voice_status``)
+``convo_webhook_duration_seconds{provider,route}``  time to answer them (histogram)
+``convo_turn_duration_seconds{channel}``      one turn: run, present, commit (histogram)
+``convo_turn_failures_total{channel}``        turns that failed (a hook or template raised)
+``convo_sends_total{provider,result}``        send attempts: ``sent``, ``retried`` (a
+                                              transient failure, tried again later),
+                                              ``failed`` (refused for good), ``dead``
+``convo_store_duration_seconds{operation}``   each store call (histogram; operation is
+                                              the store method)
+``convo_flow_reloads_total{result}``          flow reloads: ``ok``, ``failed`` (some file
+                                              did not validate; its old version stays)
+============================================  ===========================================
+
+Read from the store when Prometheus scrapes (:meth:`Metrics.refresh`): cheaper than
+tracking, and right across restarts and processes sharing a store:
+
+* ``convo_outbox_depth{status}``: replies ``queued`` or ``sending``;
+* ``convo_outbox_oldest_age_seconds``: age of the oldest of them (0 when none);
+* ``convo_dead_letters``: replies that kept failing for ``[outbox] max_age``;
+* ``convo_conversations{flow,step,status}``: open conversations (not ended);
+* ``convo_timers_pending{flow}``: step timeouts waiting to fire;
+* ``convo_flow_versions{flow}``: versions of a flow in memory (the current one, and
+  older ones live conversations still run on).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from convo.models import Direction, MessageStatus
+from convo.store.base import MessageQuery, Store
+
+__all__ = ["CONTENT_TYPE", "Metrics", "TimedStore"]
+
+#: The content type of Prometheus' text exposition format (version 0.0.4).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+#: Turn and webhook durations: a turn takes about a millisecond, a slow one a second.
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The metrics of one runtime (module docstring). The ``observe_*`` methods are what
+    the engine, the outbox and the web app call; they never raise."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = Counter(
+            "convo_webhooks",
+            "Provider webhooks answered, by provider, route and HTTP status.",
+            ["provider", "route", "status"],
+            registry=registry,
+        )
+        self.webhook_seconds = Histogram(
+            "convo_webhook_duration_seconds",
+            "Time to answer a provider webhook.",
+            ["provider", "route"],
+            buckets=_FAST,
+            registry=registry,
+        )
+        self.turn_seconds = Histogram(
+            "convo_turn_duration_seconds",
+            "One conversation turn: run the flow, present the replies, commit to the store.",
+            ["channel"],
+            buckets=_FAST,
+            registry=registry,
+        )
+        self.turn_failures = Counter(
+            "convo_turn_failures",
+            "Turns that failed (a hook or template raised): the contact got the error text.",
+            ["channel"],
+            registry=registry,
+        )
+        self.sends = Counter(
+            "convo_sends",
+            "Send attempts to providers, by result: sent, retried, failed, dead.",
+            ["provider", "result"],
+            registry=registry,
+        )
+        self.store_seconds = Histogram(
+            "convo_store_duration_seconds",
+            "Store calls, by store method.",
+            ["operation"],
+            buckets=_FAST,
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "convo_flow_reloads",
+            "Flow reloads (SIGHUP, --reload): ok, or failed (a file did not validate).",
+            ["result"],
+            registry=registry,
+        )
+        self.outbox_depth = Gauge(
+            "convo_outbox_depth",
+            "Replies waiting to be sent, by status (queued, sending).",
+            ["status"],
+            registry=registry,
+        )
+        self.outbox_oldest = Gauge(
+            "convo_outbox_oldest_age_seconds",
+            "Age of the oldest reply waiting to be sent (0 when none waits).",
+            registry=registry,
+        )
+        self.dead_letters = Gauge(
+            "convo_dead_letters",
+            "Replies that kept failing for [outbox] max_age (dead letters).",
+            registry=registry,
+        )
+        self.conversations = Gauge(
+            "convo_conversations",
+            "Open conversations (not ended), by flow, step and status.",
+            ["flow", "step", "status"],
+            registry=registry,
+        )
+        self.timers = Gauge(
+            "convo_timers_pending",
+            "Step timeouts waiting to fire, by flow.",
+            ["flow"],
+            registry=registry,
+        )
+        self.flow_versions = Gauge(
+            "convo_flow_versions",
+            "Versions of a flow held in memory (the current one and older ones still in use).",
+            ["flow"],
+            registry=registry,
+        )
+
+    # -- as it happens ------------------------------------------------------------------
+
+    def observe_webhook(self, provider: str, route: str, status: int, seconds: float) -> None:
+        self.webhooks.labels(provider, route, str(status)).inc()
+        self.webhook_seconds.labels(provider, route).observe(seconds)
+
+    def observe_turn(self, channel: str, seconds: float, failed: bool) -> None:
+        self.turn_seconds.labels(channel).observe(seconds)
+        if failed:
+            self.turn_failures.labels(channel).inc()
+
+    def observe_send(self, provider: str, result: str) -> None:
+        self.sends.labels(provider, result).inc()
+
+    def observe_reload(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "failed").inc()
+
+    # -- at scrape time -----------------------------------------------------------------
+
+    async def refresh(
+        self, store: Store, flow_versions: Mapping[str, int], *, now: float | None = None
+    ) -> None:
+        """Set the gauges read from the store (module docstring) and the flow versions
+        held in memory (``flow id -> how many``)."""
+        now = time.time() if now is None else now
+        for pending in (MessageStatus.QUEUED, MessageStatus.SENDING):
+            _, total = await store.list_messages(
+                MessageQuery(direction=Direction.OUTBOUND, status=pending, page_size=1)
+            )
+            self.outbox_depth.labels(pending.value).set(total)
+        oldest = await store.pending_outbound(limit=1)
+        self.outbox_oldest.set(max(0.0, now - oldest[0].created_at) if oldest else 0.0)
+        _, dead = await store.dead_letters(1, 1)
+        self.dead_letters.set(dead)
+
+        conversations: dict[tuple[str, str, str], int] = {}
+        timers: dict[str, int] = {}
+        for count in await store.session_counts():
+            key = (count.flow, count.step, count.status.value)
+            conversations[key] = conversations.get(key, 0) + count.conversations
+            timers[count.flow] = timers.get(count.flow, 0) + count.timers
+        self.conversations.clear()  # a step nobody is on any more is no series at all
+        for (flow, step, status), n in conversations.items():
+            self.conversations.labels(flow, step, status).set(n)
+        self.timers.clear()
+        for flow, n in timers.items():
+            self.timers.labels(flow).set(n)
+        self.flow_versions.clear()
+        for flow, n in flow_versions.items():
+            self.flow_versions.labels(flow).set(n)
+
+    def exposition(self) -> bytes:
+        """Everything in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class TimedStore:
+    """``store`` with every coroutine method timed into ``convo_store_duration_seconds``
+    (labelled by method name); everything else is the store's own. :meth:`wrap` gives it
+    as the :class:`Store` it stands for."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self._store = store
+        self._histogram = metrics.store_seconds
+
+    def __repr__(self) -> str:
+        return f"<TimedStore {self._store!r}>"
+
+    @classmethod
+    def wrap(cls, store: Store, metrics: Metrics) -> Store:
+        # The other methods are reached through __getattr__, which mypy cannot see: the
+        # cast is the one place that says so.
+        return cast(Store, cls(store, metrics))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+        timed = _timed(attr, self._histogram.labels(name))
+        setattr(self, name, timed)  # built once per method
+        return timed
+
+
+def _timed(method: Callable[..., Awaitable[Any]], histogram: Any) -> Callable[..., Awaitable[Any]]:
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            histogram.observe(time.perf_counter() - started)
+
+    return call
