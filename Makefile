@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	mkdir -p var
-	$(BIN)/convo serve
+	$(BIN)/convo serve --admin-token-file var/admin-token
 
 test: $(STAMP)
 	$(BIN)/pytest -q

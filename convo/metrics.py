@@ -42,7 +42,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from convo.models import Direction, MessageStatus
 from convo.store.base import MessageQuery, Store
@@ -61,6 +68,9 @@ class Metrics:
     the engine, the outbox and the web app call; they never raise."""
 
     def __init__(self) -> None:
+        # No "_created" series beside every counter and histogram: they double what a
+        # scrape carries and no dashboard here reads them (a process-wide switch).
+        disable_created_metrics()
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter(
             "convo_webhooks",

@@ -80,7 +80,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from convo.delivery import DeliveryReports
 from convo.exceptions import ProviderError
+from convo.logs import conversation_scope
 from convo.models import (
+    ConversationKey,
     DeliveryReport,
     MessageRecord,
     MessageStatus,
@@ -152,7 +154,8 @@ class Outbox:
     ``concurrency`` is the number of sends in flight to each provider (None: derived from
     its ``rate_limit``, :func:`default_concurrency`). ``clock`` is the
     wall clock (UNIX seconds) backoffs, claims and ages are measured with, ``rng`` the
-    backoff's jitter (a float in [0, 1)).
+    backoff's jitter (a float in [0, 1)). ``on_send`` is told the provider and the result
+    of every attempt: ``sent``, ``retried``, ``failed`` or ``dead`` (the metrics).
     """
 
     def __init__(
@@ -166,8 +169,10 @@ class Outbox:
         concurrency: int | None = None,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
+        on_send: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
+        self._on_send = on_send or (lambda provider, result: None)
         self.providers = dict(providers)
         self.lines = dict(lines)
         self.policy = policy or RetryPolicy()
@@ -323,21 +328,11 @@ class Outbox:
 
     async def _send_to(self, recipient: Recipient, route: str) -> None:
         """Send ``recipient``'s due messages, oldest first, until none is due; a backoff of
-        its oldest message is waited out here, holding no send slot."""
-        resume: float | None = None  # the end of the backoff just waited out
+        its oldest message is waited out here, holding no send slot. Lines logged meanwhile
+        carry the recipient's conversation key."""
         try:
-            await self._released.wait()
-            while True:
-                self._poked.discard(recipient)
-                next_at = await self._send_next(recipient, route, resume)
-                if next_at is None:  # nothing due
-                    if recipient in self._poked:
-                        continue  # work was queued while the store said so
-                    return
-                wait = next_at - self._clock()
-                resume = next_at if wait > 0 else None
-                if wait > 0:
-                    await asyncio.sleep(wait)
+            with conversation_scope(ConversationKey(recipient[0], "sms", recipient[1])):
+                await self._send_all(recipient, route)
         except Exception:
             # The store failed, or a record cannot be read: leave this recipient's messages
             # to a later sweep, in order.
@@ -347,6 +342,21 @@ class Outbox:
             self._active.pop(recipient, None)
             if not self._active:
                 self._idle.set()
+
+    async def _send_all(self, recipient: Recipient, route: str) -> None:
+        resume: float | None = None  # the end of the backoff just waited out
+        await self._released.wait()
+        while True:
+            self._poked.discard(recipient)
+            next_at = await self._send_next(recipient, route, resume)
+            if next_at is None:  # nothing due
+                if recipient in self._poked:
+                    continue  # work was queued while the store said so
+                return
+            wait = next_at - self._clock()
+            resume = next_at if wait > 0 else None
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _send_next(
         self, recipient: Recipient, route: str, resume: float | None
@@ -394,9 +404,11 @@ class Outbox:
         """Record what came of sending the claimed ``record``; when to claim again."""
         if isinstance(outcome, SendResult):
             await self._reports.record_send(record, outcome)
+            self._on_send(provider.name, "sent")
             return AT_ONCE
         error = str(outcome)
         if not outcome.retryable:
+            self._on_send(provider.name, "failed")
             log.warning("message %s to %s failed: %s", record.id, record.contact, error)
             await self._reports.advance(
                 record, MessageStatus.FAILED, provider=provider.name, error=error
@@ -407,6 +419,7 @@ class Outbox:
         now = max(self._clock(), record.next_attempt_at - CLAIM_LEASE)
         retry_at = self.policy.next_attempt(record, outcome, now, self._rng)
         if retry_at is None:
+            self._on_send(provider.name, "dead")
             log.warning(
                 "message %s to %s is a dead letter: %d attempts in %.0f s failed; last: %s",
                 *(record.id, record.contact, record.attempts, now - record.queued_since, error),
@@ -415,6 +428,7 @@ class Outbox:
                 record, MessageStatus.DEAD, provider=provider.name, error=error
             )
             return AT_ONCE
+        self._on_send(provider.name, "retried")
         log.info(
             "message %s: %s; attempt %d, next in %.2fs",
             *(record.id, error, record.attempts, retry_at - now),

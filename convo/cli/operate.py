@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convo.exceptions import ConvoError
+from convo.exceptions import ConfigError, ConvoError
 
 if TYPE_CHECKING:
     from convo.erasure import ErasureReport
@@ -16,13 +19,72 @@ from convo.cli.args import bot_arg, parse_params, resolve_flow
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from convo.config import load_settings
+    """``convo serve``: the settings, with the command line's overrides, logging set up
+    (:mod:`convo.logs`), then the server until SIGINT/SIGTERM (:mod:`convo.web.server`)."""
+    from convo import logs
+    from convo.config import Secret, load_settings
     from convo.web.server import serve
 
     settings = load_settings(args.config)
     settings = settings.with_server(host=args.host, port=args.port)
-    asyncio.run(serve(settings, bot=bot_arg(args.bot)))
+    chosen = settings.logging
+    settings = dataclasses.replace(
+        settings,
+        logging=logs.LogSettings(
+            level=args.log_level or chosen.level,
+            format=args.log_format or chosen.format,
+            access_log=chosen.access_log and not args.no_access_log,
+            mask_numbers=chosen.mask_numbers and not args.show_numbers,
+        ),
+    )
+    token_file = args.admin_token_file
+    if token_file is not None:
+        token = admin_token(Path(token_file))
+        server = dataclasses.replace(settings.server, api_token=Secret(token))
+        settings = dataclasses.replace(settings, server=server)
+    logs.configure(settings.logging)
+    bot = bot_arg(args.bot)
+
+    def ready(url: str) -> None:
+        print(f"convo: serving on {url}", flush=True)
+        if token_file is not None:
+            print(
+                f"convo: admin API on {url}/api/ with the bearer token in {token_file}:\n"
+                f"  curl -H 'Authorization: Bearer {token}' {url}/api/messages",
+                flush=True,
+            )
+
+    asyncio.run(serve(settings, bot=bot, reload=args.reload, on_ready=ready))
     return 0
+
+
+def admin_token(path: Path) -> str:
+    """The admin token kept in ``path``: made (random, 256 bits) and written with mode
+    0600 the first time, read afterwards. ``ConfigError`` when the file cannot be read or
+    written, is empty, or others may read it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _kept_token(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the admin token: {exc.strerror}") from None
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    return token
+
+
+def _kept_token(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the admin token: {exc}") from None
+    if mode & 0o077:
+        raise ConfigError(f"{path}: the admin token is readable by others (chmod 600 it)")
+    if not token:
+        raise ConfigError(f"{path}: the admin token file is empty (delete it to make one)")
+    return token
 
 
 def cmd_call(args: argparse.Namespace) -> int:

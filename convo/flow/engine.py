@@ -227,6 +227,7 @@ class Engine:
     async def _process_locked(self, message: InboundMessage) -> list[OutboundMessage]:
         key = message.key
         text = message.text
+        log.debug("message %s: %r", message.id, text)  # what people write: DEBUG only
         session, suppressed = await self.store.load_turn(key)
         if suppressed:
             if not match_words(text, START_WORDS):

@@ -35,6 +35,7 @@ from convo.flow.spec import FlowSpec
 
 __all__ = [
     "check_flow",
+    "check_flows",
     "discover",
     "is_conversation_test",
     "load_flow",
@@ -165,6 +166,19 @@ def load_flows(
 ) -> dict[str, FlowSpec]:
     """Every flow file in ``paths`` (see :func:`discover`), by flow id. Raises one FlowError
     with the errors of all files; two files with the same flow id are an error."""
+    specs, errors = check_flows(paths, hooks=hooks)
+    if errors:
+        raise FlowError(errors)
+    return specs
+
+
+def check_flows(
+    paths: Sequence[str | Path], *, hooks: Collection[str] | None = None
+) -> tuple[dict[str, FlowSpec], list[Diagnostic]]:
+    """Every flow file in ``paths`` that loads, by flow id, and the errors of those that
+    do not (a file with errors gives no spec; the second file using a flow id is an
+    error). Warnings are logged. What a reload needs: the good files, and the bad ones
+    named."""
     specs: dict[str, FlowSpec] = {}
     errors: list[Diagnostic] = []
     for path in discover(paths):
@@ -186,9 +200,7 @@ def load_flows(
             )
             continue
         specs[spec.id] = spec
-    if errors:
-        raise FlowError(errors)
-    return specs
+    return specs, errors
 
 
 def _spec_or_raise(spec: FlowSpec | None, diagnostics: list[Diagnostic]) -> FlowSpec:

@@ -23,6 +23,15 @@ does): whatever has not finished by then is cancelled and stays in the store (an
 unprocessed text, a queued reply) for the next start. A failure half-way closes exactly
 what had started, and re-raises. ``async with Runtime(...) as runtime:`` does both.
 
+Flows are reloaded in place by :meth:`Runtime.reload_flows` (SIGHUP, ``convo serve
+--reload``): every file that validates replaces its flow's current version, a file that
+does not is left out with its errors logged (its flow keeps the version it had), and
+conversations keep the version they started on (:mod:`convo.flow.versions`); a loop
+forgets the older versions no open conversation runs on any more.
+
+Every runtime has its own metrics (:attr:`Runtime.metrics`, :mod:`convo.metrics`): the
+store handed to the parts is timed, the engine reports each turn and the outbox each send.
+
 Background work runs under supervisors (``convo.supervisor``: the outbox's own, and one
 for the loops of ``convo.runtime.loops`` and the inbound recovery), so no exception stops
 it for good. :meth:`Runtime.status` is each one's health, for readiness checks.
@@ -39,6 +48,7 @@ when the store takes writes again, processing resumes by itself and nothing is s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -51,8 +61,9 @@ import httpx
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConfigError, StoreError
+from convo.exceptions import ConfigError, ConvoError, Diagnostic, StoreError
 from convo.intake import Intake
+from convo.metrics import Metrics, TimedStore
 from convo.models import ConversationKey, InboundMessage, OutboundMessage
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import Provider, SmsProvider, VoiceProvider
@@ -68,6 +79,7 @@ from convo.supervisor import Supervisor
 if TYPE_CHECKING:
     from convo.flow.calls import CallRunner
     from convo.flow.spec import FlowSpec
+    from convo.flow.versions import FlowVersions
 
 log = logging.getLogger("convo.runtime")
 T = TypeVar("T")
@@ -75,6 +87,8 @@ T = TypeVar("T")
 #: Seconds between recoveries of inbound messages whose turn failed (doubling while they
 #: keep failing): as long as a provider is told to wait before retrying a refused webhook.
 RECOVERY_RETRY = 5.0
+#: Seconds between looks at which older flow versions open conversations still need.
+FLOW_VERSIONS_INTERVAL = 60.0
 
 
 class TurnEngine(Protocol):
@@ -145,6 +159,7 @@ class Runtime:
         self._given_client = http_client
         self._engine_factory = engine_factory
         self.flows: dict[str, FlowSpec] = {}
+        self.metrics = Metrics()
         self.providers: dict[str, SmsProvider] = {}
         self.voice_providers: dict[str, VoiceProvider] = {}
         self.loops: list[Loop] = []
@@ -262,7 +277,9 @@ class Runtime:
         if parts.voice:
             self.voice_providers = build_providers(settings, client, "voice")
 
-        store = self._store = open_store(settings.store.url, f"{settings.source}: [store] url")
+        store = self._store = TimedStore.wrap(
+            open_store(settings.store.url, f"{settings.source}: [store] url"), self.metrics
+        )
         await store.open()
         stack.push_async_callback(self._close_store, store)
         stack.push_async_callback(self._close_providers)
@@ -288,6 +305,7 @@ class Runtime:
             policy=RetryPolicy.from_settings(box),
             sweep_interval=box.sweep_interval,
             concurrency=box.concurrency,
+            on_send=self.metrics.observe_send,
         )
         outbox.start()
         stack.push_async_callback(self._stop_outbox, outbox)
@@ -318,6 +336,8 @@ class Runtime:
         )
         for loop in self.loops:
             loops.every(loop.name, loop.interval, loop.tick)
+        if self._flow_versions() is not None:
+            loops.every("flow versions", FLOW_VERSIONS_INTERVAL, self.forget_unused_versions)
 
     def _build_engine(self, store: Store) -> TurnEngine:
         if self._engine_factory is not None:
@@ -325,7 +345,68 @@ class Runtime:
         from convo.flow.engine import Engine
 
         lines = {line.number: line.flow for line in self.settings.lines}
-        return Engine(self.flows, store, lines=lines, bot=self.bot)
+        return Engine(
+            self.flows, store, lines=lines, bot=self.bot, on_turn=self.metrics.observe_turn
+        )
+
+    # -- flows: reload and versions -------------------------------------------------------
+
+    def _flow_versions(self) -> FlowVersions | None:
+        from convo.flow.engine import Engine
+
+        engine = self._engine
+        return engine.versions if isinstance(engine, Engine) else None
+
+    def flow_version_counts(self) -> dict[str, int]:
+        """Flow id -> versions of it in memory (the metrics' ``convo_flow_versions``)."""
+        versions = self._flow_versions()
+        return versions.counts() if versions is not None else {}
+
+    async def reload_flows(self) -> list[Diagnostic]:
+        """Load ``flows.paths`` again (module docstring). Returns the errors of the files
+        that were left out (each logged with its ``file:line:col``); empty when every file
+        loaded. ``RuntimeError`` when the runtime has no flows of its own to reload."""
+        from convo.flow.loader import check_flows
+        from convo.flow.outputs import LoadedFlow
+
+        versions = self._flow_versions()
+        if versions is None:
+            raise RuntimeError("the runtime has no flows to reload (not started, or no engine)")
+        hooks = self.bot.hook_names() if self.bot else None
+        # Reading and checking files blocks: in a thread, so webhooks are answered meanwhile.
+        paths = list(self.settings.flows.paths)
+        specs, errors = await asyncio.to_thread(check_flows, paths, hooks=hooks)
+        for error in errors:
+            log.error("flow not reloaded: %s", error)
+        loaded = {}
+        for flow_id, spec in specs.items():
+            current = versions.current.get(flow_id)
+            if current is not None and current.spec.version == spec.version:
+                continue
+            try:
+                loaded[flow_id] = LoadedFlow.build(spec)
+            except ConvoError as exc:
+                log.error("flow %s not reloaded: %s", flow_id, exc)
+        changed = versions.replace(loaded)
+        self.flows.update({flow_id: versions.current[flow_id].spec for flow_id in changed})
+        for flow_id in changed:
+            log.info(
+                "flow %s reloaded: version %s", flow_id, versions.current[flow_id].spec.version
+            )
+        kept = sorted(set(versions.current) - set(specs))
+        if kept:  # their file failed (logged above) or is gone
+            log.warning("flow(s) %s not reloaded: the version loaded before stays", ", ".join(kept))
+        self.metrics.observe_reload(not errors)
+        await self.forget_unused_versions()
+        return errors
+
+    async def forget_unused_versions(self) -> None:
+        """Forget the older flow versions no open conversation runs on."""
+        versions = self._flow_versions()
+        if versions is None or self._store is None:
+            return
+        counts = await self._store.session_counts()
+        versions.keep_only({(c.flow, c.flow_version) for c in counts})
 
     def _call_runner(self, engine: TurnEngine) -> CallRunner:
         from convo.flow.calls import CallRunner

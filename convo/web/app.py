@@ -7,7 +7,8 @@ loops; shutdown backwards). Routes read the runtime's parts from ``app[RUNTIME]`
 
 Routes: the provider webhooks (``convo.web.webhooks``), the call webhooks
 (``convo.web.voice``), the admin API (``convo.web.api``), the health routes
-(``/livez``, ``/readyz``: ``convo.web.health``), and the extra
+(``/livez``, ``/readyz``: ``convo.web.health``), ``/metrics`` (``convo.web.metrics``,
+which also counts every webhook), and the extra
 routes of every provider kind our lines use that has a web extension in the provider
 registry (the sandbox's phones, ``convo.web.sandbox``).
 
@@ -35,7 +36,7 @@ from convo.config import Settings
 from convo.exceptions import ConvoError, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
-from convo.web import api, health, voice, webhooks
+from convo.web import api, health, metrics, voice, webhooks
 from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
@@ -77,6 +78,7 @@ def create_app(
     app = web.Application(
         middlewares=[
             request_id_middleware,
+            metrics.webhook_metrics,
             error_middleware,
             body_deadline(settings.server.body_timeout),
         ]
@@ -91,6 +93,7 @@ def create_app(
     voice.add_routes(app)
     api.add_routes(app)
     health.add_routes(app)
+    metrics.add_routes(app, own_port=settings.metrics.port != 0)
     for extension in web_extensions(settings):
         importlib.import_module(extension).add_routes(app)
     return app

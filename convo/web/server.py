@@ -19,6 +19,13 @@ one grace period, ``server.shutdown_grace`` seconds counted from the signal:
 
 :func:`serve` then returns (``convo serve`` exits 0). A SIGKILL loses nothing stored
 either: the next start turns unprocessed inbound messages and sends queued replies.
+
+SIGHUP reloads the flows (:class:`~convo.runtime.reloading.FlowReloader`), and so does
+every change to a flow file with ``reload=True`` (``convo serve --reload``). A port that
+cannot be listened on (in use, not allowed) is a :class:`~convo.exceptions.ConfigError`
+naming it. With ``[metrics] port`` set, ``/metrics`` is served on that port too
+(``convo.web.metrics``). Every request is logged on ``convo.access``
+(:class:`~convo.web.access.AccessLog`) unless that logger is disabled.
 """
 
 from __future__ import annotations
@@ -28,19 +35,25 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
 from convo.bot import Bot
 from convo.config import Settings
+from convo.exceptions import ConfigError
+from convo.runtime.reloading import FlowReloader
+from convo.web.access import AccessLog
 from convo.web.app import create_app
 from convo.web.connections import ConnectionLimit
+from convo.web.metrics import metrics_app
 from convo.web.state import RUNTIME
 
 log = logging.getLogger("convo.web.server")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 
 
 async def serve(
@@ -49,30 +62,47 @@ async def serve(
     bot: Bot | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    reload: bool = False,
 ) -> None:
     """Serve until a signal (or ``stop`` being set). ``on_ready`` gets the base URL the
-    server listens on (default: print it to stdout)."""
+    server listens on (default: print it to stdout). ``reload``: reload the flows when
+    their files change. ``ConfigError`` when a port cannot be listened on."""
     server = settings.server
     app = create_app(settings, bot=bot)
     runner = web.AppRunner(
         app,
         handle_signals=False,
-        access_log=None,
+        access_log_class=AccessLog,
+        access_log=logging.getLogger("convo.access"),
         keepalive_timeout=server.keepalive_timeout,
         shutdown_timeout=server.shutdown_grace,
     )
+    runtime = app[RUNTIME]
+    reloader = FlowReloader(runtime)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reloader.request, "SIGHUP")
     listener: asyncio.Server | None = None
+    side: web.AppRunner | None = None
+    watcher: asyncio.Task[None] | None = None
     try:
         # Runs every cleanup_ctx's start (store, providers, engine, ...); a step that fails
         # has closed what had started (the runner's cleanup below undoes the rest).
         await runner.setup()
         if not stop.is_set():  # a signal during start-up: stop at once
             limit = ConnectionLimit(_protocols(runner), server.max_connections)
-            listener = await loop.create_server(limit, server.host, server.port)
+            listener = await _listen(
+                loop.create_server(limit, server.host, server.port), server.host, server.port
+            )
+            if settings.metrics.port:
+                side = web.AppRunner(metrics_app(runtime), handle_signals=False, access_log=None)
+                await side.setup()
+                where = settings.metrics.host, settings.metrics.port
+                await _listen(web.TCPSite(side, *where).start(), *where)
+            if reload:
+                watcher = asyncio.create_task(reloader.watch(stop), name="convo-flow-watch")
             url = "http://{}:{}".format(*_address(listener, settings))
             if on_ready is not None:
                 on_ready(url)
@@ -80,14 +110,30 @@ async def serve(
                 print(f"convo: serving on {url}", flush=True)
             await stop.wait()
         log.info("shutting down: %ss for what is in flight", server.shutdown_grace)
-        app[RUNTIME].begin_stop()  # the grace period counts from here
+        runtime.begin_stop()  # the grace period counts from here
     finally:
         if listener is not None:
             listener.close()  # no new connections; those open are shut down below
-        for sig in SIGNALS:
+        for sig in (*SIGNALS, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        if watcher is not None:
+            stop.set()
+            await asyncio.gather(watcher, return_exceptions=True)
+        await reloader.aclose()
+        if side is not None:
+            await side.cleanup()
         await runner.cleanup()  # in-flight requests, then the app's cleanup (the runtime)
     print("convo: stopped", file=sys.stderr, flush=True)
+
+
+async def _listen(opening: Awaitable[T], host: str, port: int) -> T:
+    """``opening`` (a listening socket being opened); ``ConfigError`` naming the address
+    when it cannot be (a port in use, a privileged port, an unknown host)."""
+    try:
+        return await opening
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason.lower()}") from None
 
 
 def _protocols(runner: web.AppRunner) -> Callable[[], asyncio.Protocol]:

@@ -1,0 +1,119 @@
+"""Log lines: numbers masked, JSON lines with the request id and conversation key, texts at
+DEBUG only, and an access log without query strings (a real app on loopback, SQLite)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from convo import logs
+from convo.logs import LogSettings, mask_numbers
+from convo.web.access import AccessLog
+from convo.web.app import create_app
+from tests.web.conftest import ALICE, LINE, make_settings
+
+
+def test_numbers_are_masked_wherever_they_appear() -> None:
+    assert mask_numbers("from +32470123400 to +3225550120") == "from +32470****00 to +32255****20"
+    assert mask_numbers("GET /api/conversations/%2B32470123400") == (
+        "GET /api/conversations/%2B32470****00"
+    )
+    # ids, times and short codes are not numbers of people
+    assert mask_numbers("message 1733325600 to 8888, +3212") == "message 1733325600 to 8888, +3212"
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Any]:
+    """configure() onto a buffer; the root logger is put back afterwards."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    buffers: list[io.StringIO] = []
+
+    def install(**settings: Any) -> io.StringIO:
+        buffer = io.StringIO()
+        logs.configure(LogSettings(**settings), buffer)
+        buffers.append(buffer)
+        return buffer
+
+    yield install
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("convo.access").disabled = False
+
+
+async def _converse(aiohttp_client: Any, tmp_path: Path, *, text: str) -> TestClient[Any, Any]:
+    """A real server with convo serve's access log, and one text to it."""
+    server = TestServer(create_app(make_settings(tmp_path)))
+    await server.start_server(
+        access_log_class=AccessLog, access_log=logging.getLogger("convo.access")
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(server)
+    resp = await client.post(
+        "/sandbox/messages",
+        json={"from": ALICE, "to": LINE, "text": text},
+        headers={"X-Request-Id": "req-42"},
+    )
+    assert resp.status == 200
+    assert resp.headers["X-Request-Id"] == "req-42"
+    return client
+
+
+async def test_json_lines_carry_the_request_id_and_the_masked_conversation(
+    log_lines: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    buffer = log_lines(level="debug", format="json")
+    await _converse(aiohttp_client, tmp_path, text="My name is Zoë")
+
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    turn = [line for line in lines if line["logger"] == "convo.engine"]
+    assert turn, lines
+    assert {line["request_id"] for line in turn} == {"req-42"}
+    assert {line["conversation"] for line in turn} == {mask_numbers(f"{LINE}/sms/{ALICE}")}
+    assert all(line["level"] == "debug" for line in lines if "Zoë" in line["message"])
+    assert any("Zoë" in line["message"] for line in turn)  # at DEBUG the text is there
+    assert ALICE not in buffer.getvalue()
+    assert all(line["time"].endswith("Z") for line in lines)
+
+
+async def test_at_info_no_text_and_no_number_is_logged(
+    log_lines: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    buffer = log_lines(level="info", format="text")
+    client = await _converse(aiohttp_client, tmp_path, text="Zoë from Gent")
+    # A Vonage-style webhook carries the text in its query string: the access log drops it.
+    await client.get("/webhooks/sandbox/inbound", params={"text": "secret Zoë", "msisdn": ALICE})
+
+    out = buffer.getvalue()
+    assert "Zoë" not in out
+    access = [line for line in out.splitlines() if " convo.access " in line]
+    assert any("POST /sandbox/messages 200" in line and "req=req-42" in line for line in access), (
+        out
+    )
+    assert any("GET /webhooks/sandbox/inbound " in line for line in access), out
+    assert ALICE not in out
+
+
+async def test_numbers_can_be_shown_and_the_access_log_turned_off(
+    log_lines: Any, aiohttp_client: Any, tmp_path: Path
+) -> None:
+    buffer = log_lines(level="debug", format="text", mask_numbers=False, access_log=False)
+    await _converse(aiohttp_client, tmp_path, text="hello")
+    out = buffer.getvalue()
+    assert f"conv={LINE}/sms/{ALICE}" in out
+    assert " convo.access " not in out
+
+
+def test_a_bad_level_or_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="log level"):
+        logs.configure(LogSettings(level="loud"))
+    with pytest.raises(ValueError, match="log format"):
+        logs.configure(LogSettings(format="xml"))  # type: ignore[arg-type]

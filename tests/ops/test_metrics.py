@@ -1,0 +1,86 @@
+"""GET /metrics after real traffic: signed Vonage webhooks from its simulator, a turn, a
+send, a delivery receipt, a forged webhook; convo's real server on SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.sms_world import LINE, PHONE, TOKEN, Vonage, World, running_world
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(world: World, token: str | None = TOKEN) -> tuple[int, Samples]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=world.url, headers=headers) as client:
+        response = await client.get("/metrics")
+    if response.status_code != 200:
+        return response.status_code, {}
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return 200, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+async def test_metrics_after_real_traffic(tmp_path: Path) -> None:
+    provider = Vonage()
+    async with running_world(tmp_path, provider) as world:
+        assert (await scrape(world, token=None))[0] == 401  # behind the admin token
+        assert (await scrape(world, token="wrong"))[0] == 401
+
+        await provider.text_in("hello")
+        assert await world.reply(0) == "Hi! What is your name?"
+        await provider.delivered(0)
+        await world.outbound_with_status(provider.message_id(0), "delivered")
+        async with httpx.AsyncClient(base_url=world.url) as client:  # a forged webhook
+            forged = await client.post(
+                "/webhooks/vonage/inbound",
+                json={"msisdn": PHONE[1:], "to": LINE[1:], "text": "x", "messageId": "f1"},
+            )
+            assert forged.status_code == 401
+            assert (await client.post("/webhooks/nobody/inbound")).status_code == 404
+
+        status, samples = await scrape(world)
+        assert status == 200
+        webhooks = "convo_webhooks_total"
+        assert value(samples, webhooks, provider="vonage", route="inbound", status="200") == 1
+        assert value(samples, webhooks, provider="vonage", route="inbound", status="401") == 1
+        assert value(samples, webhooks, provider="vonage", route="status", status="200") == 1
+        assert value(samples, webhooks, provider="unknown", route="inbound", status="404") == 1
+        assert value(samples, "convo_turn_duration_seconds_count", channel="sms") == 1
+        assert value(samples, "convo_sends_total", provider="vonage", result="sent") == 1
+        assert value(samples, "convo_outbox_depth", status="queued") == 0
+        assert value(samples, "convo_outbox_oldest_age_seconds") == 0
+        assert value(samples, "convo_dead_letters") == 0
+        conversation = {"flow": "sms_two_questions", "step": "colour", "status": "active"}
+        assert value(samples, "convo_conversations", **conversation) is None  # not yet
+        assert value(samples, "convo_conversations", flow="sms_two_questions", step="name",
+                     status="active") == 1  # fmt: skip
+        assert value(samples, "convo_timers_pending", flow="sms_two_questions") == 0
+        assert value(samples, "convo_flow_versions", flow="sms_two_questions") == 1
+        assert (
+            value(samples, "convo_store_duration_seconds_count", operation="save_turn") or 0
+        ) >= 1
+
+        await provider.text_in("Ann")
+        await world.reply(1)
+        _, samples = await scrape(world)
+        assert value(samples, "convo_conversations", **conversation) == 1
+        assert value(samples, "convo_conversations", flow="sms_two_questions", step="name",
+                     status="active") is None  # fmt: skip
+        assert value(samples, "convo_turn_duration_seconds_count", channel="sms") == 2
+
+        # Each runtime counts its own traffic only: a restarted server starts from zero.
+        await world.restart()
+        _, samples = await scrape(world)
+        assert value(samples, "convo_sends_total", provider="vonage", result="sent") is None
+        assert value(samples, "convo_conversations", **conversation) == 1  # from the store
