@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With a config it uses [providers.PROVIDER]'s credentials and server.public_url.",
     )
     p.add_argument("provider", help="vonage, telefoon_sms, telefonie_sms, enco, telefoon_voice")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument(
         "--port", type=int, help="default: the port of the provider's base_url, else 9000"
     )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -132,7 +133,8 @@ async def _listen(opening: Awaitable[T], host: str, port: int) -> T:
     try:
         return await opening
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        # asyncio's message repeats the address; the errno's own text is the reason.
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ConfigError(f"cannot listen on {host}:{port}: {reason.lower()}") from None
 
 
