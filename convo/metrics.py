@@ -70,7 +70,7 @@ class Metrics:
     def __init__(self) -> None:
         # No "_created" series beside every counter and histogram: they double what a
         # scrape carries and no dashboard here reads them (a process-wide switch).
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter(
             "convo_webhooks",
