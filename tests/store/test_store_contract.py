@@ -839,3 +839,22 @@ async def test_release_claims_makes_a_dead_runs_claims_due(store: Store) -> None
     assert again is not None and (again.id, again.attempts) == ("out-1", 2)
     assert await store.release_claims(4000.0) == 1  # never later than it was due
     assert await store.release_claims(4000.0) == 0
+
+
+async def test_session_counts_group_open_conversations(store: Store) -> None:
+    carol = "+32470000003"
+    waiting = session(ALICE)
+    waiting.timer_due, waiting.timer_step = 5000.0, "confirm"
+    same_step = session(BOB)
+    other_version = dataclasses.replace(session(carol), flow_version="4", step="done")
+    handed = dataclasses.replace(session(ALICE, channel="voice"), status=ConversationStatus.HANDOFF)
+    ended = dataclasses.replace(session(BOB, channel="voice"), status=ConversationStatus.ENDED)
+    for s in (waiting, same_step, other_version, handed, ended):
+        await store.save_turn(s)
+
+    counts = [dataclasses.astuple(c) for c in await store.session_counts()]
+    assert counts == [
+        ("appointment", "3", "confirm", ConversationStatus.ACTIVE, 2, 1),
+        ("appointment", "3", "confirm", ConversationStatus.HANDOFF, 1, 0),
+        ("appointment", "4", "done", ConversationStatus.ACTIVE, 1, 0),
+    ]
