@@ -3,6 +3,8 @@ send, a delivery receipt, a forged webhook; convo's real server on SQLite."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import httpx
@@ -10,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.sms_world import LINE, PHONE, TOKEN, Vonage, World, running_world
 
+ROOT = Path(__file__).resolve().parents[2]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -84,3 +87,26 @@ async def test_metrics_after_real_traffic(tmp_path: Path) -> None:
         _, samples = await scrape(world)
         assert value(samples, "convo_sends_total", provider="vonage", result="sent") is None
         assert value(samples, "convo_conversations", **conversation) == 1  # from the store
+
+
+def test_the_grafana_dashboard_uses_only_metrics_convo_exposes() -> None:
+    from convo.metrics import Metrics
+
+    exposed = set()
+    for family in Metrics().registry.collect():
+        suffixes = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_count", "_sum"),
+        }.get(family.type, ("",))
+        exposed.update(family.name + suffix for suffix in suffixes)
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "convo.json").read_text("utf-8"))
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bconvo_[a-z_]+", target["expr"])
+    }
+    assert used and used <= exposed, sorted(used - exposed)
+    # every metric family is on the dashboard somewhere
+    families = {family.name for family in Metrics().registry.collect()}
+    assert {f for f in families if not any(u.startswith(f) for u in used)} == set()
