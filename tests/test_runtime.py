@@ -69,7 +69,8 @@ async def test_a_server_runtime_builds_every_part(tmp_path: Path) -> None:
         assert [r.text for r in replies] == ["What is your name?"]
         assert await runtime.outbox.drain(2)  # the sandbox "delivered" it
         assert runtime.status() == dict.fromkeys(
-            ["outbox", "inbound recovery", "timers", "long texts", "prune seen"], True
+            ["outbox", "inbound recovery", "timers", "long texts", "prune seen", "flow versions"],
+            True,
         )
         sent = runtime.providers["sandbox"]
         assert isinstance(sent, SandboxSms)
