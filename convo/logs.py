@@ -55,6 +55,9 @@ LogFormat = Literal["text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
+#: Libraries whose INFO lines are not logged unless the level is DEBUG (:func:`configure`).
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
 _request_id: ContextVar[str | None] = ContextVar("convo_request_id", default=None)
 _conversation: ContextVar[str | None] = ContextVar("convo_conversation", default=None)
 
@@ -197,5 +200,10 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> logging.Ha
     handler.addFilter(_ContextFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request's URL at INFO: one line per reply sent, and a provider API
+    # that takes credentials or numbers in its query would have them logged. Our own
+    # lines say what was sent; theirs only from WARNING up (and everything at DEBUG).
+    for chatty in QUIET_LIBRARIES:
+        logging.getLogger(chatty).setLevel("DEBUG" if level == "debug" else "WARNING")
     logging.getLogger("convo.access").disabled = not settings.access_log
     return handler

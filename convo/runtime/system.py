@@ -159,6 +159,8 @@ class Runtime:
         self._given_client = http_client
         self._engine_factory = engine_factory
         self.flows: dict[str, FlowSpec] = {}
+        #: The errors of the flow files the last reload left out (empty: all loaded).
+        self.flow_errors: list[Diagnostic] = []
         self.metrics = Metrics()
         self.providers: dict[str, SmsProvider] = {}
         self.voice_providers: dict[str, VoiceProvider] = {}
@@ -376,6 +378,7 @@ class Runtime:
         # Reading and checking files blocks: in a thread, so webhooks are answered meanwhile.
         paths = list(self.settings.flows.paths)
         specs, errors = await asyncio.to_thread(check_flows, paths, hooks=hooks)
+        self.flow_errors = list(errors)
         for error in errors:
             log.error("flow not reloaded: %s", error)
         loaded = {}

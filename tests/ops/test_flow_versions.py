@@ -3,14 +3,18 @@ it forward, and a conversation on a step that no longer exists is never restarte
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from convo.config import parse_settings
 from convo.exceptions import FlowError
 from convo.flow.engine import Engine
 from convo.flow.loader import load_flow_text
 from convo.flow.outputs import LoadedFlow
 from convo.flow.spec import FlowSpec
 from convo.models import ConversationKey, InboundMessage
+from convo.runtime import Runtime
 from convo.store.memory import MemoryStore
 
 LINE = "+32460000101"
@@ -18,9 +22,8 @@ ALICE = "+32470000001"
 BOB = "+32470000002"
 
 
-def quiz(first: str, first_text: str, *, last: str = "Bye.", renamed: str = "") -> FlowSpec:
-    return load_flow_text(
-        f"""
+def quiz_text(first: str, first_text: str, *, last: str = "Bye.", renamed: str = "") -> str:
+    return f"""
 flow: quiz
 languages: [en]
 error_text: "Sorry, that went wrong."
@@ -36,11 +39,14 @@ steps:
   done:
     say: "{last}"
     end: true
-""",
-        "quiz.yaml",
-    )
+"""
 
 
+def quiz(first: str, first_text: str, *, last: str = "Bye.", renamed: str = "") -> FlowSpec:
+    return load_flow_text(quiz_text(first, first_text, last=last, renamed=renamed), "quiz.yaml")
+
+
+V1_TEXT = quiz_text("first", "First question?")
 V1 = quiz("first", "First question?")
 V2 = quiz("one", "Question one?", last="Bye from v2.")  # `first` renamed, no renamed: key
 V3 = quiz("one", "Question one?", last="Bye from v3.", renamed="renamed: {first: one}")
@@ -111,3 +117,33 @@ def test_renamed_is_checked_when_the_flow_loads() -> None:
     text = str(err.value)
     assert "quiz.yaml:6:18:" in text and "renamed.first: unknown step 'nowhere'" in text
     assert "renamed: 'second' is still a step of this flow" in text
+
+
+async def test_a_runtime_reload_keeps_a_broken_file_out_and_says_where(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "quiz.yaml").write_text(V1_TEXT, encoding="utf-8")
+    settings = parse_settings(
+        {
+            "store": {"url": "memory://"},
+            "flows": {"paths": [str(flows)]},
+            "lines": [{"number": LINE, "provider": "sandbox", "flow": "quiz"}],
+        },
+        env={},
+    )
+    async with Runtime(settings) as runtime:
+        (flows / "quiz.yaml").write_text(
+            V1_TEXT.replace("text, save", "telepathy, save", 1), "utf-8"
+        )
+        errors = await runtime.reload_flows()
+        assert [f"{e.file}:{e.line}" for e in errors] == [f"{flows / 'quiz.yaml'}:9"]
+        assert "unknown expect type 'telepathy'" in errors[0].message
+        assert runtime.flow_errors == errors
+        assert runtime.flows["quiz"].version == V1.version  # the loaded version stays
+        (flows / "quiz.yaml").write_text(V1_TEXT.replace("Bye.", "Bye!"), "utf-8")
+        assert await runtime.reload_flows() == [] and runtime.flow_errors == []
+        assert runtime.flows["quiz"].version != V1.version
+        assert runtime.flow_version_counts() == {"quiz": 1}  # nobody was on the old one
+        reloads = {s.labels["result"]: s.value for s in runtime.metrics.reloads.collect()[0].samples
+                   if s.name.endswith("_total")}  # fmt: skip
+        assert reloads == {"failed": 1.0, "ok": 1.0}
