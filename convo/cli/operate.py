@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
 import os
 import secrets
 import sys
@@ -48,6 +49,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"convo: serving on {url}", flush=True)
         if token_file is not None:
+            if importlib.util.find_spec("convo.web.console") is not None:
+                # The fragment fills in the console's sign-in form; it never reaches the
+                # server or its logs.
+                print(f"convo: web console: {url}/console/signin#token={token}", flush=True)
             print(
                 f"convo: admin API on {url}/api/ with the bearer token in {token_file}:\n"
                 f"  curl -H 'Authorization: Bearer {token}' {url}/api/messages",
