@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.sms_world import LINE, PHONE, TOKEN, Vonage, World, running_world
@@ -110,3 +111,25 @@ def test_the_grafana_dashboard_uses_only_metrics_convo_exposes() -> None:
     # every metric family is on the dashboard somewhere
     families = {family.name for family in Metrics().registry.collect()}
     assert {f for f in families if not any(u.startswith(f) for u in used)} == set()
+
+
+def test_store_call_times_are_a_prometheus_histogram() -> None:
+    from convo.metrics import Metrics
+
+    metrics = Metrics()
+    for seconds in (0.0004, 0.003, 0.003, 7.0):
+        metrics.store_seconds.series("save_turn").observe(seconds)
+    samples: Samples = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        if family.name == "convo_store_duration_seconds":
+            assert family.type == "histogram"
+            for s in family.samples:
+                samples[(s.name, frozenset(s.labels.items()))] = s.value
+    name = "convo_store_duration_seconds"
+    assert value(samples, f"{name}_bucket", operation="save_turn", le="0.0005") == 1
+    assert value(samples, f"{name}_bucket", operation="save_turn", le="0.0025") == 1
+    assert value(samples, f"{name}_bucket", operation="save_turn", le="0.005") == 3
+    assert value(samples, f"{name}_bucket", operation="save_turn", le="5.0") == 3
+    assert value(samples, f"{name}_bucket", operation="save_turn", le="+Inf") == 4
+    assert value(samples, f"{name}_count", operation="save_turn") == 4
+    assert value(samples, f"{name}_sum", operation="save_turn") == pytest.approx(7.0064)
