@@ -48,7 +48,6 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
@@ -82,19 +81,19 @@ class Metrics:
             ["provider", "route", "status"],
             registry=registry,
         )
-        self.webhook_seconds = Histogram(
+        self.webhook_seconds = CallTimes(
             "convo_webhook_duration_seconds",
             "Time to answer a provider webhook.",
-            ["provider", "route"],
-            buckets=_FAST,
-            registry=registry,
+            ("provider", "route"),
+            _FAST,
+            registry,
         )
-        self.turn_seconds = Histogram(
+        self.turn_seconds = CallTimes(
             "convo_turn_duration_seconds",
             "One conversation turn: run the flow, present the replies, commit to the store.",
-            ["channel"],
-            buckets=_FAST,
-            registry=registry,
+            ("channel",),
+            _FAST,
+            registry,
         )
         self.turn_failures = Counter(
             "convo_turn_failures",
@@ -109,9 +108,12 @@ class Metrics:
             registry=registry,
         )
         self.store_seconds = CallTimes(
-            "convo_store_duration_seconds", "Store calls, by store method.", "operation", _FAST
+            "convo_store_duration_seconds",
+            "Store calls, by store method.",
+            ("operation",),
+            _FAST,
+            registry,
         )
-        registry.register(self.store_seconds)
         self.reloads = Counter(
             "convo_flow_reloads",
             "Flow reloads (SIGHUP, --reload): ok, or failed (a file did not validate).",
@@ -157,10 +159,10 @@ class Metrics:
 
     def observe_webhook(self, provider: str, route: str, status: int, seconds: float) -> None:
         self.webhooks.labels(provider, route, str(status)).inc()
-        self.webhook_seconds.labels(provider, route).observe(seconds)
+        self.webhook_seconds.series(provider, route).observe(seconds)
 
     def observe_turn(self, channel: str, seconds: float, failed: bool) -> None:
-        self.turn_seconds.labels(channel).observe(seconds)
+        self.turn_seconds.series(channel).observe(seconds)
         if failed:
             self.turn_failures.labels(channel).inc()
 
@@ -266,34 +268,47 @@ class _Series:
 
 
 class CallTimes(Collector):
-    """A histogram with one label for what happens several times per turn (store calls).
+    """A histogram of durations observed on every turn (turns, store calls, webhooks).
 
-    prometheus-client's ``Histogram.observe`` takes a lock and walks the buckets for every
-    observation, which costs a memory-store turn about a fifth of its speed at five store
-    calls a turn (``bench/metrics_overhead.py``). Observations here come from the event
-    loop's thread only, so they need no lock: a bisect and two additions. Prometheus sees
-    the same histogram series (``_bucket``, ``_count``, ``_sum``) at scrape time."""
+    prometheus-client's ``Histogram.observe`` takes a lock and walks the buckets for each
+    observation: with the store's three to five calls a turn that was a fifth of a
+    memory-store turn's CPU time (``bench/metrics_overhead.py``). Observations here come
+    from the event loop's thread only, so they need no lock: a bisect and two additions.
+    Prometheus sees the same histogram (``_bucket``, ``_count``, ``_sum``) at scrape time.
+    Registered in ``registry`` when one is given."""
 
-    def __init__(self, name: str, documentation: str, label: str, bounds: tuple[float, ...]):
-        self.name, self.documentation, self.label = name, documentation, label
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...],
+        bounds: tuple[float, ...],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.name, self.documentation, self.labels = name, documentation, labels
         self.bounds = tuple(sorted(bounds))
-        self._series: dict[str, _Series] = {}
+        self._series: dict[tuple[str, ...], _Series] = {}
+        if registry is not None:
+            registry.register(self)
 
-    def series(self, value: str) -> _Series:
-        found = self._series.get(value)
+    def series(self, *values: str) -> _Series:
+        """The series of one value per label (made on first use)."""
+        found = self._series.get(values)
         if found is None:
-            found = self._series[value] = _Series(self.bounds)
+            if len(values) != len(self.labels):
+                raise ValueError(f"{self.name}: expected values for {', '.join(self.labels)}")
+            found = self._series[values] = _Series(self.bounds)
         return found
 
     def describe(self) -> Iterable[Metric]:
-        return [HistogramMetricFamily(self.name, self.documentation, labels=[self.label])]
+        return [HistogramMetricFamily(self.name, self.documentation, labels=list(self.labels))]
 
     def collect(self) -> Iterable[Metric]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
-        for value, series in sorted(self._series.items()):
+        family = HistogramMetricFamily(self.name, self.documentation, labels=list(self.labels))
+        for values, series in sorted(self._series.items()):
             cumulative, buckets = 0, []
             for bound, count in zip((*self.bounds, math.inf), series.counts, strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if math.isinf(bound) else repr(bound), cumulative))
-            family.add_metric([value], buckets, series.total)
+            family.add_metric(list(values), buckets, series.total)
         return [family]
