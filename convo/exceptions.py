@@ -17,6 +17,7 @@ Every error convo raises on purpose derives from :class:`ConvoError`::
         │   ├── RateLimited          throttled
         │   └── ProviderUnavailable  5xx / network
         ├── ProviderRejected     permanent rejection; never retried
+        │   └── ContactOptedOut      the recipient opted out at the provider or carrier
         └── PartialDelivery      some parts of a multi-part message were rejected
 
 Foreign exceptions (httpx, sqlite3, yaml) are mapped to these once, at the boundary
@@ -145,6 +146,12 @@ class ProviderUnavailable(TransientProviderError):
 
 class ProviderRejected(ProviderError):
     """The provider permanently refused the request (bad number, no credit, ...)."""
+
+
+class ContactOptedOut(ProviderRejected):
+    """The recipient opted out at the provider or the carrier (Twilio 21610: they replied
+    STOP to that sender): the message is never retried, and the outbox puts the contact on
+    the line's suppression list, as a STOP sent to convo would."""
 
 
 class PartialDelivery(ProviderError):

@@ -27,11 +27,12 @@ record ``sent`` (or what the provider said) with the provider's id, segments and
 
 Failures (:mod:`convo.retry`). A permanent ``ProviderError`` (``ProviderRejected``,
 ``PartialDelivery``: the provider's final answer) marks the message ``failed`` at once, with
-its code. A transient one (``retryable``: cannot connect, timeout, 429, 5xx) sends it back
-to ``queued`` with ``next_attempt_at`` set by the backoff (or the provider's
-``Retry-After``), and ``error`` "retrying: ..."; the attempt count and that time are in
-the store, so a restart neither forgets a backoff nor hammers a provider that is down.
-Retrying ends with the message's maximum age (``RetryPolicy.max_age``, ``[outbox]
+its code; ``ContactOptedOut`` (the recipient opted out at the provider or carrier) also puts
+the contact on the line's suppression list. A transient one (``retryable``: cannot connect,
+timeout, 429, 5xx) sends it back to ``queued`` with ``next_attempt_at`` set by the backoff
+(or the provider's ``Retry-After``), and ``error`` "retrying: ..."; the attempt count and
+that time are in the store, so a restart neither forgets a backoff nor hammers a provider
+that is down. Retrying ends with the message's maximum age (``RetryPolicy.max_age``, ``[outbox]
 max_age``): a transient failure past it makes the message a dead letter (``dead``, its last
 error kept). A message is tried at least once, however old. An operator lists dead letters
 (:meth:`Outbox.dead_letters`) and sends them again (:meth:`Outbox.retry_dead`): back to
@@ -79,7 +80,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from convo.delivery import DeliveryReports
-from convo.exceptions import ProviderError
+from convo.exceptions import ContactOptedOut, ProviderError
 from convo.logs import conversation_scope
 from convo.models import (
     ConversationKey,
@@ -91,7 +92,7 @@ from convo.models import (
 )
 from convo.providers.base import SmsProvider
 from convo.retry import RetryPolicy
-from convo.store.base import CLAIM_LEASE, MessageLog
+from convo.store.base import CLAIM_LEASE, MessageLog, Suppressions
 from convo.supervisor import Supervisor
 
 __all__ = ["Outbox", "RetryPolicy", "TokenBucket"]
@@ -413,6 +414,11 @@ class Outbox:
             await self._reports.advance(
                 record, MessageStatus.FAILED, provider=provider.name, error=error
             )
+            if isinstance(outcome, ContactOptedOut) and isinstance(self.store, Suppressions):
+                # The provider will refuse every text to them: stop queueing any, as a STOP
+                # sent to us would (they opt in again by texting START).
+                log.warning("%s opted out of %s at %s", record.contact, record.line, provider.name)
+                await self.store.set_suppressed(record.line, record.contact, True)
             return AT_ONCE
         # Not before the claim (next_attempt_at is its time plus the lease): a clock that
         # stands still in a test still moves on from one backoff to the next.

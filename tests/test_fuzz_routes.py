@@ -32,26 +32,33 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
 from yarl import URL
 
 from convo.config import parse_settings
 from convo.providers.registry import kinds, provider_kind
 from convo.providers.vonage_webhooks import signature
 from convo.web.app import create_app
+from tests.providers.keys import RSA_PEM
 
 ROOT = Path(__file__).parent
 EXAMPLES = 2400
 REQUEST_TIMEOUT = 10.0
-TOKEN, SECRET = "fuzz-token", "fuzz-secret"
+TOKEN, SECRET = "fuzz-token", "fuzz-secret-of-32-bytes-for-hs256-keys"
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens, sends fail at once
 LINES = {
     "sandbox": "+32460000101", "vonage": "+3225550121", "telefoon_sms": "+3225550122",
     "telefonie_sms": "+3225550123", "enco": "8937", "telefoon_voice": "+3225550124",
+    "twilio": "+3225550125", "twilio_voice": "+3225550126", "vonage_voice": "+3225550127",
 }  # fmt: skip
+VOICE = ("telefoon_voice", "twilio_voice", "vonage_voice")
+TWILIO_ACCOUNT = "AC" + "f" * 32
 PHONE = "+32470000001"
 FIELDS = [
     # Vonage inbound and receipts
@@ -64,6 +71,11 @@ FIELDS = [
     # voice
     "call_id", "digits", "speech_result", "confidence", "recording_url",
     "recording_duration", "duration", "dial_status", "after",
+    # Twilio and Vonage Voice
+    "MessageSid", "From", "To", "Body", "NumMedia", "MediaUrl0", "MessageStatus", "ErrorCode",
+    "CallSid", "CallStatus", "Direction", "Digits", "SpeechResult", "Confidence",
+    "RecordingUrl", "RecordingDuration", "DialCallStatus", "CallDuration", "uuid",
+    "conversation_uuid", "dtmf", "speech", "start_time", "end_time",
     # Enco and the admin API
     "ref", "token", "deliveryInfo", "resourceURL", "number", "page", "page_size",
     "line", "params", "lang",
@@ -90,6 +102,14 @@ def options(kind: str, signed: bool) -> dict[str, Any]:
     if kind == "enco":
         return {"client_id": "c", "client_secret": "cs", "shared": True, "token_url": CLOSED,
                 "base_url": CLOSED, "poll_interval": 3600, "callback_secret": SECRET}  # fmt: skip
+    if kind in ("twilio", "twilio_voice"):
+        token = {"auth_token": SECRET} if signed else {"allow_unsigned": True}
+        key = {} if signed else {"api_key_sid": "SK1", "api_key_secret": "ks"}
+        return {"account_sid": TWILIO_ACCOUNT, "base_url": CLOSED, **token, **key}
+    if kind == "vonage_voice":
+        jwt_secret = {"signature_secret": SECRET} if signed else {"allow_unsigned": True}
+        return {"application_id": "app", "private_key": RSA_PEM, "base_url": CLOSED,
+                **jwt_secret}  # fmt: skip
     return {"api_key": "k", "base_url": CLOSED, **secret}
 
 
@@ -97,7 +117,7 @@ def fuzz_settings(tmp_path: Path, signed: bool) -> Any:
     assert sorted(LINES) == kinds(), "a new provider kind needs a line here"
     lines = [
         {"number": number, "provider": kind, "flow": "greet", "channels": ["sms"]}
-        if kind != "telefoon_voice"
+        if kind not in VOICE
         else {"number": number, "provider": kind, "flow": "voice_echo", "channels": ["voice"]}
         for kind, number in LINES.items()
     ]
@@ -178,6 +198,18 @@ def base_fields(template: str, kind: str) -> tuple[dict[str, Any], str]:
         return {"line": LINES["sandbox"], "to": PHONE, "params": {}, "lang": "en"}, "json"
     if template.startswith("/sandbox/"):
         return {"from": PHONE, "to": LINES["sandbox"], "text": "hi", "number": PHONE}, "json"
+    if "/voice/" in template and kind == "twilio_voice":
+        return {"CallSid": "CA1", "From": PHONE, "To": line, "Direction": "inbound",
+                "CallStatus": "in-progress", "Digits": "1", "SpeechResult": "yes",
+                "Confidence": "0.9", "DialCallStatus": "busy",
+                "RecordingUrl": "https://x/r.wav", "RecordingDuration": "4"}, "form"  # fmt: skip
+    if "/voice/" in template and kind == "vonage_voice":
+        return {"uuid": "u1", "conversation_uuid": "c1", "from": PHONE[1:], "to": line[1:],
+                "direction": "inbound", "status": "answered",
+                "dtmf": {"digits": "1", "timed_out": False},
+                "speech": {"results": [{"text": "yes", "confidence": "0.9"}]},
+                "recording_url": "https://x/r.mp3", "start_time": "2026-01-01T10:00:00Z",
+                "end_time": "2026-01-01T10:00:04Z"}, "json"  # fmt: skip
     if "/voice/" in template:
         return {"call_id": "c1", "from": PHONE, "to": LINES["telefoon_voice"],
                 "direction": "inbound", "status": "in-progress", "digits": "1",
@@ -195,6 +227,11 @@ def base_fields(template: str, kind: str) -> tuple[dict[str, Any], str]:
         return {"resourceURL": "https://x/deliveryinfos/d1",
                 "deliveryInfo": [{"address": "tel:" + PHONE,
                                   "deliveryStatus": "DeliveredToTerminal"}]}, "json"  # fmt: skip
+    if kind == "twilio":
+        if inbound:
+            return {"MessageSid": "SM1", "From": PHONE, "To": line, "Body": "hi",
+                    "NumMedia": "1", "MediaUrl0": "https://x/y.png"}, "form"  # fmt: skip
+        return {"MessageSid": "SM1", "MessageStatus": "delivered", "ErrorCode": "30003"}, "form"
     if kind == "sandbox":
         if inbound:
             return {"id": "s1", "from": PHONE, "to": line, "text": "hi"}, "json"
@@ -222,11 +259,11 @@ def encoded(fields: dict[str, Any], how: str) -> tuple[bytes, str, list[tuple[st
 def provider_for(template: str) -> st.SearchStrategy[str]:
     """Mostly a provider that serves the route, now and then any (or none)."""
     if "/voice/" in template:
-        served = ["telefoon_voice"]
+        served = list(VOICE)
     elif template.endswith("/status"):
-        served = [kind for kind in LINES if kind != "telefoon_voice"]
+        served = [kind for kind in LINES if kind not in VOICE]
     else:
-        served = [kind for kind in LINES if kind not in ("telefoon_voice", "enco")]
+        served = [kind for kind in LINES if kind not in (*VOICE, "enco")]
     return st.one_of(*[st.just(kind) for kind in served], st.sampled_from([*LINES, "nope"]))
 
 
@@ -312,6 +349,20 @@ def signed(fuzz: Fuzz) -> tuple[list[tuple[str, str]], list[tuple[str, str]], by
         ref = (dict(query).get("ref") or "msg-1").encode("utf-8", "replace").decode()
         token = hmac.new(SECRET.encode(), ref.encode(), hashlib.sha256).hexdigest()
         return [*query, ("ref", ref), ("token", token)], headers, body
+    if kind in ("twilio", "twilio_voice"):
+        # Over the public URL as sent (a lone surrogate travels as its UTF-8 bytes, which
+        # the server reads back as U+FFFD) and the form as the server decodes it.
+        path = url_of(URL("http://fuzz.test/"), fuzz, query)
+        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        if fuzz.method != "POST" or not any(k == "Content-Type" and "form" in v.lower()
+                                            for k, v in headers):  # fmt: skip
+            form = []
+        given = RequestValidator(SECRET).compute_signature(str(path), MultiDict(form))
+        return query, [*headers, ("X-Twilio-Signature", given)], body
+    if kind == "vonage_voice":
+        claims = {"iat": int(time.time()), "payload_hash": hashlib.sha256(body).hexdigest()}
+        token = jwt.encode(claims, SECRET, algorithm="HS256")
+        return query, [*headers, ("Authorization", f"Bearer {token}")], body
     signature_ = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     return query, [*headers, ("X-Signature", signature_)], body
 

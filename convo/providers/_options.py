@@ -8,7 +8,7 @@ errors, because many of them are secrets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from convo.exceptions import ConfigError
@@ -90,3 +90,21 @@ class ProviderOptions:
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"{self.where('base_url')}: expected an http:// or https:// URL")
         return url
+
+    def locales(self, key: str, default: Sequence[str]) -> tuple[str, ...]:
+        """A non-empty list of locale strings (``default`` when absent)."""
+        value = self._options.get(key, list(default))
+        if (
+            not isinstance(value, list | tuple)
+            or not value
+            or not all(isinstance(v, str) and v for v in value)
+        ):
+            raise ConfigError(f"{self.where(key)}: expected a non-empty list of locales")
+        return tuple(value)
+
+    def locale_table(self, key: str) -> dict[str, tuple[str, ...]]:
+        """A table locale -> list of fallback locales (empty when absent)."""
+        value = self._options.get(key, {})
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{self.where(key)}: expected a table locale -> [locales]")
+        return {str(k): ProviderOptions(self.name, value, value).locales(str(k), ()) for k in value}

@@ -35,7 +35,7 @@ def provider_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClie
     return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport())
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
     """The response's ``Retry-After`` in seconds (integer or HTTP date, capped), or None
     when it has none or it cannot be read: callers fall back to their own backoff."""
     value = response.headers.get("Retry-After")
@@ -87,13 +87,13 @@ async def call(
             f"{provider}: throttled ({_detail(response)})",
             provider=provider,
             code=code,
-            retry_after=_retry_after(response),
+            retry_after=retry_after(response),
         )
     if status >= 500:
         raise ProviderUnavailable(
             f"{provider}: {_detail(response)}",
             provider=provider,
             code=code,
-            retry_after=_retry_after(response),
+            retry_after=retry_after(response),
         )
     raise ProviderRejected(f"{provider}: {_detail(response)}", provider=provider, code=code)

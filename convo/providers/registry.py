@@ -64,6 +64,9 @@ for _entry in (
     ProviderKind("telefonie_sms", "sms", "convo.providers.telefonie_sms:TelefonieSms"),
     ProviderKind("enco", "sms", "convo.providers.enco:EncoSms"),
     ProviderKind("telefoon_voice", "voice", "convo.providers.telefoon_voice:TelefoonVoice"),
+    ProviderKind("twilio", "sms", "convo.providers.twilio_sms:TwilioSms"),
+    ProviderKind("twilio_voice", "voice", "convo.providers.twilio_voice:TwilioVoice"),
+    ProviderKind("vonage_voice", "voice", "convo.providers.vonage_voice:VonageVoice"),
 ):
     register(_entry)
 

@@ -51,14 +51,14 @@ from convo.providers.telefoon_voice_records import (
     read_conference_list,
 )
 from convo.providers.telefoon_voice_webhook import parse_call_event, verify_signature
-from convo.voice.instructions import Instruction, ensure_instructions, fill_actions
-from convo.voice.locales import localize, resolve_locale
+from convo.voice.instructions import Instruction
+from convo.voice.locales import resolve_locale
 from convo.voice.twiml import (
     JSON_CONTENT_TYPE,
     XML_CONTENT_TYPE,
     Limits,
     RenderError,
-    check_limits,
+    prepare,
     render_json,
     render_xml,
 )
@@ -229,18 +229,14 @@ class TelefoonVoice:
         """The instructions as they will be rendered: empty Gather/Record actions set to
         the input URL (when ``public_url`` is known), locales resolved (a replaced one
         kept in ``requested_language``), limits checked. Raises ``RenderError``."""
-        try:
-            items = ensure_instructions(instructions)
-        except TypeError as exc:
-            raise RenderError(str(exc)) from None
-        if self.public_url:
-            items = fill_actions(items, self.webhook_url("input"))
-        try:
-            items = localize(items, self.supported_languages, self.locale_fallbacks)
-        except ValueError as exc:
-            raise RenderError(f"{self.name}: {exc}") from None
-        check_limits(items, self.limits)
-        return items
+        return prepare(
+            instructions,
+            provider=self.name,
+            input_url=self.webhook_url("input") if self.public_url else "",
+            supported=self.supported_languages,
+            fallbacks=self.locale_fallbacks,
+            limits=self.limits,
+        )
 
     def render(self, instructions: Sequence[object]) -> tuple[bytes, str]:
         """``(body, content_type)`` of the webhook answer; ``RenderError`` if impossible."""

@@ -75,8 +75,8 @@ def parse_call_event(request: WebhookRequest, provider: str) -> CallEvent:
             f"{provider}: form field 'status' must be one of {', '.join(_STATUSES)}, "
             f"got {raw_status!r}"
         )
-    from_number = _number(required("from"), "from", provider)
-    to_number = _number(required("to"), "to", provider)
+    from_number = phone_or_sip(required("from"), "from", provider)
+    to_number = phone_or_sip(required("to"), "to", provider)
     inbound = direction == "inbound"
     digits = form.get("digits", "").strip() or None
     if digits is not None and not set(digits) <= _DTMF:
@@ -131,7 +131,7 @@ def _form_fields(request: WebhookRequest, name: str) -> Mapping[str, str]:
 # Every webhook of a call carries the same two numbers: parsing them once per process saves
 # most of the parse cost (phonenumbers is the slowest part of reading a call event).
 @functools.lru_cache(maxsize=4096)
-def _number(value: str, key: str, name: str) -> str:
+def phone_or_sip(value: str, key: str, name: str) -> str:
     """E.164 for a phone number; a SIP URI (SIP trunking) is kept as it is."""
     if value.lower().startswith(("sip:", "sips:")):
         return value

@@ -12,4 +12,5 @@ SIMULATORS: dict[str, str] = {
     "telefonie_sms": "convo.simulators.telefonie_sms:TelefonieSmsSimulator",
     "enco": "convo.simulators.enco:EncoSimulator",
     "telefoon_voice": "convo.simulators.telefoon_voice:TelefoonVoiceSimulator",
+    "twilio": "convo.simulators.twilio_sms:TwilioSmsSimulator",
 }

@@ -28,7 +28,7 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,9 @@ from convo.voice.instructions import (
     Redirect,
     Say,
     ensure_instructions,
+    fill_actions,
 )
+from convo.voice.locales import localize
 
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 JSON_CONTENT_TYPE = "application/json"
@@ -372,3 +374,30 @@ def check_limits(instructions: Sequence[object], limits: Limits) -> None:
             raise RenderError(f"instruction {index} ({verb}): {message}", index=index)
 
         _check_one(item, limits, fail)
+
+
+def prepare(
+    instructions: Sequence[object],
+    *,
+    provider: str,
+    input_url: str,
+    supported: Collection[str],
+    fallbacks: Mapping[str, Sequence[str]],
+    limits: Limits,
+) -> list[Instruction]:
+    """The instructions as a provider will render them: empty Gather/Record actions set to
+    ``input_url`` (when known), locales resolved to ``supported`` ones
+    (:func:`convo.voice.locales.localize`; a replaced one kept in ``requested_language``),
+    ``limits`` checked. Raises :class:`RenderError` naming ``provider`` and what is wrong."""
+    try:
+        items = ensure_instructions(instructions)
+    except TypeError as exc:
+        raise RenderError(str(exc)) from None
+    if input_url:
+        items = fill_actions(items, input_url)
+    try:
+        items = localize(items, supported, fallbacks)
+    except ValueError as exc:
+        raise RenderError(f"{provider}: {exc}") from None
+    check_limits(items, limits)
+    return items

@@ -14,7 +14,8 @@ a body over ``webhooks.max_body``; ``provider.verify`` (401, nothing changed); t
 * ``answer`` -> :meth:`CallRunner.answer` (a call to a number that is not one of our lines
   is hung up);
 * ``input`` -> :meth:`CallRunner.input`, ``after`` from our own query string
-  (``gather`` | ``record`` | ``dial``; default ``gather``; anything else is 400);
+  (``gather`` | ``record`` | ``dial``; default ``gather``; anything else is 400); a dial
+  result whose leg has not ended yet (ringing, answered) gets an empty document and no turn;
 * ``status`` -> :meth:`CallRunner.status` (a final status ends the conversation), answered
   ``{"status": ...}``.
 
@@ -145,6 +146,10 @@ async def call_input(request: web.Request) -> web.Response:
         return checked
     provider, event = checked
     after = cast(After, request.query.get("after", "gather"))
+    if after == "dial" and event.dial_status is not None and not event.dial_status.final:
+        # A dialled leg still ringing or just answered (Vonage reports each step of a
+        # connect): nothing to decide until it ends.
+        return _document(provider, [])
     url = input_url(request.app[SETTINGS], provider.name)
     return _document(provider, await request.app[RUNTIME].calls.input(event, url, after))
 

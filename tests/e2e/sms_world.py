@@ -28,6 +28,7 @@ from convo.simulators._telefoon_common import TelefoonFamilySimulator
 from convo.simulators.enco import EncoSimulator
 from convo.simulators.telefonie_sms import TelefonieSmsSimulator
 from convo.simulators.telefoon_sms import TelefoonSmsSimulator
+from convo.simulators.twilio_sms import TwilioSmsSimulator
 from convo.simulators.vonage import VonageSimulator
 from convo.web.app import create_app
 
@@ -36,6 +37,7 @@ TOKEN = "e2e-admin-token"
 PHONE = "+32470123456"
 LINE = "+3225550120"
 ENCO_ADDRESS = "8888"
+TWILIO_ACCOUNT = "AC" + "1" * 32
 T = TypeVar("T")
 
 
@@ -166,8 +168,24 @@ class Enco(Provider):
         self.sim.queue_inbound(PHONE, self.line, text)  # convo's poll loop fetches it
 
 
+class Twilio(Provider):
+    name = "twilio"
+
+    def simulator(self) -> TwilioSmsSimulator:
+        return TwilioSmsSimulator(account_sid=TWILIO_ACCOUNT, auth_token="twt")
+
+    def base_options(self, sim_url: str) -> dict[str, Any]:
+        return {"account_sid": TWILIO_ACCOUNT, "auth_token": "twt", "base_url": sim_url}
+
+    def text(self, index: int) -> str:
+        return str(self.sim.sent[index]["body"])
+
+    def message_id(self, index: int) -> str:
+        return str(self.sim.sent[index]["sid"])
+
+
 PROVIDERS: dict[str, type[Provider]] = {
-    p.name: p for p in (Vonage, TelefoonSms, TelefonieSms, Enco)
+    p.name: p for p in (Vonage, TelefoonSms, TelefonieSms, Enco, Twilio)
 }
 
 

@@ -24,6 +24,7 @@ from convo.providers.registry import (
     provider_kind,
 )
 from convo.simulators.enco import EncoSimulator
+from tests.providers.keys import RSA_PEM
 
 PUBLIC = "https://bot.example.com/"
 #: The smallest valid section of every kind.
@@ -34,6 +35,9 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "telefonie_sms": {"api_key": "k", "webhook_secret": "w"},
     "enco": {"client_id": "c", "client_secret": "s", "address": "8888"},
     "telefoon_voice": {"api_key": "k", "webhook_secret": "w"},
+    "twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "t"},
+    "twilio_voice": {"account_sid": "AC" + "0" * 32, "auth_token": "t"},
+    "vonage_voice": {"application_id": "app", "private_key": RSA_PEM, "signature_secret": "x"},
 }
 
 
@@ -45,7 +49,7 @@ def closed_port() -> int:
 
 def test_every_kind_is_known_and_the_table_is_complete() -> None:
     assert kinds() == sorted(MINIMAL)
-    assert kinds("voice") == ["telefoon_voice"]
+    assert kinds("voice") == ["telefoon_voice", "twilio_voice", "vonage_voice"]
     assert set(kinds("sms")) | set(kinds("voice")) == set(kinds())
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import pytest
+from twilio.request_validator import RequestValidator
 
 from convo.providers.callbacks import webhook_path
 from convo.providers.registry import adapter_class, kinds
@@ -25,9 +28,10 @@ from convo.providers.vonage_webhooks import signature
 from convo.store.base import MessageQuery
 from convo.web.app import create_app
 from convo.web.state import RUNTIME
+from tests.providers.keys import RSA_PEM
 from tests.web.conftest import make_settings
 
-SECRET = "the-secret"
+SECRET = "the-secret-of-at-least-32-bytes-long"  # HS256 keys: 32 bytes or more
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 CLOSED = "http://127.0.0.1:9"  # nothing listens: no request leaves the machine
@@ -39,10 +43,14 @@ class Kind:
 
     with_secret: dict[str, Any]
     without_secret: dict[str, Any] | None
-    signing: str  # "body" (X-Signature), "vonage" (sig field) or "enco" (URL token)
+    signing: str  # "body" (X-Signature), "vonage" (sig field), "enco" (URL token),
+    # "twilio" (X-Twilio-Signature over URL and form) or "jwt" (Authorization: Bearer)
 
 
 TELEFOON = {"api_key": "k", "base_url": CLOSED}
+TWILIO = {"account_sid": "AC" + "0" * 32, "base_url": CLOSED}
+TWILIO_KEY = {**TWILIO, "api_key_sid": "SK1", "api_key_secret": "ks"}  # sends, cannot verify
+VONAGE_VOICE = {"application_id": "app", "private_key": RSA_PEM, "base_url": CLOSED}
 KINDS: dict[str, Kind] = {
     "sandbox": Kind({"webhook_secret": SECRET}, {}, "body"),
     "vonage": Kind(
@@ -74,6 +82,9 @@ KINDS: dict[str, Kind] = {
         "enco",
     ),
     "telefoon_voice": Kind({**TELEFOON, "webhook_secret": SECRET}, TELEFOON, "body"),
+    "twilio": Kind({**TWILIO, "auth_token": SECRET}, TWILIO_KEY, "twilio"),
+    "twilio_voice": Kind({**TWILIO, "auth_token": SECRET}, TWILIO_KEY, "twilio"),
+    "vonage_voice": Kind({**VONAGE_VOICE, "signature_secret": SECRET}, VONAGE_VOICE, "jwt"),
 }
 
 
@@ -96,6 +107,21 @@ def request_for(kind: str, route: str, *, signed: bool) -> tuple[str, dict[str, 
         if signed:
             query["token"] = hmac.new(SECRET.encode(), b"msg-1", hashlib.sha256).hexdigest()
         return f"{path}?{urlencode(query)}", {"json": {"deliveryInfo": []}}
+    if how == "twilio":
+        fields = {"MessageSid": "SM1", "CallSid": "CA1", "From": "+32470000001"}
+        headers = {"Content-Type": FORM}
+        if signed:  # over the URL as Twilio calls it: the default public_url + path
+            headers["X-Twilio-Signature"] = RequestValidator(SECRET).compute_signature(
+                "http://127.0.0.1:8080" + path, fields
+            )
+        return path, {"data": urlencode(fields).encode(), "headers": headers}
+    if how == "jwt":
+        body = json.dumps({"uuid": "u1", "conversation_uuid": "c1"}).encode()
+        headers = {"Content-Type": JSON}
+        if signed:
+            claims = {"iat": int(time.time()), "payload_hash": hashlib.sha256(body).hexdigest()}
+            headers["Authorization"] = "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")
+        return path, {"data": body, "headers": headers}
     body, ctype = (b"call_id=c1&from=%2B32470000001", FORM) if "voice" in route else (b"{}", JSON)
     headers = {"Content-Type": ctype}
     if signed:
