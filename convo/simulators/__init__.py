@@ -13,4 +13,6 @@ SIMULATORS: dict[str, str] = {
     "enco": "convo.simulators.enco:EncoSimulator",
     "telefoon_voice": "convo.simulators.telefoon_voice:TelefoonVoiceSimulator",
     "twilio": "convo.simulators.twilio_sms:TwilioSmsSimulator",
+    "twilio_voice": "convo.simulators.twilio_voice:TwilioVoiceSimulator",
+    "vonage_voice": "convo.simulators.vonage_voice:VonageVoiceSimulator",
 }

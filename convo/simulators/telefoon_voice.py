@@ -286,5 +286,5 @@ class TelefoonVoiceSimulator:
         """Post a status change of a known call to convo's ``/voice/status``; its HTTP status."""
         call = self.calls[call_id]
         call["status"] = status
-        fields = Caller.fields(call) | {"duration": str(duration)}
+        fields = self._caller.fields(call | {"duration": duration}, "status")
         return (await self._caller.post(self._webhook("status"), fields)).status_code

@@ -12,14 +12,19 @@ from a ``"dial:busy"``-style input, else ``completed``); Redirect is
 followed; Hangup ends the call. The call also ends when the instructions run out, or when a
 Gather finds no input left (the caller hangs up). Then ``completed`` is posted to the status
 URL. Everything lands in a :class:`CallTranscript`.
+
+What differs between providers is a :class:`Dialect`: the fields a webhook carries, how it
+is encoded and signed, and how the answer reads as call-document nodes. The Telefoon one
+(:class:`TelefoonDialect`) is the default; the Twilio and Vonage Voice simulators bring
+their own, so every voice simulator plays calls the same way.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlencode, urljoin
 
 import httpx
@@ -110,15 +115,101 @@ def check_inputs(inputs: Sequence[str | None]) -> None:
         input_fields(given, f"inputs[{i}]")
 
 
+class Dialect(Protocol):
+    """How one provider's webhooks look to the caller."""
+
+    #: The key its webhooks are signed with (a test may change it to forge them).
+    secret: str
+
+    #: Whether the call ends at the end of a document without a Hangup (Vonage's NCCO).
+    end_is_hangup: ClassVar[bool]
+    #: Whether a Record's action answers with the next document (else it is only told).
+    record_answers: ClassVar[bool]
+    #: Whether a Gather that hears nothing goes on to the next verb (Twilio) instead of
+    #: posting an empty result to its action.
+    silence_falls_through: ClassVar[bool]
+
+    def call_fields(self, call: Mapping[str, Any], route: str) -> dict[str, Any]:
+        """The fields of a webhook about ``call`` to ``route`` (answer, input, dial,
+        record, status)."""
+        ...
+
+    def input_fields(self, given: str | None, where: str) -> dict[str, Any]:
+        """A Gather's result: DTMF keys, ``"say:..."`` speech, or None for silence."""
+        ...
+
+    def dial_fields(self, outcome: str) -> dict[str, Any]:
+        """A Dial's outcome (``completed``, ``busy``, ``no-answer``, ``failed``)."""
+        ...
+
+    def recording_fields(self, url: str | None) -> dict[str, Any]:
+        """A Record's result (None: nothing was recorded)."""
+        ...
+
+    def request(self, url: str, fields: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """The body and headers (signed) of a webhook post."""
+        ...
+
+    def parse(self, body: bytes, content_type: str) -> list[Node]:
+        """The answer as document nodes; ``ValueError`` if unreadable."""
+        ...
+
+
+class TelefoonDialect:
+    """Telefoon Voice: signed forms, TwiML-style XML or JSON answers."""
+
+    end_is_hangup: ClassVar[bool] = False
+    record_answers: ClassVar[bool] = True
+    silence_falls_through: ClassVar[bool] = False
+
+    def __init__(self, webhook_secret: str) -> None:
+        self.secret = webhook_secret
+
+    def call_fields(self, call: Mapping[str, Any], route: str) -> dict[str, Any]:
+        keys = ("from", "to", "direction", "status")
+        fields = {"call_id": call["id"]} | {k: str(call[k]) for k in keys}
+        if route == "status":
+            fields["duration"] = str(call.get("duration", 0))
+        return fields
+
+    def input_fields(self, given: str | None, where: str) -> dict[str, Any]:
+        return input_fields(given, where)
+
+    def dial_fields(self, outcome: str) -> dict[str, Any]:
+        return {"dial_status": outcome}
+
+    def recording_fields(self, url: str | None) -> dict[str, Any]:
+        return {} if url is None else {"recording_url": url, "recording_duration": "5"}
+
+    def request(self, url: str, fields: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+        body = urlencode(fields).encode("ascii")
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            SIGNATURE_HEADER: sign(self.secret, body),
+        }
+        return body, headers
+
+    def parse(self, body: bytes, content_type: str) -> list[Node]:
+        return parse_document(body, content_type)
+
+
 class Caller:
     """Plays the caller in simulated calls; ``transcripts`` keeps every call by id.
 
     ``max_webhooks`` bounds one call (a flow that redirects forever ends as ``loop``).
     """
 
-    def __init__(self, webhook_secret: str, *, max_webhooks: int = 50) -> None:
-        self._secret = webhook_secret
+    def __init__(
+        self,
+        webhook_secret: str = "",
+        *,
+        max_webhooks: int = 50,
+        dialect: Dialect | None = None,
+        media_host: str = "recordings.telefoon.invalid",
+    ) -> None:
+        self.dialect: Dialect = dialect or TelefoonDialect(webhook_secret)
         self.max_webhooks = max_webhooks
+        self.media_host = media_host
         self.transcripts: dict[str, CallTranscript] = {}
         self._client: httpx.AsyncClient | None = None
 
@@ -127,21 +218,15 @@ class Caller:
             await self._client.aclose()
             self._client = None
 
-    @staticmethod
-    def fields(call: dict[str, Any]) -> dict[str, str]:
-        """The form fields every webhook of ``call`` carries."""
-        keys = ("from", "to", "direction", "status")
-        return {"call_id": call["id"]} | {k: str(call[k]) for k in keys}
+    def fields(self, call: Mapping[str, Any], route: str = "input") -> dict[str, Any]:
+        """The fields every webhook of ``call`` to ``route`` carries."""
+        return self.dialect.call_fields(call, route)
 
-    async def post(self, url: str, fields: dict[str, str]) -> httpx.Response:
-        """POST ``fields`` as a form to ``url``, signed like Telefoon (X-Signature)."""
+    async def post(self, url: str, fields: Mapping[str, Any]) -> httpx.Response:
+        """POST ``fields`` to ``url``, encoded and signed as the dialect says."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=10)
-        body = urlencode(fields).encode("ascii")
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            SIGNATURE_HEADER: sign(self._secret, body),
-        }
+        body, headers = self.dialect.request(url, fields)
         return await self._client.post(url, content=body, headers=headers)
 
     async def run(
@@ -163,20 +248,21 @@ class Caller:
         call["status"] = "in-progress"
         pending = deque(inputs)
         url: str | None = answer_url
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
+        route = "answer"
         while url is not None:
             if len(transcript.documents) >= self.max_webhooks:
                 transcript.ended_by = "loop"
                 break
-            nodes = await self._fetch(url, self.fields(call) | extra, transcript)
+            nodes = await self._fetch(url, self.fields(call, route) | extra, transcript)
             if nodes is None:
                 break
-            url, extra = self._act(nodes, url, pending, transcript)
+            url, extra, route = await self._act(call, nodes, url, pending, transcript)
         answered = any(doc.status < 300 for doc in transcript.documents)
         call["status"] = "completed" if answered else "failed"
         call["duration"] = len(transcript.documents)
         if status_url:
-            fields = self.fields(call) | {"duration": str(call["duration"])}
+            fields = self.fields(call, "status")
             try:
                 transcript.status_code = (await self.post(status_url, fields)).status_code
             except httpx.HTTPError as exc:
@@ -184,7 +270,7 @@ class Caller:
         return transcript
 
     async def _fetch(
-        self, url: str, fields: dict[str, str], transcript: CallTranscript
+        self, url: str, fields: Mapping[str, Any], transcript: CallTranscript
     ) -> list[Node] | None:
         try:
             response = await self.post(url, fields)
@@ -198,16 +284,23 @@ class Caller:
             transcript.ended_by, transcript.error = "error", f"{url} answered {doc.status}"
             return None
         try:
-            doc.nodes = parse_document(response.content, ctype)
+            doc.nodes = self.dialect.parse(response.content, ctype)
         except ValueError as exc:
             transcript.ended_by, transcript.error = "error", f"{url}: {exc}"
             return None
         return doc.nodes
 
-    def _act(
-        self, nodes: list[Node], url: str, pending: deque[str | None], transcript: CallTranscript
-    ) -> tuple[str | None, dict[str, str]]:
-        """Play one document; the next URL to post to (None: the call ends) and its input."""
+    async def _act(
+        self,
+        call: Mapping[str, Any],
+        nodes: list[Node],
+        url: str,
+        pending: deque[str | None],
+        transcript: CallTranscript,
+    ) -> tuple[str | None, dict[str, Any], str]:
+        """Play one document; the next URL to post to (None: the call ends), its input
+        fields and the route it reports to."""
+        dialect = self.dialect
 
         def record(node: Node, given: str | None = None) -> None:
             attrs = {k: v for k in node.attrs if (v := node.get(k)) is not None}
@@ -220,20 +313,24 @@ class Caller:
                     record(child)
                 if not pending:
                     transcript.ended_by = "caller"
-                    return None, {}
+                    return None, {}, ""
                 given = pending.popleft()
                 record(node, given)
-                return action, input_fields(given, f"Gather {len(transcript.gathers)}")
+                if given is None and dialect.silence_falls_through:
+                    continue
+                where = f"Gather {len(transcript.gathers)}"
+                return action, dialect.input_fields(given, where), "input"
             if node.verb == "Record":
                 given = pending.popleft() if pending else None
                 record(node, given)
                 n = len(transcript.of("Record"))
-                media = f"https://recordings.telefoon.invalid/{transcript.call_id}/{n}.wav"
-                fields = (
-                    {} if given is None else {"recording_url": media, "recording_duration": "5"}
-                )
+                media = f"https://{self.media_host}/{transcript.call_id}/{n}.wav"
+                fields = dialect.recording_fields(None if given is None else media)
                 if node.get("action"):
-                    return action, fields
+                    if dialect.record_answers:
+                        return action, fields, "record"
+                    # The recording is only reported; the document goes on.
+                    await self._fetch(action, self.fields(call, "record") | fields, transcript)
             elif node.verb == "Dial":
                 # The dialled party's outcome: the next input if it is "dial:STATUS"
                 # (busy, no-answer, failed, completed), else the callee answered.
@@ -244,15 +341,15 @@ class Caller:
                 for child in node.children:
                     record(child)
                 if node.get("action"):
-                    return action, input_fields(given, "Dial")
+                    return action, dialect.dial_fields(given[5:] or "completed"), "dial"
             elif node.verb == "Redirect":
                 record(node)
-                return urljoin(url, node.text), {}
+                return urljoin(url, node.text), {}, "input"
             elif node.verb == "Hangup":
                 record(node)
                 transcript.ended_by = "hangup"
-                return None, {}
+                return None, {}, ""
             else:  # Say, Play, Pause and verbs we do not know: heard, recorded
                 record(node)
-        transcript.ended_by = "end"
-        return None, {}
+        transcript.ended_by = "hangup" if dialect.end_is_hangup else "end"
+        return None, {}, ""

@@ -212,18 +212,6 @@ async def test_busy_agent_leads_to_voicemail_with_consent_first(world: World) ->
     assert session.slots["voicemail"] == {"url": recording, "duration": 5.0}
 
 
-async def test_silence_and_wrong_keys_reprompt_then_say_goodbye(world: World) -> None:
-    transcript = await world.sim.place_call(CALLER, SUPPORT, ["4", None, "9", "8", "1"])
-    assert transcript.hangup
-    reprompt = "Sorry, I did not get that. Press 1, 2 or 3."
-    assert said(transcript).count(reprompt) == 2
-    assert said(transcript)[-1] == "Goodbye."
-    assert [g.input for g in transcript.gathers] == ["4", None, "9", "8"]  # "1" never asked
-    assert not transcript.dials
-    session = await world.session(SUPPORT, CALLER)
-    assert session is not None and session.status is ConversationStatus.ENDED
-
-
 @pytest.mark.parametrize(
     "speech", ["</Say><Dial>+900123</Dial>", 'a & b <c> "d" ]]>', "<![CDATA[x]]><Hangup/>"]
 )

@@ -1,0 +1,208 @@
+"""The same IVR flows on every voice provider, each through its simulator, end to end.
+
+For Telefoon Voice (TwiML-style XML), Twilio Voice (TwiML) and Vonage Voice (NCCO JSON): a
+real convo server on a SQLite file with signed webhooks, and the provider's simulator
+calling it (its caller listens, presses keys, speaks, is put through or not) and taking
+its outbound call requests. The flows are the example ones, unchanged: ``support_line``,
+``reminder_call`` and the echo flow of the e2e data.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from convo.bot import load_bot
+from convo.config import Settings, parse_settings
+from convo.dialer import place_call
+from convo.models import ConversationKey, ConversationStatus, Session
+from convo.simulators.telefoon_voice import TelefoonVoiceSimulator
+from convo.simulators.twilio_voice import TwilioVoiceSimulator
+from convo.simulators.vonage_voice import VonageVoiceSimulator
+from convo.web.app import create_app
+from convo.web.state import RUNTIME
+from tests.providers.keys import RSA_KEY, RSA_PEM
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
+REMINDER_BOT = ROOT / "bots_examples" / "reminder_call" / "bot.py"
+SUPPORT, ECHO, REMINDER = "+3225550111", "+3225550112", "+3225550113"
+RECEPTION, CALLER = "+3225550199", "+32470123456"
+SECRET = "voice-signing-secret-of-32-bytes-or-more"
+TWILIO_ACCOUNT = "AC" + "7" * 32
+
+
+@dataclass(frozen=True)
+class VoiceKind:
+    """One voice provider: its simulator, its config section, what it speaks."""
+
+    simulator: Callable[[], Any]
+    options: dict[str, Any]
+    french: str  # the locale the support line's French is spoken in
+    hears_after_recording: bool  # whether the caller hears the flow after a Record
+
+
+KINDS: dict[str, VoiceKind] = {
+    "telefoon_voice": VoiceKind(
+        lambda: TelefoonVoiceSimulator(api_key="k", webhook_secret=SECRET),
+        {"api_key": "k", "webhook_secret": SECRET},
+        "fr-BE",
+        True,
+    ),
+    "twilio_voice": VoiceKind(
+        lambda: TwilioVoiceSimulator(account_sid=TWILIO_ACCOUNT, auth_token=SECRET),
+        {"account_sid": TWILIO_ACCOUNT, "auth_token": SECRET},
+        "fr-BE",
+        True,
+    ),
+    "vonage_voice": VoiceKind(
+        lambda: VonageVoiceSimulator(
+            application_id="app-1", public_key=RSA_KEY.public_key(), signature_secret=SECRET
+        ),
+        {"application_id": "app-1", "private_key": RSA_PEM, "signature_secret": SECRET},
+        "fr-FR",  # Vonage has no fr-BE: the fallback table picks fr-FR
+        False,  # Vonage posts the recording on the side; the call ends with it
+    ),
+}
+
+
+@dataclass
+class World:
+    kind: str
+    sim: Any
+    url: str
+    settings: Settings
+    app: web.Application
+
+    async def session(self, line: str, caller: str) -> Session | None:
+        return await self.app[RUNTIME].store.get_session(ConversationKey(line, "voice", caller))
+
+
+def settings_for(tmp_path: Path, kind: str, public_url: str, sim_url: str) -> Settings:
+    lines = [
+        {"number": SUPPORT, "provider": kind, "flow": "support_line", "channels": ["voice"]},
+        {"number": ECHO, "provider": kind, "flow": "voice_echo", "channels": ["voice"]},
+        {"number": REMINDER, "provider": "sandbox", "voice_provider": kind,
+         "flow": "reminder_call", "channels": ["sms", "voice"]},
+    ]  # fmt: skip
+    flows = [ROOT / "flows" / "support_line.yaml", DATA / "voice_echo.yaml"]
+    flows.append(ROOT / "bots_examples" / "reminder_call" / "reminder_call.yaml")
+    doc = {
+        "server": {"public_url": public_url, "api_token": "t", "shutdown_timeout": 5},
+        "store": {"url": f"sqlite:///{tmp_path / 'convo.db'}"},
+        "flows": {"paths": [str(path) for path in flows]},
+        "webhooks": {"rejected_dir": str(tmp_path / "rejected")},
+        "handoff": {"reception": RECEPTION},
+        "lines": lines,
+        "providers": {kind: KINDS[kind].options | {"base_url": sim_url}},
+    }
+    return parse_settings(doc, source="voice.toml", env={})
+
+
+@pytest.fixture(params=sorted(KINDS))
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    kind: str = request.param
+    sim = KINDS[kind].simulator()
+    sim_server = TestServer(sim.app, host="127.0.0.1")
+    await sim_server.start_server()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = settings_for(tmp_path, kind, url, str(sim_server.make_url("")).rstrip("/"))
+    app = create_app(settings, bot=load_bot(REMINDER_BOT))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    sim.webhook_base = url
+    try:
+        yield World(kind, sim, url, settings, app)
+    finally:
+        await runner.cleanup()
+        await sim_server.close()
+
+
+def said(transcript: Any) -> list[str]:
+    return [text for text, _ in transcript.says]
+
+
+async def test_the_support_line_in_french(world: World) -> None:
+    transcript = await world.sim.place_call(CALLER, SUPPORT, ["2", "1"])
+    assert transcript.error == "" and transcript.hangup
+    french = KINDS[world.kind].french
+    hours = "Nous sommes ouverts du lundi au vendredi, de huit à dix-huit heures."
+    assert (hours, french) in transcript.says
+    assert [lang for _, lang in transcript.says[:4]] == ["nl-NL", french, "de-DE", "en-GB"]
+    assert [gather.input for gather in transcript.gathers] == ["2", "1"]
+    assert {gather.attrs["action"] for gather in transcript.gathers} == {
+        f"{world.url}/webhooks/{world.kind}/voice/input?after=gather"
+    }
+    assert transcript.status_code == 200
+    session = await world.session(SUPPORT, CALLER)
+    assert session is not None and session.status is ConversationStatus.ENDED
+
+
+async def test_silence_and_wrong_keys_reprompt_then_goodbye(world: World) -> None:
+    transcript = await world.sim.place_call(CALLER, SUPPORT, ["4", None, "9", "8", "1"])
+    assert transcript.hangup and transcript.error == ""
+    assert said(transcript).count("Sorry, I did not get that. Press 1, 2 or 3.") == 2
+    assert said(transcript)[-1] == "Goodbye."
+    assert [gather.input for gather in transcript.gathers] == ["4", None, "9", "8"]
+
+
+async def test_a_busy_agent_leads_to_voicemail(world: World) -> None:
+    transcript = await world.sim.place_call(CALLER, SUPPORT, ["4", "2", "dial:busy", "say:hi"])
+    assert transcript.error == "" and transcript.hangup
+    assert [step.text for step in transcript.dials] == ["+3225550100"]
+    assert transcript.of("Dial")[0].input == "dial:busy"
+    assert any(text.startswith("Speak after the beep") for text in said(transcript))
+    assert transcript.of("Record")[0].input == "say:hi"
+    heard_thanks = "Thank you, we will call you back." in said(transcript)
+    assert heard_thanks is KINDS[world.kind].hears_after_recording
+    session = await world.session(SUPPORT, CALLER)
+    assert session is not None and session.status is ConversationStatus.ENDED
+    assert session.slots["voicemail"]["url"].startswith("https://")
+    assert session.slots["voicemail"]["duration"] == 5.0
+
+
+@pytest.mark.parametrize("speech", ["</Say><Dial>+900123</Dial>", '"}, {"action": "connect"'])
+async def test_what_a_caller_says_stays_text(world: World, speech: str) -> None:
+    transcript = await world.sim.place_call(CALLER, ECHO, [f"say:{speech}"])
+    assert transcript.error == ""
+    assert f"You said {speech}" in said(transcript)
+    assert not transcript.dials
+    session = await world.session(ECHO, CALLER)
+    assert session is not None and session.slots["said"] == speech
+
+
+async def test_an_outbound_reminder_call(world: World) -> None:
+    callee = "+32470555001"
+    world.sim.queue_answer_inputs(callee, ["1"])
+    params = {"patient": "An", "date": "2026-12-01"}
+    call_id = await place_call(
+        world.settings, "reminder_call", to=callee, line=REMINDER, params=params, lang="en",
+        bot=load_bot(REMINDER_BOT),
+    )  # fmt: skip
+    await world.sim.drain()
+    transcript = world.sim.transcripts[call_id]
+    assert transcript.direction == "outbound" and transcript.error == ""
+    assert said(transcript)[0].startswith("Hello An, this is the dental practice.")
+    assert said(transcript)[-1].startswith("Thank you, your appointment is confirmed.")
+    assert transcript.hangup and transcript.status_code == 200
+    assert len(world.sim.sent) == 1
+    session = await world.session(REMINDER, callee)
+    assert session is not None and session.status is ConversationStatus.ENDED
+    assert session.slots["confirmation"] == "2026-12-01:confirmed"
+
+
+async def test_a_forged_webhook_is_refused(world: World) -> None:
+    world.sim._caller.dialect.secret = "forged-secret-of-more-than-32-bytes-long"
+    transcript = await world.sim.place_call(CALLER, SUPPORT, ["1"])
+    assert transcript.ended_by == "error" and transcript.documents[0].status == 401
+    assert await world.session(SUPPORT, CALLER) is None
