@@ -234,9 +234,9 @@ class VonageVoiceSimulator(CallPlayer):
         return {
             "application_id": self.application_id,
             "signature_secret": self.signature_secret,
-            "private_key": "(the application's; its public half checks API tokens)"
+            "public_key": "the public half of the section's private_key checks API tokens"
             if self.public_key
-            else "(none: API calls are refused)",
+            else "none (no private_key in the section): API calls are refused",
         }
 
     def fail_next(self, status: int, count: int = 1) -> None:

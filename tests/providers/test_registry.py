@@ -13,32 +13,17 @@ from aiohttp.test_utils import TestServer
 
 from convo.config import ProviderSection
 from convo.exceptions import ConfigError
-from convo.models import CHANNELS
-from convo.providers.base import Provider, SmsProvider, VoiceProvider
-from convo.providers.callbacks import SMS_ROUTES, VOICE_ROUTES, callback_url, webhook_path
+from convo.providers.callbacks import callback_url, webhook_path
 from convo.providers.registry import (
-    adapter_class,
     create_provider,
     kinds,
     lookup,
     provider_kind,
 )
 from convo.simulators.enco import EncoSimulator
-from tests.providers.keys import RSA_PEM
+from tests.providers.kinds import MINIMAL
 
 PUBLIC = "https://bot.example.com/"
-#: The smallest valid section of every kind.
-MINIMAL: dict[str, dict[str, Any]] = {
-    "sandbox": {},
-    "vonage": {"api_key": "k", "api_secret": "s", "signature_secret": "x"},
-    "telefoon_sms": {"api_key": "k", "webhook_secret": "w"},
-    "telefonie_sms": {"api_key": "k", "webhook_secret": "w"},
-    "enco": {"client_id": "c", "client_secret": "s", "address": "8888"},
-    "telefoon_voice": {"api_key": "k", "webhook_secret": "w"},
-    "twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "t"},
-    "twilio_voice": {"account_sid": "AC" + "0" * 32, "auth_token": "t"},
-    "vonage_voice": {"application_id": "app", "private_key": RSA_PEM, "signature_secret": "x"},
-}
 
 
 def closed_port() -> int:
@@ -51,29 +36,6 @@ def test_every_kind_is_known_and_the_table_is_complete() -> None:
     assert kinds() == sorted(MINIMAL)
     assert kinds("voice") == ["telefoon_voice", "twilio_voice", "vonage_voice"]
     assert set(kinds("sms")) | set(kinds("voice")) == set(kinds())
-
-
-@pytest.mark.parametrize("kind", sorted(MINIMAL))
-async def test_each_adapter_declares_what_its_entry_says(kind: str) -> None:
-    cls = adapter_class(kind)
-    entry = lookup(kind)
-    assert (cls.kind, cls.channel) == (entry.kind, entry.channel)
-    assert cls.channel in CHANNELS
-    assert "type" not in cls.config_options and set(MINIMAL[kind]) <= cls.config_options
-    assert set(cls.routes) <= set(SMS_ROUTES if cls.channel == "sms" else VOICE_ROUTES)
-    async with httpx.AsyncClient() as client:
-        adapter = create_provider(kind, MINIMAL[kind], client, public_url=PUBLIC)
-        assert isinstance(adapter, Provider)
-        protocol = SmsProvider if cls.channel == "sms" else VoiceProvider
-        assert isinstance(adapter, protocol)
-        assert adapter.name == kind
-
-
-@pytest.mark.parametrize("kind", sorted(MINIMAL))
-def test_an_unknown_option_names_the_section_and_key(kind: str) -> None:
-    section = ProviderSection(MINIMAL[kind] | {"colour": "blue"}, "convo.toml")
-    with pytest.raises(ConfigError, match=r"\[providers\.\w+\].*colour"):
-        create_provider(kind, section, httpx.AsyncClient())
 
 
 def test_the_kind_is_the_type_option_else_the_section_name() -> None:
