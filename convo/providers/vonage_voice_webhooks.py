@@ -106,9 +106,10 @@ def verify_jwt(
     if not isinstance(issued, int | float) or not math.isfinite(issued):
         raise SignatureError(f"{provider}: webhook JWT has no usable 'iat'")
     if abs(now - issued) > window:
+        when = f"{now - issued:.0f}s ago" if issued < now else f"{issued - now:.0f}s ahead"
         raise SignatureError(
-            f"{provider}: webhook JWT was issued {now - issued:.0f}s from now; "
-            f"more than {window:g}s is refused (replay or clock skew)"
+            f"{provider}: webhook JWT was issued {when}; more than {window:g}s either way "
+            "is refused (a replay, or clocks apart)"
         )
     claimed = claims.get("payload_hash")
     if body and not (
