@@ -137,3 +137,14 @@ class DeletesMessages(Protocol):
     async def delete_message(self, provider_message_id: str) -> None:
         """Delete the provider's record of the message; an id the provider no longer knows
         counts as deleted. Raises a ``ProviderError`` subclass on failure."""
+
+
+@runtime_checkable
+class AcknowledgesInbound(Protocol):
+    """A provider that expects a particular body in the answer to its inbound webhook
+    (Twilio: an empty TwiML ``<Response/>``, else it logs a warning). An optional
+    capability beside :class:`SmsProvider`, checked with ``isinstance``; without it the
+    answer is convo's JSON ``{"received": n}``."""
+
+    def inbound_acknowledgement(self) -> tuple[bytes, str]:
+        """``(body, content_type)`` answering an accepted inbound webhook."""

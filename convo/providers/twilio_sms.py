@@ -23,9 +23,9 @@ What Twilio leaves to us, we assume:
   move a message forward (``convo.delivery``), so an early ``queued`` after ``sent`` is
   harmless. ``ErrorCode`` (30003 unreachable, 30007 filtered, ...) is kept on the report.
 - A price Twilio reports is negative (money spent); convo stores its amount.
-- Twilio expects TwiML from the inbound webhook; convo answers it with a JSON body, which
-  Twilio logs as warning 12300 but does not retry: the reply goes out through the
-  Messages resource, like every other provider's.
+- Twilio expects TwiML from the inbound webhook: convo answers an empty ``<Response/>``
+  (:meth:`TwilioSms.inbound_acknowledgement`); the reply goes out through the Messages
+  resource, like every other provider's, not in that answer.
 - Numbers are E.164; a field that is not is a malformed webhook.
 - ``DELETE .../Messages/{sid}.json`` deletes Twilio's copy (GDPR erasure); an id Twilio
   no longer knows counts as deleted.
@@ -84,6 +84,7 @@ STATUSES: dict[str, MessageStatus] = {
     "failed": MessageStatus.FAILED,
     "canceled": MessageStatus.FAILED,
 }
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_MEDIA = 10  # Twilio's limit per message, inbound and outbound
 
 _INBOUND = "twilio inbound message"
@@ -209,6 +210,10 @@ class TwilioSms:
                 error_text=fields.get("ErrorMessage", "").strip()[:300] or None,
             )
         ]
+
+    def inbound_acknowledgement(self) -> tuple[bytes, str]:
+        """An empty TwiML document: "received, nothing to say in this answer"."""
+        return EMPTY_TWIML, "text/xml; charset=utf-8"
 
     # -- REST API --------------------------------------------------------------------
 

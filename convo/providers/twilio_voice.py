@@ -22,7 +22,9 @@ answer webhook, ``Method=POST``), ``StatusCallback`` (our status webhook, for th
 ``Record``. Hanging up: ``POST .../Calls/{sid}.json`` with ``Status=completed``.
 
 What we assume where Twilio leaves a choice: ``Digits=hangup`` (a Record ended by the
-caller hanging up) is no input; ``DialCallStatus=answered`` counts as ``completed``.
+caller hanging up) is no input; ``DialCallStatus=answered`` counts as ``completed``; a
+``CallStatus`` of ``initiated`` or ``answered`` (event names) as ``queued`` and
+``in-progress``.
 
 Options: the account options (``account_sid``, ``auth_token``, ``api_key_sid`` +
 ``api_key_secret``, ``base_url``, ``allow_unsigned``), ``supported_languages`` (the TTS
@@ -66,6 +68,12 @@ TTS_LANGUAGES: tuple[str, ...] = (
 CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
 _STATUSES = {status.value: status for status in CallStatus}
 _OUTBOUND = ("outbound-api", "outbound-dial")
+#: Twilio spellings that are not call statuses: a status callback's event names, and a Dial
+#: whose callee answered.
+_ALIASES = {
+    "CallStatus": {"initiated": CallStatus.QUEUED, "answered": CallStatus.IN_PROGRESS},
+    "DialCallStatus": {"answered": CallStatus.COMPLETED},
+}
 
 
 class TwilioVoice:
@@ -251,8 +259,8 @@ def _status(
         if required_:
             raise MalformedWebhook(f"{what}: field {key!r} is missing or empty")
         return None
-    if key == "DialCallStatus" and raw == "answered":
-        return CallStatus.COMPLETED
+    if raw in _ALIASES.get(key, {}):
+        return _ALIASES[key][raw]
     status = _STATUSES.get(raw)
     if status is None:
         raise MalformedWebhook(

@@ -12,9 +12,10 @@ header). Then, in this order:
    kept under ``webhooks.rejected_dir`` within ``webhooks.rejected_quota``
    (:class:`~convo.web.rejected.RejectedWebhooks`: a signed body whole, an unsigned one
    only its first KiB), and counted in a summary logged once a minute;
-4. inbound: every message is stored (``Intake.accept``) **before** the 200 answer; the turns
-   run in the background and wake the outbox. Status: every delivery report is applied
-   (``Outbox.apply_report``), then 200.
+4. inbound: every message is stored (``Intake.accept``) **before** the 200 answer (the
+   provider's own acknowledgement when it wants one, ``AcknowledgesInbound``; else
+   ``{"received": n}``); the turns run in the background and wake the outbox. Status:
+   every delivery report is applied (``Outbox.apply_report``), then 200.
 
 An unknown provider name is 404. Errors are raised and turned into JSON answers by the app's
 error middleware (``convo.web.state.HTTP_STATUS``). Call webhooks are ``convo.web.voice``.
@@ -33,7 +34,7 @@ from aiohttp import web
 
 from convo.exceptions import MalformedWebhook
 from convo.models import WebhookRequest
-from convo.providers.base import SmsProvider
+from convo.providers.base import AcknowledgesInbound, SmsProvider
 from convo.providers.callbacks import INBOUND, STATUS, webhook_path
 from convo.web.rejected import RejectedWebhooks
 from convo.web.state import (
@@ -127,6 +128,9 @@ async def inbound(request: web.Request) -> web.Response:
     intake = request.app[RUNTIME].intake
     for message in messages:
         await intake.accept(message)  # stored before we answer
+    if isinstance(provider, AcknowledgesInbound):
+        body, content_type = provider.inbound_acknowledgement()
+        return web.Response(body=body, headers={"Content-Type": content_type})
     return web.json_response({"received": len(messages)})
 
 

@@ -261,3 +261,16 @@ async def test_a_contact_opted_out_at_twilio_is_suppressed(tmp_path: Path) -> No
         store = world.runner.app[RUNTIME].store
         assert await store.is_suppressed(provider.line, PHONE)
         assert provider.sim.sent == []
+
+
+async def test_the_inbound_webhook_is_answered_with_empty_twiml(tmp_path: Path) -> None:
+    provider = Twilio()
+    async with running_world(tmp_path, provider) as world:
+        fields = {"MessageSid": "SM" + "2" * 32, "From": PHONE, "To": provider.line, "Body": "hi"}
+        url = f"{world.url}/webhooks/twilio/inbound"
+        headers = {"X-Twilio-Signature": RequestValidator("twt").compute_signature(url, fields)}
+        async with httpx.AsyncClient() as client:
+            response = await client.post(url, data=fields, headers=headers)
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/xml")
+        assert response.content.endswith(b"<Response/>")
