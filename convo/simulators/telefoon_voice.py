@@ -21,17 +21,17 @@ What happened is in a
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, Self
 
 from aiohttp import web
 
 from convo.providers.telefoon_voice import TTS_LANGUAGES
-from convo.simulators.telefoon_voice_caller import Caller, CallTranscript, check_inputs
+from convo.simulators._calls import CallPlayer
+from convo.simulators.telefoon_voice_caller import Caller
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _STATUSES = (
@@ -46,7 +46,7 @@ _STATUSES = (
 )
 
 
-class TelefoonVoiceSimulator:
+class TelefoonVoiceSimulator(CallPlayer):
     """See the module docstring. ``numbers``: the Telefoon numbers calls may come ``from``
     (None: any E.164 number)."""
 
@@ -70,11 +70,8 @@ class TelefoonVoiceSimulator:
         self.tts_languages = set(tts_languages)
         self.auto_answer = auto_answer
         self.sent: list[dict[str, Any]] = []
-        self.calls: dict[str, dict[str, Any]] = {}
         self.conferences: dict[str, dict[str, Any]] = {}
         self._failures: deque[int] = deque()
-        self._answer_inputs: dict[str, deque[Sequence[str | None]]] = {}
-        self._tasks: set[asyncio.Task[CallTranscript]] = set()
         self._caller = Caller(webhook_secret, max_webhooks=max_webhooks)
         self.app = web.Application(middlewares=[self._guard])
         for prefix in ("", "/v1/voice"):
@@ -84,7 +81,7 @@ class TelefoonVoiceSimulator:
             self.app.router.add_delete(f"{prefix}/calls/{{call_id}}", self._end)
             self.app.router.add_post(f"{prefix}/conferences", self._create_conference)
             self.app.router.add_get(f"{prefix}/conferences", self._list_conferences)
-        self.app.on_cleanup.append(self._on_cleanup)
+        self._init_calls()
 
     @classmethod
     def from_config(
@@ -113,25 +110,6 @@ class TelefoonVoiceSimulator:
     def fail_next(self, status: int, count: int = 1) -> None:
         """Answer the next ``count`` API requests with ``status`` (after auth)."""
         self._failures.extend([status] * count)
-
-    def queue_answer_inputs(self, to: str, inputs: Sequence[str | None]) -> None:
-        """Inputs the callee at ``to`` gives when the next outbound call to them is answered."""
-        check_inputs(inputs)
-        self._answer_inputs.setdefault(to, deque()).append(list(inputs))
-
-    async def drain(self) -> None:
-        """Wait until every outbound call the simulator is playing has ended."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._caller.aclose()
-
-    async def _on_cleanup(self, _app: web.Application) -> None:
-        await self.aclose()
 
     # -- REST API ---------------------------------------------------------------------
 
@@ -184,13 +162,7 @@ class TelefoonVoiceSimulator:
         self.sent.append(body)
         call = self._new_call(body["from"], body["to"], "outbound", status="queued")
         if self.auto_answer and "url" in body:
-            queued = self._answer_inputs.get(body["to"])
-            inputs = queued.popleft() if queued else ()
-            task = asyncio.ensure_future(
-                self._caller.run(call, body["url"], body.get("status_callback"), inputs)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._answer_outbound(call, body["url"], body.get("status_callback") or "")
         return web.json_response(call, status=201)
 
     def _new_call(self, from_: str, to: str, direction: str, status: str) -> dict[str, Any]:
@@ -258,29 +230,7 @@ class TelefoonVoiceSimulator:
     async def _list_conferences(self, request: web.Request) -> web.Response:
         return web.json_response({"conferences": list(self.conferences.values())})
 
-    # -- the caller's side (convo.simulators.telefoon_voice_caller) -----------
-
-    @property
-    def transcripts(self) -> dict[str, CallTranscript]:
-        """Every simulated call so far, by call id."""
-        return self._caller.transcripts
-
-    def _webhook(self, route: str) -> str:
-        if self.webhook_base is None:
-            raise RuntimeError("TelefoonVoiceSimulator: webhook_base is not set")
-        return f"{self.webhook_base}/webhooks/{self.name}/voice/{route}"
-
-    async def place_call(
-        self, caller: str, line: str, inputs: Sequence[str | None] = ()
-    ) -> CallTranscript:
-        """Call ``line`` from ``caller`` and act out convo's answers (module docstring).
-
-        ``ValueError`` if an input is neither DTMF keys, ``"say:..."`` nor None.
-        """
-        check_inputs(inputs)
-        call = self._new_call(caller, line, "inbound", status="ringing")
-        answer, status = self._webhook("answer"), self._webhook("status")
-        return await self._caller.run(call, answer, status, inputs)
+    # -- the caller's side (convo.simulators._calls) -----------------------------------
 
     async def deliver_status(self, call_id: str, status: str, *, duration: int = 0) -> int:
         """Post a status change of a known call to convo's ``/voice/status``; its HTTP status."""
