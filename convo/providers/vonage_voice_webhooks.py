@@ -170,8 +170,10 @@ def parse_event(
                 f"got {str(raw_status)[:40]!r}"
             )
         status = STATUSES[raw_status]
-    leg = data.get("uuid")
     dial = request.query.get("after") == "dial"
+    # Only the call's own leg says how the call goes: a connect's leg (its events, the
+    # dialled party busy or gone) says how the dial went, and must not end the call.
+    own = data.get("uuid") == known.call_id
     digits, speech, confidence = _input(data, what)
     return CallEvent(
         provider=provider,
@@ -179,15 +181,14 @@ def parse_event(
         line=known.line,
         caller=known.caller,
         direction=known.direction,
-        # A connect's leg events say how the dialled leg went, not how the call goes.
-        status=CallStatus.IN_PROGRESS if dial else status,
+        status=status if own and not dial else CallStatus.IN_PROGRESS,
         dial_status=status if dial else None,
         digits=digits,
         speech=speech,
         confidence=confidence,
         recording_url=_recording_url(data, what),
         recording_duration=_recording_duration(data, what),
-        duration=None if dial or leg != known.call_id else _number(data, "duration", what),
+        duration=_number(data, "duration", what) if own and not dial else None,
     )
 
 

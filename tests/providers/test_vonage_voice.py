@@ -116,6 +116,8 @@ def test_events_of_one_call_are_matched_by_its_conversation() -> None:
            "status": "busy", "direction": "outbound"}  # fmt: skip
     dialled = vonage.parse_call(webhook("voice/input", leg, query="after=dial"))
     assert (dialled.caller, dialled.dial_status) == (f"+{CALLER}", CallStatus.BUSY)
+    agent_gone = leg | {"status": "completed", "duration": "30"}  # to the app's event URL
+    assert vonage.parse_call(webhook("voice/status", agent_gone)).status is CallStatus.IN_PROGRESS
     ended = ANSWER | {"status": "completed", "direction": "inbound", "duration": "42"}
     finished = vonage.parse_call(webhook("voice/status", ended))
     assert (finished.status, finished.duration) == (CallStatus.COMPLETED, 42.0)
