@@ -4,7 +4,7 @@ API side: ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` (``To``, ``From`
 ``StatusCallback``, ``Timeout``, ``Record``; 201 with a Call resource; 400 error 21211 for a
 bad ``To``, 21205 for a bad ``Url``), ``GET|POST .../Calls/{sid}.json`` (a POST with
 ``Status=completed`` or ``canceled`` ends the call), with Twilio's basic auth and error body
-(``convo.simulators.twilio_sms.TwilioAccountGuard``). ``fail_next(status, code)`` makes the
+(``convo.simulators._twilio.TwilioAccountGuard``). ``fail_next(status, code)`` makes the
 next requests fail.
 
 Caller side, as Twilio calls an application: form posts signed with ``X-Twilio-Signature``
@@ -26,8 +26,8 @@ from aiohttp import web
 
 from convo.providers._twilio_common import SIGNATURE_HEADER, signature
 from convo.simulators._calls import CallPlayer
+from convo.simulators._twilio import TwilioAccountGuard, twilio_error
 from convo.simulators.telefoon_voice_caller import Caller
-from convo.simulators.twilio_sms import TwilioAccountGuard, twilio_error
 from convo.voice.twiml import Node, parse_document
 
 _E164_OR_SIP = ("+", "sip:", "client:")
