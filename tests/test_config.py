@@ -8,6 +8,7 @@ import pytest
 
 from convo.config import Secret, load_settings, parse_settings
 from convo.exceptions import ConfigError
+from convo.store.urls import SUPPORTED
 
 TOML = """
 [server]
@@ -136,14 +137,14 @@ def test_bad_config_names_file_key_and_expectation(tmp_path: Path, text: str, me
     assert str(path) in str(info.value)
 
 
-STORE_SUPPORTED = "(supported: memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db)"
+STORE_SUPPORTED = f"(supported: {SUPPORTED})"
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
         ("redis://", f"redis:// is not supported yet {STORE_SUPPORTED}"),
-        ("postgresql://x", f"postgresql:// is not supported yet {STORE_SUPPORTED}"),
+        ("postgresql://x", "the postgresql:// URL names no database; write postgresql://"),
         ("ftp://", f"ftp:// is not a known store {STORE_SUPPORTED}"),
         ("sqlite://nopath", "'sqlite://nopath' has no file path; write sqlite:///relative/"),
         ("memory://x", "'memory://x': memory:// takes nothing after it"),
@@ -159,9 +160,18 @@ def test_bad_store_url_fails_at_load_in_one_line(tmp_path: Path, url: str, messa
         parse_settings({"store": {"url": url}}, env={})
 
 
-@pytest.mark.parametrize("url", ["memory://", "sqlite:///var/convo.db", "sqlite:////srv/c.db"])
+@pytest.mark.parametrize(
+    "url",
+    ["memory://", "sqlite:///var/convo.db", "sqlite:////srv/c.db", "postgresql://u:p@db:5432/c"],
+)
 def test_good_store_urls_load(url: str) -> None:
     assert parse_settings({"store": {"url": url}}, env={}).store.url == url
+
+
+def test_a_postgresql_url_may_come_from_the_environment() -> None:
+    url = "postgresql://convo:s3cret@db.internal:5432/convo"
+    raw = {"store": {"url": "${CONVO_DATABASE_URL}"}}
+    assert parse_settings(raw, env={"CONVO_DATABASE_URL": url}).store.url == url
 
 
 @pytest.mark.parametrize(

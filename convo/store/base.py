@@ -42,6 +42,7 @@ from convo.models import (
     MessageStatus,
     Session,
 )
+from convo.store.migrations import SchemaStatus
 
 CLAIM_LEASE = 120.0
 """Seconds a claimed message stays its sender's (:meth:`MessageLog.claim_next`): longer than
@@ -326,6 +327,20 @@ class ConversationLocks(Protocol):
     on the database for a shared backend (a PostgreSQL advisory lock, say)."""
 
     def lock(self, key: ConversationKey) -> AbstractAsyncContextManager[None]: ...
+
+
+@runtime_checkable
+class VersionedSchema(Protocol):
+    """A store whose database has a versioned schema (the SQL stores; not memory), for
+    ``convo db status|upgrade``. See :mod:`convo.store.migrations`."""
+
+    async def schema_status(self) -> SchemaStatus:
+        """The database's schema version against the latest this convo knows."""
+
+    async def upgrade_schema(self) -> SchemaStatus:
+        """Apply the missing migrations under the migration lock (safe while other
+        processes start or run); returns the status found before. StoreError for a
+        database a newer convo wrote."""
 
 
 @runtime_checkable

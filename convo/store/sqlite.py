@@ -12,8 +12,9 @@ runs and the rows it decodes, in one transaction (a savepoint of the batch it co
 A method returns once its job committed, so what it wrote is durable then.
 
 Schema. ``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied; ``open()``
-applies the missing ones and refuses a file written by a newer convo. To change the schema,
-append a script to :data:`MIGRATIONS`; never edit an old one.
+applies the missing ones (:mod:`convo.store.migrations`, the mechanism every SQL store
+shares) and refuses a file written by a newer convo. To change the schema, append a script
+to :data:`MIGRATIONS`; never edit an old one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from convo.models import (
 from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
+from convo.store.migrations import SchemaStatus
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
 from convo.store.tombstones import new_key, tombstone
 
@@ -55,11 +57,14 @@ class SqliteStore:
     ``open()`` creates the file (and its parent directory) or migrates it; it raises
     StoreError when the file cannot be opened or has a newer schema than this code.
     Every other method raises StoreError when the store is not open or SQLite fails.
+    With ``migrate=False`` (``convo db``), ``open()`` only connects: then only
+    :meth:`schema_status` and :meth:`upgrade_schema` are sure to work.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
         self.path = Path(path)
         self._cx = SqliteConnection(self.path)
+        self._migrate = migrate
         self._locks = LocalLocks()  # one process holds this store: its locks suffice
         self._tombstone_key: bytes | None = None  # the file's, read by open()
 
@@ -75,8 +80,8 @@ class SqliteStore:
 
     async def open(self) -> None:
         """Also reads the file's tombstone key, creating it the first time."""
-        await self._cx.open()
-        if self._tombstone_key is not None:
+        await self._cx.open(migrate=self._migrate)
+        if self._tombstone_key is not None or not self._migrate:
             return
         candidate = new_key()
 
@@ -114,6 +119,14 @@ class SqliteStore:
     async def schema_version(self) -> int:
         """The file's ``user_version``: how many :data:`MIGRATIONS` it has."""
         return await self._run("read schema version", user_version)
+
+    async def schema_status(self) -> SchemaStatus:
+        """The file's schema version against this convo's :data:`MIGRATIONS`."""
+        return await self._cx.schema_status()
+
+    async def upgrade_schema(self) -> SchemaStatus:
+        """Apply the missing :data:`MIGRATIONS`; returns the status found before."""
+        return await self._cx.upgrade()
 
     # -- sessions --------------------------------------------------------------------------
 

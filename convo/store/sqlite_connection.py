@@ -19,8 +19,10 @@ crash of the process; a power cut may lose the last few commits but never corrup
 The statements of one job are one unit (its batch's savepoint, or :func:`transaction`).
 
 Schema. ``PRAGMA user_version`` is the number of migrations applied; :meth:`open` applies
-the missing ones (:data:`convo.store.sqlite_schema.MIGRATIONS`), each in its own
-transaction, and refuses a file written by a newer convo.
+the missing ones (:data:`convo.store.sqlite_schema.MIGRATIONS`) through
+:func:`convo.store.migrations.upgrade`, all in one immediate transaction (which is the
+migration lock: a second process opening the file waits for it, then finds nothing to
+do), and refuses a file written by a newer convo.
 
 Errors. Every ``sqlite3.Error`` (and a corrupt stored JSON value) becomes
 :class:`~convo.exceptions.StoreError` in one place, :meth:`SqliteConnection.run`, naming the
@@ -32,14 +34,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from convo.exceptions import CorruptRecord, StoreError
+from convo.store.migrations import SchemaStatus, upgrade
 from convo.store.sqlite_schema import MIGRATIONS, statements
 
 T = TypeVar("T")
@@ -61,9 +64,10 @@ class SqliteConnection:
     def is_open(self) -> bool:
         return self._db is not None
 
-    async def open(self) -> None:
-        """Create the file (and its parent folders) or migrate it. Idempotent. StoreError
-        when the file cannot be opened or has a newer schema than this code."""
+    async def open(self, *, migrate: bool = True) -> None:
+        """Create the file (and its parent folders) and, unless ``migrate`` is False,
+        migrate it. Idempotent. StoreError when the file cannot be opened or has a newer
+        schema than this code."""
         if self._db is not None:
             return
         try:
@@ -85,11 +89,46 @@ class SqliteConnection:
             # Outside a batch: journal_mode cannot change inside a transaction.
             try:
                 await self._call(_prepare)
+                if migrate:
+                    await upgrade(self, MIGRATIONS, f"SQLite store {self.path}")
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path}: open failed: {exc}") from exc
         except BaseException:
             await self.close()
             raise
+
+    # -- migrations (convo.store.migrations.MigrationTarget), before any job runs ------------
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """An immediate transaction: SQLite's write lock, held until every missing script
+        and the new ``user_version`` commit together."""
+        await self._call(_execute, "BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self._call(_rollback)
+            raise
+        await self._call(_execute, "COMMIT")
+
+    async def schema_version(self) -> int:
+        return await self._call(user_version)
+
+    async def apply_migration(self, version: int, script: str) -> None:
+        await self._call(_migrate, version, script)
+
+    async def schema_status(self) -> SchemaStatus:
+        """The file's schema version against the scripts this convo has."""
+        version = await self._call(user_version)
+        return SchemaStatus(f"SQLite store {self.path}", version, len(MIGRATIONS))
+
+    async def upgrade(self) -> SchemaStatus:
+        """Apply the missing migrations (:func:`convo.store.migrations.upgrade`); the
+        status found before. StoreError for a newer file or a failed script."""
+        try:
+            return await upgrade(self, MIGRATIONS, f"SQLite store {self.path}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path}: migration failed: {exc}") from exc
 
     async def close(self) -> None:
         """Wait for the jobs in flight, then close. Closing a closed connection is harmless.
@@ -251,24 +290,26 @@ def _settle(batch: list[tuple[Any, asyncio.Future[Any]]], outcomes: list[Outcome
 
 
 def _prepare(cx: sqlite3.Connection) -> None:
-    """Connection settings, then create or migrate the schema."""
+    """Connection settings (the schema is :func:`convo.store.migrations.upgrade`'s)."""
     cx.execute("PRAGMA journal_mode = WAL")
     cx.execute("PRAGMA synchronous = NORMAL")
     # Checkpoint every ~16 MB of WAL instead of 4 MB: fewer checkpoint stalls on busy
     # servers (measured 15-25% more turns/s), at the cost of a larger WAL file.
     cx.execute("PRAGMA wal_autocheckpoint = 4000")
     cx.execute("PRAGMA foreign_keys = ON")
-    latest = len(MIGRATIONS)
-    while (version := user_version(cx)) != latest:
-        if version > latest:
-            raise StoreError(
-                f"SQLite store file has schema version {version}, newer than this convo "
-                f"knows (version {latest}): upgrade convo to open it"
-            )
-        with transaction(cx):
-            # Another process may have migrated while we waited for the write lock.
-            if user_version(cx) != version:
-                continue
-            for statement in statements(MIGRATIONS[version]):
-                cx.execute(statement)
-            cx.execute(f"PRAGMA user_version = {version + 1}")
+
+
+def _execute(cx: sqlite3.Connection, statement: str) -> None:
+    cx.execute(statement)
+
+
+def _rollback(cx: sqlite3.Connection) -> None:
+    if cx.in_transaction:
+        cx.execute("ROLLBACK")
+
+
+def _migrate(cx: sqlite3.Connection, version: int, script: str) -> None:
+    """One script and its version, inside the migration lock's transaction."""
+    for statement in statements(script):
+        cx.execute(statement)
+    cx.execute(f"PRAGMA user_version = {version + 1}")

@@ -7,6 +7,8 @@ anything (the configuration loader calls it, so a bad URL fails at load), and
     memory://                  MemoryStore (nothing survives the process)
     sqlite:///var/convo.db     SqliteStore, path relative to the working directory
     sqlite:////srv/convo.db    SqliteStore, absolute path
+    postgresql://user:password@host:5432/db?sslmode=require
+                               PostgresStore (also postgres://); needs convo[postgres]
 
 Every other URL is a :class:`~convo.exceptions.ConfigError` of one line that names the
 setting, what is wrong and the URLs that work. A URL of a scheme that is not SQLite or
@@ -19,6 +21,7 @@ than silently ignored or made part of a file name.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -26,20 +29,26 @@ from typing import Literal
 from convo.exceptions import ConfigError
 from convo.store.base import Store
 
-SUPPORTED = "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db"
+SUPPORTED = (
+    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+    "postgresql://user:password@host:port/database"
+)
 """The store URLs convo can open, as error messages list them."""
 
 # Backends that will come: their URLs are refused as "not supported yet", not as unknown.
-_LATER = {"redis": "redis", "rediss": "redis", "postgresql": "postgresql", "postgres": "postgresql"}
+_LATER = {"redis": "redis", "rediss": "redis"}
+_POSTGRES = ("postgresql", "postgres")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 @dataclass(frozen=True, slots=True)
 class StoreUrl:
-    """A store URL that :func:`store_url` accepted: its backend and, for SQLite, the file."""
+    """A store URL that :func:`store_url` accepted: its backend and, for SQLite, the file;
+    for PostgreSQL, the URL to connect to (it may hold a password: never log it)."""
 
-    backend: Literal["memory", "sqlite"]
+    backend: Literal["memory", "sqlite", "postgresql"]
     path: Path | None = None  # the database file (relative to the working directory or not)
+    dsn: str = ""  # the PostgreSQL URL, as given
 
 
 def store_url(url: str, where: str = "[store] url") -> StoreUrl:
@@ -59,20 +68,59 @@ def store_url(url: str, where: str = "[store] url") -> StoreUrl:
         return StoreUrl("memory")
     if scheme == "sqlite":
         return StoreUrl("sqlite", _sqlite_path(url, rest, where))
+    if scheme in _POSTGRES:
+        _check_postgres(url, where)
+        return StoreUrl("postgresql", dsn=url)
     raise ConfigError(f"{where}: {scheme}:// is not a known store (supported: {SUPPORTED})")
 
 
-def open_store(url: str, where: str = "[store] url") -> Store:
+def open_store(url: str, where: str = "[store] url", *, migrate: bool = True) -> Store:
     """The store ``url`` names, not yet opened (``await store.open()`` next; SQLite creates
-    the file and its folders then). Raises ConfigError as :func:`store_url` does."""
+    the file and its folders then, and migrates it as PostgreSQL does unless ``migrate``
+    is False: ``convo db`` then migrates or reports). Raises ConfigError as
+    :func:`store_url` does, and when the backend's library is not installed."""
     parsed = store_url(url, where)
+    if parsed.backend == "postgresql":
+        try:
+            from convo.store.postgres import PostgresStore  # imports asyncpg: only when asked
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ConfigError(
+                f"{where}: postgresql:// needs asyncpg: pip install 'convo[postgres]'"
+            ) from None
+        return PostgresStore(parsed.dsn, migrate=migrate)
     if parsed.path is None:
         from convo.store.memory import MemoryStore
 
         return MemoryStore()
     from convo.store.sqlite import SqliteStore  # imports aiosqlite: only when asked for
 
-    return SqliteStore(parsed.path)
+    return SqliteStore(parsed.path, migrate=migrate)
+
+
+def _check_postgres(url: str, where: str) -> None:
+    """What can be checked of a PostgreSQL URL without connecting; each error names the
+    part that is wrong and never echoes the URL (it may hold a password)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: the postgresql:// URL is malformed ({exc})") from None
+    if parts.fragment:
+        raise ConfigError(f"{where}: a postgresql:// URL takes no #fragment")
+    if parts.path.strip("/") == "" and not parts.query:
+        raise ConfigError(
+            f"{where}: the postgresql:// URL names no database; write "
+            "postgresql://user:password@host:port/database"
+        )
+    if parts.query:
+        try:
+            urllib.parse.parse_qs(parts.query, strict_parsing=True)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: the postgresql:// URL's options are not name=value pairs"
+            ) from None
 
 
 def _sqlite_path(url: str, rest: str, where: str) -> Path:

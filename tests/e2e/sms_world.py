@@ -190,11 +190,16 @@ PROVIDERS: dict[str, type[Provider]] = {
 
 
 def settings_for(
-    tmp_path: Path, provider: Provider, public_url: str, sim_url: str, **outbox: Any
+    tmp_path: Path,
+    provider: Provider,
+    public_url: str,
+    sim_url: str,
+    store_url: str | None = None,
+    **outbox: Any,
 ) -> Settings:
     doc = {
         "server": {"public_url": public_url, "api_token": TOKEN, "shutdown_timeout": 5},
-        "store": {"url": f"sqlite:///{tmp_path / 'convo.db'}"},
+        "store": {"url": store_url or f"sqlite:///{tmp_path / 'convo.db'}"},
         "flows": {"paths": [str(DATA / f"{provider.flow}.yaml")]},
         "lines": [{"number": provider.line, "provider": provider.name, "flow": provider.flow}],
         "providers": {provider.name: provider.options(sim_url)},
@@ -271,16 +276,20 @@ def bound_socket() -> tuple[socket.socket, str]:
 
 
 @contextlib.asynccontextmanager
-async def running_world(tmp_path: Path, provider: Provider, **outbox: Any) -> AsyncIterator[World]:
+async def running_world(
+    tmp_path: Path, provider: Provider, store_url: str | None = None, **outbox: Any
+) -> AsyncIterator[World]:
     """The provider's simulator and convo, both serving on loopback, until the block ends.
-    ``outbox`` adds ``[outbox]`` settings (e.g. ``reconcile_after``)."""
+    ``store_url`` replaces the SQLite file; ``outbox`` adds ``[outbox]`` settings (e.g.
+    ``reconcile_after``)."""
     sim_server = TestServer(provider.sim.app, host="127.0.0.1")
     await sim_server.start_server()
     world: World | None = None
     try:
         sock, url = bound_socket()
         sim_url = str(sim_server.make_url("")).rstrip("/")
-        world = World(provider, url, settings_for(tmp_path, provider, url, sim_url, **outbox))
+        settings = settings_for(tmp_path, provider, url, sim_url, store_url, **outbox)
+        world = World(provider, url, settings)
         provider.sim.webhook_base = url
         await world.start(sock)
         yield world

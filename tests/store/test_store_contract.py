@@ -1,4 +1,5 @@
-"""One contract suite, run against every store backend (memory, and SQLite in tmp_path)."""
+"""One contract suite, run against every store backend: memory, SQLite in tmp_path, and
+PostgreSQL in a schema of its own (``postgres_url`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,22 +21,20 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store import MemoryStore, MessageQuery, Store
+from convo.store import MessageQuery, Store
 from convo.store.base import ErasedContact
-from convo.store.sqlite import SqliteStore
+from tests.conftest import BACKENDS, open_backend
 
 LINE = "+32470000100"
 ALICE = "+32470000001"
 BOB = "+32470000002"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "c.db")
-    await backend.open()
-    assert isinstance(backend, Store)
-    yield backend
-    await backend.close()
+    async with open_backend(request.param, tmp_path) as backend:
+        assert isinstance(backend, Store)
+        yield backend
 
 
 def session(contact: str = ALICE, *, channel: str = "sms", line: str = LINE) -> Session:
@@ -412,11 +411,12 @@ async def test_suppressions_are_per_line(store: Store) -> None:
 async def test_lock_serialises_the_turns_of_one_conversation(store: Store) -> None:
     key = session(ALICE).key
     log: list[str] = []
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
 
     async def turn(name: str, hold: asyncio.Event | None) -> None:
         async with store.lock(key):
             log.append(f"{name} in")
+            entered.set()
             if hold is not None:
                 await hold.wait()
             else:
@@ -424,30 +424,38 @@ async def test_lock_serialises_the_turns_of_one_conversation(store: Store) -> No
             log.append(f"{name} out")
 
     first = asyncio.create_task(turn("first", release))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(turn("second", None))
-    for _ in range(5):  # plenty of chances for the second turn to barge in
-        await asyncio.sleep(0)
-    assert log == ["first in"]
-    release.set()
+    try:
+        await asyncio.wait_for(entered.wait(), timeout=5)
+        second = asyncio.create_task(turn("second", None))
+        # Plenty of chances for the second turn to barge in (a shared store's lock is a
+        # round trip away: give it time, not just loop iterations).
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        assert log == ["first in"]
+    finally:
+        release.set()
     await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
     assert log == ["first in", "first out", "second in", "second out"]
 
 
 async def test_lock_lets_other_conversations_run(store: Store) -> None:
     alice, bob = session(ALICE).key, session(BOB).key
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
 
     async def hold_alice() -> None:
         async with store.lock(alice):
+            entered.set()
             await release.wait()
 
     held = asyncio.create_task(hold_alice())
-    await asyncio.sleep(0)
-    async with asyncio.timeout(5):  # would hang if Bob waited for Alice's turn
-        async with store.lock(bob):
-            assert not held.done()  # Alice's turn still holds her lock
-    release.set()
+    try:
+        await asyncio.wait_for(entered.wait(), timeout=5)
+        async with asyncio.timeout(5):  # would hang if Bob waited for Alice's turn
+            async with store.lock(bob):
+                assert not held.done()  # Alice's turn still holds her lock
+    finally:
+        release.set()
     await asyncio.wait_for(held, timeout=5)
     async with asyncio.timeout(5):  # and Alice's lock is free again afterwards
         async with store.lock(alice):

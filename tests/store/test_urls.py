@@ -9,8 +9,9 @@ import pytest
 from convo.exceptions import ConfigError
 from convo.store import MemoryStore, StoreUrl, open_store, store_url
 from convo.store.sqlite import SqliteStore
+from convo.store.urls import SUPPORTED as LISTED
 
-SUPPORTED = "(supported: memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db)"
+SUPPORTED = f"(supported: {LISTED})"
 
 
 def test_relative_sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,8 +52,9 @@ async def test_memory_url() -> None:
 BAD_URLS = [
     ("redis://localhost:6379/0", f"redis:// is not supported yet {SUPPORTED}"),
     ("rediss://h", f"redis:// is not supported yet {SUPPORTED}"),
-    ("postgresql://x", f"postgresql:// is not supported yet {SUPPORTED}"),
-    ("postgres://u@db/convo", f"postgresql:// is not supported yet {SUPPORTED}"),
+    ("postgresql://x", "the postgresql:// URL names no database; write postgresql://"),
+    ("postgres://u:pw@db:port/convo", "the postgresql:// URL is malformed (Port could not"),
+    ("postgresql://u@db/convo?sslmode", "the postgresql:// URL's options are not name=value"),
     ("ftp://files.example/convo.db", f"ftp:// is not a known store {SUPPORTED}"),
     ("convo.db", f"'convo.db' is not a store URL {SUPPORTED}"),
     ("sqlite://nopath", "'sqlite://nopath' has no file path; write sqlite:///relative/path.db"),
@@ -78,8 +80,21 @@ def test_errors_start_with_where_the_url_came_from() -> None:
         open_store("redis://h", "convo.toml: [store] url")
 
 
+def test_a_postgresql_url_names_the_postgres_store_without_opening_it() -> None:
+    url = "postgresql://convo:pw@db.example:5433/convo?sslmode=require"
+    assert store_url(url) == StoreUrl("postgresql", dsn=url)
+    assert store_url("POSTGRES://h/db").backend == "postgresql"
+    store = open_store(url)
+    assert type(store).__name__ == "PostgresStore"
+    assert "pw" not in repr(store) and "db.example:5433/convo" in repr(store)
+
+
 def test_a_password_in_an_unsupported_url_is_not_echoed() -> None:
-    for url in ("postgresql://convo:hunter2@db/convo", "mongodb://convo:hunter2@db/convo"):
+    for url in (
+        "postgresql://convo:hunter2@db:x/convo",
+        "postgresql://convo:hunter2@db",
+        "mongodb://convo:hunter2@db/convo",
+    ):
         with pytest.raises(ConfigError) as info:
             store_url(url)
         assert "hunter2" not in str(info.value)

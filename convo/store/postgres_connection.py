@@ -1,0 +1,382 @@
+"""The PostgreSQL store's connections: a pool, the conversation lock, presence, migrations.
+
+The pool. Every call of the store takes a connection from an asyncpg pool for one
+statement (or one transaction) and gives it back. Releasing one runs no reset query
+(asyncpg's default sends one per release: a round trip per call); nothing that needs one
+is ever left on a pooled connection: no session settings, no LISTEN, no session advisory
+lock, and an open transaction is rolled back by asyncpg itself.
+
+The conversation lock (:class:`TurnLocks`). ``store.lock(key)`` takes a pooled connection,
+opens a transaction and takes a **transaction-scoped advisory lock** on the conversation
+(``pg_advisory_xact_lock``), in one round trip. Until the lock is released, every store call
+made by the task that holds it (and its children) runs on that connection, in that
+transaction (a context variable carries it): the turn's load, its save and its effects
+commit together when the lock is released, and the lock goes with the commit, so the next
+turn of that conversation, in any process, reads what this one wrote. A call that fails
+inside aborts the transaction; the lock's release then rolls it all back and raises
+StoreError (nothing of the turn happened; the inbound message stays unprocessed). A lock
+lives as long as its transaction, so a process that dies, or a connection that breaks,
+never leaves one behind. Lock keys are 64-bit hashes of the conversation key and the
+schema, so two convo deployments in two schemas of one database do not share locks (a
+hash collision only makes two conversations wait for each other).
+
+Presence. Each store instance holds, on a connection of its own, a session advisory lock
+on ``(PRESENCE, owner)``, ``owner`` a random number it also writes into the outbox
+messages it claims. While the process lives the lock is held; when it dies, PostgreSQL
+drops it with the connection. ``release_claims`` therefore frees the claims of processes
+that are gone (and the instance's own), and no others: see ``RELEASE_CLAIMS``.
+
+Migrations (:mod:`convo.store.migrations`). The migration lock is a session advisory lock
+on ``(MIGRATION, schema)`` on a connection of its own; each missing script runs in a
+transaction with its version change, so a process that dies half-way leaves the database
+at a whole version.
+
+Errors. asyncpg's errors, refused or broken connections and timeouts become
+:class:`~convo.exceptions.StoreError` in one place (:func:`store_errors`), naming the
+database (``user@host:port/db``, never a password) and the operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import json
+import secrets
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import asyncpg
+
+from convo.exceptions import CorruptRecord, StoreError
+from convo.models import ConversationKey
+from convo.store import postgres_schema as sql
+from convo.store.migrations import SchemaStatus, upgrade
+
+T = TypeVar("T")
+Connection = asyncpg.Connection  # what a job is handed: asyncpg's connection (or its proxy)
+Job = Callable[[Any], Awaitable[T]]
+
+MIGRATION = 0x636F6E76  # "conv": the first key of the migration lock
+PRESENCE = 0x636F7072  # "copr": the first key of a store instance's presence lock
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a new connection (a database that does not answer at all)."""
+PROBE_WAIT = 1.0
+"""Seconds the readiness probe (``writable``) waits, like the SQLite store's."""
+POOL_SIZE = 20
+"""Connections per store instance (each process): turns in flight hold one each while they
+hold their conversation's lock."""
+
+_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+
+
+def describe(url: str) -> str:
+    """``PostgreSQL store user@host:port/db`` for messages: the URL without its password
+    or options."""
+    parts = urllib.parse.urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"PostgreSQL store {user}{host}{port}{parts.path or '/'}"
+
+
+@contextmanager
+def store_errors(where: str, what: str) -> Iterator[None]:
+    """asyncpg's and the network's errors as StoreError ``where: what failed: ...``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise CorruptRecord(f"{where}: {what}: a stored JSON value is corrupt ({exc})") from exc
+    except _ERRORS as exc:
+        reason = str(exc) or type(exc).__name__
+        raise StoreError(f"{where}: {what} failed: {reason}") from exc
+
+
+class _Turn:
+    """A held conversation lock: its connection, in its transaction."""
+
+    __slots__ = ("connection", "failed", "guard", "open")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.guard = asyncio.Lock()  # one statement at a time on the connection
+        self.open = True
+        self.failed = False
+
+
+_TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("convo_pg_turn", default=None)
+
+
+class PostgresConnection:
+    """The pool, presence and locks of one store instance on the database at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.where = describe(url)
+        self.owner = secrets.randbelow(2**31 - 1) + 1  # this instance, in claimed_by
+        self.namespace = 0  # mixed into lock keys: the schema's hash, set by open()
+        self._pool: asyncpg.Pool | None = None
+        self._presence: Any = None  # the connection holding the presence lock
+        self._presence_guard = asyncio.Lock()
+        self._migrator: Any = None  # the connection holding the migration lock, meanwhile
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    async def open(self) -> None:
+        """Connect (the pool and the presence lock). Idempotent. StoreError when the
+        database cannot be reached or refuses us."""
+        if self._pool is not None:
+            return
+        with store_errors(self.where, "connect"):
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=POOL_SIZE,
+                timeout=CONNECT_TIMEOUT,
+                reset=_keep,
+                # Statements are prepared once per connection and kept (asyncpg's cache).
+                statement_cache_size=256,
+            )
+        try:
+            with store_errors(self.where, "connect"):
+                schema = await pool.fetchval("SELECT current_schema()")
+            self.namespace = _hash(f"schema:{schema}")
+            self._pool = pool
+            await self._ensure_presence()
+        except BaseException:
+            self._pool = None
+            await pool.close()
+            raise
+
+    async def close(self) -> None:
+        """Close the pool (waiting for calls in flight) and drop the presence lock."""
+        pool, self._pool = self._pool, None
+        presence, self._presence = self._presence, None
+        if presence is not None and not presence.is_closed():
+            with store_errors(self.where, "close"):
+                await presence.close()
+        if pool is not None:
+            with store_errors(self.where, "close"):
+                await pool.close()
+
+    # -- running statements --------------------------------------------------------------
+
+    async def run(self, what: str, job: Job[T], *, transaction: bool = False) -> T:
+        """Run ``job(connection)``: in the caller's turn when it holds a conversation lock
+        (:class:`TurnLocks`), else on a pooled connection, in a transaction of its own
+        when ``transaction`` (several statements as one unit). Errors as StoreError."""
+        turn = _TURN.get()
+        if turn is not None and turn.open:
+            async with turn.guard:
+                try:
+                    with store_errors(self.where, what):
+                        return await job(turn.connection)
+                except BaseException:
+                    turn.failed = True
+                    raise
+        pool = self._pool
+        if pool is None:
+            raise StoreError(f"{self.where} is not open (await store.open() first)")
+        with store_errors(self.where, what):
+            async with pool.acquire() as connection:
+                if not transaction:
+                    return await job(connection)
+                async with connection.transaction():
+                    return await job(connection)
+
+    async def probe(self) -> bool:
+        """A write that changes no data, within :data:`PROBE_WAIT`: the server assigns this
+        transaction an id, which a read-only server (a standby, a full disk's refusal)
+        cannot. False, never an error, when it does not answer in time or refuses."""
+        pool = self._pool
+        if pool is None:
+            return False
+        try:
+            async with asyncio.timeout(PROBE_WAIT):
+                async with pool.acquire() as connection:
+                    await connection.fetchval("SELECT pg_current_xact_id()::text")
+            await self._ensure_presence()
+        except (*_ERRORS, StoreError):
+            return False
+        return True
+
+    async def _ensure_presence(self) -> None:
+        """(Re)take the presence lock, on a connection of its own: after an outage the old
+        one is gone, and with it the lock that keeps other processes off our claims."""
+        async with self._presence_guard:
+            if self._presence is not None and not self._presence.is_closed():
+                return
+            with store_errors(self.where, "take the presence lock"):
+                connection = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                try:
+                    await connection.execute(
+                        "SELECT pg_advisory_lock($1::int, $2::int)", PRESENCE, self.owner
+                    )
+                except BaseException:
+                    await connection.close()
+                    raise
+            self._presence = connection
+
+    async def keep_presence(self) -> None:
+        """Re-take the presence lock if its connection broke (cheap when it did not)."""
+        if self._presence is None or self._presence.is_closed():
+            await self._ensure_presence()
+
+    # -- migrations (convo.store.migrations.MigrationTarget) -----------------------------
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """``pg_advisory_lock(MIGRATION, schema)`` on a connection of its own, held while
+        :func:`~convo.store.migrations.upgrade` runs; the version table is created under
+        it (CREATE TABLE IF NOT EXISTS is not safe against a concurrent one)."""
+        with store_errors(self.where, "take the migration lock"):
+            connection = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+        try:
+            with store_errors(self.where, "take the migration lock"):
+                await connection.execute(
+                    "SELECT pg_advisory_lock($1::int, $2::int)", MIGRATION, self.namespace >> 32
+                )
+                await connection.execute(sql.CREATE_VERSION_TABLE)
+            self._migrator = connection
+            yield
+        finally:
+            self._migrator = None
+            with store_errors(self.where, "release the migration lock"):
+                await connection.close()  # the session lock goes with its connection
+
+    async def schema_version(self) -> int:
+        with store_errors(self.where, "read the schema version"):
+            return int(await self._migrator.fetchval(sql.READ_VERSION))
+
+    async def apply_migration(self, version: int, script: str) -> None:
+        connection = self._migrator
+        with store_errors(self.where, f"migration {version} -> {version + 1}"):
+            async with connection.transaction():
+                await connection.execute(script)
+                await connection.execute(sql.SET_VERSION, version + 1)
+
+    async def upgrade(self) -> SchemaStatus:
+        """Apply the missing :data:`~convo.store.postgres_schema.MIGRATIONS` under the
+        migration lock; the status found before."""
+        return await upgrade(self, sql.MIGRATIONS, self.where)
+
+    async def schema_status(self) -> SchemaStatus:
+        """The database's version (0 before the first migration) against the latest."""
+
+        async def job(connection: Any) -> int:
+            if not await connection.fetchval(sql.HAS_VERSION_TABLE):
+                return 0
+            return int(await connection.fetchval(sql.READ_VERSION) or 0)
+
+        version = await self.run("read the schema version", job)
+        return SchemaStatus(self.where, version, len(sql.MIGRATIONS))
+
+    # -- conversation locks ---------------------------------------------------------------
+
+    def lock_key(self, key: ConversationKey) -> int:
+        """The conversation's 64-bit advisory lock key (see the module docstring)."""
+        return _hash(f"{key.line}\0{key.channel}\0{key.contact}") ^ self.namespace
+
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError(f"{self.where} is not open (await store.open() first)")
+        return self._pool
+
+
+class TurnLocks:
+    """:class:`~convo.store.base.ConversationLocks` across every process on the database
+    (module docstring: "The conversation lock")."""
+
+    def __init__(self, connection: PostgresConnection) -> None:
+        self._cx = connection
+
+    def lock(self, key: ConversationKey) -> _Hold:
+        return _Hold(self._cx, key)
+
+
+class _Hold:
+    """``async with store.lock(key)``: a class, not a generator, as it runs every turn."""
+
+    __slots__ = ("_cx", "_key", "_pool", "_token", "_turn")
+
+    def __init__(self, cx: PostgresConnection, key: ConversationKey) -> None:
+        self._cx = cx
+        self._key = key
+        self._pool: asyncpg.Pool | None = None
+        self._turn: _Turn | None = None
+        self._token: contextvars.Token[_Turn | None] | None = None
+
+    async def __aenter__(self) -> None:
+        # A lock taken while holding another (another conversation) gets a transaction of
+        # its own; the outer one's calls resume when it is released.
+        pool = self._pool = self._cx.pool()
+        where = self._cx.where
+        with store_errors(where, f"lock conversation {self._key}"):
+            connection = await pool.acquire()
+        try:
+            with store_errors(where, f"lock conversation {self._key}"):
+                # One round trip: the key is our own integer, never caller text.
+                await connection.execute(
+                    f"BEGIN; SELECT pg_advisory_xact_lock({self._cx.lock_key(self._key)})"
+                )
+        except BaseException:
+            await _abandon(pool, connection)
+            raise
+        self._turn = _Turn(connection)
+        self._token = _TURN.set(self._turn)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        turn, token, pool = self._turn, self._token, self._pool
+        assert turn is not None and token is not None and pool is not None, "lock not taken"
+        _TURN.reset(token)
+        turn.open = False
+        connection = turn.connection
+        where = self._cx.where
+        if exc_type is not None or turn.failed:
+            await _abandon(pool, connection)
+            if exc_type is None:  # a failed call was caught inside: say so, don't commit
+                raise StoreError(f"{where}: the turn of {self._key} failed and was rolled back")
+            return
+        try:
+            with store_errors(where, f"commit the turn of {self._key}"):
+                status = await connection.execute("COMMIT")
+        except BaseException:
+            await _abandon(pool, connection)
+            raise
+        await pool.release(connection)
+        if status != "COMMIT":  # PostgreSQL answers ROLLBACK to an aborted transaction
+            raise StoreError(f"{where}: the turn of {self._key} was rolled back")
+
+
+async def _abandon(pool: asyncpg.Pool, connection: Any) -> None:
+    """Roll back ``connection``'s transaction, if it can, and give it back to ``pool`` (a
+    broken one is replaced by the pool)."""
+    try:
+        if not connection.is_closed() and connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+    except _ERRORS:
+        connection.terminate()  # broken, or busy with a cancelled statement: start afresh
+    finally:
+        await pool.release(connection)
+
+
+async def _keep(connection: Any) -> None:
+    """The pool's reset: nothing beyond asyncpg's own rollback (module docstring)."""
+
+
+def _hash(text: str) -> int:
+    """A signed 64-bit hash of ``text`` (advisory lock keys are bigint)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -1,0 +1,372 @@
+"""The SQL of the PostgreSQL store: schema migrations and every statement it runs.
+
+Kept apart from :mod:`convo.store.postgres` (which runs them) so the schema reads in one
+place. The tables and columns are the SQLite store's (:mod:`convo.store.sqlite_schema`),
+so one row codec (:mod:`convo.store.rows`) serves both; what PostgreSQL adds is what
+several processes need:
+
+* ``messages.claimed_by``  the store instance (a number, see
+  :mod:`convo.store.postgres_connection`) that claimed a ``sending`` message, so a starting
+  process releases only the claims of processes that are gone;
+* ``schema_version``       one row: how many :data:`MIGRATIONS` the database has.
+
+Dedupe is by unique constraints and ``INSERT ... ON CONFLICT DO NOTHING``; the outbox's
+claims lock the recipient's head row with ``FOR UPDATE SKIP LOCKED`` (a sender never waits
+for another: the recipient is busy, it moves on), and the claim's lease is its
+``next_attempt_at``.
+
+Statements are built at import from this module's constants only; values always travel as
+``$n`` parameters, each cast to its column's type where PostgreSQL cannot infer it.
+"""
+
+# ruff: noqa: S608  (statements from constants only, see above)
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: everything the SQLite store has at its version 6, in one step.
+    """
+    CREATE TABLE sessions (
+        line text NOT NULL,
+        channel text NOT NULL,
+        contact text NOT NULL,
+        flow text NOT NULL,
+        flow_version text NOT NULL,
+        step text NOT NULL,
+        lang text NOT NULL,
+        params text NOT NULL,
+        slots text NOT NULL,
+        attempts integer NOT NULL,
+        status text NOT NULL,
+        contact_name text,
+        timer_due double precision,
+        timer_step text,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        PRIMARY KEY (line, channel, contact)
+    );
+    CREATE INDEX sessions_contact ON sessions (contact);
+    CREATE INDEX sessions_timers ON sessions (timer_due)
+        WHERE status = 'active' AND timer_due IS NOT NULL;
+
+    CREATE TABLE messages (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id text NOT NULL UNIQUE,
+        direction text NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        line text NOT NULL,
+        contact text NOT NULL,
+        channel text NOT NULL,
+        text text NOT NULL,
+        status text NOT NULL,
+        provider text NOT NULL,
+        provider_message_id text NOT NULL,
+        segments integer NOT NULL,
+        price double precision,
+        error text,
+        media_urls text NOT NULL,
+        processed integer NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        metadata text NOT NULL DEFAULT '{}',
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt_at double precision NOT NULL DEFAULT 0,
+        requeued_at double precision,
+        claimed_by integer NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_created ON messages (created_at);
+    CREATE INDEX messages_contact ON messages (contact, created_at);
+    -- As in SQLite: lookups by (provider, provider id) in either direction, and inbound
+    -- provider ids unique (the third column is '' for every inbound message).
+    CREATE UNIQUE INDEX messages_provider_id ON messages (
+        provider, provider_message_id, (CASE direction WHEN 'inbound' THEN '' ELSE id END)
+    ) WHERE provider_message_id <> '';
+    CREATE INDEX messages_outbox ON messages (created_at, seq, next_attempt_at)
+        WHERE direction = 'outbound' AND status IN ('queued', 'sending');
+    CREATE INDEX messages_outbox_recipient ON messages (line, contact, created_at, seq)
+        WHERE direction = 'outbound' AND status IN ('queued', 'sending');
+    CREATE INDEX messages_inbox ON messages (created_at, seq)
+        WHERE direction = 'inbound' AND processed = 0;
+    CREATE INDEX messages_dead ON messages (created_at, seq)
+        WHERE direction = 'outbound' AND status = 'dead';
+
+    CREATE TABLE suppressions (
+        line text NOT NULL,
+        contact text NOT NULL,
+        created_at double precision NOT NULL,
+        PRIMARY KEY (line, contact)
+    );
+
+    CREATE TABLE fragment_groups (
+        grp text PRIMARY KEY,
+        total integer NOT NULL,
+        first_at double precision NOT NULL,
+        contact text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX fragment_groups_first_at ON fragment_groups (first_at);
+    CREATE INDEX fragment_groups_contact ON fragment_groups (contact);
+    CREATE TABLE fragment_parts (
+        grp text NOT NULL REFERENCES fragment_groups (grp) ON DELETE CASCADE,
+        part integer NOT NULL,
+        text text NOT NULL,
+        PRIMARY KEY (grp, part)
+    );
+
+    CREATE TABLE seen_tokens (
+        namespace text NOT NULL,
+        token text NOT NULL,
+        seen_at double precision NOT NULL,
+        PRIMARY KEY (namespace, token)
+    );
+    CREATE INDEX seen_tokens_seen_at ON seen_tokens (seen_at);
+
+    CREATE TABLE delivered_parts (
+        message_id text NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        part_id text NOT NULL,
+        PRIMARY KEY (message_id, part_id)
+    );
+
+    CREATE TABLE meta (
+        name text PRIMARY KEY,
+        value bytea NOT NULL
+    );
+    CREATE TABLE tombstones (
+        digest bytea PRIMARY KEY,
+        erased_at double precision NOT NULL
+    );
+    CREATE INDEX tombstones_erased_at ON tombstones (erased_at);
+    """,
+]
+"""``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
+
+# -- the schema's version (convo.store.migrations), read and written under the lock ----------
+
+CREATE_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL); "
+    "INSERT INTO schema_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM schema_version)"
+)
+READ_VERSION = "SELECT version FROM schema_version"
+SET_VERSION = "UPDATE schema_version SET version = $1"
+HAS_VERSION_TABLE = "SELECT to_regclass('schema_version') IS NOT NULL"
+
+_SESSION = (
+    "line, channel, contact, flow, flow_version, step, lang, params, slots, attempts, "
+    "status, contact_name, timer_due, timer_step, created_at, updated_at"
+)
+_MESSAGE = (
+    "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
+    "segments, price, error, media_urls, created_at, updated_at, metadata, "
+    "attempts, next_attempt_at, requeued_at"
+)
+_MESSAGE_INSERT = (
+    "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
+    "segments, price, error, media_urls, processed, created_at, updated_at, metadata, "
+    "attempts, next_attempt_at, requeued_at"
+)
+# The types of _MESSAGE_INSERT's columns, for the one statement (INSERT ... SELECT) whose
+# parameters PostgreSQL cannot type from a VALUES list.
+_MESSAGE_TYPES = (
+    *("text",) * 9,
+    *("integer", "double precision", "text", "text", "integer"),
+    *("double precision", "double precision", "text", "integer"),
+    *("double precision", "double precision"),
+)
+
+
+def _params(count: int, start: int = 1) -> str:
+    return ", ".join(f"${n}" for n in range(start, start + count))
+
+
+GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE line = $1 AND channel = $2 AND contact = $3"
+LOAD_TURN = (
+    f"SELECT {_SESSION}, EXISTS (SELECT 1 FROM suppressions WHERE line = $1 AND contact = $3) "
+    "FROM (SELECT 1) AS one LEFT JOIN sessions ON line = $1 AND channel = $2 AND contact = $3"
+)
+SESSIONS_OF = f"SELECT {_SESSION} FROM sessions WHERE contact = $1 ORDER BY line, channel"
+UPSERT_SESSION = (
+    f"INSERT INTO sessions ({_SESSION}) VALUES ({_params(16)}) "
+    "ON CONFLICT (line, channel, contact) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION.split(", ")[3:])
+)
+# Ordered byte-wise (COLLATE "C"), as SQLite orders text.
+SESSION_COUNTS = (
+    "SELECT flow, flow_version, step, status, count(*), "
+    "count(CASE WHEN status = 'active' THEN timer_due END) FROM sessions "
+    "WHERE status <> 'ended' GROUP BY flow, flow_version, step, status "
+    'ORDER BY flow COLLATE "C", flow_version COLLATE "C", step COLLATE "C", '
+    'status COLLATE "C"'
+)
+DUE_TIMERS = (
+    "SELECT line, channel, contact FROM sessions "
+    "WHERE status = 'active' AND timer_due IS NOT NULL AND timer_due <= $1 "
+    "ORDER BY timer_due, line, channel, contact LIMIT $2"
+)
+
+INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({_params(20)})"
+# The message's 20 columns, then its tombstone (NULL without a provider id): one statement,
+# so an erasure cannot fall between the check and the insert; a taken id, a known inbound
+# provider id and a tombstone all mean "duplicate" (no row).
+INSERT_INBOUND = (
+    f"INSERT INTO messages ({_MESSAGE_INSERT}) SELECT "
+    + ", ".join(f"${n}::{t}" for n, t in enumerate(_MESSAGE_TYPES, 1))
+    + " WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE digest = $21::bytea) "
+    "ON CONFLICT DO NOTHING RETURNING seq"
+)
+MARK_PROCESSED = (
+    "UPDATE messages SET processed = 1 WHERE id = $1 AND direction = 'inbound' AND processed = 0"
+)
+INBOX = (
+    f"SELECT {_MESSAGE} FROM messages WHERE direction = 'inbound' AND processed = 0 "
+    "ORDER BY created_at, seq LIMIT $1"
+)
+_PENDING = "direction = 'outbound' AND status IN ('queued', 'sending')"
+OUTBOX = f"SELECT {_MESSAGE} FROM messages WHERE {_PENDING} ORDER BY created_at, seq LIMIT $1"
+DUE_OUTBOX = (
+    f"SELECT {_MESSAGE} FROM messages AS m WHERE {_PENDING} AND next_attempt_at <= $1 "
+    "AND NOT EXISTS (SELECT 1 FROM messages AS o "
+    "WHERE o.direction = 'outbound' AND o.status IN ('queued', 'sending') "
+    "AND o.line = m.line AND o.contact = m.contact "
+    "AND (o.created_at, o.seq) < (m.created_at, m.seq)) "
+    "ORDER BY created_at, seq LIMIT $2"
+)
+# The recipient's oldest pending message, if it is due and no other sender is claiming it
+# right now (SKIP LOCKED: that sender has the recipient; never take the next one instead,
+# which would overtake it). FOR UPDATE re-reads the row as committed and re-checks it, so
+# of two senders one claims and the other finds it not due.
+CLAIM_NEXT = (
+    "WITH head AS (SELECT seq FROM messages "
+    f"WHERE {_PENDING} AND line = $1 AND contact = $2 ORDER BY created_at, seq LIMIT 1), "
+    "due AS (SELECT m.seq FROM messages AS m JOIN head ON m.seq = head.seq "
+    "WHERE m.direction = 'outbound' AND m.status IN ('queued', 'sending') "
+    "AND m.next_attempt_at <= $3 FOR UPDATE OF m SKIP LOCKED) "
+    "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+    "next_attempt_at = $4, updated_at = $5, claimed_by = $6 "
+    f"WHERE seq = (SELECT seq FROM due) RETURNING {_MESSAGE}"
+)
+# Claims of this store instance, or of one whose presence lock is gone (its process died):
+# convo.store.postgres_connection.PRESENCE.
+RELEASE_CLAIMS = (
+    f"UPDATE messages SET next_attempt_at = $1 WHERE {_PENDING} "
+    "AND status = 'sending' AND next_attempt_at > $1 AND (claimed_by = $2 OR claimed_by NOT IN "
+    "(SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND classid = $3 "
+    "AND objsubid = 2 AND granted AND database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())))"
+)
+DEFER_MESSAGE = (
+    "UPDATE messages SET status = 'queued', next_attempt_at = $2, error = $3, "
+    f"updated_at = $4 WHERE id = $1 AND status = 'sending' RETURNING {_MESSAGE}"
+)
+_DEAD = "direction = 'outbound' AND status = 'dead'"
+COUNT_DEAD = f"SELECT count(*) FROM messages WHERE {_DEAD}"
+DEAD_LETTERS = (
+    f"SELECT {_MESSAGE} FROM messages WHERE {_DEAD} "
+    "ORDER BY created_at DESC, seq DESC LIMIT $1 OFFSET $2"
+)
+_REQUEUE = (
+    "UPDATE messages SET status = 'queued', attempts = 0, next_attempt_at = 0, "
+    "requeued_at = $1, updated_at = $2 "
+)
+REQUEUE_ALL_DEAD = f"{_REQUEUE}WHERE {_DEAD} RETURNING id, created_at, seq"
+REQUEUE_DEAD = f"{_REQUEUE}WHERE {_DEAD} AND id = ANY($3::text[]) RETURNING id, created_at, seq"
+
+# MessageStatus.rank, in SQL (keep the two in step).
+_RANK = (
+    "CASE status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 "
+    "WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 WHEN 'dead' THEN 3 ELSE 0 END"
+)
+# $2 (forward only) applies $1 (the status) only above the current rank ($3: the new one's).
+UPDATE_MESSAGE = (
+    "UPDATE messages SET "
+    f"status = CASE WHEN $1::text IS NULL OR ($2::boolean AND $3::integer <= {_RANK}) "
+    "THEN status ELSE $1::text END, "
+    "provider = coalesce($4::text, provider), "
+    "provider_message_id = coalesce($5::text, provider_message_id), "
+    "segments = coalesce($6::integer, segments), price = coalesce($7::double precision, price), "
+    f"error = coalesce($8::text, error), updated_at = $9 WHERE id = $10 RETURNING {_MESSAGE}"
+)
+GET_MESSAGE = f"SELECT {_MESSAGE} FROM messages WHERE id = $1"
+FIND_MESSAGE = (
+    f"SELECT {_MESSAGE} FROM messages "
+    "WHERE provider = $1 AND provider_message_id = $2 AND provider_message_id <> '' "
+    "ORDER BY direction = 'outbound' DESC, seq DESC LIMIT 1"
+)
+COUNT_MESSAGES = "SELECT count(*) FROM messages"
+LIST_MESSAGES = f"SELECT {_MESSAGE} FROM messages{{where}} ORDER BY created_at DESC, seq DESC"
+
+SUPPRESS = (
+    "INSERT INTO suppressions (line, contact, created_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING"
+)
+UNSUPPRESS = "DELETE FROM suppressions WHERE line = $1 AND contact = $2"
+IS_SUPPRESSED = "SELECT EXISTS (SELECT 1 FROM suppressions WHERE line = $1 AND contact = $2)"
+
+ADD_FRAGMENT_GROUP = (
+    "INSERT INTO fragment_groups (grp, total, first_at, contact) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT DO NOTHING"
+)
+# The group's row is locked until the transaction ends: parts of one group arriving at two
+# processes at once are counted one after the other, so one of them sees it whole.
+LOCK_FRAGMENT_GROUP = "SELECT total FROM fragment_groups WHERE grp = $1 FOR UPDATE"
+ADD_FRAGMENT_PART = (
+    "INSERT INTO fragment_parts (grp, part, text) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+)
+FRAGMENT_PARTS = "SELECT text FROM fragment_parts WHERE grp = $1 ORDER BY part"
+DELETE_FRAGMENT_GROUP = "DELETE FROM fragment_groups WHERE grp = $1"
+EXPIRED_FRAGMENT_GROUPS = (
+    "SELECT grp FROM fragment_groups WHERE first_at < $1 ORDER BY first_at, grp"
+)
+
+SEEN = (
+    "INSERT INTO seen_tokens (namespace, token, seen_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+WAS_SEEN = "SELECT EXISTS (SELECT 1 FROM seen_tokens WHERE namespace = $1 AND token = $2)"
+PRUNE_SEEN = "DELETE FROM seen_tokens WHERE seen_at < $1"
+PRUNE_TOMBSTONES = "DELETE FROM tombstones WHERE erased_at < $1"
+
+ADD_META = "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+GET_META = "SELECT value FROM meta WHERE name = $1"
+TOMBSTONE_KEY = "tombstone_key"
+
+ADD_DELIVERED_PART = (
+    "INSERT INTO delivered_parts (message_id, part_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+)
+COUNT_DELIVERED_PARTS = "SELECT count(*) FROM delivered_parts WHERE message_id = $1"
+
+
+def message_filter(
+    direction: str | None, status: str | None, number: str | None
+) -> tuple[str, list[str]]:
+    """The WHERE clause (from fixed fragments only) and its arguments for a message query;
+    the page's LIMIT and OFFSET are the next two parameters."""
+    terms: list[str] = []
+    args: list[str] = []
+    for column, value in (("direction", direction), ("status", status), ("contact", number)):
+        if value is not None:
+            args.append(value)
+            terms.append(f"{column} = ${len(args)}")
+    where = " WHERE " + " AND ".join(terms) if terms else ""
+    return where, args
+
+
+# -- erasure (PostgresStore.erase_contact) ----------------------------------------------------
+
+ERASE_PROVIDER_COPIES = (
+    "SELECT provider, provider_message_id FROM messages "
+    "WHERE contact = $1 AND provider_message_id <> '' ORDER BY seq"
+)
+ERASE_INBOUND_IDS = (
+    "SELECT DISTINCT provider, provider_message_id FROM messages "
+    "WHERE contact = $1 AND direction = 'inbound' AND provider_message_id <> ''"
+)
+ADD_TOMBSTONE = (
+    "INSERT INTO tombstones (digest, erased_at) VALUES ($1, $2) "
+    "ON CONFLICT (digest) DO UPDATE SET erased_at = greatest(tombstones.erased_at, "
+    "excluded.erased_at)"
+)
+ERASE_MESSAGES = "DELETE FROM messages WHERE contact = $1"  # delivered_parts cascade
+ERASE_SESSIONS = "DELETE FROM sessions WHERE contact = $1"
+COUNT_CONTACT_FRAGMENTS = (
+    "SELECT count(*) FROM fragment_parts "
+    "WHERE grp IN (SELECT grp FROM fragment_groups WHERE contact = $1)"
+)
+ERASE_FRAGMENT_GROUPS = "DELETE FROM fragment_groups WHERE contact = $1"  # parts cascade
