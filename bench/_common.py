@@ -1,11 +1,14 @@
 """What the server benchmarks share: a free port, percentiles, the settings of a convo with
 one signed Vonage line, serving convo (optionally under cProfile) or any aiohttp app in a
-child process, and waiting for a child to be ready."""
+child process, waiting for a child to be ready, and a PostgreSQL schema of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -35,11 +38,12 @@ def vonage_convo(
     provider_url: str,
     rate_limit: float,
     server: dict[str, Any],
+    store_url: str | None = None,
 ) -> Settings:
-    """Settings for a benchmarked convo: SQLite in ``tmp``, the flow ``tmp/FLOW.yaml`` on one
-    Vonage line whose webhooks are signed (sha256) and whose API is at ``provider_url``;
-    ``credentials`` is (api_key, api_secret, signature_secret); ``server`` adds to
-    ``[server]`` (host 127.0.0.1)."""
+    """Settings for a benchmarked convo: SQLite in ``tmp`` (or the store at ``store_url``),
+    the flow ``tmp/FLOW.yaml`` on one Vonage line whose webhooks are signed (sha256) and
+    whose API is at ``provider_url``; ``credentials`` is (api_key, api_secret,
+    signature_secret); ``server`` adds to ``[server]`` (host 127.0.0.1)."""
     key, secret, signature_secret = credentials
     vonage = {
         "api_key": key,
@@ -52,7 +56,7 @@ def vonage_convo(
     return parse_settings(
         {
             "server": {"host": "127.0.0.1", **server},
-            "store": {"url": f"sqlite:///{tmp}/convo.db"},
+            "store": {"url": store_url or f"sqlite:///{tmp}/convo.db"},
             "flows": {"paths": [f"{tmp}/{flow}.yaml"]},
             "webhooks": {"rejected_dir": f"{tmp}/rejected"},
             "lines": [{"number": line, "provider": "vonage", "flow": flow}],
@@ -92,3 +96,25 @@ def serve_app(app: web.Application, port: int, ready: Any) -> None:
 async def wait_ready(ready: Any, timeout: float = 30.0) -> str:
     """The next base URL a child put on ``ready`` (it fails after ``timeout`` seconds)."""
     return str(await asyncio.to_thread(ready.get, True, timeout))
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema(prefix: str = "convo_bench") -> AsyncIterator[str]:
+    """A fresh schema on the PostgreSQL server at ``CONVO_TEST_POSTGRES_URL`` (default
+    postgresql://postgres@127.0.0.1:5432/test), dropped on exit: the URL that lands in it."""
+    import secrets
+    import urllib.parse
+
+    import asyncpg
+
+    admin = os.environ.get("CONVO_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    connection = await asyncpg.connect(admin, timeout=5)
+    try:
+        await connection.execute(f"CREATE SCHEMA {schema}")
+        parts = urllib.parse.urlsplit(admin)
+        query = [*urllib.parse.parse_qsl(parts.query), ("search_path", schema)]
+        yield urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    finally:
+        await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await connection.close()

@@ -1,7 +1,7 @@
 """Inbound SMS webhooks per second and their latency: convo against a bare aiohttp handler.
 
 Usage: .venv/bin/python bench/webhooks.py [--seconds 10] [--concurrency 100]
-       [--messages 3] [--share 0.30] [--profile FILE]
+       [--messages 3] [--share 0.30] [--profile FILE] [--store sqlite|postgresql|compare]
 
 Four child processes, each with its own event loop, all on 127.0.0.1:
 
@@ -39,12 +39,20 @@ Prints requests/s and p50/p99 for every run, and the verdict on the issue's targ
 capacity (the smaller of requests/s and replies/s) at least 30% of the bare handler's, with
 p99 under 50 ms at that load. ``--profile FILE`` runs convo under cProfile and writes its
 stats to FILE (read with ``python -m pstats FILE``).
+
+``--store postgresql`` runs convo on PostgreSQL (a schema of its own on the server at
+``CONVO_TEST_POSTGRES_URL``, default postgresql://postgres@127.0.0.1:5432/test, dropped
+after) instead of SQLite. ``--store compare`` measures only convo's capacity, once on
+SQLite and once on PostgreSQL, side by side in one run (``--rounds`` times each,
+alternating), and prints both and their ratio against the target: one process on
+PostgreSQL at least 70% of one process on SQLite (``--profile``: of the PostgreSQL runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import math
 import multiprocessing as mp
@@ -56,7 +64,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_app, serve_convo, vonage_convo
+from _common import (
+    free_port,
+    percentile,
+    postgres_schema,
+    serve_app,
+    serve_convo,
+    vonage_convo,
+)
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -128,7 +143,14 @@ def run_send_only(port: int, sim_url: str, ready: Any) -> None:
     serve_app(app, port, ready)
 
 
-def run_convo(tmp: str, port: int, sim_url: str, ready: Any, profile: str | None) -> None:
+def run_convo(
+    tmp: str,
+    port: int,
+    sim_url: str,
+    ready: Any,
+    profile: str | None,
+    store_url: str | None = None,
+) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -140,6 +162,7 @@ def run_convo(tmp: str, port: int, sim_url: str, ready: Any, profile: str | None
         provider_url=sim_url,
         rate_limit=10000.0,
         server={"port": port, "shutdown_timeout": 5},
+        store_url=store_url,
     )
     serve_convo(settings, ready, profile)
 
@@ -307,7 +330,24 @@ async def main() -> int:
         "--settle", type=float, default=10.0, help="idle seconds before each paced run"
     )
     parser.add_argument("--profile", help="write convo's cProfile stats to this file")
+    parser.add_argument(
+        "--store",
+        choices=["sqlite", "postgresql", "compare"],
+        default="sqlite",
+        help="convo's store; compare: SQLite against PostgreSQL, capacity only",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="--store compare: runs of each")
     args = parser.parse_args()
+    if args.store == "compare":
+        return await compare_stores(args)
+    if args.store == "postgresql":
+        async with postgres_schema() as url:
+            return await benchmark(args, url)
+    return await benchmark(args, None)
+
+
+async def benchmark(args: argparse.Namespace, store_url: str | None) -> int:
+    """The four runs of the module docstring; convo on ``store_url`` (None: SQLite)."""
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
     failures: list[str] = []
@@ -320,7 +360,10 @@ async def main() -> int:
             ctx.Process(target=run_simulator, args=(sim_port, ready)),
             ctx.Process(target=run_bare, args=(bare_port, ready)),
             ctx.Process(target=run_send_only, args=(floor_port, sim_url, ready)),
-            ctx.Process(target=run_convo, args=(tmp, convo_port, sim_url, ready, args.profile)),
+            ctx.Process(
+                target=run_convo,
+                args=(tmp, convo_port, sim_url, ready, args.profile, store_url),
+            ),
         ]
         for child in children:
             child.start()
@@ -394,6 +437,71 @@ async def main() -> int:
     for failure in failures:
         print(f"  {failure}")
     return 0 if hit and not failures else 1
+
+
+async def compare_stores(args: argparse.Namespace) -> int:
+    """convo's capacity on SQLite and on PostgreSQL, alternating, ``--rounds`` each: the
+    simulator runs throughout; each convo is a fresh process on a fresh store."""
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    simulator = ctx.Process(target=run_simulator, args=(sim_port, ready))
+    simulator.start()
+    figures: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
+    failures: list[str] = []
+    prefixes = (f"+3247{n}" for n in itertools.count(2))  # fresh numbers for every run
+    try:
+        await asyncio.to_thread(ready.get, True, 30)
+        print(f"convo's capacity, {args.concurrency} conversations at once, {args.messages} "
+              f"texts each, {args.seconds:g} s per run:")  # fmt: skip
+        for _ in range(args.rounds):
+            for store in ("sqlite", "postgresql"):
+                async with contextlib.AsyncExitStack() as stack:
+                    url = None
+                    if store == "postgresql":
+                        url = await stack.enter_async_context(postgres_schema())
+                    tmp = stack.enter_context(tempfile.TemporaryDirectory())
+                    Path(tmp, "bench_sms.yaml").write_text(FLOW, encoding="utf-8")
+                    port = free_port()
+                    profile = args.profile if store == "postgresql" else None
+                    child = ctx.Process(
+                        target=run_convo, args=(tmp, port, sim_url, ready, profile, url)
+                    )
+                    child.start()
+                    try:
+                        await asyncio.to_thread(ready.get, True, 30)
+                        people = People(next(prefixes), args.budget, args.messages)
+                        async with aiohttp.ClientSession() as http:
+                            before = await sent_at_simulator(http, sim_url)
+                        start = time.perf_counter()
+                        run = await saturate(
+                            f"http://127.0.0.1:{port}", people, args.concurrency, args.seconds
+                        )
+                        answered = run.warm_accepted + run.accepted
+                        done = await replies(sim_url, before + answered, start)
+                    finally:
+                        child.terminate()
+                        await asyncio.to_thread(child.join, 30)
+                    capacity = min(run.rps, answered / done)
+                    figures[store].append(capacity)
+                    print(run.line(f"{store}, saturated"))
+                    print(f"  {'':<22} replies: {answered / done:,.0f}/s; capacity "
+                          f"{capacity:,.0f} texts answered/s")  # fmt: skip
+                    if run.errors:
+                        failures.append(f"{store}: {len(run.errors)} error(s): {run.errors[0]}")
+    finally:
+        simulator.terminate()
+        await asyncio.to_thread(simulator.join, 30)
+    sqlite, postgres = figures["sqlite"], figures["postgresql"]
+    ratio = (sum(postgres) / len(postgres)) / (sum(sqlite) / len(sqlite))
+    print(f"  SQLite: {', '.join(f'{f:,.0f}' for f in sqlite)} texts answered/s")
+    print(f"  PostgreSQL: {', '.join(f'{f:,.0f}' for f in postgres)} texts answered/s")
+    print(f"  PostgreSQL / SQLite: {ratio:.1%} (target >= 70%): "
+          f"{'met' if ratio >= 0.7 else 'MISSED'}")  # fmt: skip
+    for failure in failures:
+        print(f"  {failure}")
+    return 0 if ratio >= 0.7 and not failures else 1
 
 
 if __name__ == "__main__":

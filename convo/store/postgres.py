@@ -188,6 +188,14 @@ class PostgresStore:
         messages = [_storable(rows.message_row(m, processed=True)) for m in outbound]
         line, contact = row[0], row[2]
 
+        async def at_once(cx: Connection) -> None:
+            if messages:
+                await _insert_messages(
+                    cx, [], sql.SAVE_TURN_WITH_REPLY, *row, inbound_id, *messages[0]
+                )
+            else:
+                await cx.execute(sql.SAVE_TURN, *row, inbound_id)
+
         async def job(cx: Connection) -> None:
             await cx.execute(sql.UPSERT_SESSION, *row)
             if inbound_id is not None:
@@ -198,8 +206,10 @@ class PostgresStore:
             elif suppressed is not None:
                 await cx.execute(sql.UNSUPPRESS, line, contact)
 
-        several = bool(inbound_id or messages or suppressed is not None)
-        await self._run("save turn", job, transaction=several)
+        if len(messages) <= 1 and suppressed is None:  # nearly every turn: one round trip
+            await self._run("save turn", at_once)
+        else:
+            await self._run("save turn", job, transaction=True)
 
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         async def job(cx: Connection) -> list[ConversationKey]:
@@ -481,14 +491,14 @@ class PostgresStore:
         return await self._run(what, job)
 
     async def _one(self, what: str, change: str, *args: Any) -> MessageRecord | None:
-        """Run the UPDATE ... RETURNING ``change``; its one changed row, or None. Decoded
-        inside the transaction: a row that cannot be decoded changes nothing."""
+        """Run the UPDATE ... RETURNING ``change`` (one statement: atomic as it is); its
+        one changed row, or None."""
 
         async def job(cx: Connection) -> MessageRecord | None:
             found = await cx.fetchrow(change, *args)
             return None if found is None else rows.message(found)
 
-        return await self._run(what, job, transaction=True)
+        return await self._run(what, job)
 
     async def _execute(self, what: str, statement: str, *args: Any) -> str:
         async def job(cx: Connection) -> str:
@@ -506,15 +516,18 @@ class PostgresStore:
         return await self._cx.run(what, job, transaction=transaction)
 
 
-async def _insert_messages(cx: Connection, messages: list[rows.Row]) -> None:
-    """Insert message rows; StoreError naming the id when one is already in the log."""
-    if not messages:
-        return
+async def _insert_messages(
+    cx: Connection, messages: list[rows.Row], statement: str = sql.INSERT_MESSAGE, *args: Any
+) -> None:
+    """Insert message rows (or run ``statement`` with ``args``, which inserts one);
+    StoreError naming the id when one is already in the log."""
     try:
-        if len(messages) == 1:
-            await cx.execute(sql.INSERT_MESSAGE, *messages[0])
-        else:
-            await cx.executemany(sql.INSERT_MESSAGE, messages)
+        if args:
+            await cx.execute(statement, *args)
+        elif len(messages) == 1:
+            await cx.execute(statement, *messages[0])
+        elif messages:
+            await cx.executemany(statement, messages)
     except asyncpg.UniqueViolationError as exc:
         found = _TAKEN.search(exc.detail or "")
         taken = found[1] if found else "?"

@@ -195,6 +195,18 @@ SESSION_COUNTS = (
     'ORDER BY flow COLLATE "C", flow_version COLLATE "C", step COLLATE "C", '
     'status COLLATE "C"'
 )
+# A whole turn's save in one round trip, the common case (one reply or none): the session
+# upserted, the inbound message ($17, NULL for none) marked processed, and the reply
+# ($18..$37) logged. One statement: a taken reply id fails all of it.
+_SAVE_TURN = (
+    f"WITH saved AS ({UPSERT_SESSION} RETURNING 1), "
+    "marked AS (UPDATE messages SET processed = 1 "
+    "WHERE id = $17 AND direction = 'inbound' AND processed = 0 RETURNING 1) "
+)
+SAVE_TURN = _SAVE_TURN + "SELECT 1"
+SAVE_TURN_WITH_REPLY = (
+    _SAVE_TURN + f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({_params(20, start=18)})"
+)
 DUE_TIMERS = (
     "SELECT line, channel, contact FROM sessions "
     "WHERE status = 'active' AND timer_due IS NOT NULL AND timer_due <= $1 "
