@@ -156,15 +156,28 @@ class PostgresConnection:
             raise
 
     async def close(self) -> None:
-        """Close the pool (waiting for calls in flight) and drop the presence lock."""
+        """Drop the presence lock (first, and explicitly: other processes may take over
+        this instance's claims the moment it returns), then close the pool, waiting for
+        the calls in flight. Closing twice is harmless."""
         pool, self._pool = self._pool, None
         presence, self._presence = self._presence, None
-        if presence is not None and not presence.is_closed():
-            with store_errors(self.where, "close"):
-                await presence.close()
-        if pool is not None:
-            with store_errors(self.where, "close"):
-                await pool.close()
+        try:
+            if presence is not None and not presence.is_closed():
+                try:
+                    async with asyncio.timeout(PROBE_WAIT):
+                        await presence.execute(
+                            "SELECT pg_advisory_unlock($1::int, $2::int)", PRESENCE, self.owner
+                        )
+                        await presence.close()
+                except (*_ERRORS, asyncio.CancelledError):
+                    presence.terminate()  # the server drops the lock with the connection
+                    raise
+        except _ERRORS:
+            pass  # a broken presence connection: its lock is gone already, or about to be
+        finally:
+            if pool is not None:
+                with store_errors(self.where, "close"):
+                    await pool.close()
 
     # -- running statements --------------------------------------------------------------
 
