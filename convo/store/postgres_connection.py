@@ -67,8 +67,27 @@ CONNECT_TIMEOUT = 5.0
 PROBE_WAIT = 1.0
 """Seconds the readiness probe (``writable``) waits, like the SQLite store's."""
 POOL_SIZE = 20
-"""Connections per store instance (each process): turns in flight hold one each while they
-hold their conversation's lock."""
+"""Connections per store instance (each process) unless the URL says ``?pool_size=N``:
+turns in flight hold one each while they hold their conversation's lock."""
+POOL_OPTION = "pool_size"
+"""The URL option that is convo's, not a server setting (:func:`split_pool_size`)."""
+
+
+def split_pool_size(url: str) -> tuple[str, int]:
+    """``url`` without its ``pool_size`` option, and that option (default
+    :data:`POOL_SIZE`). ValueError, naming the option only, for one that is not a whole
+    number from 1 to 1000."""
+    parts = urllib.parse.urlsplit(url)
+    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    sizes = [value for name, value in options if name == POOL_OPTION]
+    if not sizes:
+        return url, POOL_SIZE
+    size = sizes[-1]
+    if not size.isdigit() or not 1 <= int(size) <= 1000:
+        raise ValueError(f"{POOL_OPTION} must be a whole number from 1 to 1000, got {size!r}")
+    rest = urllib.parse.urlencode([(n, v) for n, v in options if n != POOL_OPTION])
+    return urllib.parse.urlunsplit(parts._replace(query=rest)), int(size)
+
 
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
@@ -116,7 +135,7 @@ class PostgresConnection:
     """The pool, presence and locks of one store instance on the database at ``url``."""
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url, self.pool_size = split_pool_size(url)
         self.where = describe(url)
         self.owner = secrets.randbelow(2**31 - 1) + 1  # this instance, in claimed_by
         self.namespace = 0  # mixed into lock keys: the schema's hash, set by open()
@@ -138,7 +157,7 @@ class PostgresConnection:
             pool = await asyncpg.create_pool(
                 self.url,
                 min_size=1,
-                max_size=POOL_SIZE,
+                max_size=self.pool_size,
                 timeout=CONNECT_TIMEOUT,
                 reset=_keep,
                 # Statements are prepared once per connection and kept (asyncpg's cache).

@@ -8,7 +8,8 @@ anything (the configuration loader calls it, so a bad URL fails at load), and
     sqlite:///var/convo.db     SqliteStore, path relative to the working directory
     sqlite:////srv/convo.db    SqliteStore, absolute path
     postgresql://user:password@host:5432/db?sslmode=require
-                               PostgresStore (also postgres://); needs convo[postgres]
+                               PostgresStore (also postgres://); needs convo[postgres];
+                               ?pool_size=N: connections per process (20)
 
 Every other URL is a :class:`~convo.exceptions.ConfigError` of one line that names the
 setting, what is wrong and the URLs that work. A URL of a scheme that is not SQLite or
@@ -121,6 +122,12 @@ def _check_postgres(url: str, where: str) -> None:
             raise ConfigError(
                 f"{where}: the postgresql:// URL's options are not name=value pairs"
             ) from None
+        found = re.search(r"(?:^|&)pool_size=([^&]*)", parts.query)
+        if found and not (found[1].isdigit() and 1 <= int(found[1]) <= 1000):
+            raise ConfigError(
+                f"{where}: the postgresql:// URL's pool_size must be a whole number "
+                f"from 1 to 1000, got {found[1]!r}"
+            )
 
 
 def _sqlite_path(url: str, rest: str, where: str) -> Path:

@@ -208,3 +208,26 @@ async def test_a_database_that_refuses_connections_is_one_clear_store_error() ->
     assert text.startswith("PostgreSQL store convo@127.0.0.1:1/convo: connect failed:")
     assert "hunter2" not in text and "\n" not in text
     assert not await store.ping() and not await store.writable()
+
+
+async def test_pool_size_is_convos_option_not_a_server_setting(postgres_url: str) -> None:
+    store = PostgresStore(f"{postgres_url}&pool_size=3")
+    await store.open()
+    try:
+        held = asyncio.Event()
+        release = asyncio.Event()
+        keys = [ConversationKey(LINE, "sms", f"+3247000{n:04d}") for n in range(4)]
+
+        async def hold(key: ConversationKey) -> None:
+            async with store.lock(key):
+                held.set()
+                await release.wait()
+
+        holders = [asyncio.create_task(hold(key)) for key in keys]
+        await asyncio.wait_for(held.wait(), 5)
+        await asyncio.sleep(0.2)
+        assert store._cx.pool().get_size() == 3  # the fourth turn waits for a connection
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*holders), 5)
+    finally:
+        await store.close()

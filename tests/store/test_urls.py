@@ -55,6 +55,7 @@ BAD_URLS = [
     ("postgresql://x", "the postgresql:// URL names no database; write postgresql://"),
     ("postgres://u:pw@db:port/convo", "the postgresql:// URL is malformed (Port could not"),
     ("postgresql://u@db/convo?sslmode", "the postgresql:// URL's options are not name=value"),
+    ("postgresql://u@db/c?pool_size=0", "the postgresql:// URL's pool_size must be a whole number"),
     ("ftp://files.example/convo.db", f"ftp:// is not a known store {SUPPORTED}"),
     ("convo.db", f"'convo.db' is not a store URL {SUPPORTED}"),
     ("sqlite://nopath", "'sqlite://nopath' has no file path; write sqlite:///relative/path.db"),
