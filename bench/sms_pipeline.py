@@ -283,6 +283,7 @@ class Result:
     errors: list[str] = field(default_factory=list)
     replies: int = 0
     reply_seconds: float = math.nan  # start of the load -> last reply at the fake
+    cpu: float = math.nan  # CPU seconds the server process used for the run, drain included
 
     @property
     def acks_per_s(self) -> float:
@@ -376,6 +377,11 @@ class Servers:
         self.children.append(child)
         return await wait_ready(self.ready)
 
+    @property
+    def pid(self) -> int:
+        """The process started last (the server under test)."""
+        return int(self.children[-1].pid)
+
     async def stop(self) -> None:
         for child in reversed(self.children):  # the server first: it drains while the fake lives
             child.terminate()
@@ -383,8 +389,14 @@ class Servers:
         self.children.clear()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
-    name: str, base: str, fake: str | None, args: argparse.Namespace, tmp: str
+    name: str, base: str, fake: str | None, args: argparse.Namespace, tmp: str, pid: int
 ) -> Result:
     """Warm ``base`` up, load it with wrk, then wait for its replies at ``fake``."""
     url = base + "/webhooks/vonage/inbound"
@@ -402,7 +414,7 @@ async def measure(
     before = 0
     if fake is not None:
         before, _ = await replies(fake, WARM_UP, args.drain_timeout)
-    start = time.time()
+    start, cpu = time.time(), cpu_seconds(pid)
     out = await asyncio.to_thread(wrk, url, path, WARM_UP, args.connections, args.seconds, tmp)
     result.seconds = out["duration_us"] / 1e6
     result.acks = out["requests"] - out["status_errors"]
@@ -419,6 +431,7 @@ async def measure(
         result.reply_seconds = last - start
         if sent < before + result.acks:
             result.errors.append(f"only {sent - before} of {result.acks} replies arrived")
+    result.cpu = cpu_seconds(pid) - cpu
     return result
 
 
@@ -427,14 +440,14 @@ async def run_one(name: str, args: argparse.Namespace, tmp: str) -> tuple[Result
     try:
         if name == "bare":
             base = await servers.start(run_bare, args.uvloop)
-            return await measure(name, base, None, args, tmp), None
+            return await measure(name, base, None, args, tmp, servers.pid), None
         fake = await servers.start(run_fake, args.uvloop)
         if name == "convo":
             home = Path(tmp, "convo")
             home.mkdir()
             Path(home, "bench_pipeline.yaml").write_text(FLOW, encoding="utf-8")
             base = await servers.start(run_convo, args.uvloop, str(home), fake, args.profile)
-            result = await measure(name, base, fake, args, tmp)
+            result = await measure(name, base, fake, args, tmp, servers.pid)
             paced_result = None
             if args.paced and not math.isnan(result.replies_per_s):
                 rate = 0.5 * min(result.acks_per_s, result.replies_per_s)
@@ -450,16 +463,17 @@ async def run_one(name: str, args: argparse.Namespace, tmp: str) -> tuple[Result
             return result, paced_result
         kind = name.removeprefix("floor-")
         base = await servers.start(run_floor, args.uvloop, fake, kind, args.senders)
-        return await measure(name, base, fake, args, tmp), None
+        return await measure(name, base, fake, args, tmp, servers.pid), None
     finally:
         await servers.stop()
 
 
 def row(result: Result) -> str:
     replies = "-" if math.isnan(result.replies_per_s) else f"{result.replies_per_s:,.0f}"
+    cpu = "-" if math.isnan(result.cpu) else f"{result.cpu / max(1, result.acks) * 1e6:,.0f} µs"
     return (
         f"| {result.name} | {result.acks_per_s:,.0f} | {replies} "
-        f"| {result.p50:.1f} ms | {result.p99:.1f} ms |"
+        f"| {result.p50:.1f} ms | {result.p99:.1f} ms | {cpu} |"
     )
 
 
@@ -502,8 +516,8 @@ async def main() -> int:
             results[name], paced_now = await run_one(name, args, tmp)
             paced_result = paced_result or paced_now
             print(f"  {row(results[name])}", flush=True)
-    print("\n| server | webhook acks/s | replies sent/s | p50 ack | p99 ack |")
-    print("|---|---|---|---|---|")
+    print("\n| server | webhook acks/s | replies sent/s | p50 ack | p99 ack | server CPU/text |")
+    print("|---|---|---|---|---|---|")
     for result in results.values():
         print(row(result))
     if paced_result is not None:

@@ -1,12 +1,21 @@
-"""How convo talks HTTP to providers: the shared client, and the one place where httpx
+"""How convo talks HTTP to providers: the client, and the one place where httpx
 failures become convo's ``ProviderError`` tree.
 
-:func:`provider_client` makes the client every adapter is given: httpx's API over
-aiohttp's connection pool (the ``httpx-aiohttp`` transport, by httpx's maintainer). httpcore's
+:func:`provider_client` makes the client adapters are given: httpx's API over aiohttp's
+connection pool (the ``httpx-aiohttp`` transport, by httpx's maintainer). httpcore's
 own pool re-checks every pooled connection on every request, so its cost grows with the
 number of sends in flight: on loopback it managed 467 requests/s with 16 in flight and 241
-with 100, against 2,097 and 1,115 over aiohttp (``bench/webhooks.py`` is the end-to-end
-figure). Adapters see an ordinary ``httpx.AsyncClient``.
+with 100, against 2,097 and 1,115 over aiohttp. Adapters see an ordinary
+``httpx.AsyncClient``.
+
+Requests made through :func:`call` with that client (every provider API request) skip
+httpx's own layers: they go to the same aiohttp pool directly and come back as an
+``httpx.Response``, with the same error mapping. httpx's request building, cookie jar,
+auth and redirect layers cost more than the HTTP exchange itself (``bench/sms_pipeline.py``:
+the same send-only server sent 2,245 replies/s through httpx over aiohttp and 4,930 through
+aiohttp). A request with what the direct path does not take (``auth``, files, non-string
+form values) goes through httpx as before; so does any other client (a test's
+``MockTransport``).
 
 Adapters call :func:`call` for every provider API request. Network errors and 5xx become
 ``ProviderUnavailable`` (retryable), 429 becomes ``RateLimited``; both carry the answer's
@@ -17,11 +26,16 @@ inside a 200 body (Vonage) maps those itself, after this call.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from convo.exceptions import ProviderRejected, ProviderUnavailable, RateLimited
 from convo.retry import parse_retry_after
@@ -29,10 +43,105 @@ from convo.retry import parse_retry_after
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 
-def provider_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
-    """A new client for provider APIs (module docstring); the caller closes it. Up to 100
-    connections, kept alive 5 s; proxies from the environment are not used."""
-    return httpx.AsyncClient(timeout=timeout, transport=AiohttpTransport())
+DEFAULT_CONNECTIONS = 100
+_DIRECT_OPTIONS = frozenset({"data", "json", "headers", "params"})
+_FORM = "application/x-www-form-urlencoded"
+
+
+class ProviderClient(httpx.AsyncClient):
+    """httpx's client over one aiohttp pool, which :func:`call` also uses directly
+    (module docstring). Build it with :func:`provider_client`."""
+
+    def __init__(self, timeout: httpx.Timeout, connections: int) -> None:
+        limits = httpx.Limits(max_connections=connections, keepalive_expiry=5.0)
+        self._pool = AiohttpTransport(limits=limits)
+        super().__init__(timeout=timeout, transport=self._pool)
+        self._urls: dict[str, httpx.URL] = {}
+        # What the transport gives aiohttp for httpx's timeouts, for the direct path.
+        self._direct_timeout = aiohttp.ClientTimeout(
+            sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
+        )
+
+    def _session(self) -> aiohttp.ClientSession:
+        pool = self._pool
+        if not isinstance(pool.client, aiohttp.ClientSession):
+            pool.client = pool.get_client()  # made in the loop, once, as the transport does
+        return pool.client
+
+    def _url(self, url: str) -> httpx.URL:
+        """``url`` parsed, once per URL (an adapter calls a few, again and again)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = httpx.URL(url)
+            if len(self._urls) < 1024:
+                self._urls[url] = parsed
+        return parsed
+
+    def takes_directly(self, options: Mapping[str, Any]) -> bool:
+        """Whether a request with these keyword arguments can skip httpx."""
+        if not options.keys() <= _DIRECT_OPTIONS:
+            return False
+        return all(
+            value is None
+            or (isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()))
+            for key, value in options.items()
+            if key != "json"
+        )
+
+    async def direct(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request on the aiohttp pool; the answer read whole, as httpx's. Raises
+        httpx's exceptions, as the transport does."""
+        sent = dict(headers or {})
+        body: bytes | None = None
+        if json is not None:
+            body = _json_body(json)
+            sent.setdefault("Content-Type", "application/json")
+        elif data is not None:
+            body = urlencode(data).encode()
+            sent.setdefault("Content-Type", _FORM)
+        with map_aiohttp_exceptions():
+            async with self._session().request(
+                method,
+                url,
+                params=params,
+                data=body,
+                headers=sent,
+                allow_redirects=False,
+                auto_decompress=False,  # httpx.Response decodes, as on the httpx path
+                timeout=self._direct_timeout,
+            ) as answer:
+                content = await answer.read()
+        extensions = {"reason_phrase": answer.reason.encode()} if answer.reason else {}
+        return httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            content=content,
+            request=httpx.Request(method, self._url(url), params=params),
+            extensions=extensions,
+        )
+
+
+def _json_body(value: Any) -> bytes:
+    # As httpx encodes a json= body.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def provider_client(
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT, *, connections: int = DEFAULT_CONNECTIONS
+) -> httpx.AsyncClient:
+    """A new client for provider APIs (module docstring); the caller closes it. Up to
+    ``connections`` connections, kept alive 5 s; proxies from the environment are not
+    used."""
+    return ProviderClient(timeout, connections)
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -62,7 +171,10 @@ async def call(
     ``code`` on the error is the HTTP status as a string.
     """
     try:
-        response = await client.request(method, url, **kwargs)
+        if isinstance(client, ProviderClient) and client.takes_directly(kwargs):
+            response = await client.direct(method, url, **kwargs)
+        else:
+            response = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
         cause = exc.__cause__
         if cause is not None and not isinstance(cause, TimeoutError):

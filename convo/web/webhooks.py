@@ -65,15 +65,14 @@ def _provider(request: web.Request) -> SmsProvider:
 
 async def webhook_request(request: web.Request, max_body: int) -> WebhookRequest | web.Response:
     """The neutral request, or a 413 answer when the body exceeds ``max_body`` bytes."""
-    too_big = error_response(413, f"request body larger than {max_body} bytes")
     if request.content_length is not None and request.content_length > max_body:
-        return too_big
+        return _too_big(max_body)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > max_body:
-            return too_big
+            return _too_big(max_body)
         chunks.append(chunk)
     body = b"".join(chunks)
     content_type = request.content_type if request.body_exists else ""
@@ -94,6 +93,10 @@ async def webhook_request(request: web.Request, max_body: int) -> WebhookRequest
         content_type=content_type,
         form=form,
     )
+
+
+def _too_big(max_body: int) -> web.Response:
+    return error_response(413, f"request body larger than {max_body} bytes")
 
 
 async def _checked(request: web.Request) -> tuple[SmsProvider, WebhookRequest, bool] | web.Response:
