@@ -8,6 +8,7 @@ Every error convo raises on purpose derives from :class:`ConvoError`::
     ├── FlowRuntimeError     a flow cannot run as asked (missing params, unknown flow id)
     ├── HookError            a bot hook raised; the conversation stays where it was
     ├── StoreError           the store failed or holds data this version cannot read
+    ├── Overloaded           too far behind to take more work now (``retry_after``) -> 503
     ├── InvalidNumber        a phone number that cannot be valid (E.164 normalisation)
     ├── WebhookError         an incoming webhook we refuse
     │   ├── SignatureError       wrong or missing signature       -> 401
@@ -82,6 +83,16 @@ class StoreError(ConvoError):
 class CorruptRecord(StoreError):
     """One stored record cannot be read (damaged, or written by a bug); the store works
     and its other records can be."""
+
+
+class Overloaded(ConvoError):
+    """convo cannot take more work now: what it has acknowledged is not sent yet, beyond
+    the configured limits (:mod:`convo.backpressure`). The caller should try again in
+    ``retry_after`` seconds; nothing was stored."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class InvalidNumber(ConvoError):

@@ -245,6 +245,33 @@ def test_a_bad_outbox_max_age_is_refused(tmp_path: Path, value: str) -> None:
         load_settings(write(tmp_path, f"[outbox]\nmax_age = {value}\n"), env={})
 
 
+@pytest.mark.parametrize(
+    ("text", "backlog", "lag"),
+    [
+        ("", 10_000, 60.0),
+        ("max_backlog = 500\nmax_lag = '2m'\n", 500, 120.0),
+        ("max_backlog = 0\nmax_lag = 0\n", 0, 0.0),  # both limits off
+    ],
+)
+def test_outbox_backpressure_limits(tmp_path: Path, text: str, backlog: int, lag: float) -> None:
+    settings = load_settings(write(tmp_path, "[outbox]\n" + text), env={})
+    assert (settings.outbox.max_backlog, settings.outbox.max_lag) == (backlog, lag)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("max_backlog = -1", r"\[outbox\] max_backlog: expected at least 0, got -1"),
+        ("max_backlog = 'many'", r"\[outbox\] max_backlog: expected an integer"),
+        ("max_lag = -5", r"\[outbox\] max_lag: expected a duration of 0 or more"),
+        ("max_lag = 'soon'", r"\[outbox\] max_lag: expected a duration of 0 or more"),
+    ],
+)
+def test_bad_outbox_backpressure_limits_are_refused(tmp_path: Path, text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_settings(write(tmp_path, f"[outbox]\n{text}\n"), env={})
+
+
 def test_outbox_max_attempts_is_still_accepted_but_no_longer_ends_retrying(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -63,13 +63,18 @@ async def test_a_server_runtime_builds_every_part(tmp_path: Path) -> None:
         assert isinstance(runtime.providers["sandbox"], SandboxSms)
         assert isinstance(runtime.voice_providers["phone"], TelefoonVoice)
         assert "phone" not in runtime.providers  # a voice provider never sends texts
-        assert [loop.name for loop in runtime.loops] == ["timers", "long texts", "prune seen"]
+        assert [loop.name for loop in runtime.loops] == [
+            *("timers", "long texts", "outbox backlog", "prune seen")
+        ]
         key = ConversationKey(LINE, "sms", ALICE)
         replies = await runtime.engine.start(key, "greet")
         assert [r.text for r in replies] == ["What is your name?"]
         assert await runtime.outbox.drain(2)  # the sandbox "delivered" it
         assert runtime.status() == dict.fromkeys(
-            ["outbox", "inbound recovery", "timers", "long texts", "prune seen", "flow versions"],
+            [
+                *("outbox", "inbound recovery", "timers", "long texts", "outbox backlog"),
+                *("prune seen", "flow versions"),
+            ],
             True,
         )
         sent = runtime.providers["sandbox"]
@@ -175,7 +180,7 @@ async def test_polling_providers_get_a_poll_loop(tmp_path: Path) -> None:
     try:
         assert isinstance(runtime.providers["enco"], EncoSms)
         names = [loop.name for loop in runtime.loops]
-        assert names == ["timers", "long texts", "poll enco", "prune seen"]
+        assert names == ["timers", "long texts", "outbox backlog", "poll enco", "prune seen"]
     finally:
         await runtime.aclose()
 

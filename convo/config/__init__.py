@@ -29,6 +29,9 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   100; it also bounds the replies a crash leaves in doubt and sends twice, see
   ``convo.outbox``); ``max_attempts`` is deprecated and
   ignored (accepted so older files still load; the outbox logs a warning);
+  ``max_backlog`` (replies pending, default 10,000) and ``max_lag`` (seconds or a duration,
+  default 60: how long the oldest due reply has waited): beyond either, inbound texts are
+  refused with 503 until the outbox catches up (``convo.backpressure``); 0 turns a limit off;
 * ``[server]`` (:class:`ServerSettings`): ``shutdown_grace`` (seconds a stopping server
   gives the requests, turns and sends in flight, 10; ``shutdown_timeout`` is its older
   name), ``keepalive_timeout`` (15), ``body_timeout`` (30), ``max_connections`` (1000);
@@ -352,6 +355,7 @@ def parse_settings(
             {
                 *("max_attempts", "base_delay", "max_delay", "sweep_interval"),
                 *("reconcile_after", "max_age", "concurrency"),
+                *("max_backlog", "max_lag"),
             }
         ),
     )
@@ -361,6 +365,12 @@ def parse_settings(
         max_age = 0.0
     if max_age <= 0:
         raise box._bad("max_age", "a duration above 0 (seconds, or e.g. 24h, 2d)")
+    try:
+        max_lag = parse_duration(box.data.get("max_lag", OutboxSettings().max_lag))
+    except ValueError:
+        max_lag = -1.0
+    if max_lag < 0:
+        raise box._bad("max_lag", "a duration of 0 or more (seconds, or e.g. 90s, 2m)")
     outbox = OutboxSettings(
         box.integer("max_attempts", 5, minimum=1) if "max_attempts" in box.data else None,
         box.number("base_delay", 1.0),
@@ -369,6 +379,8 @@ def parse_settings(
         box.number("reconcile_after", 600.0),
         max_age,
         box.integer("concurrency", 1, minimum=1) if "concurrency" in box.data else None,
+        max_backlog=box.integer("max_backlog", OutboxSettings().max_backlog),
+        max_lag=max_lag,
     )
 
     providers = _providers(source, doc.get("providers", {}))

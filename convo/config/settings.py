@@ -133,6 +133,10 @@ class WebhookSettings:
 
 @dataclass(frozen=True, slots=True)
 class OutboxSettings:
+    """``[outbox]``: retries (:mod:`convo.retry`), sweeps, reconciliation, and the limits
+    beyond which inbound texts are refused (``max_backlog`` replies pending, ``max_lag``
+    seconds the oldest due reply has waited; 0: no limit; :mod:`convo.backpressure`)."""
+
     max_attempts: int | None = None  # deprecated, ignored: max_age ends retrying
     base_delay: float = 1.0
     max_delay: float = 60.0
@@ -142,6 +146,8 @@ class OutboxSettings:
     # Sends in flight to each provider (None: from its rate limit): the throughput bound, and
     # the bound on the replies a SIGKILL leaves in doubt and sends again (convo.outbox).
     concurrency: int | None = None
+    max_backlog: int = 10_000
+    max_lag: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,9 @@ traceback and the loop's name, and the next tick still runs on time):
   delivery reports into the outbox. A provider that is down or refuses (``ProviderError``)
   is logged as one warning line, not a traceback: it is an expected condition that recurs
   every few seconds while it lasts;
+* ``outbox backlog`` (every :data:`convo.backpressure.REFRESH_INTERVAL` seconds), when
+  ``[outbox] max_backlog`` or ``max_lag`` is set: whether inbound texts are refused
+  (:mod:`convo.backpressure`); a polled provider's texts are not fetched meanwhile;
 * ``prune seen`` (hourly; more often when ``[store] seen_retention`` is shorter than a day:
   24 times per retention period, at least every 50 ms): forget the seen tokens (provider
   message ids kept to drop retries) and erasure's tombstones (keyed hashes of erased
@@ -30,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from convo.backpressure import REFRESH_INTERVAL, Backpressure
 from convo.exceptions import ProviderError
 from convo.providers.base import PollingSmsProvider, SmsProvider
 from convo.reconcile import Reconciler
@@ -70,6 +74,7 @@ def background_loops(
     outbox: Outbox,
     intake: Intake,
     providers: Mapping[str, SmsProvider],
+    backpressure: Backpressure | None = None,
     clock: Callable[[], float] = time.time,
 ) -> list[Loop]:
     """The loops of a serving runtime, in start order (see the module docstring)."""
@@ -86,6 +91,8 @@ def background_loops(
         Loop("timers", TIMER_INTERVAL, fire_timers),
         Loop("long texts", min(5.0, concat / 4), expire_long_texts),
     ]
+    if backpressure is not None and backpressure.enabled:
+        loops.append(Loop("outbox backlog", REFRESH_INTERVAL, backpressure.refresh))
     after = settings.outbox.reconcile_after
     reconciler = Reconciler(store, providers, outbox.apply_report, after=after)
     if reconciler.lookups:
@@ -100,7 +107,7 @@ def background_loops(
                 Loop(
                     f"poll {provider.name}",
                     provider.poll_interval,
-                    poller(provider, intake, outbox),
+                    poller(provider, intake, outbox, backpressure),
                 )
             )
     retention = settings.store.seen_retention
@@ -114,12 +121,19 @@ def background_loops(
     return loops
 
 
-def poller(provider: PollingSmsProvider, intake: Intake, outbox: Outbox) -> Body:
-    """One poll of ``provider``: inbound texts to the intake, reports to the outbox."""
+def poller(
+    provider: PollingSmsProvider,
+    intake: Intake,
+    outbox: Outbox,
+    backpressure: Backpressure | None = None,
+) -> Body:
+    """One poll of ``provider``: inbound texts to the intake (none fetched while
+    ``backpressure`` refuses them: the provider keeps them), reports to the outbox."""
 
     async def poll() -> None:
         try:
-            inbound = await provider.poll_inbound()
+            behind = backpressure is not None and backpressure.behind
+            inbound = [] if behind else await provider.poll_inbound()
             for message in inbound:
                 await intake.accept(message)
             for report in await provider.poll_status():

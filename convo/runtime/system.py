@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
+from convo.backpressure import Backpressure
 from convo.bot import Bot
 from convo.config import Settings
 from convo.exceptions import ConfigError, ConvoError, Diagnostic, StoreError
@@ -170,6 +171,7 @@ class Runtime:
         self._calls: CallRunner | None = None
         self._outbox: Outbox | None = None
         self._intake: Intake | None = None
+        self._backpressure: Backpressure | None = None
         self._supervisor: Supervisor | None = None
         self._stack: AsyncExitStack | None = None
         self._deadline: float | None = None  # time.monotonic() when stopping must be done
@@ -200,6 +202,11 @@ class Runtime:
     @property
     def intake(self) -> Intake:
         return _built(self._intake, "intake")
+
+    @property
+    def backpressure(self) -> Backpressure:
+        """Whether inbound texts are refused now (:mod:`convo.backpressure`)."""
+        return _built(self._backpressure, "backpressure")
 
     def status(self) -> dict[str, bool]:
         """Each background loop's name (the outbox's included) -> alive: running, not
@@ -247,6 +254,7 @@ class Runtime:
 
     def _forget(self) -> None:
         self._store = self._engine = self._calls = self._outbox = self._intake = None
+        self._backpressure = None
         self._supervisor = None
         self.providers, self.voice_providers, self.loops = {}, {}, []
 
@@ -328,6 +336,9 @@ class Runtime:
             await intake.redeliver(RECOVERY_RETRY)
 
         loops.run("inbound recovery", recover)
+        pressure = self._backpressure = Backpressure(
+            store, max_backlog=box.max_backlog, max_lag=box.max_lag
+        )
         self.loops = background_loops(
             settings,
             store=store,
@@ -335,6 +346,7 @@ class Runtime:
             outbox=outbox,
             intake=intake,
             providers=self.providers,
+            backpressure=pressure,
         )
         for loop in self.loops:
             loops.every(loop.name, loop.interval, loop.tick)

@@ -130,6 +130,10 @@ class MessageLog(Protocol):
         """Outbound messages still ``queued`` or ``sending``, oldest first: the outbox,
         due or not."""
 
+    async def outbox_depth(self) -> int:
+        """How many outbound messages are ``queued`` or ``sending``, due or not (what
+        :mod:`convo.backpressure` compares with ``[outbox] max_backlog``)."""
+
     # The outbox's queue. A recipient is one (line, contact): its pending messages leave
     # one at a time, oldest first (``created_at``, then the order they were logged in),
     # and the oldest one blocks the others while it waits for its next attempt.

@@ -210,6 +210,9 @@ class MemoryStore:
     async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
         return self._oldest(self._outbox, limit)
 
+    async def outbox_depth(self) -> int:
+        return len(self._outbox)
+
     async def update_message(
         self,
         message_id: str,

@@ -264,6 +264,12 @@ class PostgresStore:
     async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list pending outbound", sql.OUTBOX, max(limit, 0))
 
+    async def outbox_depth(self) -> int:
+        """A count over the outbox's partial index."""
+        return int(
+            await self._run("count pending outbound", lambda cx: cx.fetchval(sql.OUTBOX_DEPTH))
+        )
+
     async def update_message(
         self,
         message_id: str,

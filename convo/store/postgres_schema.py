@@ -232,6 +232,7 @@ INBOX = (
 )
 _PENDING = "direction = 'outbound' AND status IN ('queued', 'sending')"
 OUTBOX = f"SELECT {_MESSAGE} FROM messages WHERE {_PENDING} ORDER BY created_at, seq LIMIT $1"
+OUTBOX_DEPTH = f"SELECT count(*) FROM messages WHERE {_PENDING}"
 DUE_OUTBOX = (
     f"SELECT {_MESSAGE} FROM messages AS m WHERE {_PENDING} AND next_attempt_at <= $1 "
     "AND NOT EXISTS (SELECT 1 FROM messages AS o "

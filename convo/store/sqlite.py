@@ -233,6 +233,12 @@ class SqliteStore:
     async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list pending outbound", sql.OUTBOX, (max(limit, 0),))
 
+    async def outbox_depth(self) -> int:
+        """A count over the outbox's partial index."""
+        return await self._run(
+            "count pending outbound", lambda cx: int(cx.execute(sql.OUTBOX_DEPTH).fetchone()[0])
+        )
+
     async def update_message(
         self,
         message_id: str,

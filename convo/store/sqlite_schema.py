@@ -272,6 +272,7 @@ _OLDER = (
     "AND o.line = m.line AND o.contact = m.contact "
     "AND (o.created_at, o.seq) < (m.created_at, m.seq)"
 )
+OUTBOX_DEPTH = f"SELECT count(*) FROM messages WHERE {_PENDING}"
 DUE_OUTBOX = (
     f"SELECT {_MESSAGE} FROM messages AS m WHERE {_PENDING} AND next_attempt_at <= ? "
     f"AND NOT EXISTS ({_OLDER}) ORDER BY created_at, seq LIMIT ?"

@@ -20,6 +20,9 @@ says only that: the error itself, which names the database, goes to the log, one
 Every request gets an id (``X-Request-Id``, ``convo.web.access``) that the lines logged
 while handling it carry. A request whose body does not arrive within
 ``server.body_timeout`` is dropped (``convo.web.connections``).
+An inbound text refused because the outbox is behind (``Overloaded``,
+:mod:`convo.backpressure`) is 503 with its ``Retry-After`` too, and not logged per request
+(the episode is, when it starts and ends).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from aiohttp import web
 
 from convo.bot import Bot
 from convo.config import Settings
-from convo.exceptions import ConvoError, StoreError
+from convo.exceptions import ConvoError, Overloaded, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
 from convo.web import api, health, metrics, voice, webhooks
@@ -57,6 +60,10 @@ async def error_middleware(
         log.warning("%s %s: 503, the store failed: %s", request.method, request.path, exc)
         response = error_response(503, "the store is unavailable; try again later")
         response.headers["Retry-After"] = str(STORE_RETRY_AFTER)
+        return response
+    except Overloaded as exc:
+        response = error_response(503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except ConvoError as exc:
         status = status_for(exc)

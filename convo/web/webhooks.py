@@ -12,10 +12,12 @@ header). Then, in this order:
    kept under ``webhooks.rejected_dir`` within ``webhooks.rejected_quota``
    (:class:`~convo.web.rejected.RejectedWebhooks`: a signed body whole, an unsigned one
    only its first KiB), and counted in a summary logged once a minute;
-4. inbound: every message is stored (``Intake.accept``) **before** the 200 answer (the
-   provider's own acknowledgement when it wants one, ``AcknowledgesInbound``; else
-   ``{"received": n}``); the turns run in the background and wake the outbox. Status:
-   every delivery report is applied (``Outbox.apply_report``), then 200.
+4. inbound: while the outbox is too far behind (:mod:`convo.backpressure`), 503 with
+   ``Retry-After`` and nothing stored; else every message is stored (``Intake.accept``)
+   **before** the 200 answer (the provider's own acknowledgement when it wants one,
+   ``AcknowledgesInbound``; else ``{"received": n}``); the turns run in the background and
+   wake the outbox. Status: every delivery report is applied (``Outbox.apply_report``),
+   then 200.
 
 An unknown provider name is 404. Errors are raised and turned into JSON answers by the app's
 error middleware (``convo.web.state.HTTP_STATUS``). Call webhooks are ``convo.web.voice``.
@@ -128,7 +130,9 @@ async def inbound(request: web.Request) -> web.Response:
     except MalformedWebhook as exc:
         await keep_malformed(request, provider.name, wreq, exc, signed)
         raise
-    intake = request.app[RUNTIME].intake
+    runtime = request.app[RUNTIME]
+    runtime.backpressure.check()  # Overloaded -> 503 via the error middleware
+    intake = runtime.intake
     for message in messages:
         await intake.accept(message)  # stored before we answer
     if isinstance(provider, AcknowledgesInbound):

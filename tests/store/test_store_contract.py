@@ -251,6 +251,18 @@ async def test_pending_outbound_follows_status(store: Store) -> None:
     assert [m.id for m in await store.pending_outbound()] == ["out-1", "out-2", "out-3"]
 
 
+async def test_outbox_depth_counts_queued_and_sending_due_or_not(store: Store) -> None:
+    assert await store.outbox_depth() == 0
+    await store.add_outbound([outbound(1), outbound(2), outbound(3), outbound(4)])
+    await store.update_message("out-1", status=MessageStatus.SENDING)
+    await store.update_message("out-2", status=MessageStatus.SENT)
+    await store.update_message("out-3", status=MessageStatus.DEAD)
+    claimed = await store.claim_next(LINE, ALICE, time.time())
+    assert claimed is not None and claimed.id == "out-1"
+    await store.defer_message("out-1", until=time.time() + 3600, error="retrying: down")
+    assert await store.outbox_depth() == 2  # out-1 waiting out a backoff, out-4 queued
+
+
 async def test_update_message_changes_only_given_fields(store: Store) -> None:
     await store.add_outbound([outbound(1)])
     before = await store.get_message("out-1")
