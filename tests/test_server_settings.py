@@ -36,3 +36,25 @@ def test_limits_are_checked() -> None:
         server(keepalive_timeout=0)
     with pytest.raises(ConfigError, match="max_connections: expected at least 1"):
         server(max_connections=0)
+
+
+def test_event_loop_is_auto_asyncio_or_uvloop() -> None:
+    import asyncio
+
+    import uvloop
+
+    from convo.web.server import loop_factory
+
+    assert server().event_loop == "auto"
+    assert server(event_loop="asyncio").event_loop == "asyncio"
+    with pytest.raises(ConfigError, match=r"\[server\] event_loop: expected one of auto, "):
+        server(event_loop="trio")
+    assert loop_factory("asyncio") is None
+    for choice in ("auto", "uvloop"):  # installed with the dev extras, as with `speed`
+        factory = loop_factory(choice)
+        assert factory is not None
+        loop = factory()
+        try:
+            assert isinstance(loop, uvloop.Loop) and isinstance(loop, asyncio.AbstractEventLoop)
+        finally:
+            loop.close()

@@ -24,7 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     (:mod:`convo.logs`), then the server until SIGINT/SIGTERM (:mod:`convo.web.server`)."""
     from convo import logs
     from convo.config import Secret, load_settings
-    from convo.web.server import serve
+    from convo.web.server import run_server
 
     settings = load_settings(args.config)
     settings = settings.with_server(host=args.host, port=args.port)
@@ -59,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    asyncio.run(serve(settings, bot=bot, reload=args.reload, on_ready=ready))
+    run_server(settings, bot=bot, reload=args.reload, on_ready=ready)
     return 0
 
 

@@ -34,7 +34,9 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   refused with 503 until the outbox catches up (``convo.backpressure``); 0 turns a limit off;
 * ``[server]`` (:class:`ServerSettings`): ``shutdown_grace`` (seconds a stopping server
   gives the requests, turns and sends in flight, 10; ``shutdown_timeout`` is its older
-  name), ``keepalive_timeout`` (15), ``body_timeout`` (30), ``max_connections`` (1000);
+  name), ``keepalive_timeout`` (15), ``body_timeout`` (30), ``max_connections`` (1000),
+  ``event_loop`` (``auto``: uvloop when it is installed, the ``speed`` extra; ``asyncio``;
+  ``uvloop``);
 * ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
   ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
 * ``[logging]`` (:class:`~convo.logs.LogSettings`): ``level`` (``info``), ``format``
@@ -61,6 +63,7 @@ from typing import Any
 
 from convo.config.reading import Table, expand_document, shown
 from convo.config.settings import (
+    EVENT_LOOPS,
     FlowSettings,
     LineSettings,
     MetricsSettings,
@@ -303,6 +306,7 @@ def parse_settings(
             {
                 *("host", "port", "public_url", "api_token", "shutdown_grace"),
                 *("shutdown_timeout", "keepalive_timeout", "body_timeout", "max_connections"),
+                "event_loop",
             }
         ),
     )
@@ -327,6 +331,7 @@ def parse_settings(
         srv.number("keepalive_timeout", defaults.keepalive_timeout),
         srv.number("body_timeout", defaults.body_timeout),
         srv.integer("max_connections", defaults.max_connections, minimum=1),
+        srv.choice("event_loop", defaults.event_loop, EVENT_LOOPS),
     )
 
     store = _store(source, doc.get("store", {}))

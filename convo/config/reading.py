@@ -53,6 +53,12 @@ class Table:
             raise ConfigError(f"{self.where(key)}: expected at least {minimum}{top}, got {value}")
         return value
 
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise self._bad(key, f"one of {', '.join(choices)}")
+        return value
+
     def number(self, key: str, default: float) -> float:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

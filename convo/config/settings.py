@@ -12,6 +12,7 @@ from typing import Any
 from convo.logs import LogSettings
 from convo.models import Channel
 
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
 
 
@@ -77,7 +78,9 @@ class ServerSettings:
       this many seconds after it opened or after its previous answer (idle keep-alive
       connections, and clients that send a head slowly);
     * ``body_timeout``: seconds a request's body may take to arrive once its head is in;
-    * ``max_connections``: open connections beyond this many are closed as they arrive.
+    * ``max_connections``: open connections beyond this many are closed as they arrive;
+    * ``event_loop``: what runs ``convo serve``: ``auto`` (uvloop when it is installed, the
+      ``speed`` extra, else asyncio's own), ``asyncio`` or ``uvloop``.
     """
 
     host: str = "127.0.0.1"
@@ -88,6 +91,7 @@ class ServerSettings:
     keepalive_timeout: float = 15.0
     body_timeout: float = 30.0
     max_connections: int = 1000
+    event_loop: str = "auto"
 
     @property
     def shutdown_timeout(self) -> float:

@@ -138,6 +138,38 @@ async def _listen(opening: Awaitable[T], host: str, port: int) -> T:
         raise ConfigError(f"cannot listen on {host}:{port}: {reason.lower()}") from None
 
 
+def run_server(
+    settings: Settings,
+    *,
+    bot: Bot | None = None,
+    on_ready: Callable[[str], None] | None = None,
+    reload: bool = False,
+) -> None:
+    """Run :func:`serve` to its end, as ``convo serve`` does, on the event loop
+    ``server.event_loop`` names (:func:`loop_factory`)."""
+    with asyncio.Runner(loop_factory=loop_factory(settings.server.event_loop)) as runner:
+        runner.run(serve(settings, bot=bot, on_ready=on_ready, reload=reload))
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the event loop for ``[server] event_loop``: uvloop's for ``uvloop``, and
+    for ``auto`` when it is installed (the ``speed`` extra; bench/sms_pipeline.py measures
+    both); None (asyncio's own) otherwise. ConfigError for ``uvloop`` when it is not
+    installed."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                '[server] event_loop = "uvloop", but uvloop is not installed '
+                "(pip install 'convo[speed]')"
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
 def _protocols(runner: web.AppRunner) -> Callable[[], asyncio.Protocol]:
     made = runner.server
     if made is None:  # pragma: no cover - setup() made it
