@@ -33,6 +33,10 @@ here that can hold a rate: texts are due at start + k/rate, latency counts from 
 was due, so a stall counts in full) offers convo half of its sustained rate (the smaller of
 its acks/s and replies/s) and prints its ack latency.
 
+The table's last column is the CPU time the server process used (all its threads, from the
+start of the load until its last reply) divided by the texts it acknowledged: the figure
+that moves least when other work shares the machine, so compare code changes by it.
+
 Prints one table and the ratios ``convo replies/s / best floor`` (target >= 0.5, aim 0.8)
 and ``convo acks/s / bare``, and whether p99 ack at half load is under 25 ms. Exits 1 when
 a run had errors or replies went missing. ``--quick``: 3-second runs, the aiohttp and
