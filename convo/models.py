@@ -112,12 +112,18 @@ class ConversationKey:
 
 @value
 class Contact:
-    """The person on the other side. ``lang`` is None until known."""
+    """The person on the other side: an E.164 ``number`` with what we know of them.
+
+    ``lang`` (a language code such as ``nl``), ``name`` and ``timezone`` (an IANA zone such
+    as ``Europe/Brussels``) are None until known; ``fields`` holds the business's own
+    attributes (strings, numbers, lists, maps: anything JSON holds), which templates see as
+    ``contact.fields.x``."""
 
     number: str
     lang: str | None = None
     name: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    timezone: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,8 @@ class Speaker:
             "number": self.contact.number,
             "lang": s.lang,
             "name": self.contact.name or s.contact_name,
-            **self.contact.extra,
+            "timezone": self.contact.timezone,
+            "fields": self.contact.fields,
         }
         unset = dict.fromkeys(self.spec.slot_names)
         return {
