@@ -6,6 +6,10 @@ Every error convo raises on purpose derives from :class:`ConvoError`::
     ├── ConfigError          bad convo.toml / environment (says which file and key)
     ├── FlowError            a flow file cannot load (carries every Diagnostic found)
     ├── FlowRuntimeError     a flow cannot run as asked (missing params, unknown flow id)
+    │   └── StartRefused         a conversation cannot be started as asked
+    │       ├── OptedOut             the number opted out of the line           -> 409
+    │       ├── UnknownFlow          no flow by that id                        -> 404
+    │       └── UnknownLine          not one of our lines (for that channel)   -> 404
     ├── HookError            a bot hook raised; the conversation stays where it was
     ├── StoreError           the store failed or holds data this version cannot read
     ├── Overloaded           too far behind to take more work now (``retry_after``) -> 503
@@ -70,6 +74,23 @@ class FlowError(ConvoError):
 
 class FlowRuntimeError(ConvoError):
     """A flow cannot be run as asked: unknown flow id, missing or invalid params."""
+
+
+class StartRefused(FlowRuntimeError):
+    """A conversation cannot be started (:func:`convo.outbound.start_conversation`); the
+    subclasses say why, and the message names the number, flow or line."""
+
+
+class OptedOut(StartRefused):
+    """The number opted out of the line (STOP): nothing is sent to it."""
+
+
+class UnknownFlow(StartRefused):
+    """No flow has that id (or it cannot run on the channel asked for)."""
+
+
+class UnknownLine(StartRefused):
+    """The number is not one of our lines, or the line does not serve the channel."""
 
 
 class HookError(ConvoError):

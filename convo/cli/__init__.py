@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convo import logs
-from convo.cli import db, outbox
+from convo.cli import contacts, db, outbox
 from convo.cli.args import resolve_flow
 from convo.cli.authoring import cmd_graph, cmd_segments, cmd_test, cmd_validate
 from convo.cli.chat import cmd_chat, show_instructions
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     outbox.add_parsers(sub, config)
     db.add_parsers(sub, config)
+    contacts.add_parsers(sub, config)
 
     p = sub.add_parser(
         "simulator",

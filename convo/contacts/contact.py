@@ -59,3 +59,15 @@ def make_contact(
     if fields is not None and not isinstance(fields, Mapping):
         raise ValueError(f"fields must be an object of names and values, got {fields!r}")
     return Contact(e164, lang, name or None, zone, dict(fields or {}))
+
+
+def contact_to_json(contact: Contact) -> dict[str, Any]:
+    """The admin API's shape of a contact: ``{"number", "name", "language", "timezone",
+    "fields"}``."""
+    return {
+        "number": contact.number,
+        "name": contact.name,
+        "language": contact.lang,
+        "timezone": contact.timezone,
+        "fields": dict(contact.fields),
+    }

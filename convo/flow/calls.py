@@ -156,7 +156,10 @@ class CallRunner:
         """Run and commit one turn, then present it (the caller holds the lock)."""
         engine = self.engine
         started = time.perf_counter()
-        result = await run_turn(loaded, session, event, bot=engine.bot, clock=engine.clock)
+        known = await engine.contact_of(session.key.contact)
+        result = await run_turn(
+            loaded, session, event, bot=engine.bot, clock=engine.clock, known=known
+        )
         await commit(engine.store, result)
         if engine.on_turn is not None:
             engine.on_turn("voice", time.perf_counter() - started, result.failed)

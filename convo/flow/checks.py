@@ -28,7 +28,8 @@ from convo.flow.texts_reader import TextReader
 from convo.flow.yamlnodes import closest, did_you_mean
 
 CONTEXT_NAMES = frozenset({"contact", "params", "slots", "lang"})
-CONTACT_FIELDS = frozenset({"number", "lang", "name"})  # what speech.py's context gives
+# What speech.py's context gives; ``fields`` holds the contact record's own attributes.
+CONTACT_FIELDS = frozenset({"number", "lang", "name", "timezone", "fields"})
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})  # slots.get("x") is fine
 
 

@@ -60,7 +60,8 @@ from convo.store.base import Store
 
 log = logging.getLogger("convo.engine")
 
-#: Looks up what we know of a number (language, name) when a stranger writes first.
+#: Looks up what we know of a number (language, name, time zone, fields): when a stranger
+#: writes first, and on every turn (templates see ``contact.name`` and ``contact.fields``).
 ContactLookup = Callable[[str], Awaitable[Contact | None]]
 
 #: Told of every turn: its channel, how long it took (seconds) and whether it failed.
@@ -213,13 +214,17 @@ class Engine:
                 return None
             return await self._turn(loaded, session, Timeout())
 
+    async def contact_of(self, number: str) -> Contact | None:
+        """What the contact lookup knows of ``number`` (None without a lookup)."""
+        return await self.contacts(number) if self.contacts is not None else None
+
     async def stranger(self, key: ConversationKey) -> tuple[LoadedFlow, Contact] | None:
         """The flow a stranger's first text or call to ``key.line`` starts, and what we know
         of them (language, name; both None when unknown); None when the line has no flow."""
         flow_id = self.flow_for_line(key.line)
         if flow_id is None or flow_id not in self.flows:
             return None
-        known = await self.contacts(key.contact) if self.contacts else None
+        known = await self.contact_of(key.contact)
         return self.flows[flow_id], known or Contact(key.contact)
 
     # -- internals -----------------------------------------------------------------------
@@ -271,7 +276,8 @@ class Engine:
     ) -> list[OutboundMessage]:
         """Run, present and commit one turn (the caller holds the conversation's lock)."""
         started = time.perf_counter()
-        result = await run_turn(loaded, session, event, bot=self.bot, clock=self.clock)
+        known = await self.contact_of(session.key.contact)
+        result = await run_turn(loaded, session, event, bot=self.bot, clock=self.clock, known=known)
         messages = present_sms(result)
         records = [MessageRecord.outbound(m) for m in messages]
         await commit(self.store, result, inbound_id=inbound_id, outbound=records)

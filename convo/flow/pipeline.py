@@ -143,8 +143,9 @@ def new_session(
     name: str | None = None,
     status: ConversationStatus = ConversationStatus.ACTIVE,
 ) -> Session:
-    """A conversation on ``spec`` at its start step. ``lang`` falls back to the flow's
-    default when the flow does not speak it. ``params`` are taken as given (checked by the
+    """A conversation on ``spec`` at its start step. ``lang`` is matched to the flow's
+    languages (:meth:`FlowSpec.language_for`: ``nl-BE`` speaks ``nl``, an unknown one the
+    default). ``params`` are taken as given (checked by the
     caller); None means a stranger opened it, so the flow's defaults apply and a required
     param raises ``FlowRuntimeError``."""
     if params is None:
@@ -154,7 +155,7 @@ def new_session(
         flow=spec.id,
         flow_version=spec.version,
         step=spec.start,
-        lang=lang if lang in spec.languages else spec.default_lang,
+        lang=spec.language_for(lang),
         params=dict(params),
         contact_name=name,
         status=status,
@@ -168,11 +169,18 @@ async def run_turn(
     *,
     bot: Bot | None,
     clock: Callable[[], float],
+    known: Contact | None = None,
 ) -> TurnResult:
     """Run ``event`` on ``session`` (changed in place; pass a copy the store handed out).
+    ``known`` is the contact record of the session's number, if there is one: templates and
+    hooks see its name, time zone and fields (the language is always the session's).
     Never raises for a failing hook, template or bug: see the module docstring."""
     step, lang, status = session.step, session.lang, session.status
-    contact = Contact(session.key.contact, session.lang, session.contact_name)
+    if known is None:
+        contact = Contact(session.key.contact, session.lang, session.contact_name)
+    else:
+        name = known.name or session.contact_name
+        contact = Contact(session.key.contact, session.lang, name, known.timezone, known.fields)
     turn = Turn(loaded, session, contact=contact, bot=bot, clock=clock)
     try:
         await _dispatch(turn, event)

@@ -412,6 +412,18 @@ class FlowSpec:
     def default_lang(self) -> str:
         return self.languages[0]
 
+    def language_for(self, lang: str | None) -> str:
+        """The flow language to speak to someone whose language is ``lang``: the same one,
+        else one with its primary subtag (a contact's ``nl-BE`` in a flow of ``nl``), else
+        the default."""
+        if lang is None or lang in self.languages:
+            return lang or self.default_lang
+        primary = lang.replace("_", "-").split("-")[0].lower()
+        for candidate in self.languages:
+            if candidate.split("-")[0].lower() == primary:
+                return candidate
+        return self.default_lang
+
     def hook_names(self) -> list[tuple[str, Pos]]:
         """Every bot hook the flow calls (``do:`` and ``validate:``), built-ins excluded."""
         out: list[tuple[str, Pos]] = []

@@ -360,7 +360,12 @@ class Runtime:
 
         lines = {line.number: line.flow for line in self.settings.lines}
         return Engine(
-            self.flows, store, lines=lines, bot=self.bot, on_turn=self.metrics.observe_turn
+            self.flows,
+            store,
+            lines=lines,
+            bot=self.bot,
+            on_turn=self.metrics.observe_turn,
+            contacts=store.get_contact,
         )
 
     # -- flows: reload and versions -------------------------------------------------------

@@ -10,7 +10,11 @@ at a time:
 * :class:`Fragments`     parts of a long inbound text that arrive separately, kept until all
                          are in;
 * :class:`SeenTokens`    tokens already seen (provider message ids), to drop a provider's
-                         retries, kept for a retention period and then pruned.
+                         retries, kept for a retention period and then pruned;
+* :class:`Contacts`      what the business knows of each number (name, language, time zone,
+                         its own fields);
+* :class:`IdempotentRequests`  admin API requests already answered, by ``Idempotency-Key``,
+                         so a retried request does nothing twice; pruned with the seen tokens.
 
 :class:`Erasure` forgets one contact in sessions, the log and fragments (GDPR right to
 erasure), leaving a tombstone (a keyed hash, :mod:`convo.store.tombstones`) of each erased
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from convo.models import (
+    Contact,
     ConversationKey,
     ConversationStatus,
     Direction,
@@ -269,10 +274,55 @@ class SeenTokens(Protocol):
         nothing."""
 
     async def prune_seen(self, older_than: float) -> int:
-        """Forget the tokens recorded before ``older_than``, and the tombstones of messages
-        erased before it; returns how many (both together). A forgotten token counts as
+        """Forget the tokens recorded before ``older_than``, the tombstones of messages
+        erased before it and the requests claimed before it (:class:`IdempotentRequests`);
+        returns how many (all together). A forgotten token counts as
         unseen again; a message whose tombstone is forgotten is new again to
         :meth:`MessageLog.add_inbound`."""
+
+
+@runtime_checkable
+class Contacts(Protocol):
+    """Contacts by E.164 number (:mod:`convo.contacts` checks them before they get here).
+    A contact's ``fields`` must be JSON data (ValueError otherwise, changing nothing)."""
+
+    async def get_contact(self, number: str) -> Contact | None:
+        """The contact with E.164 ``number``, or None."""
+
+    async def put_contact(self, contact: Contact) -> bool:
+        """Create or replace the contact with ``contact.number``; True when it is new."""
+
+    async def put_contacts(self, contacts: Sequence[Contact]) -> int:
+        """Create or replace many contacts in one transaction (an import's batch; a number
+        given twice: the later one stays). Returns how many were new."""
+
+    async def delete_contact(self, number: str) -> bool:
+        """Forget the contact with ``number``; True when there was one."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """A request :meth:`IdempotentRequests.claim_request` found claimed already: its
+    ``fingerprint`` (what was asked) and ``answer`` (None while the first one is still
+    being handled, or when it never finished)."""
+
+    fingerprint: str
+    answer: str | None
+
+
+@runtime_checkable
+class IdempotentRequests(Protocol):
+    """Requests that carried an ``Idempotency-Key``, with what they were answered."""
+
+    async def claim_request(self, key: str, fingerprint: str, now: float) -> StoredRequest | None:
+        """Atomically claim ``key`` for a request with ``fingerprint`` (a digest of what it
+        asks) at time ``now``: None when the key is new (the caller handles the request,
+        then calls :meth:`settle_request`), else what is stored under it. Claims are
+        pruned with the seen tokens (:meth:`SeenTokens.prune_seen`)."""
+
+    async def settle_request(self, key: str, answer: str | None) -> None:
+        """Store ``answer`` (the response a retry gets) for claimed ``key``; None drops the
+        claim instead, so the request may be made again (it failed and did nothing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +336,7 @@ class ErasedContact:
     messages: int = 0
     fragments: int = 0
     provider_copies: tuple[tuple[str, str], ...] = ()
+    contact: bool = False  # whether a contact record (Contacts) was deleted
 
 
 @runtime_checkable
@@ -301,9 +352,9 @@ class Erasure(Protocol):
         """In one transaction, delete everything kept about the E.164 number ``contact``:
         every session (any line, channel or status), every message whose contact it is
         (both directions, any status: a queued reply is not sent any more, though one the
-        outbox is already handing to a provider may still go out), and the pending
+        outbox is already handing to a provider may still go out), the pending
         long-text fragments it sent (the groups ``add_fragment`` was given it as
-        ``contact``).
+        ``contact``), and its contact record (:class:`Contacts`).
 
         Suppressions (the STOP list) are **kept**: a person who opted out must stay opted
         out, and GDPR allows keeping what is needed to honour an objection (art. 17(3),
@@ -354,6 +405,8 @@ class Store(
     Suppressions,
     Fragments,
     SeenTokens,
+    Contacts,
+    IdempotentRequests,
     Erasure,
     ConversationLocks,
     Protocol,

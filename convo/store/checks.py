@@ -6,9 +6,10 @@ A backend calls these before it changes anything: a refused call raises ``ValueE
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
-from convo.models import Direction, MessageRecord
+from convo.models import Contact, Direction, MessageRecord
 from convo.store.base import MessageQuery
 
 
@@ -37,3 +38,11 @@ def check_fragment(group: str, index: int, total: int) -> None:
     """Raise ValueError for a part number that cannot be right."""
     if total < 1 or not 1 <= index <= total:
         raise ValueError(f"fragment group {group!r}: part {index} of {total} is not a valid part")
+
+
+def contact_json(contact: Contact) -> str:
+    """A contact's ``fields`` as JSON text; ValueError when they are not JSON data."""
+    try:
+        return json.dumps(dict(contact.fields), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"contact {contact.number}: fields must be JSON data ({exc})") from None

@@ -36,6 +36,7 @@ from convo.models import (
 from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
+from convo.store.memory_contacts import MemoryContacts
 from convo.store.tombstones import new_key, tombstone
 
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
@@ -78,10 +79,11 @@ class _Group:
         return [self.parts[i] for i in sorted(self.parts)]
 
 
-class MemoryStore:
+class MemoryStore(MemoryContacts):
     """A complete store in process memory. ``open`` and ``close`` do nothing."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._sessions: dict[ConversationKey, tuple[Session, str]] = {}
         self._messages: dict[str, MessageRecord] = {}
         self._seq: dict[str, int] = {}  # insertion order: ties on created_at keep it
@@ -420,14 +422,14 @@ class MemoryStore:
         return (namespace, token) in self._seen
 
     async def prune_seen(self, older_than: float) -> int:
-        """Seen tokens and tombstones alike."""
+        """Seen tokens, tombstones and idempotent requests alike."""
         old = [k for k, at in self._seen.items() if at < older_than]
         for k in old:
             del self._seen[k]
         dead = [t for t, at in self._tombstones.items() if at < older_than]
         for t in dead:
             del self._tombstones[t]
-        return len(old) + len(dead)
+        return len(old) + len(dead) + self._prune_requests(older_than)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -522,4 +524,5 @@ class MemoryStore:
         for key in keys:
             del self._sessions[key]
         parts = sum(len(self._fragments.pop(group).parts) for group in groups)
-        return ErasedContact(len(keys), len(ids), parts, tuple(copies))
+        had_contact = self._contacts.pop(contact, None) is not None
+        return ErasedContact(len(keys), len(ids), parts, tuple(copies), had_contact)

@@ -65,6 +65,7 @@ from convo.store.postgres_connection import (
     TurnLocks,
     describe,
 )
+from convo.store.postgres_contacts import PostgresContacts
 from convo.store.tombstones import new_key, tombstone
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
@@ -75,7 +76,7 @@ T = TypeVar("T")
 _TAKEN = re.compile(r"=\((.*)\) already exists")
 
 
-class PostgresStore:
+class PostgresStore(PostgresContacts):
     """A :class:`~convo.store.base.Store` in the PostgreSQL database at ``url``
     (``postgresql://user:password@host:port/database``, with libpq's options such as
     ``sslmode``; any other option is a server setting, e.g. ``search_path=convo``).
@@ -462,6 +463,7 @@ class PostgresStore:
     async def prune_seen(self, older_than: float) -> int:
         async def job(cx: Connection) -> int:
             seen = _count(await cx.execute(sql.PRUNE_SEEN, older_than))
+            seen += _count(await cx.execute(sql.PRUNE_REQUESTS, older_than))
             return seen + _count(await cx.execute(sql.PRUNE_TOMBSTONES, older_than))
 
         return await self._run("prune seen tokens", job, transaction=True)
@@ -484,7 +486,8 @@ class PostgresStore:
             sessions = _count(await cx.execute(sql.ERASE_SESSIONS, contact))
             parts = int(await cx.fetchval(sql.COUNT_CONTACT_FRAGMENTS, contact))
             await cx.execute(sql.ERASE_FRAGMENT_GROUPS, contact)
-            return ErasedContact(sessions, messages, parts, tuple(copies))
+            had_contact = _count(await cx.execute(sql.DELETE_CONTACT, contact)) > 0
+            return ErasedContact(sessions, messages, parts, tuple(copies), had_contact)
 
         return await self._run("erase contact", job, transaction=True)
 

@@ -135,6 +135,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tombstones_erased_at ON tombstones (erased_at);
     """,
+    # 1 -> 2: contacts (convo.contacts) by E.164 number, their own fields as JSON text; the
+    # admin API's requests by Idempotency-Key with their answer (NULL while in progress),
+    # pruned with the seen tokens (SQLite's version 7).
+    """
+    CREATE TABLE contacts (
+        number text PRIMARY KEY,
+        name text,
+        lang text,
+        timezone text,
+        fields text NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE idempotent_requests (
+        key text PRIMARY KEY,
+        fingerprint text NOT NULL,
+        answer text,
+        claimed_at double precision NOT NULL
+    );
+    CREATE INDEX idempotent_requests_claimed_at ON idempotent_requests (claimed_at);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -383,3 +402,24 @@ COUNT_CONTACT_FRAGMENTS = (
     "WHERE grp IN (SELECT grp FROM fragment_groups WHERE contact = $1)"
 )
 ERASE_FRAGMENT_GROUPS = "DELETE FROM fragment_groups WHERE contact = $1"  # parts cascade
+
+
+# -- contacts and idempotent requests (convo.store.postgres_contacts) -------------------------
+
+GET_CONTACT = "SELECT number, lang, name, timezone, fields FROM contacts WHERE number = $1"
+# One batch in one statement; (xmax = 0) is true for a row this statement inserted.
+PUT_CONTACTS = (
+    "INSERT INTO contacts (number, lang, name, timezone, fields) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) "
+    "ON CONFLICT (number) DO UPDATE SET lang = excluded.lang, name = excluded.name, "
+    "timezone = excluded.timezone, fields = excluded.fields RETURNING (xmax = 0)"
+)
+DELETE_CONTACT = "DELETE FROM contacts WHERE number = $1"
+CLAIM_REQUEST = (
+    "INSERT INTO idempotent_requests (key, fingerprint, claimed_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+GET_REQUEST = "SELECT fingerprint, answer FROM idempotent_requests WHERE key = $1"
+ANSWER_REQUEST = "UPDATE idempotent_requests SET answer = $1 WHERE key = $2"
+DROP_REQUEST = "DELETE FROM idempotent_requests WHERE key = $1"
+PRUNE_REQUESTS = "DELETE FROM idempotent_requests WHERE claimed_at < $1"

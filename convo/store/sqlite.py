@@ -43,6 +43,7 @@ from convo.store.checks import check_fragment, check_inbound, check_outbound, ch
 from convo.store.locks import LocalLocks
 from convo.store.migrations import SchemaStatus
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
+from convo.store.sqlite_contacts import SqliteContacts
 from convo.store.tombstones import new_key, tombstone
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
@@ -51,7 +52,7 @@ MIGRATIONS: list[str] = sql.MIGRATIONS
 T = TypeVar("T")
 
 
-class SqliteStore:
+class SqliteStore(SqliteContacts):
     """A :class:`~convo.store.base.Store` in the SQLite file ``path``.
 
     ``open()`` creates the file (and its parent directory) or migrates it; it raises
@@ -442,12 +443,14 @@ class SqliteStore:
         )
 
     async def prune_seen(self, older_than: float) -> int:
-        """Seen tokens and tombstones: one DELETE each, over their time's index."""
+        """Seen tokens, idempotent requests and tombstones: one DELETE each, over their
+        time's index."""
         args = (older_than,)
 
         def job(cx: sqlite3.Connection) -> int:
             with transaction(cx):
                 seen = cx.execute(sql.PRUNE_SEEN, args).rowcount
+                seen += cx.execute(sql.PRUNE_REQUESTS, args).rowcount
                 return seen + cx.execute(sql.PRUNE_TOMBSTONES, args).rowcount
 
         return await self._run("prune seen tokens", job)
@@ -470,7 +473,8 @@ class SqliteStore:
                 sessions = cx.execute(sql.ERASE_SESSIONS, args).rowcount
                 (parts,) = cx.execute(sql.COUNT_CONTACT_FRAGMENTS, args).fetchone()
                 cx.execute(sql.ERASE_FRAGMENT_GROUPS, args)
-            return ErasedContact(sessions, messages, parts, tuple(copies))
+                had_contact = cx.execute(sql.DELETE_CONTACT, args).rowcount > 0
+            return ErasedContact(sessions, messages, parts, tuple(copies), had_contact)
 
         return await self._run("erase contact", job)
 

@@ -3,7 +3,7 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 6):
+Tables (version 7):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
@@ -19,6 +19,9 @@ Tables (version 6):
 * ``tombstones``      keyed hashes of erased inbound messages' provider ids, with when they
                       were erased, so a replay stays a duplicate (version 6).
 * ``meta``            the store's own values by name: the tombstone key (version 6).
+* ``contacts``        contacts by number, their ``fields`` JSON text (version 7).
+* ``idempotent_requests``  admin API requests by Idempotency-Key, with their answer
+                      (version 7).
 
 Partial indexes keep the hot queues small: the outbox indexes hold only queued/sending
 messages (in order, with when each is due, and by recipient), the dead-letter index only
@@ -178,6 +181,25 @@ MIGRATIONS: list[str] = [
         erased_at REAL NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX tombstones_erased_at ON tombstones (erased_at);
+    """,
+    # 6 -> 7: contacts (convo.contacts) by E.164 number, their own fields as JSON text; the
+    # admin API's requests by Idempotency-Key with their answer (NULL while in progress),
+    # pruned with the seen tokens.
+    """
+    CREATE TABLE contacts (
+        number TEXT PRIMARY KEY,
+        name TEXT,
+        lang TEXT,
+        timezone TEXT,
+        fields TEXT NOT NULL DEFAULT '{}'
+    ) WITHOUT ROWID;
+    CREATE TABLE idempotent_requests (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        answer TEXT,
+        claimed_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotent_requests_claimed_at ON idempotent_requests (claimed_at);
     """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
@@ -404,3 +426,23 @@ COUNT_CONTACT_FRAGMENTS = (
 )
 # Their parts go by cascade (foreign_keys is on).
 ERASE_FRAGMENT_GROUPS = "DELETE FROM fragment_groups WHERE contact = ?"
+
+
+# -- contacts and idempotent requests (convo.store.sqlite_contacts) ---------------------------
+
+GET_CONTACT = "SELECT number, lang, name, timezone, fields FROM contacts WHERE number = ?"
+CONTACT_EXISTS = "SELECT 1 FROM contacts WHERE number = ?"
+PUT_CONTACT = (
+    "INSERT INTO contacts (number, lang, name, timezone, fields) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (number) DO UPDATE SET lang = excluded.lang, name = excluded.name, "
+    "timezone = excluded.timezone, fields = excluded.fields"
+)
+DELETE_CONTACT = "DELETE FROM contacts WHERE number = ?"
+CLAIM_REQUEST = (
+    "INSERT INTO idempotent_requests (key, fingerprint, claimed_at) VALUES (?, ?, ?) "
+    "ON CONFLICT DO NOTHING"
+)
+GET_REQUEST = "SELECT fingerprint, answer FROM idempotent_requests WHERE key = ?"
+ANSWER_REQUEST = "UPDATE idempotent_requests SET answer = ? WHERE key = ?"
+DROP_REQUEST = "DELETE FROM idempotent_requests WHERE key = ?"
+PRUNE_REQUESTS = "DELETE FROM idempotent_requests WHERE claimed_at < ?"

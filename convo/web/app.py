@@ -6,7 +6,8 @@ stops (the runtime's own order: store, providers, engine, outbox, intake, backgr
 loops; shutdown backwards). Routes read the runtime's parts from ``app[RUNTIME]``.
 
 Routes: the provider webhooks (``convo.web.webhooks``), the call webhooks
-(``convo.web.voice``), the admin API (``convo.web.api``), the health routes
+(``convo.web.voice``), the admin API (``convo.web.api``, contacts in
+``convo.web.contacts``), the health routes
 (``/livez``, ``/readyz``: ``convo.web.health``), ``/metrics`` (``convo.web.metrics``,
 which also counts every webhook), and the extra
 routes of every provider kind our lines use that has a web extension in the provider
@@ -39,7 +40,7 @@ from convo.config import Settings
 from convo.exceptions import ConvoError, Overloaded, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
-from convo.web import api, health, metrics, voice, webhooks
+from convo.web import api, contacts, health, metrics, voice, webhooks
 from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
@@ -99,6 +100,7 @@ def create_app(
     webhooks.add_routes(app)
     voice.add_routes(app)
     api.add_routes(app)
+    contacts.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app, own_port=settings.metrics.port != 0)
     for extension in web_extensions(settings):

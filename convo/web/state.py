@@ -20,10 +20,13 @@ from convo.exceptions import (
     FlowRuntimeError,
     InvalidNumber,
     MalformedWebhook,
+    OptedOut,
     Overloaded,
     ProviderError,
     SignatureError,
     StoreError,
+    UnknownFlow,
+    UnknownLine,
     WebhookError,
 )
 from convo.runtime import Runtime
@@ -38,6 +41,9 @@ HTTP_STATUS: tuple[tuple[type[ConvoError], int], ...] = (
     (MalformedWebhook, 400),
     (WebhookError, 400),
     (InvalidNumber, 400),
+    (OptedOut, 409),
+    (UnknownFlow, 404),
+    (UnknownLine, 404),
     (FlowRuntimeError, 400),
     (StoreError, 503),
     (Overloaded, 503),
