@@ -31,7 +31,7 @@ from typing import Any
 
 from convo.bot import Bot
 from convo.config import LineSettings, Settings
-from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError
+from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError, OptedOut
 from convo.models import CallEvent, CallStatus, ConversationKey
 from convo.providers.callbacks import VOICE_ANSWER, VOICE_STATUS, callback_url
 from convo.runtime import DIALER, Runtime, voice_provider_name
@@ -124,28 +124,46 @@ async def place_call(
             )
         key = ConversationKey(chosen.number, "voice", callee)
         if await runtime.store.is_suppressed(key.line, key.contact):
-            raise FlowRuntimeError(f"{callee} opted out on line {key.line}: not calling")
-        runner = runtime.calls
-        await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
-        public_url = settings.server.public_url
-        try:
-            call_id = await runtime.voice_providers[provider_name].start_call(
-                to=callee,
-                line=chosen.number,
-                answer_url=callback_url(public_url, provider_name, VOICE_ANSWER),
-                status_url=callback_url(public_url, provider_name, VOICE_STATUS),
-            )
-        except ConvoError:
-            # Nobody will ever answer this call: close the prepared conversation.
-            failed = CallEvent(
-                provider=provider_name,
-                call_id="",
-                line=key.line,
-                caller=key.contact,
-                direction="outbound",
-                status=CallStatus.FAILED,
-            )
-            await runner.status(failed)
-            raise
-    log.info("call %s placed: %s -> %s, flow %s", call_id, key.line, callee, flow_id)
+            raise OptedOut(f"{callee} opted out on line {key.line}: not calling")
+        call_id = await dial(runtime, provider_name, key, flow_id, params=params, lang=lang)
+    return call_id
+
+
+async def dial(
+    runtime: Runtime,
+    provider_name: str,
+    key: ConversationKey,
+    flow_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    lang: str | None = None,
+) -> str:
+    """Prepare ``key``'s conversation on ``flow_id`` and have voice provider
+    ``provider_name`` call ``key.contact`` from ``key.line`` (steps 1 and 2 of the module
+    docstring); returns the provider's call id. The caller has checked the line, the flow
+    and the contact's opt-out. Raises ``FlowRuntimeError`` (bad params) and the
+    ``ProviderError`` tree, after ending the prepared conversation."""
+    runner = runtime.calls
+    await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
+    public_url = runtime.settings.server.public_url
+    try:
+        call_id = await runtime.voice_providers[provider_name].start_call(
+            to=key.contact,
+            line=key.line,
+            answer_url=callback_url(public_url, provider_name, VOICE_ANSWER),
+            status_url=callback_url(public_url, provider_name, VOICE_STATUS),
+        )
+    except ConvoError:
+        # Nobody will ever answer this call: close the prepared conversation.
+        failed = CallEvent(
+            provider=provider_name,
+            call_id="",
+            line=key.line,
+            caller=key.contact,
+            direction="outbound",
+            status=CallStatus.FAILED,
+        )
+        await runner.status(failed)
+        raise
+    log.info("call %s placed: %s -> %s, flow %s", call_id, key.line, key.contact, flow_id)
     return call_id

@@ -180,6 +180,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "convo.outbox": ("convo.web", "convo.runtime"),
     "convo.reconcile": ("convo.web", "convo.runtime"),
     "convo.erasure": ("convo.web", "convo.runtime"),
+    # Contacts are data and their reading; starting conversations is below the web.
+    "convo.contacts": ("convo.web", "convo.runtime", "convo.flow", "convo.providers"),
+    "convo.outbound": ("convo.web", "convo.cli"),
     "convo.runtime": ("convo.cli", "convo.web.app", "convo.web.api", "aiohttp"),
 }
 

@@ -7,8 +7,8 @@ loops; shutdown backwards). Routes read the runtime's parts from ``app[RUNTIME]`
 
 Routes: the provider webhooks (``convo.web.webhooks``), the call webhooks
 (``convo.web.voice``), the admin API (``convo.web.api``, contacts in
-``convo.web.contacts``), the health routes
-(``/livez``, ``/readyz``: ``convo.web.health``), ``/metrics`` (``convo.web.metrics``,
+``convo.web.contacts``, starting conversations in ``convo.web.conversations``), the health
+routes (``/livez``, ``/readyz``: ``convo.web.health``), ``/metrics`` (``convo.web.metrics``,
 which also counts every webhook), and the extra
 routes of every provider kind our lines use that has a web extension in the provider
 registry (the sandbox's phones, ``convo.web.sandbox``).
@@ -40,7 +40,7 @@ from convo.config import Settings
 from convo.exceptions import ConvoError, Overloaded, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
-from convo.web import api, contacts, health, metrics, voice, webhooks
+from convo.web import api, contacts, conversations, health, metrics, voice, webhooks
 from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
@@ -101,6 +101,7 @@ def create_app(
     voice.add_routes(app)
     api.add_routes(app)
     contacts.add_routes(app)
+    conversations.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app, own_port=settings.metrics.port != 0)
     for extension in web_extensions(settings):

@@ -9,7 +9,10 @@
 * ``GET /sandbox/lines``: our sandbox lines, ``{"lines": [{"number", "flow", "channels"}]}``.
 * ``POST /sandbox/conversations`` ``{"line", "to", "params", "lang"}``: the line's flow
   texts the phone ``to`` first (an outbound start, e.g. an appointment reminder with its
-  params); ``{"replies": [{"id", "text"}]}``. A missing or wrong param is a 400 naming it.
+  params); ``{"replies": [{"id", "text"}]}``, through
+  :func:`convo.outbound.start_conversation` like ``POST /api/conversations``. A missing or
+  wrong param, or a language the flow does not speak, is a 400 naming it; a phone that
+  opted out of the line a 409.
 
 The routes exist only when a line uses a sandbox provider. Numbers are normalised to
 E.164 (``0470 ...`` is read as Belgian); a ``to`` that is not a sandbox line is a 404.
@@ -21,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from convo import outbound
 from convo.exceptions import InvalidNumber, MalformedWebhook
-from convo.models import ConversationKey
 from convo.providers.payload import decode_json
 from convo.providers.sandbox import SandboxSms
 from convo.web.state import RUNTIME, SETTINGS, error_response
@@ -86,12 +89,11 @@ async def start_conversation(request: web.Request) -> web.Response:
     if line not in lines:
         known = ", ".join(sorted(lines)) or "none"
         return error_response(404, f"{line} is not a sandbox line (sandbox lines: {known})")
-    key = ConversationKey(line, "sms", to)
-    replies = await request.app[RUNTIME].engine.start(
-        key, lines[line].flow, params=params, lang=lang
+    started = await outbound.start_conversation(
+        request.app[RUNTIME], to=to, line=line, language=lang, params=params
     )
-    request.app[RUNTIME].outbox.notify()
-    return web.json_response({"replies": [{"id": r.id, "text": r.text} for r in replies]})
+    replies = [{"id": m.id, "text": m.text} for m in started.messages]
+    return web.json_response({"replies": replies})
 
 
 async def get_messages(request: web.Request) -> web.Response:
