@@ -44,7 +44,9 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
 * ``[metrics]`` (:class:`MetricsSettings`): ``port`` (0: ``/metrics`` on the server's port
   behind the admin token), ``host`` (``127.0.0.1``);
 * ``[[lines]] voice_provider``: the provider carrying the line's calls when ``provider``
-  is its SMS provider (a line with ``provider = "telefoon_voice"`` needs none).
+  is its SMS provider (a line with ``provider = "telefoon_voice"`` needs none);
+* ``[[lines]] triggers``: keyword -> flow id, ``{"AFSPRAAK" = "appointment"}``: a text
+  whose first word is the keyword starts the flow (``convo.flow.triggers``).
 
 With no ``[[lines]]`` the sandbox defaults apply: one line per flow found in
 ``flows.paths``, sorted by flow id, numbered ``+32460000101``, ``+32460000102``, ..., all
@@ -138,7 +140,7 @@ def _lines(source: str, raw: object) -> tuple[LineSettings, ...]:
             source,
             f"[[lines]] #{i + 1}",
             item,
-            frozenset({"number", "provider", "flow", "channels", "voice_provider"}),
+            frozenset({"number", "provider", "flow", "channels", "voice_provider", "triggers"}),
         )
         for key in ("number", "provider", "flow"):
             if not table.data.get(key):
@@ -156,8 +158,31 @@ def _lines(source: str, raw: object) -> tuple[LineSettings, ...]:
         checked = tuple(ch for c in channels for ch in CHANNELS if ch == c)
         provider, flow = table.string("provider", ""), table.string("flow", "")
         voice = table.string("voice_provider", "")
-        lines.append(LineSettings(number, provider, flow, checked, voice))
+        triggers = _triggers(table)
+        lines.append(LineSettings(number, provider, flow, checked, voice, triggers))
     return tuple(lines)
+
+
+def _triggers(table: Table) -> tuple[tuple[str, str], ...]:
+    """A line's ``triggers = {"KEYWORD" = "flow"}``: one word each, no two that read the
+    same (case and accents aside); whether the flows exist is checked when they load."""
+    raw = table.data.get("triggers", {})
+    where = table.where("triggers")
+    if not isinstance(raw, dict):
+        raise ConfigError(f'{where}: expected a table such as {{"AFSPRAAK" = "appointment"}}')
+    from convo.flow.triggers import keyword  # imported late: the flow package is heavy
+
+    seen: dict[str, str] = {}
+    for word, flow in raw.items():
+        if not isinstance(flow, str) or not flow:
+            raise ConfigError(f"{where}: {word!r}: expected a flow id, got {shown(word, flow)}")
+        key = keyword(word)
+        if not key or len(word.split()) != 1 or not any(c.isalnum() for c in key):
+            raise ConfigError(f"{where}: {word!r}: a trigger is one word")
+        if key in seen:
+            raise ConfigError(f"{where}: {seen[key]!r} and {word!r} are the same keyword")
+        seen[key] = word
+    return tuple((word, flow) for word, flow in raw.items())
 
 
 def _providers(source: str, raw: object) -> dict[str, ProviderSection]:

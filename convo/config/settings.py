@@ -118,13 +118,15 @@ class FlowSettings:
 
 @dataclass(frozen=True, slots=True)
 class LineSettings:
-    """A number (or alphanumeric sender name) we own, its provider and its flow."""
+    """A number (or alphanumeric sender name) we own, its provider and its flow.
+    ``triggers`` are its keyword triggers, ``(keyword, flow id)`` pairs as written."""
 
     number: str
     provider: str
     flow: str
     channels: tuple[Channel, ...] = ("sms",)
     voice_provider: str = ""  # calls go here; "" = ``provider`` if it is a voice provider
+    triggers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

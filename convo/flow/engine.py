@@ -10,9 +10,11 @@ queued). So two texts from one person arriving together are both handled, in ord
 crash leaves either the whole turn or none of it.
 
 What is SMS's own stays here: a suppressed contact's texts are dropped until they write
-START, a conversation handed to a person keeps the bot quiet, and a stranger's first text
-starts the line's flow (or gets the flow's error text when the flow needs params, unless an
-``anytime`` handler such as STOP takes it elsewhere).
+START, a conversation handed to a person keeps the bot quiet, a text whose first word is
+one of the line's keyword triggers (:mod:`convo.flow.triggers`) starts that flow in place
+of whatever conversation was open, and a stranger's first text starts the line's flow. A
+flow started by a text gets the flow's error text when it needs params, unless an
+``anytime`` handler such as STOP takes it elsewhere.
 
 Flows have versions (:mod:`convo.flow.versions`): a conversation runs on the version it
 started on, or moves forward when a reloaded flow declares ``renamed:``. One whose version
@@ -44,6 +46,7 @@ from convo.flow.pipeline import Begin, Event, Reply, Timeout, commit, new_sessio
 from convo.flow.present_sms import present_sms
 from convo.flow.spec import FlowSpec
 from convo.flow.speech import error_text
+from convo.flow.triggers import Triggers
 from convo.flow.turn import match_anytime
 from convo.flow.versions import FlowVersions
 from convo.logs import conversation_scope
@@ -84,6 +87,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         contacts: ContactLookup | None = None,
         on_turn: TurnObserver | None = None,
+        triggers: Triggers | None = None,
     ) -> None:
         self.versions = FlowVersions(
             {
@@ -97,6 +101,7 @@ class Engine:
         self.bot = bot
         self.clock = clock
         self.contacts = contacts
+        self.triggers = triggers
         self._broken_timers: set[ConversationKey] = set()  # logged once each (fire_due)
 
     # -- public API ----------------------------------------------------------------------
@@ -243,6 +248,21 @@ class Engine:
             # A person has the conversation: the bot keeps the message and stays quiet.
             await self.store.mark_processed(message.id)
             return []
+        triggered = self.triggers.flow_for(key.line, text) if self.triggers else None
+        if triggered is not None and triggered in self.flows:
+            # A keyword starts its flow whatever is going on; the conversation it
+            # interrupts ends (the new one takes its place).
+            known = await self.contact_of(key.contact) or Contact(key.contact)
+            if session is not None and session.status is not ConversationStatus.ENDED:
+                log.info("%s: keyword starts flow %s; %s ends", key, triggered, session.flow)
+                known = Contact(
+                    key.contact,
+                    known.lang or session.lang,
+                    known.name or session.contact_name,
+                    known.timezone,
+                    known.fields,
+                )
+            return await self._open(self.flows[triggered], known, key, message)
         live = session is not None and session.status is not ConversationStatus.ENDED
         loaded = self.versions.for_session(session) if session is not None and live else None
         if session is not None and live and loaded is None:
@@ -253,23 +273,28 @@ class Engine:
                 log.warning("no flow for line %s; message %s kept unanswered", key.line, message.id)
                 await self.store.mark_processed(message.id)
                 return []
-            loaded, known = opening
-            lang, name = known.lang, known.name
-            try:
-                session = new_session(key, loaded.spec, lang=lang, name=name)
-            except FlowRuntimeError as exc:  # e.g. a flow that needs params, started by a text
-                spec = loaded.spec
-                handler = match_anytime(
-                    spec, lang if lang in spec.languages else spec.default_lang, text
-                )
-                if handler is None or not handler.goto:
-                    log.error("%s: cannot start flow %s from a message: %s", key, spec.id, exc)
-                    return await self._refuse(loaded, key, lang, message.id)
-                # A stranger's first STOP still opts out: an anytime handler that moves
-                # elsewhere never reaches the start step, which is what needs the params.
-                session = new_session(key, spec, lang=lang, params={}, name=name)
-            return await self._turn(loaded, session, Begin(text), message.id)
+            return await self._open(*opening, key=key, message=message)
         return await self._turn(loaded, session, Reply(text), message.id)
+
+    async def _open(
+        self, loaded: LoadedFlow, known: Contact, key: ConversationKey, message: InboundMessage
+    ) -> list[OutboundMessage]:
+        """Start ``loaded`` with a contact's text (the lock is held): the text is checked
+        against the ``anytime`` handlers, never taken as an answer to the start step."""
+        text = message.text
+        lang, name = known.lang, known.name
+        try:
+            session = new_session(key, loaded.spec, lang=lang, name=name)
+        except FlowRuntimeError as exc:  # e.g. a flow that needs params, started by a text
+            spec = loaded.spec
+            handler = match_anytime(spec, spec.language_for(lang), text)
+            if handler is None or not handler.goto:
+                log.error("%s: cannot start flow %s from a message: %s", key, spec.id, exc)
+                return await self._refuse(loaded, key, lang, message.id)
+            # A stranger's first STOP still opts out: an anytime handler that moves
+            # elsewhere never reaches the start step, which is what needs the params.
+            session = new_session(key, spec, lang=lang, params={}, name=name)
+        return await self._turn(loaded, session, Begin(text), message.id)
 
     async def _turn(
         self, loaded: LoadedFlow, session: Session, event: Event, inbound_id: str | None = None

@@ -357,8 +357,10 @@ class Runtime:
         if self._engine_factory is not None:
             return self._engine_factory(store)
         from convo.flow.engine import Engine
+        from convo.flow.triggers import Triggers
 
         lines = {line.number: line.flow for line in self.settings.lines}
+        triggers = Triggers({line.number: dict(line.triggers) for line in self.settings.lines})
         return Engine(
             self.flows,
             store,
@@ -366,6 +368,7 @@ class Runtime:
             bot=self.bot,
             on_turn=self.metrics.observe_turn,
             contacts=store.get_contact,
+            triggers=triggers,
         )
 
     # -- flows: reload and versions -------------------------------------------------------

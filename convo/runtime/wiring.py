@@ -78,15 +78,18 @@ def web_extensions(settings: Settings) -> list[str]:
 
 def line_flows(settings: Settings, bot: Bot | None) -> dict[str, FlowSpec]:
     """The flows of ``flows.paths`` (hooks checked against ``bot``), by id. ``FlowError``
-    for flows that do not load; ``ConfigError`` for a line whose flow is not among them."""
+    for flows that do not load; ``ConfigError`` for a line whose flow, or one of whose
+    keyword triggers' flows, is not among them."""
     from convo.flow.loader import load_flows
 
     flows = load_flows(list(settings.flows.paths), hooks=bot.hook_names() if bot else None)
     for line in settings.lines:
-        if line.flow not in flows:
-            known = ", ".join(sorted(flows)) or "none"
-            raise ConfigError(
-                f"{settings.source}: line {line.number}: flow {line.flow!r} is not in "
-                f"{', '.join(settings.flows.paths)} (flows found: {known})"
-            )
+        wanted = [("", line.flow)] + [(f"trigger {w!r}: ", f) for w, f in line.triggers]
+        for what, flow in wanted:
+            if flow not in flows:
+                known = ", ".join(sorted(flows)) or "none"
+                raise ConfigError(
+                    f"{settings.source}: line {line.number}: {what}flow {flow!r} is not in "
+                    f"{', '.join(settings.flows.paths)} (flows found: {known})"
+                )
     return flows
