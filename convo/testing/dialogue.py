@@ -219,8 +219,11 @@ class FlowTester:
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
         channel: Channel = "sms",
+        timezone: str | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> Dialogue:
-        contact = Contact(number, lang, name)
+        """A conversation with a contact (its record: what templates see as ``contact``)."""
+        contact = Contact(number, lang, name, timezone, dict(fields or {}))
         self._contacts[number] = contact
         return Dialogue(self, contact, params or {}, channel)
 
@@ -232,9 +235,11 @@ class FlowTester:
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
         outbound: bool | None = None,
+        timezone: str | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> CallDialogue:
         """A phone call; ``outbound`` (default: when params are given) means we called."""
-        contact = Contact(number, lang, name)
+        contact = Contact(number, lang, name, timezone, dict(fields or {}))
         self._contacts[number] = contact
         if outbound is None:
             outbound = bool(params)

@@ -105,6 +105,8 @@ class _SmsDriver:
             lang=contact.get("lang"),
             name=contact.get("name"),
             params=case.params,
+            timezone=contact.get("timezone"),
+            fields=contact.get("fields"),
         )
         self.pending: list[str] = []
         self.started = False
@@ -137,6 +139,8 @@ class _CallDriver:
             lang=contact.get("lang"),
             name=contact.get("name"),
             params=case.params,
+            timezone=contact.get("timezone"),
+            fields=contact.get("fields"),
         )
         self.document: list[Instruction] | None = None
 
