@@ -53,10 +53,11 @@ MAX_CONCURRENT_DELETES = 4
 @dataclass(frozen=True, slots=True)
 class ErasureReport:
     """What :func:`erase_contact` did. ``sessions``, ``messages`` and ``fragments`` count
-    what the store removed; ``deleted`` lists the ``(provider, provider_message_id)``
-    copies deleted at their provider, ``failed`` those whose deletion failed, with the
-    error ``(provider, provider_message_id, error)``, and ``kept_by_provider`` those whose
-    provider cannot delete messages (or is not configured)."""
+    what the store removed, ``contact`` says whether it had a contact record; ``deleted``
+    lists the ``(provider, provider_message_id)`` copies deleted at their provider,
+    ``failed`` those whose deletion failed, with the error ``(provider,
+    provider_message_id, error)``, and ``kept_by_provider`` those whose provider cannot
+    delete messages (or is not configured)."""
 
     number: str
     sessions: int = 0
@@ -65,6 +66,7 @@ class ErasureReport:
     deleted: tuple[tuple[str, str], ...] = ()
     failed: tuple[tuple[str, str, str], ...] = ()
     kept_by_provider: tuple[tuple[str, str], ...] = ()
+    contact: bool = False  # whether a contact record (name, fields, ...) was deleted
 
     def to_json(self) -> dict[str, Any]:
         """The admin API's answer to ``DELETE /api/contacts/{number}``."""
@@ -79,6 +81,7 @@ class ErasureReport:
                 for provider, message_id, error in self.failed
             ],
             "kept_by_provider": len(self.kept_by_provider),
+            "contact": self.contact,
         }
 
     def describe(self) -> str:
@@ -86,7 +89,8 @@ class ErasureReport:
         at a provider."""
         lines = [
             f"erased {self.number}: {self.sessions} conversation(s), {self.messages} "
-            f"message(s), {self.fragments} long-text fragment(s)",
+            f"message(s), {self.fragments} long-text fragment(s)"
+            + (", its contact record" if self.contact else ""),
             f"provider copies: {len(self.deleted)} deleted, {len(self.failed)} failed, "
             f"{len(self.kept_by_provider)} kept by a provider that cannot delete them",
         ]
@@ -131,6 +135,7 @@ async def erase_contact(
         deleted=tuple((p, i) for p, i, e in outcomes if e is None),
         failed=tuple((p, i, e) for p, i, e in outcomes if e is not None),
         kept_by_provider=tuple(kept),
+        contact=erased.contact,
     )
     log.info(
         "erased %s: %d session(s), %d message(s), %d fragment(s); provider copies: "

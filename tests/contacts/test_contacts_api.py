@@ -54,7 +54,7 @@ async def test_errors_name_what_is_wrong(client: Client) -> None:
 async def test_delete_is_the_erasure_and_forgets_the_contact(client: Client) -> None:
     await put(client, AN, {"name": "An"})
     resp = await client.delete(f"/api/contacts/{AN}", headers=AUTH)
-    assert resp.status == 200
+    assert resp.status == 200 and (await resp.json())["contact"] is True
     assert (await client.get(f"/api/contacts/{AN}", headers=AUTH)).status == 404
 
 

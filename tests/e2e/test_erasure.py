@@ -96,6 +96,7 @@ async def test_erasing_a_contact_forgets_them_here_and_at_the_provider(tmp_path:
             "provider_deleted": 4,
             "provider_failed": [],
             "kept_by_provider": 0,
+            "contact": False,  # no contact record was kept for this number
         }
         gone = await world.api(f"/api/conversations/{ENCODED}")
         assert gone["conversations"] == [] and gone["messages"] == []
