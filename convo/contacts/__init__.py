@@ -4,6 +4,10 @@
 - :mod:`convo.contacts.zones`: a contact's time zone, guessed from the number.
 - :mod:`convo.contacts.csv_reader`: contacts streamed from a CSV file, row by row, with a
   problem (line number and reason) for each row that cannot be one.
+- :mod:`convo.contacts.importing`: those rows into the store in batches, with a report.
+
+Contacts live in the store (:class:`convo.store.base.Contacts`); conversations are started
+on them by :func:`convo.outbound.start_conversation`.
 """
 
 from __future__ import annotations
