@@ -30,6 +30,9 @@ async def test_start_sends_the_first_text_and_a_reply_continues(client: Client) 
     assert body["status"] == "active" and body["language"] == "en"
     assert [m["text"] for m in body["messages"]] == ["What is your name?"]
     assert await phone(client, AN) == ["What is your name?"]
+    resp = await client.get("/api/messages", params={"number": AN}, headers=AUTH)
+    logged = (await resp.json())["messages"]
+    assert [m["id"] for m in logged] == [body["messages"][0]["id"]]
     resp = await client.post("/sandbox/messages", json={"from": AN, "to": LINE, "text": "An"})
     assert [r["text"] for r in (await resp.json())["replies"]] == ["Hi An!"]
 
