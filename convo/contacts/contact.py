@@ -2,8 +2,8 @@
 
 One set of rules for every way a contact comes in (a CSV import, the admin API):
 
-- ``number``: normalised to E.164 by :func:`convo.sms.phone.normalize` (national numbers
-  read in ``region``); an impossible or unallocated number raises ``InvalidNumber``.
+- ``number``: normalised to E.164 by :func:`convo.sms.phone.normalize`'s rules (national
+  numbers read in ``region``); an impossible or unallocated number raises ``InvalidNumber``.
 - ``language``: a language code, ``nl`` or ``pt-BR`` (``pt_br`` is read as ``pt-BR``).
 - ``timezone``: an IANA zone; when not given, guessed from the number
   (:mod:`convo.contacts.zones`), possibly None.
@@ -19,9 +19,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from convo.contacts.zones import check_timezone, timezone_for_number
+from convo.contacts.zones import check_timezone, timezone_for_parsed
 from convo.models import Contact
-from convo.sms.phone import normalize
+from convo.sms.phone import e164, parse_valid
 
 _LANGUAGE = re.compile(r"([A-Za-z]{2,3})((?:[-_][A-Za-z0-9]{2,8})*)")
 
@@ -49,16 +49,16 @@ def make_contact(
 ) -> Contact:
     """A checked contact (module docstring); raises ``InvalidNumber`` for the number and
     ``ValueError`` for any other attribute."""
-    e164 = normalize(number, region)
+    parsed = parse_valid(number, region)
     name = name.strip() if name is not None else None
     lang = normalize_language(language) if language is not None and language.strip() else None
     if timezone is not None and timezone.strip():
         zone: str | None = check_timezone(timezone.strip())
     else:
-        zone = timezone_for_number(e164)
+        zone = timezone_for_parsed(parsed)
     if fields is not None and not isinstance(fields, Mapping):
         raise ValueError(f"fields must be an object of names and values, got {fields!r}")
-    return Contact(e164, lang, name or None, zone, dict(fields or {}))
+    return Contact(e164(parsed), lang, name or None, zone, dict(fields or {}))
 
 
 def contact_to_json(contact: Contact) -> dict[str, Any]:

@@ -40,6 +40,11 @@ def timezone_for_number(number: str) -> str | None:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
         return None
+    return timezone_for_parsed(parsed)
+
+
+def timezone_for_parsed(parsed: phonenumbers.PhoneNumber) -> str | None:
+    """:func:`timezone_for_number` of a number already parsed."""
     return _zone_for_candidates(tuple(phone_zones.time_zones_for_number(parsed)))
 
 

@@ -39,11 +39,23 @@ def normalize(number: str, default_region: str = "BE") -> str:
     or brackets. Raises :class:`InvalidNumber` naming the input when it cannot be parsed
     or is not a valid number (wrong length or an unallocated range) in its country.
     """
+    return e164(parse_valid(number, default_region))
+
+
+def parse_valid(number: str, default_region: str = "BE") -> phonenumbers.PhoneNumber:
+    """``number`` parsed, if it is valid (:func:`normalize`'s rules and errors): for a
+    caller that needs more than the E.164 form (a contact's time zone), without parsing
+    twice."""
     parsed = _parse(number, default_region)
     if not phonenumbers.is_valid_number(parsed):
         region = phonenumbers.region_code_for_number(parsed)
         where = f" in {region}" if region else f" (country code +{parsed.country_code})"
         raise InvalidNumber(f"{number!r} is not a valid phone number{where}")
+    return parsed
+
+
+def e164(parsed: phonenumbers.PhoneNumber) -> str:
+    """A parsed number in E.164."""
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
