@@ -294,14 +294,21 @@ class Engine:
             # A stranger's first STOP still opts out: an anytime handler that moves
             # elsewhere never reaches the start step, which is what needs the params.
             session = new_session(key, spec, lang=lang, params={}, name=name)
-        return await self._turn(loaded, session, Begin(text), message.id)
+        return await self._turn(loaded, session, Begin(text), message.id, known)
 
     async def _turn(
-        self, loaded: LoadedFlow, session: Session, event: Event, inbound_id: str | None = None
+        self,
+        loaded: LoadedFlow,
+        session: Session,
+        event: Event,
+        inbound_id: str | None = None,
+        known: Contact | None = None,
     ) -> list[OutboundMessage]:
-        """Run, present and commit one turn (the caller holds the conversation's lock)."""
+        """Run, present and commit one turn (the caller holds the conversation's lock).
+        ``known`` is the contact when the caller has just looked it up (else it is)."""
         started = time.perf_counter()
-        known = await self.contact_of(session.key.contact)
+        if known is None:
+            known = await self.contact_of(session.key.contact)
         result = await run_turn(loaded, session, event, bot=self.bot, clock=self.clock, known=known)
         messages = present_sms(result)
         records = [MessageRecord.outbound(m) for m in messages]
