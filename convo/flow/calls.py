@@ -156,7 +156,8 @@ class CallRunner:
         """Run and commit one turn, then present it (the caller holds the lock)."""
         engine = self.engine
         started = time.perf_counter()
-        known = await engine.contact_of(session.key.contact)
+        spec = loaded.spec
+        known = await engine.contact_of(session.key.contact) if spec.reads_contact else None
         result = await run_turn(
             loaded, session, event, bot=engine.bot, clock=engine.clock, known=known
         )

@@ -18,6 +18,7 @@ checked where they are read, since they need nothing beyond the node at hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 
 from yaml.nodes import ScalarNode
@@ -31,6 +32,8 @@ CONTEXT_NAMES = frozenset({"contact", "params", "slots", "lang"})
 # What speech.py's context gives; ``fields`` holds the contact record's own attributes.
 CONTACT_FIELDS = frozenset({"number", "lang", "name", "timezone", "fields"})
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})  # slots.get("x") is fine
+_CONTACT = re.compile(r"\bcontact\b")
+_CONTACT_HELD = re.compile(r"\bcontact\.(?:number|lang)\b")  # what a session holds
 
 
 class CrossChecks(TextReader):
@@ -123,6 +126,19 @@ class CrossChecks(TextReader):
                 )
                 line, col = self.find(node, f"slots.{attr}")
                 self.report_at(line, col, f"unknown slot 'slots.{attr}' in {kind}", hint)
+
+    def reads_contact(self) -> bool:
+        """Whether running the flow needs the contact's record (``FlowSpec.reads_contact``):
+        a template or condition names ``contact`` other than as ``contact.number`` or
+        ``contact.lang`` (which the conversation itself holds), or a bot hook, which sees
+        the whole contact, is called. Read from the sources as text, so a doubt (the word
+        in plain text) counts as a use."""
+        if self.hook_uses:
+            return True
+        sources = [source for source, _ in self.templates + self.expressions]
+        return any(
+            len(_CONTACT.findall(source)) > len(_CONTACT_HELD.findall(source)) for source in sources
+        )
 
     def check_hooks(self) -> None:
         """Every hook name is one the bot registers; one warning when they are unknown."""

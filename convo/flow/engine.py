@@ -305,9 +305,10 @@ class Engine:
         known: Contact | None = None,
     ) -> list[OutboundMessage]:
         """Run, present and commit one turn (the caller holds the conversation's lock).
-        ``known`` is the contact when the caller has just looked it up (else it is)."""
+        ``known`` is the contact when the caller has just looked it up; else it is, if the
+        flow reads it (``FlowSpec.reads_contact``)."""
         started = time.perf_counter()
-        if known is None:
+        if known is None and loaded.spec.reads_contact:
             known = await self.contact_of(session.key.contact)
         result = await run_turn(loaded, session, event, bot=self.bot, clock=self.clock, known=known)
         messages = present_sms(result)

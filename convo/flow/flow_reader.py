@@ -124,6 +124,7 @@ class FlowReader(StepReader, CrossChecks):
             error_text=error_text,
             slot_names=tuple(sorted(self.slot_names)),
             renamed=renamed,
+            reads_contact=self.reads_contact(),
         )
 
     def _renamed(self, node: Node, steps: Mapping[str, object]) -> dict[str, str]:

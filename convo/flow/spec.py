@@ -407,6 +407,9 @@ class FlowSpec:
     # them by name before they are set, when they are None (and render as nothing).
     slot_names: tuple[str, ...] = ()
     renamed: Mapping[str, str] | None = None
+    # Whether a turn needs the contact's record (name, time zone, fields): its templates
+    # or hooks use them. When not, the engine skips reading it on every turn.
+    reads_contact: bool = True
 
     @property
     def default_lang(self) -> str:
