@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -122,7 +123,9 @@ def _decoded_lines(lines: Iterable[bytes], encoding: str) -> Iterator[_Line]:
 
 
 def _text_lines(text: str) -> Iterator[_Line]:
-    for line in text.removeprefix("\ufeff").splitlines(keepends=True):
+    # Lines end at "\n" only, as in a file read as bytes: str.splitlines would also end
+    # them at U+2028 and other separators that may sit inside a cell.
+    for line in io.StringIO(text.removeprefix("\ufeff"), newline="\n"):
         yield line, None
 
 

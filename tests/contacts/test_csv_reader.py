@@ -149,3 +149,9 @@ def test_a_big_file_is_streamed(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == 20_000
     assert peak < path.stat().st_size  # the rows (~4.5 MB as contacts) are never all held
+
+
+def test_text_lines_end_at_newlines_only() -> None:
+    rows = list(read_csv_text("number,name\r\n0470123456,An\u2028Peeters\r\n0470123457,Bo"))
+    assert [r.contact.name for r in contacts(iter(rows))] == ["An\u2028Peeters", "Bo"]
+    assert [r.line for r in rows] == [2, 3]
