@@ -5,7 +5,8 @@ the configured store in batches (:mod:`convo.contacts.importing`); a contact alr
 is replaced. Every bad row is printed to standard error as ``FILE:LINE: reason`` as it is
 met, and a summary comes last. ``--strict`` reads the whole file first and imports nothing
 if any row is bad. Exit 0 when every row was good, 1 when some were not (with ``--strict``:
-nothing imported), 2 when the file cannot be read or has no usable header.
+nothing imported), 2 when the file cannot be read or has no usable header, or the store
+is ``memory://`` (which would forget the contacts when the command ends).
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ def cmd_contacts_import(args: argparse.Namespace) -> int:
     from convo.contacts.csv_reader import CsvProblem, read_csv_file
     from convo.contacts.importing import ImportReport, import_contacts
     from convo.runtime import STORE_ONLY, Runtime
+    from convo.store.urls import store_url
 
     path = Path(args.file)
+    settings = load_settings(args.config)
+    if store_url(settings.store.url).backend == "memory":
+        print(
+            f"convo: contacts import: {settings.source}: [store] url is memory://, which "
+            "keeps nothing after this command: configure a SQLite store",
+            file=sys.stderr,
+        )
+        return 2
 
     def show(problem: CsvProblem) -> None:
         print(f"{path}:{problem.line}: {problem.kind}: {problem.reason}", file=sys.stderr)
@@ -47,7 +57,7 @@ def cmd_contacts_import(args: argparse.Namespace) -> int:
             check = await import_contacts(None, rows(), on_problem=show)
             if check.header is not None or check.skipped:
                 return check, False
-        async with Runtime(load_settings(args.config), parts=STORE_ONLY) as runtime:
+        async with Runtime(settings, parts=STORE_ONLY) as runtime:
             report = await import_contacts(
                 runtime.store,
                 rows(),

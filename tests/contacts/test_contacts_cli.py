@@ -93,3 +93,10 @@ def test_region_and_unusable_files(tmp_path: Path, capsys: pytest.CaptureFixture
     missing = str(tmp_path / "nope.csv")
     assert main(["--config", str(config), "contacts", "import", missing]) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_a_memory_store_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, config, path = setup(tmp_path)
+    config.write_text('[store]\nurl = "memory://"\n')
+    assert main(["--config", str(config), "contacts", "import", str(path)]) == 2
+    assert "memory://" in capsys.readouterr().err
