@@ -16,8 +16,11 @@ webhook (busy, no-answer, failed).
 
 The server must know the flow too (it runs the call): the flow is looked up in
 ``flows.paths`` of the same settings. The line defaults to the first configured line with a
-voice provider (see :func:`convo.runtime.wiring.voice_provider_name`). A contact who opted
-out on that line is not called. The store, flows, engine, call runner and voice provider
+voice provider (see :func:`convo.runtime.wiring.voice_provider_name`). :func:`place_call`
+checks the rest through :func:`convo.outbound.start_conversation`, the one way every
+conversation is started: a contact who opted out on that line is not called, and the call
+speaks the contact's language unless ``lang`` says otherwise; :func:`dial` is the two steps
+above, for it. The store, flows, engine, call runner and voice provider
 come from a :class:`~convo.runtime.Runtime` (``DIALER`` parts), opened for the call and
 closed after.
 """
@@ -31,7 +34,7 @@ from typing import Any
 
 from convo.bot import Bot
 from convo.config import LineSettings, Settings
-from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError, OptedOut
+from convo.exceptions import ConfigError, ConvoError, FlowRuntimeError
 from convo.models import CallEvent, CallStatus, ConversationKey
 from convo.providers.callbacks import VOICE_ANSWER, VOICE_STATUS, callback_url
 from convo.runtime import DIALER, Runtime, voice_provider_name
@@ -106,27 +109,23 @@ async def place_call(
     missing or unknown params, contact opted out), ``FlowError`` (flows that do not load),
     ``StoreError`` and the ``ProviderError`` tree (the provider refused the call).
     """
+    from convo.outbound import start_conversation
     from convo.sms.phone import normalize
 
     callee = normalize(to)
-    chosen, provider_name = voice_line(settings, line)
+    chosen, _ = voice_line(settings, line)
     async with Runtime(settings, parts=DIALER, bot=bot) as runtime:
-        flow_id = _flow_id(flow, runtime.flows)
-        spec = runtime.flows[flow_id]
-        if "voice" not in spec.channels:
-            raise FlowRuntimeError(
-                f"flow {flow_id!r} has no voice channel (channels: {', '.join(spec.channels)})"
-            )
-        if lang is not None and lang not in spec.languages:
-            raise FlowRuntimeError(
-                f"flow {flow_id!r} has no language {lang!r} "
-                f"(languages: {', '.join(spec.languages)})"
-            )
-        key = ConversationKey(chosen.number, "voice", callee)
-        if await runtime.store.is_suppressed(key.line, key.contact):
-            raise OptedOut(f"{callee} opted out on line {key.line}: not calling")
-        call_id = await dial(runtime, provider_name, key, flow_id, params=params, lang=lang)
-    return call_id
+        started = await start_conversation(
+            runtime,
+            to=callee,
+            flow=_flow_id(flow, runtime.flows),
+            line=chosen.number,
+            channel="voice",
+            language=lang,
+            params=params,
+        )
+    assert started.call_id is not None  # a voice start places a call or raises
+    return started.call_id
 
 
 async def dial(
