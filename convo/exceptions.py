@@ -82,7 +82,8 @@ class StartRefused(FlowRuntimeError):
 
 
 class OptedOut(StartRefused):
-    """The number opted out of the line (STOP): nothing is sent to it."""
+    """The number opted out of the line (STOP, our suppression list): nothing is sent to
+    it. (:class:`ContactOptedOut` is a provider saying the same of a message it refused.)"""
 
 
 class UnknownFlow(StartRefused):
