@@ -11,7 +11,7 @@ campaigns all call it, on a started :class:`~convo.runtime.Runtime`. In order, i
    ``FlowRuntimeError``;
 2. refuses a number that opted out of the line (:class:`OptedOut`): nothing is sent;
 3. picks the language: the one asked for, else the contact's (:class:`~convo.store.base.
-   Contacts`; ``nl-BE`` speaks a flow's ``nl``), else the flow's default;
+   Contacts`), else the flow's default; ``nl-BE`` speaks a flow's ``nl``;
 4. starts it. SMS: the flow's first turn runs and its texts are queued in the outbox in the
    same transaction as the new conversation, exactly like a reply (and a conversation
    already open on that line is replaced). Voice: the conversation is prepared as
@@ -102,7 +102,7 @@ async def start_conversation(
         raise FlowRuntimeError(
             f"flow {flow_id!r} has no {channel} channel (channels: {', '.join(spec.channels)})"
         )
-    if language is not None and language not in spec.languages:
+    if language is not None and not _speaks(spec.languages, language):
         raise FlowRuntimeError(
             f"flow {flow_id!r} has no language {language!r} "
             f"(languages: {', '.join(spec.languages)})"
@@ -133,6 +133,13 @@ async def start_conversation(
     if runtime.parts.serving:
         runtime.outbox.notify()
     return StartedConversation(new_id(), key, flow_id, session.status, session.lang, tuple(sent))
+
+
+def _speaks(languages: tuple[str, ...], language: str) -> bool:
+    """Whether a flow of ``languages`` speaks ``language``: as it is, or its primary
+    subtag (``nl-BE`` is spoken by a flow of ``nl``, as FlowSpec.language_for picks)."""
+    primary = language.replace("_", "-").split("-")[0].lower()
+    return language in languages or any(lang.split("-")[0].lower() == primary for lang in languages)
 
 
 def _line(runtime: Runtime, line: str | None, channel: Channel) -> LineSettings:

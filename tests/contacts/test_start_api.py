@@ -44,7 +44,7 @@ async def test_the_contacts_language_unless_the_start_says_otherwise(client: Cli
     status, body, _ = await start(client, {"to": AN, "line": VISIT_LINE, "params": {"day": "di"}})
     assert status == 201 and body["flow"] == "visit" and body["language"] == "nl"
     assert await phone(client, AN) == ["Dag An, kamer 3B op di? (JA/NEE)"]
-    status, body, _ = await start(client, {"to": BO, "line": VISIT_LINE, "language": "en"})
+    status, body, _ = await start(client, {"to": BO, "line": VISIT_LINE, "language": "en-GB"})
     assert status == 201 and body["language"] == "en"
     assert await phone(client, BO) == ["Hi Bo, room 3B on monday? (YES/NO)"]
 
