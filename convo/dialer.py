@@ -14,6 +14,14 @@ If the provider refuses the call, the prepared conversation is ended again and t
 ``ProviderError`` is raised. A call that is never answered is ended by its final status
 webhook (busy, no-answer, failed).
 
+Call options (:class:`CallOptions`): ``ring_timeout`` (seconds the callee's phone rings
+before the call counts as not answered; every voice provider takes it), ``record`` (record
+the whole call; the callee's GDPR consent is the caller's business, as with ``convo call
+--record``) and ``tts_language`` (the locale the provider speaks in by default, e.g.
+``nl-NL``). A provider says which of the last two it takes in its ``call_options`` class
+attribute (Telefoon Voice: both; Twilio Voice: ``record``); asking a provider for one it
+lacks is a ``ConfigError`` before anything is prepared, never an option silently dropped.
+
 The server must know the flow too (it runs the call): the flow is looked up in
 ``flows.paths`` of the same settings. The line defaults to the first configured line with a
 voice provider (see :func:`convo.runtime.wiring.voice_provider_name`). :func:`place_call`
@@ -28,7 +36,9 @@ closed after.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +83,43 @@ def voice_line(settings: Settings, line: str | None) -> tuple[LineSettings, str]
     raise ConfigError(f"{settings.source}: {number} is not one of our lines (lines: {known})")
 
 
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """How an outbound call is placed (module docstring). ``ValueError`` for a ring
+    timeout that is not a positive number of seconds, or an empty ``tts_language``."""
+
+    ring_timeout: float = 30.0
+    record: bool = False
+    tts_language: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.ring_timeout > 0 and math.isfinite(self.ring_timeout)):
+            raise ValueError(
+                f"ring_timeout must be a positive number of seconds, got {self.ring_timeout}"
+            )
+        if self.tts_language is not None and not self.tts_language.strip():
+            raise ValueError("tts_language is empty (give a locale such as nl-NL)")
+
+    def for_provider(self, provider: object, provider_name: str) -> dict[str, Any]:
+        """The ``start_call`` keywords for ``provider``; ``ConfigError`` naming the
+        provider and what it takes when it lacks an asked option (its ``call_options``
+        class attribute lists ``record`` / ``tts_language``; absent = neither)."""
+        supported: frozenset[str] = getattr(provider, "call_options", frozenset())
+        asked: dict[str, Any] = {}
+        if self.record:
+            asked["record"] = True
+        if self.tts_language is not None:
+            asked["tts_language"] = self.tts_language.strip()
+        missing = [name for name in asked if name not in supported]
+        if missing:
+            can = ", ".join(sorted(supported)) or "neither record nor tts_language"
+            raise ConfigError(
+                f"voice provider {provider_name!r} cannot set {', '.join(missing)} on a call "
+                f"(it takes: {can})"
+            )
+        return {"ring_timeout": self.ring_timeout} | asked
+
+
 def _flow_id(flow: str, known: Mapping[str, Any]) -> str:
     """A flow id from an id or a flow file path; it must be among the server's flows."""
     flow_id = flow
@@ -99,12 +146,15 @@ async def place_call(
     params: Mapping[str, Any] | None = None,
     lang: str | None = None,
     bot: Bot | None = None,
+    options: CallOptions | None = None,
 ) -> str:
     """Call ``to`` from ``line`` and run ``flow`` when they answer; returns the provider's
     call id.
 
-    ``to`` and ``line`` may be written in any form ``convo.sms.phone.normalize`` accepts.
-    Raises ``InvalidNumber`` (bad number), ``ConfigError`` (no such voice line),
+    ``to`` and ``line`` may be written in any form ``convo.sms.phone.normalize`` accepts;
+    ``options`` are the call options (module docstring; default :class:`CallOptions`()).
+    Raises ``InvalidNumber`` (bad number), ``ConfigError`` (no such voice line, an option
+    the provider lacks),
     ``FlowRuntimeError`` (unknown flow, flow without the voice channel, unknown language,
     missing or unknown params, contact opted out), ``FlowError`` (flows that do not load),
     ``StoreError`` and the ``ProviderError`` tree (the provider refused the call).
@@ -123,6 +173,7 @@ async def place_call(
             channel="voice",
             language=lang,
             params=params,
+            call_options=options,
         )
     assert started.call_id is not None  # a voice start places a call or raises
     return started.call_id
@@ -136,21 +187,26 @@ async def dial(
     *,
     params: Mapping[str, Any] | None = None,
     lang: str | None = None,
+    options: CallOptions | None = None,
 ) -> str:
     """Prepare ``key``'s conversation on ``flow_id`` and have voice provider
     ``provider_name`` call ``key.contact`` from ``key.line`` (steps 1 and 2 of the module
-    docstring); returns the provider's call id. The caller has checked the line, the flow
-    and the contact's opt-out. Raises ``FlowRuntimeError`` (bad params) and the
+    docstring) as ``options`` say; returns the provider's call id. The caller has checked
+    the line, the flow and the contact's opt-out. Raises ``ConfigError`` (an option the
+    provider lacks, before anything is prepared), ``FlowRuntimeError`` (bad params) and the
     ``ProviderError`` tree, after ending the prepared conversation."""
+    provider = runtime.voice_providers[provider_name]
+    how = (options or CallOptions()).for_provider(provider, provider_name)
     runner = runtime.calls
     await runner.prepare_outbound(key, flow_id, params=params, lang=lang)
     public_url = runtime.settings.server.public_url
     try:
-        call_id = await runtime.voice_providers[provider_name].start_call(
+        call_id = await provider.start_call(
             to=key.contact,
             line=key.line,
             answer_url=callback_url(public_url, provider_name, VOICE_ANSWER),
             status_url=callback_url(public_url, provider_name, VOICE_STATUS),
+            **how,
         )
     except ConvoError:
         # Nobody will ever answer this call: close the prepared conversation.

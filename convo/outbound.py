@@ -34,6 +34,7 @@ from convo.values import value
 
 if TYPE_CHECKING:
     from convo.config import LineSettings
+    from convo.dialer import CallOptions
     from convo.runtime import Runtime
 
 
@@ -82,11 +83,13 @@ async def start_conversation(
     language: str | None = None,
     params: Mapping[str, Any] | None = None,
     region: str = "BE",
+    call_options: CallOptions | None = None,
 ) -> StartedConversation:
     """Start ``flow`` on ``to`` from ``line`` over ``channel`` (module docstring).
 
     ``to`` is read in ``region`` when written without a country prefix; ``line`` None is
-    the first line that carries ``channel``. Raises ``InvalidNumber``, :class:`UnknownLine`,
+    the first line that carries ``channel``; ``call_options`` say how a call is placed
+    (:class:`convo.dialer.CallOptions`; voice only). Raises ``InvalidNumber``, :class:`UnknownLine`,
     :class:`UnknownFlow`, :class:`OptedOut`, ``FlowRuntimeError`` (bad params, language or
     channel), ``StoreError`` and, for a call, the ``ProviderError`` tree."""
     from convo.sms.phone import normalize
@@ -117,7 +120,9 @@ async def start_conversation(
         from convo.dialer import dial
 
         provider = _voice_provider(runtime, chosen)
-        call_id = await dial(runtime, provider, key, flow_id, params=params, lang=lang)
+        call_id = await dial(
+            runtime, provider, key, flow_id, params=params, lang=lang, options=call_options
+        )
         return StartedConversation(
             new_id(), key, flow_id, ConversationStatus.PENDING, lang, call_id=call_id
         )

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from convo import logs
-from convo.cli import contacts, db, outbox
-from convo.cli.args import resolve_flow
+from convo.cli import calls, contacts, db, outbox
+from convo.cli.args import positive_seconds, resolve_flow
 from convo.cli.authoring import cmd_graph, cmd_segments, cmd_test, cmd_validate
 from convo.cli.chat import cmd_chat, show_instructions
 from convo.cli.operate import cmd_call, cmd_erase, cmd_serve, cmd_simulator
@@ -145,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lang", help="the flow language to speak")
     p.add_argument("--bot", help="bot hooks: path/to/bot.py or module:attr")
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long the callee's phone rings before the call is not answered (30)",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record the whole call (you must have the callee's consent; GDPR)",
+    )
+    p.add_argument(
+        "--tts-language", metavar="LOCALE", help="the provider's default speech locale (nl-NL)"
+    )
     p.set_defaults(func=cmd_call)
 
     p = sub.add_parser(
@@ -159,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_parsers(sub, config)
     db.add_parsers(sub, config)
     contacts.add_parsers(sub, config)
+    calls.add_parsers(sub, config)
 
     p = sub.add_parser(
         "simulator",

@@ -37,3 +37,17 @@ def bot_arg(ref: str | None) -> Any:
     from convo.bot import load_bot
 
     return load_bot(ref)
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a positive number of seconds (``--timeout 45``)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value

@@ -96,7 +96,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     """``convo call FLOW --to N``: place an outbound call that runs FLOW (convo.dialer);
     prints the provider's call id. The running server answers the call."""
     from convo.config import load_settings
-    from convo.dialer import place_call
+    from convo.dialer import CallOptions, place_call
 
     settings = load_settings(args.config)
     flow = args.flow
@@ -111,6 +111,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             params=parse_params(args.param),
             lang=args.lang,
             bot=bot_arg(args.bot),
+            options=CallOptions(args.timeout, args.record, args.tts_language),
         )
     )
     print(call_id)

@@ -18,10 +18,11 @@ knows whether to retry (``RateLimited``, ``ProviderUnavailable``) or give up
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 from convo.models import (
     CallEvent,
+    CallStatus,
     Channel,
     DeliveryReport,
     InboundMessage,
@@ -32,6 +33,9 @@ from convo.models import (
 
 if TYPE_CHECKING:
     import httpx
+
+    # The first provider that lists calls defined the record; another adds its reader.
+    from convo.providers.telefoon_voice_records import CallList
 
 
 @runtime_checkable
@@ -148,3 +152,23 @@ class AcknowledgesInbound(Protocol):
 
     def inbound_acknowledgement(self) -> tuple[bytes, str]:
         """``(body, content_type)`` answering an accepted inbound webhook."""
+
+
+@runtime_checkable
+class ListsCalls(Protocol):
+    """A voice provider that lists its calls (Telefoon Voice's ``GET /calls``). An optional
+    capability beside :class:`VoiceProvider`, checked with ``isinstance``; ``convo calls
+    list`` uses it."""
+
+    name: str
+
+    async def list_calls(
+        self,
+        *,
+        status: CallStatus | str | None = None,
+        direction: Literal["inbound", "outbound"] | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> CallList:
+        """One page of calls, newest order as the provider keeps it; ``ValueError`` on a
+        bad filter, the ``ProviderError`` tree on failure."""

@@ -109,6 +109,8 @@ class TelefoonVoice:
         }
     )
     routes: ClassVar[tuple[str, ...]] = VOICE_ROUTES
+    #: ``start_call`` options beyond ``ring_timeout`` (``convo.dialer.CALL_OPTIONS``).
+    call_options: ClassVar[frozenset[str]] = frozenset({"record", "tts_language"})
 
     def __init__(
         self,

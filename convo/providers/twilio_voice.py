@@ -87,6 +87,8 @@ class TwilioVoice:
         "rate_limit",
     }
     routes: ClassVar[tuple[str, ...]] = VOICE_ROUTES
+    #: ``start_call`` options beyond ``ring_timeout`` (``convo.dialer.CALL_OPTIONS``).
+    call_options: ClassVar[frozenset[str]] = frozenset({"record"})
 
     def __init__(
         self,

@@ -26,12 +26,13 @@ from aiohttp.test_utils import TestServer
 from convo import cli
 from convo.bot import Bot, load_bot
 from convo.config import Settings, load_settings, parse_settings
-from convo.dialer import place_call
+from convo.dialer import CallOptions, place_call
 from convo.exceptions import ConfigError, FlowRuntimeError, ProviderUnavailable
 from convo.models import ConversationKey, ConversationStatus, Session
 from convo.providers.telefoon_voice_webhook import SIGNATURE_HEADER, sign
 from convo.simulators.telefoon_voice import TelefoonVoiceSimulator
 from convo.simulators.telefoon_voice_caller import CallTranscript
+from convo.voice.twiml import RenderError
 from convo.web.app import create_app
 from convo.web.state import REJECTED, RUNTIME
 
@@ -375,3 +376,77 @@ def test_convo_call_with_an_unknown_line_exits_2(
     argv = ["call", "voice_echo", "--to", CALLER, "--line", "+3225550177"]
     assert cli.main([*argv, "--config", str(world_config)]) == 2
     assert "+3225550177 is not one of our lines" in capsys.readouterr().err
+
+
+async def test_convo_call_passes_ring_timeout_recording_and_tts_language(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.sim.auto_answer = False  # the call stays queued: listed, then hung up
+    callee = "+32470555004"
+    argv = ["call", "reminder_call", "--config", str(world.config), "--to", callee]
+    argv += ["--line", REMINDER, "--param", "patient=Di", "--param", "date=2026-12-01"]
+    argv += ["--bot", str(REMINDER_BOT), "--timeout", "44.5", "--record"]
+    argv += ["--tts-language", "fr-FR"]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    call_id = capsys.readouterr().out.strip()
+    request = world.sim.sent[-1]
+    assert request["timeout"] == 45  # whole seconds, rounded up
+    assert request["record"] is True
+    assert request["tts_language"] == "fr-BE"  # Telefoon speaks fr-BE, not fr-FR
+
+    listing = ["calls", "list", "--config", str(world.config), "--line", REMINDER]
+    assert await asyncio.to_thread(cli.main, [*listing, "--status", "queued", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in listed["calls"]] == [call_id] and listed["total"] == 1
+    assert listed["calls"][0]["to_number"] == callee
+    assert listed["calls"][0]["direction"] == "outbound"
+    assert await asyncio.to_thread(cli.main, [*listing, "--status", "completed"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["page 1: 0 of 0"]
+
+    hangup = ["calls", "hangup", call_id, "--config", str(world.config), "--line", REMINDER]
+    assert await asyncio.to_thread(cli.main, hangup) == 0
+    assert capsys.readouterr().out.strip() == f"hung up {call_id}"
+    assert world.sim.calls[call_id]["status"] == "canceled"
+
+    unknown = ["calls", "hangup", "CA-nope", "--config", str(world.config)]
+    assert await asyncio.to_thread(cli.main, unknown) == 2
+    assert "404" in capsys.readouterr().err
+
+
+async def test_call_options_a_provider_lacks_are_refused_before_calling(world: World) -> None:
+    params = {"patient": "An", "date": "2026-12-01"}
+    with pytest.raises(ValueError, match="ring_timeout"):
+        CallOptions(ring_timeout=0)
+    with pytest.raises(ValueError, match="tts_language is empty"):
+        CallOptions(tts_language=" ")
+    with pytest.raises(RenderError, match="xx-XX"):
+        await place_call(
+            world.settings, "reminder_call", to=CALLER, line=REMINDER, params=params,
+            options=CallOptions(tts_language="xx-XX"),
+        )  # fmt: skip
+    assert world.sim.sent == []
+    session = await world.session(REMINDER, CALLER)
+    assert session is not None and session.status is ConversationStatus.ENDED
+
+
+def test_call_options_name_what_the_provider_takes() -> None:
+    class RecordsOnly:  # a provider's class attribute, as Twilio Voice has it
+        call_options = frozenset({"record"})
+
+    asked = CallOptions(ring_timeout=20, record=True).for_provider(RecordsOnly(), "tw")
+    assert asked == {"ring_timeout": 20, "record": True}
+    with pytest.raises(ConfigError, match=r"'tw' cannot set tts_language .*takes: record"):
+        CallOptions(record=True, tts_language="nl-NL").for_provider(RecordsOnly(), "tw")
+    with pytest.raises(ConfigError, match=r"cannot set record .*neither record nor"):
+        CallOptions(record=True).for_provider(object(), "sandbox")
+    assert CallOptions().for_provider(object(), "sandbox") == {"ring_timeout": 30.0}
+
+
+def test_convo_call_timeout_must_be_positive_seconds(
+    world_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["call", "voice_echo", "--to", CALLER, "--config", str(world_config)]
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--timeout", "0"])
+    assert exited.value.code == 2
+    assert "positive number of seconds" in capsys.readouterr().err
