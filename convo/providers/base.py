@@ -172,3 +172,18 @@ class ListsCalls(Protocol):
     ) -> CallList:
         """One page of calls, newest order as the provider keeps it; ``ValueError`` on a
         bad filter, the ``ProviderError`` tree on failure."""
+
+
+@runtime_checkable
+class OpensConferences(Protocol):
+    """A voice provider whose conference rooms are created through its API before callers
+    join them by name (Telefoon Voice's ``POST /conferences``). An optional capability
+    beside :class:`VoiceProvider`, checked with ``isinstance``; the call webhooks
+    (``convo.web.voice``) call it before answering a document with a conference."""
+
+    name: str
+
+    async def open_conference(self, room: str, *, record: bool) -> None:
+        """Make sure conference ``room`` is open: create it unless one of that name is
+        (``record``: record it; the flow asked the participants' consent). Raises the
+        ``ProviderError`` tree on failure."""

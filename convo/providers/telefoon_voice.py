@@ -367,6 +367,15 @@ class TelefoonVoice:
         response = await self._request("GET", "/conferences")
         return self._read(response, read_conference_list, "list conferences")
 
+    async def open_conference(self, room: str, *, record: bool) -> None:
+        """Create conference ``room`` (``friendly_name``) unless one of that name is not
+        yet completed. Two callers reaching an unopened room at the same moment may both
+        create it: the document has no unique names or idempotency key to prevent that."""
+        for existing in await self.list_conferences():
+            if existing.friendly_name == room and existing.status != "completed":
+                return
+        await self.create_conference(friendly_name=room, record=record)
+
     async def start(self) -> None:
         """Nothing to check at start."""
 

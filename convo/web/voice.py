@@ -20,7 +20,11 @@ a body over ``webhooks.max_body``; ``provider.verify`` (401, nothing changed); t
   ``{"status": ...}``.
 
 The turn runs inline (the answer must carry the next instructions), and the answer is
-``provider.render(instructions)`` with the provider's content type. The input URL handed to
+``provider.render(instructions)`` with the provider's content type. Before a document that
+puts the caller in a conference is answered, a provider that creates conference rooms
+through its API (:class:`~convo.providers.base.OpensConferences`: Telefoon Voice) is asked
+to open the room (its ``record`` flag included); if it cannot, the failure is logged and
+the caller still joins by name, as the document says. The input URL handed to
 the runner is ``{public_url}/webhooks/{P}/voice/input`` (``providers.callbacks``), never
 built from request data. Errors are raised and answered by the app's error middleware
 (``state.HTTP_STATUS``).
@@ -39,10 +43,10 @@ from typing import cast, get_args
 from aiohttp import web
 
 from convo.config import Settings
-from convo.exceptions import MalformedWebhook
+from convo.exceptions import MalformedWebhook, ProviderError
 from convo.flow.calls import After
 from convo.models import CallEvent
-from convo.providers.base import VoiceProvider
+from convo.providers.base import OpensConferences, VoiceProvider
 from convo.providers.callbacks import (
     VOICE_ANSWER,
     VOICE_INPUT,
@@ -51,7 +55,7 @@ from convo.providers.callbacks import (
     webhook_path,
 )
 from convo.runtime.wiring import voice_provider_name
-from convo.voice.instructions import Hangup, Instruction
+from convo.voice.instructions import Conference, Hangup, Instruction
 from convo.web.state import RUNTIME, SETTINGS
 from convo.web.webhooks import keep_malformed, webhook_request
 
@@ -110,7 +114,19 @@ async def _call_event(request: web.Request) -> tuple[VoiceProvider, CallEvent] |
     return provider, event
 
 
-def _document(provider: VoiceProvider, instructions: Sequence[Instruction]) -> web.Response:
+async def _document(provider: VoiceProvider, instructions: Sequence[Instruction]) -> web.Response:
+    if isinstance(provider, OpensConferences):
+        for item in instructions:
+            if isinstance(item, Conference):
+                try:
+                    await provider.open_conference(item.room, record=item.record)
+                except ProviderError as exc:
+                    log.warning(
+                        "%s: cannot open conference %r (%s); the caller joins it by name",
+                        provider.name,
+                        item.room,
+                        exc,
+                    )
     body, content_type = provider.render(instructions)  # RenderError -> 500, logged
     return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -135,9 +151,9 @@ async def answer(request: web.Request) -> web.Response:
             event.call_id,
             event.line,
         )
-        return _document(provider, [Hangup()])
+        return await _document(provider, [Hangup()])
     runner = request.app[RUNTIME].calls
-    return _document(provider, await runner.answer(event, input_url(settings, provider.name)))
+    return await _document(provider, await runner.answer(event, input_url(settings, provider.name)))
 
 
 async def call_input(request: web.Request) -> web.Response:
@@ -149,9 +165,9 @@ async def call_input(request: web.Request) -> web.Response:
     if after == "dial" and event.dial_status is not None and not event.dial_status.final:
         # A dialled leg still ringing or just answered (Vonage reports each step of a
         # connect): nothing to decide until it ends.
-        return _document(provider, [])
+        return await _document(provider, [])
     url = input_url(request.app[SETTINGS], provider.name)
-    return _document(provider, await request.app[RUNTIME].calls.input(event, url, after))
+    return await _document(provider, await request.app[RUNTIME].calls.input(event, url, after))
 
 
 async def status(request: web.Request) -> web.Response:

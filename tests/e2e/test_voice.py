@@ -450,3 +450,24 @@ def test_convo_call_timeout_must_be_positive_seconds(
         cli.main([*argv, "--timeout", "0"])
     assert exited.value.code == 2
     assert "positive number of seconds" in capsys.readouterr().err
+
+
+async def test_conference_step_opens_the_room_once_then_callers_join_it(world: World) -> None:
+    first = await world.sim.place_call(CALLER, SUPPORT, ["4", "3"])
+    second = await world.sim.place_call("+32470123457", SUPPORT, ["4", "3"])
+    for transcript in (first, second):
+        assert [s.text for s in transcript.of("Conference")] == ["support-bridge"]
+        assert said(transcript)[-1] == "You are joining the conference bridge."
+    rooms = list(world.sim.conferences.values())
+    assert [room["friendly_name"] for room in rooms] == ["support-bridge"]  # opened once
+    assert world.sim.sent == [{"friendly_name": "support-bridge"}]  # not recorded
+
+
+async def test_a_room_that_cannot_be_opened_is_still_joined_by_name(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.sim.fail_next(503)  # the room lookup fails
+    transcript = await world.sim.place_call(CALLER, SUPPORT, ["4", "3"])
+    assert [s.text for s in transcript.of("Conference")] == ["support-bridge"]
+    assert transcript.error == "" and world.sim.conferences == {}
+    assert "cannot open conference 'support-bridge'" in caplog.text

@@ -269,6 +269,20 @@ async def test_list_end_and_conferences(world: World) -> None:
         await tv.list_calls(page_size=101)
 
 
+async def test_open_conference_reuses_an_open_room_and_replaces_a_completed_one(
+    world: World,
+) -> None:
+    tv = world.adapter()
+    await tv.open_conference("bridge", record=True)
+    await tv.open_conference("bridge", record=True)  # open already: nothing created
+    assert world.sim.sent == [{"friendly_name": "bridge", "record": True}]
+    (room,) = world.sim.conferences.values()
+    room["status"] = "completed"
+    await tv.open_conference("bridge", record=False)
+    assert world.sim.sent[-1] == {"friendly_name": "bridge"}
+    assert len(world.sim.conferences) == 2
+
+
 async def test_error_mapping(world: World) -> None:
     tv = world.adapter()
     with pytest.raises(ProviderRejected) as rejected:
