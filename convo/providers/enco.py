@@ -35,7 +35,11 @@ Enco has no inbound webhook, so this is a ``PollingSmsProvider``: the server cal
   the HTTP status), 429 -> ``RateLimited``, 5xx -> ``ProviderUnavailable``.
 * ``force_character_limit = true`` sends ``forceCharacterLimit=true``; a text longer than one
   part is then refused locally rather than cut by the network.
-* Enco reports no price; ``segments`` is our own GSM-7/UCS-2 count.
+* Enco reports no price; ``segments`` is our own GSM-7/UCS-2 count, except for a text our
+  count may disagree with Enco's on (``convo.sms.segments.counted_differently``: GSM-7
+  extension characters, UCS-2 characters outside the BMP): for that one we ask Enco
+  (``POST /sms/outboundmessages/length``) before sending and its ``numberOfParts`` decides
+  ``segments`` and ``force_character_limit``. If Enco cannot be asked, our count stands.
 
 Options: ``client_id``, ``client_secret`` (required), ``token_url`` (default
 ``https://api.enco.io/token``), ``base_url`` (default ``https://api.enco.io/sms/1.0.0``),
@@ -91,6 +95,7 @@ from convo.providers._wire import e164, json_body, sms_parts
 from convo.providers.callbacks import STATUS, callback_url
 from convo.providers.http import call
 from convo.providers.signing import must_check
+from convo.sms.segments import counted_differently
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +271,7 @@ class EncoSms:
             raise ProviderRejected(f"{self.name}: Enco cannot send media", provider=self.name)
         if not message.text:
             raise ProviderRejected(f"{self.name}: the message text is empty", provider=self.name)
-        parts = sms_parts(message.text)
+        parts = await self._parts(message.text)
         if self.force_character_limit and parts > 1:
             raise ProviderRejected(
                 f"{self.name}: text needs {parts} parts but force_character_limit is on",
@@ -309,6 +314,25 @@ class EncoSms:
         """The ``callbackURL`` for our message ``ref``, authenticated for that message only."""
         token = hmac.new(self._callback_key, ref.encode(), hashlib.sha256).hexdigest()
         return callback_url(self.public_url, self.name, STATUS, {"ref": ref, "token": token})
+
+    async def _parts(self, text: str) -> int:
+        """How many parts Enco bills ``text`` as (module docstring: ours, or Enco's own
+        count when ours may disagree)."""
+        ours = sms_parts(text)
+        if not counted_differently(text):
+            return ours
+        try:
+            length = await self.message_length(text)
+        except ProviderError as exc:
+            log.warning("%s: cannot ask Enco to count a text (%s); using ours", self.name, exc)
+            return ours
+        theirs = length.get("numberOfParts")
+        if theirs is None or theirs < 1:
+            log.warning("%s: Enco's length answer has no numberOfParts; using ours", self.name)
+            return ours
+        if theirs != ours:
+            log.info("%s: Enco counts %d part(s) where convo counts %d", self.name, theirs, ours)
+        return theirs
 
     async def message_length(self, text: str) -> dict[str, int]:
         """``POST /sms/outboundmessages/length``: Enco's own count of ``text``."""

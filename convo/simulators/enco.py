@@ -23,10 +23,14 @@ convo's status poll finds it), ``GET /_simulator/sent`` lists the sends.
 :meth:`EncoSimulator.from_config` builds the fake from convo's ``[providers.NAME]`` section
 (``client_id``, ``client_secret``, ``address``, ``shared_address``).
 
-Test knobs: ``http_errors`` (statuses answered, in order, to the next ``/sms`` requests),
-``auto_status`` (``DeliveredToTerminal`` shortly after each send), :meth:`queue_inbound`
-(a text where the next poll finds it), :meth:`deliver_status` (changes a delivery info and
-POSTs it to the message's ``callbackURL``, re-rooted at ``webhook_base`` when set).
+Test knobs: ``single_septet_extensions`` (count a GSM-7 extension character such as ``€``
+as one character, not two, in ``/length`` and the ``forceCharacterLimit`` check, as some
+networks do: then convo's count and Enco's disagree; ``length_requests`` lists the texts
+``/length`` was asked about), ``http_errors`` (statuses answered, in order, to the next
+``/sms`` requests), ``auto_status`` (``DeliveredToTerminal`` shortly after each send),
+:meth:`queue_inbound` (a text where the next poll finds it), :meth:`deliver_status`
+(changes a delivery info and POSTs it to the message's ``callbackURL``, re-rooted at
+``webhook_base`` when set).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from aiohttp import web
 from convo.providers._enco_wire import STATUS_MAP, format_time
 from convo.simulators._callbacks import ControlApi, webhook_answer
 from convo.simulators._telefoon_common import E164, is_url
-from convo.sms.segments import analyze
+from convo.sms.segments import PART_LIMIT, SINGLE_LIMIT, SegmentInfo, analyze
 
 # convo's neutral names for the deliveryStatus values that mean them.
 _STATUS_ALIASES = {
@@ -75,6 +79,7 @@ class EncoSimulator(ControlApi):
         provider_name: str = "enco",
         auto_status: bool = False,
         status_delay: float = 0.01,
+        single_septet_extensions: bool = False,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -85,6 +90,8 @@ class EncoSimulator(ControlApi):
         self.provider_name = provider_name
         self.auto_status = auto_status
         self.status_delay = status_delay
+        self.single_septet_extensions = single_septet_extensions
+        self.length_requests: list[str] = []
         self.http_errors: list[int] = []
         self.sent: list[dict[str, Any]] = []
         self.delivery_infos: dict[str, dict[str, Any]] = {}
@@ -199,7 +206,7 @@ class EncoSimulator(ControlApi):
         if force not in ("true", "false"):
             return _fault(400, "SVC0002", "Invalid input value for message part %1",
                           ["forceCharacterLimit"])  # fmt: skip
-        info = analyze(text)
+        info = self._count(text)
         if force == "true" and info.parts > 1:
             return _fault(400, "SVC0280", "Message too long. Maximum length is %1 characters",
                           [str(info.per_part)])  # fmt: skip
@@ -218,11 +225,24 @@ class EncoSimulator(ControlApi):
             self._info_body(info_id), status=201, headers={"Location": resource}
         )
 
+    def _count(self, text: str) -> SegmentInfo:
+        """This fake's count of ``text``: GSM 03.38's, or with ``single_septet_extensions``
+        every GSM-7 character as one (parts of 160, then 153)."""
+        info = analyze(text)
+        if not self.single_septet_extensions or info.encoding != "GSM-7":
+            return info
+        units = len(text)
+        single = units <= SINGLE_LIMIT["GSM-7"]
+        per_part = SINGLE_LIMIT["GSM-7"] if single else PART_LIMIT["GSM-7"]
+        parts = 1 if single else -(-units // per_part)
+        return SegmentInfo("GSM-7", units, units, parts, per_part, parts * per_part - units)
+
     async def _length(self, request: web.Request) -> web.Response:
         data = await self._json(request)
         if data is None or not isinstance(data.get("message"), str):
             return _fault(400, "SVC0002", "Invalid input value for message part %1", ["message"])
-        info = analyze(data["message"])
+        self.length_requests.append(data["message"])
+        info = self._count(data["message"])
         return web.json_response(
             {
                 "numberOfChars": info.characters,

@@ -89,6 +89,16 @@ def encoding_of(text: str) -> Encoding:
     return "GSM-7" if all(is_gsm(c) for c in text) else "UCS-2"
 
 
+def counted_differently(text: str) -> bool:
+    """True when carriers are known to disagree on the size of ``text``: it has a GSM-7
+    extension character (2 septets here; some count it as 1 character) or, in UCS-2, a
+    character outside the BMP (2 UTF-16 units here; some count it as 1). For any other text
+    every count agrees with :func:`analyze`."""
+    if encoding_of(text) == "GSM-7":
+        return any(char in GSM_EXTENSION for char in text)
+    return any(ord(char) > 0xFFFF for char in text)
+
+
 def _unit_cost(char: str, encoding: Encoding) -> int:
     if encoding == "GSM-7":
         return 2 if char in GSM_EXTENSION else 1

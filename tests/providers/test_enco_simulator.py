@@ -218,3 +218,33 @@ async def test_message_length(env: Env) -> None:
         "numberOfParts": 1,
         "numberOfRemainingCharsInPart": 136,
     }
+
+
+EURO_TEXT = "x" * 155 + "€€€"  # 161 septets for convo (2 parts), 158 characters for some
+
+
+async def test_enco_counts_a_text_convo_may_count_differently(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.sim.single_septet_extensions = True  # this network counts € as one character
+    adapter = env.adapter(force_character_limit=True)
+    caplog.set_level("INFO", logger="convo.providers.enco")
+    result = await adapter.send(OutboundMessage("8888", PHONE, EURO_TEXT))
+    assert env.sim.length_requests == [EURO_TEXT]
+    assert result.segments == 1 and env.sim.sent[-1]["message"] == EURO_TEXT
+    assert "Enco counts 1 part(s) where convo counts 2" in caplog.text
+
+    plain = await adapter.send(OutboundMessage("8888", PHONE, "x" * 160))
+    assert plain.segments == 1 and env.sim.length_requests == [EURO_TEXT]  # not asked
+    with pytest.raises(ProviderRejected, match="2 parts"):  # Enco would agree: not asked
+        await adapter.send(OutboundMessage("8888", PHONE, "x" * 161))
+    assert env.sim.length_requests == [EURO_TEXT]
+
+
+async def test_enco_that_cannot_count_leaves_convos_count(env: Env) -> None:
+    env.sim.single_septet_extensions = True
+    adapter = env.adapter()
+    env.sim.http_errors = [503]  # the /length request fails; the send goes through
+    result = await adapter.send(OutboundMessage("8888", PHONE, EURO_TEXT))
+    assert result.segments == 2 and env.sim.sent[-1]["message"] == EURO_TEXT
+    assert env.sim.length_requests == []

@@ -8,6 +8,7 @@ from convo.sms.segments import (
     GSM_BASIC,
     GSM_EXTENSION,
     analyze,
+    counted_differently,
     encoding_of,
     non_gsm_chars,
     split,
@@ -137,3 +138,18 @@ def test_to_json_has_exactly_the_design_keys() -> None:
 def test_non_gsm_chars_unique_in_order() -> None:
     assert non_gsm_chars("ça ê ça 😀 ê €") == ["ç", "ê", "😀"]
     assert non_gsm_chars("plain [text] €") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "differs"),
+    [
+        ("plain GSM text {}", True),  # extension characters: 2 septets here, 1 for some
+        ("price: 5€", True),
+        ("plain GSM text", False),
+        ("héllo wörld", False),  # basic-table accents
+        ("Привет", False),  # UCS-2 inside the BMP: every count agrees
+        ("ok 👍", True),  # a surrogate pair
+    ],
+)
+def test_counted_differently(text: str, differs: bool) -> None:
+    assert counted_differently(text) is differs
