@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-parts", type=int, default=3, help="warn when an SMS text needs more parts (3)"
     )
+    p.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="also ask [providers.NAME] of the config to count every SMS text (enco: /length)",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser(
