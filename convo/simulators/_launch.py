@@ -74,6 +74,12 @@ class Launch:
                 "POST /_simulator/status {message_id,status} · GET /_simulator/sent",
                 f"  auto delivery receipts: {deliver}",
             ]
+        else:
+            lines.append(
+                "  control API: GET|POST /_simulator/calls {from,to,inputs|live} · "
+                "POST /_simulator/calls/ID/keys|say|silence|hangup · "
+                "GET /_simulator/calls/ID/transcript · POST /_simulator/answers {to,inputs|live}"
+            )
         lines += self._warnings()
         return lines
 

@@ -30,6 +30,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from convo.providers.telefoon_voice import TTS_LANGUAGES
+from convo.simulators._callbacks import CONTROL_PREFIX
 from convo.simulators._calls import CallPlayer
 from convo.simulators.telefoon_voice_caller import Caller
 
@@ -121,6 +122,9 @@ class TelefoonVoiceSimulator(CallPlayer):
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):  # ours, not Telefoon's: no API key
+            control: web.StreamResponse = await handler(request)
+            return control
         if request.headers.get("X-API-Key") != self.api_key:
             return self._error(401, "unauthorized", "missing or invalid X-API-Key")
         if self._failures:

@@ -13,6 +13,10 @@ followed; Hangup ends the call. The call also ends when the instructions run out
 Gather finds no input left (the caller hangs up). Then ``completed`` is posted to the status
 URL. Everything lands in a :class:`CallTranscript`.
 
+The inputs are a :class:`CallerInputs`: given all at once (a scripted call), or, on a live
+call, one by one while it runs (the simulators' control API: a key press, words, a hang-up);
+a live caller waits at a Gather or Record for the next one.
+
 What differs between providers is a :class:`Dialect`: the fields a webhook carries, how it
 is encoded and signed, and how the answer reads as call-document nodes. The Telefoon one
 (:class:`TelefoonDialect`) is the default; the Twilio and Vonage Voice simulators bring
@@ -21,6 +25,7 @@ their own, so every voice simulator plays calls the same way.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +118,56 @@ def input_fields(given: str | None, where: str) -> dict[str, str]:
 def check_inputs(inputs: Sequence[str | None]) -> None:
     for i, given in enumerate(inputs):
         input_fields(given, f"inputs[{i}]")
+
+
+class CallerInputs:
+    """What the caller of one call will press or say, in order (``input_fields`` forms).
+
+    Scripted (``live`` False): the inputs given at the start are all there will be. Live:
+    :meth:`give` adds one while the call runs and :meth:`hang_up` ends it; :meth:`wait`
+    blocks until one of those happens."""
+
+    def __init__(self, given: Sequence[str | None] = (), *, live: bool = False) -> None:
+        check_inputs(given)
+        self.live = live
+        self.hung_up = False
+        self._queue: deque[str | None] = deque(given)
+        self._changed = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def peek(self) -> str | None:
+        """The next input (None when there is none or it is silence)."""
+        return self._queue[0] if self._queue else None
+
+    def popleft(self) -> str | None:
+        return self._queue.popleft()
+
+    def give(self, given: str | None) -> None:
+        """One more input (``ValueError`` if it is not one); ``RuntimeError`` once the
+        caller hung up."""
+        if self.hung_up:
+            raise RuntimeError("the caller hung up")
+        input_fields(given, "input")
+        self._queue.append(given)
+        self._changed.set()
+
+    def hang_up(self) -> None:
+        """The caller hangs up: inputs not yet used are dropped, waiting ends."""
+        self.hung_up = True
+        self._queue.clear()
+        self._changed.set()
+
+    async def wait(self) -> bool:
+        """True when an input is there to take; on a live call waits for one. False when
+        none will come (scripted inputs used up, or the caller hung up)."""
+        while not self._queue:
+            if self.hung_up or not self.live:
+                return False
+            self._changed.clear()
+            await self._changed.wait()
+        return True
 
 
 class Dialect(Protocol):
@@ -234,7 +289,7 @@ class Caller:
         call: dict[str, Any],
         answer_url: str,
         status_url: str | None,
-        inputs: Sequence[str | None],
+        inputs: Sequence[str | None] | CallerInputs,
     ) -> CallTranscript:
         """Act out one call (``call`` is the simulator's record, updated in place)."""
         inbound = call["direction"] == "inbound"
@@ -246,7 +301,7 @@ class Caller:
         )
         self.transcripts[call["id"]] = transcript
         call["status"] = "in-progress"
-        pending = deque(inputs)
+        pending = inputs if isinstance(inputs, CallerInputs) else CallerInputs(inputs)
         url: str | None = answer_url
         extra: dict[str, Any] = {}
         route = "answer"
@@ -295,7 +350,7 @@ class Caller:
         call: Mapping[str, Any],
         nodes: list[Node],
         url: str,
-        pending: deque[str | None],
+        pending: CallerInputs,
         transcript: CallTranscript,
     ) -> tuple[str | None, dict[str, Any], str]:
         """Play one document; the next URL to post to (None: the call ends), its input
@@ -311,7 +366,7 @@ class Caller:
             if node.verb == "Gather":
                 for child in node.children:
                     record(child)
-                if not pending:
+                if not await pending.wait():
                     transcript.ended_by = "caller"
                     return None, {}, ""
                 given = pending.popleft()
@@ -321,6 +376,10 @@ class Caller:
                 where = f"Gather {len(transcript.gathers)}"
                 return action, dialect.input_fields(given, where), "input"
             if node.verb == "Record":
+                if not await pending.wait() and pending.hung_up:
+                    record(node)
+                    transcript.ended_by = "caller"
+                    return None, {}, ""
                 given = pending.popleft() if pending else None
                 record(node, given)
                 n = len(transcript.of("Record"))
@@ -335,7 +394,7 @@ class Caller:
                 # The dialled party's outcome: the next input if it is "dial:STATUS"
                 # (busy, no-answer, failed, completed), else the callee answered.
                 given = "dial:completed"
-                if pending and (pending[0] or "").startswith("dial:"):
+                if (pending.peek() or "").startswith("dial:"):
                     given = pending.popleft() or given
                 record(node, given)
                 for child in node.children:

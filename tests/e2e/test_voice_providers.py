@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -80,6 +81,7 @@ class World:
     url: str
     settings: Settings
     app: web.Application
+    sim_url: str = ""  # the simulator's own base URL (its control API)
 
     async def session(self, line: str, caller: str) -> Session | None:
         return await self.app[RUNTIME].store.get_session(ConversationKey(line, "voice", caller))
@@ -115,14 +117,15 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = settings_for(tmp_path, kind, url, str(sim_server.make_url("")).rstrip("/"))
+    sim_url = str(sim_server.make_url("")).rstrip("/")
+    settings = settings_for(tmp_path, kind, url, sim_url)
     app = create_app(settings, bot=load_bot(REMINDER_BOT))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     sim.webhook_base = url
     try:
-        yield World(kind, sim, url, settings, app)
+        yield World(kind, sim, url, settings, app, sim_url)
     finally:
         await runner.cleanup()
         await sim_server.close()
@@ -206,3 +209,80 @@ async def test_a_forged_webhook_is_refused(world: World) -> None:
     transcript = await world.sim.place_call(CALLER, SUPPORT, ["1"])
     assert transcript.ended_by == "error" and transcript.documents[0].status == 401
     assert await world.session(SUPPORT, CALLER) is None
+
+
+# -- the simulators' control API, over HTTP --------------------------------------------
+
+
+async def test_a_scripted_call_through_the_control_api(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.sim_url) as client:
+        answer = await client.post(
+            "/_simulator/calls", json={"from": CALLER, "to": ECHO, "inputs": ["say:hi there"]}
+        )
+        assert answer.status_code == 200
+        transcript = answer.json()
+        assert transcript["says"][-1]["text"] == "You said hi there"
+        assert transcript["error"] == "" and transcript["status_code"] == 200
+        bad = await client.post("/_simulator/calls", json={"from": CALLER, "to": ECHO,
+                                                          "inputs": ["12a"]})  # fmt: skip
+        assert bad.status_code == 400 and "12a" in bad.json()["error"]
+
+
+async def test_a_live_caller_speaks_presses_keys_and_hangs_up(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.sim_url) as client:
+        started = await client.post(
+            "/_simulator/calls", json={"from": CALLER, "to": ECHO, "live": True}
+        )
+        assert started.status_code == 201
+        echo_id = started.json()["call_id"]
+        said_hi = await client.post(f"/_simulator/calls/{echo_id}/say", json={"text": "hello"})
+        assert said_hi.status_code == 202
+        await world.sim.drain()
+        transcript = (await client.get(f"/_simulator/calls/{echo_id}/transcript")).json()
+        assert [s["text"] for s in transcript["says"]][-1] == "You said hello"
+        late = await client.post(f"/_simulator/calls/{echo_id}/keys", json={"keys": "1"})
+        assert late.status_code == 409  # the call is over
+
+        caller = "+32470123499"
+        started = await client.post(
+            "/_simulator/calls", json={"from": caller, "to": SUPPORT, "live": True}
+        )
+        support_id = started.json()["call_id"]
+        bad = await client.post(f"/_simulator/calls/{support_id}/keys", json={"keys": "say:x"})
+        assert bad.status_code == 400
+        pressed = await client.post(f"/_simulator/calls/{support_id}/keys", json={"keys": "4"})
+        assert pressed.status_code == 202  # English
+        hung_up = await client.post(f"/_simulator/calls/{support_id}/hangup")
+        assert hung_up.status_code == 202
+        await world.sim.drain()
+        transcript = (await client.get(f"/_simulator/calls/{support_id}/transcript")).json()
+        assert transcript["ended_by"] == "caller" and transcript["status_code"] == 200
+        assert transcript["says"][-1]["text"].startswith("Press 1 for our opening hours")
+        listed = (await client.get("/_simulator/calls")).json()["calls"]
+        assert [(c["call_id"], c["live"], c["status"]) for c in listed] == [
+            (echo_id, True, "completed"),
+            (support_id, True, "completed"),
+        ]
+        assert (await client.post("/_simulator/calls/nope/hangup")).status_code == 404
+    session = await world.session(SUPPORT, caller)
+    assert session is not None and session.status is ConversationStatus.ENDED
+
+
+async def test_a_live_callee_answers_an_outbound_call(world: World) -> None:
+    callee = "+32470555009"
+    async with httpx.AsyncClient(base_url=world.sim_url) as client:
+        queued = await client.post("/_simulator/answers", json={"to": callee, "live": True})
+        assert queued.status_code == 201
+        params = {"patient": "An", "date": "2026-12-01"}
+        call_id = await place_call(
+            world.settings, "reminder_call", to=callee, line=REMINDER, params=params,
+            lang="en", bot=load_bot(REMINDER_BOT),
+        )  # fmt: skip
+        pressed = await client.post(f"/_simulator/calls/{call_id}/keys", json={"keys": "1"})
+        assert pressed.status_code == 202
+        await world.sim.drain()
+        transcript = (await client.get(f"/_simulator/calls/{call_id}/transcript")).json()
+    assert transcript["direction"] == "outbound"
+    assert transcript["says"][-1]["text"].startswith("Thank you, your appointment is confirmed.")
+    session = await world.session(REMINDER, callee)
+    assert session is not None and session.slots["confirmation"] == "2026-12-01:confirmed"
