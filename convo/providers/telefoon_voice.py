@@ -109,7 +109,7 @@ class TelefoonVoice:
         }
     )
     routes: ClassVar[tuple[str, ...]] = VOICE_ROUTES
-    #: ``start_call`` options beyond ``ring_timeout`` (``convo.dialer.CALL_OPTIONS``).
+    #: ``start_call`` options beyond ``ring_timeout`` (``convo.dialer.CallOptions``).
     call_options: ClassVar[frozenset[str]] = frozenset({"record", "tts_language"})
 
     def __init__(

@@ -87,7 +87,7 @@ class TwilioVoice:
         "rate_limit",
     }
     routes: ClassVar[tuple[str, ...]] = VOICE_ROUTES
-    #: ``start_call`` options beyond ``ring_timeout`` (``convo.dialer.CALL_OPTIONS``).
+    #: ``start_call`` options beyond ``ring_timeout`` (``convo.dialer.CallOptions``).
     call_options: ClassVar[frozenset[str]] = frozenset({"record"})
 
     def __init__(
