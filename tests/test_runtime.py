@@ -73,7 +73,7 @@ async def test_a_server_runtime_builds_every_part(tmp_path: Path) -> None:
         assert runtime.status() == dict.fromkeys(
             [
                 *("outbox", "inbound recovery", "timers", "long texts", "outbox backlog"),
-                *("prune seen", "flow versions"),
+                *("prune seen", "flow versions", "campaigns"),
             ],
             True,
         )

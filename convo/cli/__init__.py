@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convo import logs
-from convo.cli import calls, contacts, db, outbox
+from convo.cli import calls, campaigns, contacts, db, outbox
 from convo.cli.args import positive_seconds, resolve_flow
 from convo.cli.authoring import cmd_graph, cmd_segments, cmd_test, cmd_validate
 from convo.cli.chat import cmd_chat, show_instructions
@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parsers(sub, config)
     contacts.add_parsers(sub, config)
     calls.add_parsers(sub, config)
+    campaigns.add_parsers(sub, config)
 
     p = sub.add_parser(
         "simulator",

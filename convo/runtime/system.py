@@ -13,6 +13,7 @@ I/O before acquiring anything::
     flows (+ every line's flow) -> provider adapters (config validated) -> http client
     -> store -> providers' start hooks -> re-tracked deliveries -> engine -> call runner
     -> outbox -> intake (+ recovery of unprocessed inbound) -> background loops
+    (+ the campaign runner, :mod:`convo.runtime.campaigns`)
 
 and :meth:`Runtime.aclose` stops them backwards, which is what a graceful shutdown needs:
 stop the loops, wait for the turns in flight, drain the outbox (the sends in flight), then
@@ -78,6 +79,7 @@ from convo.store.base import Store
 from convo.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from convo.campaigns.runner import CampaignRunner
     from convo.flow.calls import CallRunner
     from convo.flow.spec import FlowSpec
     from convo.flow.versions import FlowVersions
@@ -172,6 +174,7 @@ class Runtime:
         self._outbox: Outbox | None = None
         self._intake: Intake | None = None
         self._backpressure: Backpressure | None = None
+        self._campaigns: CampaignRunner | None = None
         self._supervisor: Supervisor | None = None
         self._stack: AsyncExitStack | None = None
         self._deadline: float | None = None  # time.monotonic() when stopping must be done
@@ -207,6 +210,12 @@ class Runtime:
     def backpressure(self) -> Backpressure:
         """Whether inbound texts are refused now (:mod:`convo.backpressure`)."""
         return _built(self._backpressure, "backpressure")
+
+    @property
+    def campaigns(self) -> CampaignRunner:
+        """The campaign runner (a serving runtime whose engine is convo's, on a store
+        that keeps campaigns)."""
+        return _built(self._campaigns, "campaign runner (or its store keeps no campaigns)")
 
     def status(self) -> dict[str, bool]:
         """Each background loop's name (the outbox's included) -> alive: running, not
@@ -255,6 +264,7 @@ class Runtime:
     def _forget(self) -> None:
         self._store = self._engine = self._calls = self._outbox = self._intake = None
         self._backpressure = None
+        self._campaigns = None
         self._supervisor = None
         self.providers, self.voice_providers, self.loops = {}, {}, []
 
@@ -352,6 +362,12 @@ class Runtime:
             loops.every(loop.name, loop.interval, loop.tick)
         if self._flow_versions() is not None:
             loops.every("flow versions", FLOW_VERSIONS_INTERVAL, self.forget_unused_versions)
+        if self._engine_factory is None:  # campaigns start flows: convo's engine runs them
+            from convo.runtime.campaigns import campaign_runner
+
+            runner = self._campaigns = campaign_runner(self)
+            if runner is not None:
+                loops.run("campaigns", runner.run)
 
     def _build_engine(self, store: Store) -> TurnEngine:
         if self._engine_factory is not None:

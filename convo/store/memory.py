@@ -36,6 +36,7 @@ from convo.models import (
 from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
+from convo.store.memory_campaigns import MemoryCampaigns
 from convo.store.memory_contacts import MemoryContacts
 from convo.store.tombstones import new_key, tombstone
 
@@ -79,11 +80,12 @@ class _Group:
         return [self.parts[i] for i in sorted(self.parts)]
 
 
-class MemoryStore(MemoryContacts):
+class MemoryStore(MemoryContacts, MemoryCampaigns):
     """A complete store in process memory. ``open`` and ``close`` do nothing."""
 
     def __init__(self) -> None:
-        super().__init__()
+        MemoryContacts.__init__(self)
+        MemoryCampaigns.__init__(self)
         self._sessions: dict[ConversationKey, tuple[Session, str]] = {}
         self._messages: dict[str, MessageRecord] = {}
         self._seq: dict[str, int] = {}  # insertion order: ties on created_at keep it
@@ -524,5 +526,6 @@ class MemoryStore(MemoryContacts):
         for key in keys:
             del self._sessions[key]
         parts = sum(len(self._fragments.pop(group).parts) for group in groups)
+        self._erase_recipients(contact)
         had_contact = self._contacts.pop(contact, None) is not None
         return ErasedContact(len(keys), len(ids), parts, tuple(copies), had_contact)

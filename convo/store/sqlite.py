@@ -42,6 +42,7 @@ from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCo
 from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
 from convo.store.locks import LocalLocks
 from convo.store.migrations import SchemaStatus
+from convo.store.sqlite_campaigns import ERASE_RECIPIENTS, SqliteCampaigns
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
 from convo.store.sqlite_contacts import SqliteContacts
 from convo.store.tombstones import new_key, tombstone
@@ -52,7 +53,7 @@ MIGRATIONS: list[str] = sql.MIGRATIONS
 T = TypeVar("T")
 
 
-class SqliteStore(SqliteContacts):
+class SqliteStore(SqliteContacts, SqliteCampaigns):
     """A :class:`~convo.store.base.Store` in the SQLite file ``path``.
 
     ``open()`` creates the file (and its parent directory) or migrates it; it raises
@@ -473,6 +474,7 @@ class SqliteStore(SqliteContacts):
                 sessions = cx.execute(sql.ERASE_SESSIONS, args).rowcount
                 (parts,) = cx.execute(sql.COUNT_CONTACT_FRAGMENTS, args).fetchone()
                 cx.execute(sql.ERASE_FRAGMENT_GROUPS, args)
+                cx.execute(ERASE_RECIPIENTS, args)  # campaign rows with its number
                 had_contact = cx.execute(sql.DELETE_CONTACT, args).rowcount > 0
             return ErasedContact(sessions, messages, parts, tuple(copies), had_contact)
 

@@ -3,7 +3,7 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 7):
+Tables (version 8):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
@@ -22,6 +22,8 @@ Tables (version 7):
 * ``contacts``        contacts by number, their ``fields`` JSON text (version 7).
 * ``idempotent_requests``  admin API requests by Idempotency-Key, with their answer
                       (version 7).
+* ``campaigns`` / ``campaign_recipients``  campaigns and their recipients (version 8;
+                      statements in :mod:`convo.store.sqlite_campaigns`).
 
 Partial indexes keep the hot queues small: the outbox indexes hold only queued/sending
 messages (in order, with when each is due, and by recipient), the dead-letter index only
@@ -200,6 +202,52 @@ MIGRATIONS: list[str] = [
         claimed_at REAL NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX idempotent_requests_claimed_at ON idempotent_requests (claimed_at);
+    """,
+    # 7 -> 8: campaigns and one row per recipient (convo.store.sqlite_campaigns has their
+    # statements): a number is in a campaign once, skipped rows aside; the pending
+    # recipients in the order they are due; the claims a crash may leave ("starting");
+    # a contact's rows, for erasure.
+    """
+    CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        line TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        params TEXT NOT NULL,
+        start_at REAL NOT NULL,
+        quiet_from TEXT,
+        quiet_to TEXT,
+        rate REAL NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX campaigns_created ON campaigns (created_at);
+    CREATE TABLE campaign_recipients (
+        campaign_id TEXT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        number TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        timezone TEXT NOT NULL,
+        name TEXT,
+        language TEXT,
+        fields TEXT NOT NULL,
+        state TEXT NOT NULL,
+        not_before REAL NOT NULL,
+        claimed_at REAL,
+        started_at REAL,
+        message_id TEXT,
+        error TEXT,
+        PRIMARY KEY (campaign_id, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX campaign_recipients_number ON campaign_recipients (campaign_id, number)
+        WHERE state NOT IN ('skipped_invalid', 'skipped_duplicate');
+    CREATE INDEX campaign_recipients_due ON campaign_recipients (campaign_id, not_before, seq)
+        WHERE state = 'pending';
+    CREATE INDEX campaign_recipients_starting ON campaign_recipients (claimed_at)
+        WHERE state = 'starting';
+    CREATE INDEX campaign_recipients_contact ON campaign_recipients (number);
     """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""

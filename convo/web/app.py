@@ -40,7 +40,7 @@ from convo.config import Settings
 from convo.exceptions import ConvoError, Overloaded, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
-from convo.web import api, contacts, conversations, health, metrics, voice, webhooks
+from convo.web import api, campaigns, contacts, conversations, health, metrics, voice, webhooks
 from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
@@ -102,6 +102,7 @@ def create_app(
     api.add_routes(app)
     contacts.add_routes(app)
     conversations.add_routes(app)
+    campaigns.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app, own_port=settings.metrics.port != 0)
     for extension in web_extensions(settings):
