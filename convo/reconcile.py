@@ -13,6 +13,13 @@ provider gave up), and then a message stays ``sent`` in the log forever. Two rem
   again ``after`` seconds later, not every round. Messages created more than
   ``give_up_after`` seconds ago (default 48 h) are left alone: the provider will not learn
   more, and the scan stays bounded. At most ``batch`` messages are asked about per round.
+  When two or more of a provider's messages are due and it can list its messages
+  (:class:`StatusListing`: Telefoon and Telefonie ``GET /messages``), the round asks once
+  in bulk instead: one listing of its outbound messages reaching back to the oldest due
+  message's creation (less :data:`CLOCK_SKEW`), at most one page (100 messages) per due
+  message, so a listing never costs more requests than the lookups it replaces. Due
+  messages the listing did not reach (older than it went, or erased at the provider) are
+  then asked about one by one, as before.
 * :func:`retrack_deliveries`, at start, for providers that poll delivery statuses
   themselves but only for messages sent by this process (:class:`DeliveryTracking`: Enco
   with ``delivery_callbacks`` off): every message of theirs still ``sent`` is handed to
@@ -45,6 +52,9 @@ log = logging.getLogger("convo.reconcile")
 DEFAULT_AFTER = 600.0
 DEFAULT_GIVE_UP_AFTER = 48 * 3600.0
 PAGE_SIZE = 200
+# Our created_at and the provider's date_created come from two clocks, and a message is
+# created in our log before it reaches the provider: a listing reaches back this much further.
+CLOCK_SKEW = 300.0
 
 
 @runtime_checkable
@@ -54,6 +64,19 @@ class StatusLookup(Protocol):
     name: str
 
     async def get_message(self, provider_message_id: str) -> DeliveryReport: ...
+
+
+@runtime_checkable
+class StatusListing(Protocol):
+    """A :class:`StatusLookup` that can also list its outbound messages in bulk (Telefoon
+    SMS, Telefonie SMS: ``GET /messages``)."""
+
+    name: str
+
+    async def outbound_reports(self, since: float, *, max_pages: int) -> list[DeliveryReport]:
+        """Reports on outbound messages created since ``since`` (UNIX time), at most
+        ``max_pages`` requests; may include older messages and need not be complete."""
+        ...
 
 
 @runtime_checkable
@@ -177,10 +200,32 @@ class Reconciler:
         """One round; returns how many messages changed status."""
         changed = 0
         paused: set[str] = set()
-        for record in await self.due():
+        due = await self.due()
+        listed: dict[str, DeliveryReport] = {}  # "provider/provider id" -> listed report
+        by_provider: dict[str, list[MessageRecord]] = {}
+        for record in due:
+            by_provider.setdefault(record.provider, []).append(record)
+        for name, records in by_provider.items():
+            lister = self.lookups[name]
+            if len(records) < 2 or not isinstance(lister, StatusListing):
+                continue  # one lookup is never dearer than a listing
+            since = min(r.created_at for r in records) - CLOCK_SKEW
+            try:
+                reports = await lister.outbound_reports(since, max_pages=len(records))
+            except ProviderError as exc:
+                log.warning("reconcile: %s paused this round: %s", name, exc)
+                paused.add(name)
+                continue
+            listed.update({f"{name}/{r.provider_message_id}": r for r in reports})
+        for record in due:
             if record.provider in paused:
                 continue
             now = self.clock()
+            found = listed.get(f"{record.provider}/{record.provider_message_id}")
+            if found is not None:
+                self._not_before[record.id] = now + self.after
+                changed += await self._apply(record, found)
+                continue
             self._not_before[record.id] = now + self.after
             try:
                 report = await self.lookups[record.provider].get_message(record.provider_message_id)
@@ -193,8 +238,13 @@ class Reconciler:
                 log.warning("reconcile: %s paused this round: %s", record.provider, exc)
                 paused.add(record.provider)
                 continue
-            updated = await self.apply(dataclasses.replace(report, client_ref=record.id))
-            if updated is not None and updated.status is not record.status:
-                changed += 1
-                log.info("reconcile: message %s is %s", record.id, updated.status.value)
+            changed += await self._apply(record, report)
         return changed
+
+    async def _apply(self, record: MessageRecord, report: DeliveryReport) -> int:
+        """Record ``report`` about ``record``; 1 when its status changed, else 0."""
+        updated = await self.apply(dataclasses.replace(report, client_ref=record.id))
+        if updated is None or updated.status is record.status:
+            return 0
+        log.info("reconcile: message %s is %s", record.id, updated.status.value)
+        return 1

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
@@ -61,6 +62,7 @@ from convo.providers.signing import body_signature, check_body_hmac
 log = logging.getLogger(__name__)
 
 DEFAULT_RATE_LIMIT = 10.0
+LIST_PAGE_SIZE = 100  # the documents' maximum page_size
 DIRECTIONS = frozenset({"inbound", "outbound"})
 REQUIRED_FIELDS = ("id", "status", "direction", "from", "to")
 # The provider's 'queued'/'sending' mean it has the message: to us that is 'sent' (our
@@ -227,11 +229,37 @@ class TelefoonFamilySms:
         params: dict[str, str | int] = {"page": page, "page_size": page_size}
         params.update({k: v for k, v in (("direction", direction), ("status", status)) if v})
         params.update(filters)
-        data = await self._request("GET", "/messages", params=params)
+        return [self._report(item, where="list_messages") for item in await self._page(params)]
+
+    async def outbound_reports(self, since: float, *, max_pages: int) -> list[DeliveryReport]:
+        """Reports on our outbound messages created since ``since`` (a UNIX time), in bulk:
+        ``GET /messages?direction=outbound`` page by page (100 a page), stopping after a
+        short page, after a page whose every message was created before ``since``, or after
+        ``max_pages`` pages. The listing has no time filter, so the window is found by
+        ``date_created``; a message without a readable one counts as inside the window
+        (listed, never a reason to stop). The documents do not say the order: stopping only
+        on a page wholly before ``since`` is right for newest-first and for any order where
+        old messages come last. Raises what ``list_messages`` raises."""
+        if max_pages < 1:
+            raise ValueError("max_pages must be >= 1")
+        reports: list[DeliveryReport] = []
+        for page in range(1, max_pages + 1):
+            params: dict[str, str | int] = {"direction": "outbound", "page": page}
+            params["page_size"] = LIST_PAGE_SIZE
+            items = await self._page(params)
+            reports.extend(self._report(item, where="list_messages") for item in items)
+            created = [_created_at(item) for item in items]
+            if len(items) < LIST_PAGE_SIZE or all(t is not None and t < since for t in created):
+                break
+        return reports
+
+    async def _page(self, params: Mapping[str, str | int]) -> list[object]:
+        """One ``GET /messages`` page: its ``messages`` array, unchecked."""
+        data = await self._request("GET", "/messages", params=dict(params))
         items = data.get("messages") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise ProviderUnavailable(f"{self.name}: list answer has no messages array")
-        return [self._report(item, where="list_messages") for item in items]
+        return items
 
     async def delete_message(self, provider_message_id: str) -> None:
         """``DELETE /messages/{id}`` (GDPR erasure); an id already gone counts as erased."""
@@ -366,6 +394,19 @@ class TelefoonFamilySms:
 
     async def aclose(self) -> None:
         """Nothing to release: the shared ``httpx.AsyncClient`` belongs to the server."""
+
+
+def _created_at(item: object) -> float | None:
+    """A listed ``Message``'s ``date_created`` as a UNIX time; None when absent or unreadable
+    (an ISO 8601 time without a zone is read as UTC)."""
+    raw = item.get("date_created") if isinstance(item, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _number(data: Mapping[str, Any], field: str, name: str) -> str:

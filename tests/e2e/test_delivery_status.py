@@ -3,8 +3,10 @@
 * A Telefoon/Telefonie status callback that never reaches convo: the server's reconcile
   loop asks the provider (``GET /messages/{id}``) and the message becomes ``delivered``.
 * :class:`convo.reconcile.Reconciler` round by round against the Telefoon SMS simulator:
-  fresh messages are not asked about, a message the provider forgot is not asked again,
-  an unavailable provider pauses the round, other providers' messages are left alone.
+  fresh messages are not asked about, several due messages are asked about in one listing
+  (``GET /messages``), a message the provider forgot is not asked again, an unavailable
+  provider pauses the round, other providers' messages are left alone; the listing reaches
+  back only as far as the window needs.
 * Enco: a dedicated address that is not the account's (or credentials Enco refuses) stops
   the start with a ``ConfigError``; with delivery callbacks off, a message still ``sent``
   when convo restarts is tracked again and becomes ``delivered`` by polling.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -109,7 +112,9 @@ async def test_reconciler_rounds(tmp_path: Path, sim_url: tuple[TelefoonSmsSimul
         del sim.messages[ids["forgotten"]]  # the provider erased it: 404
         clock.offset = 601
         assert await reconciler.reconcile() == 1
-        assert sorted(asked) == sorted(ids.values())  # never "V1": vonage cannot be asked
+        # Three due: one listing; the erased one is not in it and is asked about on its own.
+        # Never "V1": vonage cannot be asked.
+        assert asked == ["messages", ids["forgotten"]]
         record = await store.find_message("telefoon_sms", ids["delivered"])
         assert record is not None and record.status is MessageStatus.DELIVERED
         pending = await store.find_message("telefoon_sms", ids["pending"])
@@ -155,3 +160,39 @@ async def test_enco_deliveries_are_tracked_again_after_a_restart(tmp_path: Path)
         await world.restart()
         record = await world.outbound_with_status(info_id, "delivered")
         assert record["text"] == "Hi! What is your name?"
+
+
+async def test_outbound_listing_pages_back_to_the_window(
+    sim_url: tuple[TelefoonSmsSimulator, str],
+) -> None:
+    sim, url = sim_url
+    now = time.time()
+    for n in range(230):  # stored oldest first: the simulator lists newest first
+        old = n < 150
+        stamp = now - 7200 if old else now
+        sim.messages[f"M{n}"] = {
+            "id": f"M{n}", "status": "delivered" if old else "sent",
+            "direction": "outbound", "from": LINE, "to": PHONE, "body": "hi",
+            "date_created": datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z"),
+        }  # fmt: skip
+    sim.inbound_record(PHONE, LINE, "not ours to reconcile")
+    pages: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        pages.append(request.url.params["page"])
+
+    async with httpx.AsyncClient(event_hooks={"request": [count]}) as client:
+        options = {"api_key": "tk", "webhook_secret": "tsig", "base_url": url}
+        adapter = TelefoonAdapter.from_config("telefoon_sms", options, client)
+        # The second page is all older than the window: no third page.
+        recent = await adapter.outbound_reports(now - 3600, max_pages=10)
+        assert pages == ["1", "2"] and len(recent) == 200
+        assert [r.provider_message_id for r in recent[:2]] == ["M229", "M228"]
+        assert recent[0].status is MessageStatus.SENT
+        assert recent[-1].status is MessageStatus.DELIVERED
+        pages.clear()
+        assert len(await adapter.outbound_reports(now - 3600, max_pages=1)) == 100
+        assert pages == ["1"]
+        pages.clear()
+        everything = await adapter.outbound_reports(now - 86400, max_pages=10)
+        assert pages == ["1", "2", "3"] and len(everything) == 230  # a short page ends it
