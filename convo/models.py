@@ -175,9 +175,12 @@ class OutboundMessage:
 
 
 #: The params a conversation hands its replies as ``OutboundMessage.metadata``. Adapters use
-#: what their provider knows: Telefoon/Telefonie ``gdpr_consent_ref``, Telefonie
-#: ``validity_period`` (seconds).
-MESSAGE_METADATA_KEYS = ("gdpr_consent_ref", "validity_period")
+#: what their provider knows: Telefoon/Telefonie ``gdpr_consent_ref``, Telefonie and Vonage
+#: ``validity_period`` (seconds), Vonage ``entity_id``/``content_id`` (India DLT) and
+#: ``account_ref``.
+MESSAGE_METADATA_KEYS = (
+    "gdpr_consent_ref", "validity_period", "entity_id", "content_id", "account_ref",
+)  # fmt: skip
 
 
 @value

@@ -14,6 +14,18 @@ What the document leaves open, and what we assume:
   only ``signature_secret`` (or ``sign_requests = true``) we sign (``api_key``, ``timestamp``,
   ``sig``) and never send the secret too (status 32). ``signature_method`` defaults to
   ``md5hash``, the dashboard's and SDKs' default; it must match the dashboard setting.
+  ``basic_auth = true`` sends ``api_key``/``api_secret`` as HTTP basic auth (the document's
+  security scheme) instead of in the form; it needs ``api_secret`` and cannot go with
+  signed requests.
+- Validity: ``ttl`` (milliseconds) comes from the message's validity period in seconds:
+  ``OutboundMessage.metadata["validity_period"]`` (a flow's ``validity_period`` param), else
+  the ``validity_period`` option, else none sent (Vonage's default, 72 hours). The document
+  allows 20 000 to 604 800 000 ms: a period outside 20 s - 7 days is refused before any
+  request (``ConfigError`` at start, ``ProviderRejected`` for a message).
+- India DLT and billing: ``entity_id``, ``content_id`` and ``account_ref`` options are sent
+  as ``entity-id``, ``content-id`` and ``account-ref`` with every message; a message's
+  metadata of the same names (flow params, see ``MESSAGE_METADATA_KEYS``) wins (a DLT
+  content id names one registered template, so it is usually per flow).
 - Webhooks are authenticated with the same signature and ``timestamp`` within
   ``timestamp_window`` seconds. Without ``signature_secret`` every webhook would be
   unsigned, so ``from_config`` requires it unless ``allow_unsigned = true``.
@@ -104,10 +116,23 @@ SEND_STATUS: dict[str, tuple[type[ProviderError], str]] = {
 #: How many sent part ids the adapter remembers, to match a receipt without ``client-ref``.
 PART_MEMORY = 100_000
 
-# Optional send fields a message may carry in ``OutboundMessage.metadata``.
+# Optional send fields a message may carry in ``OutboundMessage.metadata`` as Vonage spells
+# them (for callers building messages themselves; flows use the names of SENT_AS).
 _PASSTHROUGH = frozenset(
     {"ttl", "entity-id", "content-id", "account-ref", "pool-id", "message-class"}
 )
+#: Options (and message metadata keys) sent with every message -> Vonage's field name.
+SENT_AS = {"entity_id": "entity-id", "content_id": "content-id", "account_ref": "account-ref"}
+#: The document's ``ttl`` range, in seconds of validity period.
+VALIDITY_RANGE = (20, 604_800)
+
+
+def _whole(raw: str) -> int:
+    """``raw`` as a whole number, or -1 (out of any range) when it is not one."""
+    try:
+        return int(raw)
+    except ValueError:
+        return -1
 
 
 def _sent_number(value: str, field: str, provider: str) -> str:
@@ -134,6 +159,7 @@ class VonageSms:
         {
             "api_key", "api_secret", "signature_secret", "signature_method",
             "sign_requests", "base_url", "allow_unsigned", "rate_limit", "timestamp_window",
+            "basic_auth", "validity_period", "entity_id", "content_id", "account_ref",
         }
     )  # fmt: skip
     routes: ClassVar[tuple[str, ...]] = SMS_ROUTES
@@ -153,6 +179,9 @@ class VonageSms:
         rate_limit: float = 30.0,
         timestamp_window: float = 300.0,
         status_url: str = "",
+        basic_auth: bool = False,
+        validity_period: int | None = None,
+        send_fields: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
@@ -164,6 +193,9 @@ class VonageSms:
         self.signature_method = signature_method
         self.sign_requests = sign_requests
         self.clock = clock  # injectable for timestamp-window tests
+        self.basic_auth = basic_auth
+        self.validity_period = validity_period
+        self.send_fields = dict(send_fields or {})  # Vonage field -> value, every message
         self._client = client
         self._api_key = api_key
         self._api_secret = api_secret
@@ -198,6 +230,18 @@ class VonageSms:
                 f"{opts.where('signature_secret')}: missing; needed to sign requests "
                 "(or set api_secret)"
             )
+        basic_auth = opts.boolean("basic_auth", False)
+        if basic_auth and (sign or not api_secret):
+            raise ConfigError(
+                f"{opts.where('basic_auth')}: basic auth sends api_key and api_secret, so it "
+                "needs api_secret and cannot go with sign_requests"
+            )
+        validity = opts.integer("validity_period", None, minimum=VALIDITY_RANGE[0])
+        if validity is not None and validity > VALIDITY_RANGE[1]:
+            raise ConfigError(
+                f"{opts.where('validity_period')}: at most {VALIDITY_RANGE[1]} seconds "
+                "(7 days, Vonage's longest ttl)"
+            )
         allow_unsigned = opts.boolean("allow_unsigned", False)
         if not sig_secret and not allow_unsigned:
             raise ConfigError(
@@ -223,6 +267,11 @@ class VonageSms:
             rate_limit=opts.number("rate_limit", 30.0),
             timestamp_window=opts.number("timestamp_window", 300.0),
             status_url=status_url,
+            basic_auth=basic_auth,
+            validity_period=validity,
+            send_fields={
+                field: opts.string(key) for key, field in SENT_AS.items() if opts.has(key)
+            },
         )
 
     # -- webhooks (pure) -------------------------------------------------------------
@@ -297,19 +346,50 @@ class VonageSms:
         }
         if self.status_url:
             params["callback"] = self.status_url
-        params.update({k: v for k, v in message.metadata.items() if k in _PASSTHROUGH})
-        params["api_key"] = self._api_key
+        params.update(self._optional_fields(message))
+        extra: dict[str, Any] = {}  # httpx request options
+        if self.basic_auth:
+            extra["auth"] = httpx.BasicAuth(self._api_key, self._api_secret)
+        else:
+            params["api_key"] = self._api_key
         if self.sign_requests:
             params["timestamp"] = str(int(self.clock()))
             params["sig"] = signature(params, self._signature_secret, self.signature_method)
-        else:
+        elif not self.basic_auth:
             params["api_secret"] = self._api_secret
         response = await call(
-            self._client, "POST", f"{self.base_url}/sms/json", provider=self.name, data=params
+            self._client,
+            "POST",
+            f"{self.base_url}/sms/json",
+            provider=self.name,
+            data=params,
+            **extra,
         )
         result, part_ids = self._result(response)
         self._remember(part_ids, message.id)
         return result
+
+    def _optional_fields(self, message: OutboundMessage) -> dict[str, str]:
+        """``ttl``, DLT and billing fields for ``message`` (see the module docstring);
+        raises ``ProviderRejected`` for a validity period Vonage would not take."""
+        fields = {k: v for k, v in message.metadata.items() if k in _PASSTHROUGH}
+        fields.update(self.send_fields)
+        fields.update({SENT_AS[k]: v for k, v in message.metadata.items() if k in SENT_AS and v})
+        raw = message.metadata.get("validity_period")
+        if raw is None:  # a message's own ttl (in Vonage's ms) beats the option
+            seconds = None if "ttl" in fields else self.validity_period
+        else:
+            seconds = _whole(raw)
+        if seconds is not None:
+            low, high = VALIDITY_RANGE
+            if not low <= seconds <= high:
+                raise ProviderRejected(
+                    f"{self.name}: validity_period must be whole seconds from {low} to {high}, "
+                    f"not {raw!r}",
+                    provider=self.name,
+                )
+            fields["ttl"] = str(seconds * 1000)
+        return fields
 
     def _remember(self, part_ids: list[str], message_id: str) -> None:
         for part_id in part_ids:

@@ -1,10 +1,13 @@
 """A fake Vonage SMS API for tests and local development.
 
 ``POST /sms/json`` takes the document's form fields (JSON bodies too), authenticates with
-``api_key`` + ``api_secret`` (in the body or as HTTP basic auth) or ``api_key`` +
-``timestamp`` + ``sig``, and answers like Vonage: HTTP 200 whatever happened, with a
-``status`` per message part (2 missing parameter, 3 invalid parameter, 4 bad credentials,
-14 bad signature, 15 invalid sender, 23 bad callback, 32 signature plus secret, 1 throttled).
+``api_key`` + ``api_secret`` (in the body or as HTTP basic auth, not both) or ``api_key`` +
+``timestamp`` + ``sig``, checks the advanced fields the document bounds (``ttl`` 20 000 -
+604 800 000 ms, ``client-ref`` up to 100 characters; ``entity-id``, ``content-id`` and
+``account-ref`` are kept on the send as given), and answers like Vonage: HTTP 200
+whatever happened, with a ``status`` per message part (2 missing parameter, 3 invalid
+parameter, 4 bad credentials, 14 bad signature, 15 invalid sender, 23 bad callback, 32
+signature plus secret, 1 throttled).
 
 The ``/_simulator/`` control API (``_callbacks.ControlApi``; not part of Vonage's API), for
 ``convo simulator vonage`` users: ``POST /_simulator/inbound`` ``{"from", "to", "text"}``
@@ -48,6 +51,7 @@ from convo.sms.phone import is_sender_id
 from convo.sms.segments import Encoding, analyze, split
 
 _REQUIRED = ("from", "to", "text")
+TTL_RANGE = (20_000, 604_800_000)  # the document's ttl minimum and maximum (milliseconds)
 _CREDENTIALS = frozenset({"api_key", "api_secret", "sig", "timestamp", "nonce"})
 # convo's neutral names for receipt statuses Vonage spells differently.
 _STATUS_ALIASES = {"undelivered": "expired", "sent": "accepted"}
@@ -87,6 +91,7 @@ class VonageSimulator(ControlApi):
         self.http_errors: list[int] = []
         self.part_errors: dict[int, str] = {}
         self.sent: list[dict[str, Any]] = []
+        self.auth_used: list[str] = []  # per accepted request: "basic", "body" or "signature"
         self.webhooks: list[tuple[str, dict[str, str], int]] = []  # (url, fields, status)
         self._concat_refs = itertools.count(1)
         self.app = web.Application()
@@ -127,10 +132,14 @@ class VonageSimulator(ControlApi):
             params = {str(k): str(v) for k, v in raw.items()}
         else:
             params = {k: str(v) for k, v in (await request.post()).items()}
-        params.update(_basic_auth(request.headers.get("Authorization", "")))
+        basic = _basic_auth(request.headers.get("Authorization", ""))
+        if basic and ("api_key" in params or "api_secret" in params):
+            return _error("3", "Credentials given both as basic auth and in the body")
+        params.update(basic)
         problem = self._check(params)
         if problem:
             return _error(*problem)
+        self.auth_used.append("basic" if basic else "signature" if "sig" in params else "body")
         if self.throttle_next > 0:
             self.throttle_next -= 1
             return _error("1", "Throughput Rate Exceeded - please wait [ 1000 ] and retry")
@@ -167,6 +176,14 @@ class VonageSimulator(ControlApi):
             return "3", "Invalid type param"
         if len(params.get("callback", "")) > 100:
             return "23", "Invalid callback url"
+        ttl = params.get("ttl")
+        if ttl is not None and not (ttl.isdigit() and TTL_RANGE[0] <= int(ttl) <= TTL_RANGE[1]):
+            return "3", "Invalid ttl param: milliseconds from 20000 to 604800000"
+        if len(params.get("client-ref", "")) > 100:
+            return "3", "Invalid client-ref param: at most 100 characters"
+        for name in ("entity-id", "content-id", "account-ref"):
+            if name in params and not params[name]:
+                return "3", f"Invalid {name} param: empty"
         return None
 
     def _accept(self, params: dict[str, str]) -> web.Response:

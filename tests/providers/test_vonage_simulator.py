@@ -15,7 +15,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from convo.exceptions import PartialDelivery, ProviderRejected, ProviderUnavailable, RateLimited
+from convo.exceptions import (
+    ConfigError,
+    PartialDelivery,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+)
 from convo.models import MessageStatus, OutboundMessage, WebhookRequest
 from convo.providers.vonage import VonageSms
 from convo.simulators.vonage import VonageSimulator
@@ -341,3 +347,72 @@ async def test_every_part_receipt_names_the_message(
             rec.requests[1], body=json.dumps(body | {"messageId": "NOT-OURS"}).encode()
         )
         assert sms.parse_status(unknown)[0].client_ref is None
+
+
+async def test_basic_auth_sends_no_credentials_in_the_form(http: httpx.AsyncClient) -> None:
+    async for sim, sms in pair(http, {}, {"basic_auth": True}):
+        await sms.send(text("over basic auth"))
+        # The fake refuses credentials given both ways: the form carried none.
+        assert sim.auth_used == ["basic"]
+        assert sim.sent[-1]["api_key"] == "test-key"  # read from the Authorization header
+    async for sim, sms in pair(http, {"api_secret": "other-secret"}, {"basic_auth": True}):
+        with pytest.raises(ProviderRejected, match="invalid credentials"):
+            await sms.send(text("x"))
+        assert sim.sent == []
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"basic_auth": True, "api_secret": None, "signature_secret": "s"}, "needs api_secret"),
+        ({"basic_auth": True, "sign_requests": True, "signature_secret": "s"}, "sign_requests"),
+        ({"validity_period": 19}, "validity_period"),
+        ({"validity_period": 604_801}, "at most 604800 seconds"),
+    ],
+)
+async def test_bad_vonage_options_are_refused_at_start(
+    http: httpx.AsyncClient, options: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        async for _ in pair(http, {}, options):
+            pass
+
+
+async def test_validity_period_dlt_ids_and_account_ref(http: httpx.AsyncClient) -> None:
+    options = {
+        "validity_period": 1800,
+        "entity_id": "1101456324675322134",
+        "content_id": "1107457532145798767",
+        "account_ref": "customer1234",
+    }
+    async for sim, sms in pair(http, {}, options):
+        await sms.send(text("x"))
+        sent = sim.sent[-1]
+        assert sent["ttl"] == "1800000"
+        assert (sent["entity-id"], sent["content-id"]) == (
+            options["entity_id"],
+            options["content_id"],
+        )
+        assert sent["account-ref"] == "customer1234"
+        # A conversation's params win: its own validity period and DLT template.
+        meta = {"validity_period": "60", "content_id": "1107000000000000001"}
+        await sms.send(OutboundMessage(line=LINE, to=ALICE, text="y", metadata=meta))
+        sent = sim.sent[-1]
+        assert (sent["ttl"], sent["content-id"]) == ("60000", "1107000000000000001")
+        assert sent["entity-id"] == options["entity_id"]
+        for bad in ("19", "604801", "soon"):
+            with pytest.raises(ProviderRejected, match="validity_period"):
+                await sms.send(OutboundMessage(LINE, ALICE, "z", metadata={"validity_period": bad}))
+        assert len(sim.sent) == 2
+
+
+async def test_simulator_checks_ttl_as_the_document_bounds_it(
+    keyed: tuple[VonageSimulator, VonageSms],
+) -> None:
+    sim, sms = keyed
+    for ttl in ("19999", "604800001", "soon"):
+        with pytest.raises(ProviderRejected, match="ttl") as info:
+            await sms.send(OutboundMessage(LINE, ALICE, "x", metadata={"ttl": ttl}))
+        assert info.value.code == "3"
+    await sms.send(OutboundMessage(LINE, ALICE, "x", metadata={"ttl": "20000"}))
+    assert sim.sent[-1]["ttl"] == "20000"
