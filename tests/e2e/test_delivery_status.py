@@ -196,3 +196,40 @@ async def test_outbound_listing_pages_back_to_the_window(
         pages.clear()
         everything = await adapter.outbound_reports(now - 86400, max_pages=10)
         assert pages == ["1", "2", "3"] and len(everything) == 230  # a short page ends it
+
+
+async def test_a_failed_listing_pauses_the_provider_for_the_round(
+    tmp_path: Path, sim_url: tuple[TelefoonSmsSimulator, str]
+) -> None:
+    sim, url = sim_url
+    asked: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        asked.append(request.url.path.rsplit("/", 1)[-1])
+
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    async with httpx.AsyncClient(event_hooks={"request": [count]}) as client:
+        options = {"api_key": "tk", "webhook_secret": "tsig", "base_url": url}
+        adapter = TelefoonAdapter.from_config("telefoon_sms", options, client)
+        outbox = Outbox(store, {"telefoon_sms": adapter}, {LINE: "telefoon_sms"})
+        for text in ("one", "two"):
+            message = OutboundMessage(LINE, PHONE, text)
+            result = await adapter.send(message)
+            await store.add_outbound([MessageRecord.outbound(message, provider="telefoon_sms")])
+            await store.update_message(
+                message.id, status=result.status, provider_message_id=result.provider_message_id
+            )
+            sim.messages[result.provider_message_id]["status"] = "delivered"
+        clock = Clock()
+        clock.offset = 601
+        reconciler = Reconciler(store, {"telefoon_sms": adapter}, outbox.apply_report,
+                                after=600, clock=clock)  # fmt: skip
+        asked.clear()
+        sim.http_errors = [503]
+        assert await reconciler.reconcile() == 0
+        assert asked == ["messages"]  # no lookups one by one after the listing failed
+        clock.offset = 601 + 601
+        assert await reconciler.reconcile() == 2  # the next round's listing catches both up
+        assert asked == ["messages", "messages"]
+    await store.close()
