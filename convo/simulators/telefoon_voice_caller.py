@@ -154,9 +154,10 @@ class CallerInputs:
         self._changed.set()
 
     def hang_up(self) -> None:
-        """The caller hangs up: inputs not yet used are dropped, waiting ends."""
+        """The caller hangs up after what they already pressed or said: those inputs are
+        still used, in the order given (a person's actions happen in order, however the
+        requests that report them race), then waiting ends."""
         self.hung_up = True
-        self._queue.clear()
         self._changed.set()
 
     async def wait(self) -> bool:
