@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="turn the admin API on with the token kept in PATH, made (mode 0600) if missing",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="serve with N processes on one port (default: [server] workers, else 1); "
+        "above 1 needs a PostgreSQL store",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(

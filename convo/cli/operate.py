@@ -59,6 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
+    workers = settings.server.workers if args.workers is None else args.workers
+    if workers != 1:  # several processes (convo.web.workers); 0 or less is refused there
+        from convo.web.workers import run_workers
+
+        return run_workers(settings, workers, args.bot)
     run_server(settings, bot=bot, reload=args.reload, on_ready=ready)
     return 0
 

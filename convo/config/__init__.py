@@ -37,6 +37,7 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   name), ``keepalive_timeout`` (15), ``body_timeout`` (30), ``max_connections`` (1000),
   ``event_loop`` (``auto``: uvloop when it is installed, the ``speed`` extra; ``asyncio``;
   ``uvloop``);
+  ``workers`` (1: processes of ``convo serve`` on one port; above 1 needs PostgreSQL);
 * ``[handoff]`` queue name -> phone number (E.164) or ``sip:`` URI: where a flow's
   ``handoff: {queue: NAME}`` transfers a call (``reception = "+3225550100"``);
 * ``[logging]`` (:class:`~convo.logs.LogSettings`): ``level`` (``info``), ``format``
@@ -332,6 +333,7 @@ def parse_settings(
                 *("host", "port", "public_url", "api_token", "shutdown_grace"),
                 *("shutdown_timeout", "keepalive_timeout", "body_timeout", "max_connections"),
                 "event_loop",
+                "workers",
             }
         ),
     )
@@ -357,6 +359,7 @@ def parse_settings(
         srv.number("body_timeout", defaults.body_timeout),
         srv.integer("max_connections", defaults.max_connections, minimum=1),
         srv.choice("event_loop", defaults.event_loop, EVENT_LOOPS),
+        srv.integer("workers", defaults.workers, minimum=1),
     )
 
     store = _store(source, doc.get("store", {}))

@@ -78,9 +78,13 @@ class ServerSettings:
       this many seconds after it opened or after its previous answer (idle keep-alive
       connections, and clients that send a head slowly);
     * ``body_timeout``: seconds a request's body may take to arrive once its head is in;
-    * ``max_connections``: open connections beyond this many are closed as they arrive;
+    * ``max_connections``: open connections beyond this many are closed as they arrive
+      (per process);
     * ``event_loop``: what runs ``convo serve``: ``auto`` (uvloop when it is installed, the
-      ``speed`` extra, else asyncio's own), ``asyncio`` or ``uvloop``.
+      ``speed`` extra, else asyncio's own), ``asyncio`` or ``uvloop``;
+    * ``workers``: how many ``convo serve`` processes share the port (``--workers``
+      overrides it; above 1 needs a store several processes share, see
+      :mod:`convo.web.workers`).
     """
 
     host: str = "127.0.0.1"
@@ -92,6 +96,7 @@ class ServerSettings:
     body_timeout: float = 30.0
     max_connections: int = 1000
     event_loop: str = "auto"
+    workers: int = 1
 
     @property
     def shutdown_timeout(self) -> float:

@@ -9,6 +9,16 @@ marked processed and the replies queued **in one store transaction**, then the t
 queued). So two texts from one person arriving together are both handled, in order, and a
 crash leaves either the whole turn or none of it.
 
+Several processes on one store (``store.shared``: ``convo serve --workers``, or several
+machines). A text stored by one process may be turned by another's recovery, and a
+contact's next text may reach another process and win the race for the lock. So on a
+shared store :meth:`Engine.process` reads the conversation's unprocessed messages under
+the lock (``store.unprocessed_of``): a message already turned elsewhere is skipped, and
+the older messages still waiting are turned first, oldest first. Each text is thus turned
+once and in the order it was stored, whichever process took its webhook. (One process on
+memory or SQLite needs no such read: its lock is first come, first served, and its intake
+already keeps recovery and webhooks apart.)
+
 What is SMS's own stays here: a suppressed contact's texts are dropped until they write
 START, a conversation handed to a person keeps the bot quiet, a text whose first word is
 one of the line's keyword triggers (:mod:`convo.flow.triggers`) starts that flow in place
@@ -143,7 +153,17 @@ class Engine:
         key = message.key
         with conversation_scope(key):
             async with self.store.lock(key):
-                return await self._process_locked(message)
+                if not self.store.shared:
+                    return await self._process_locked(message)
+                waiting = await self.store.unprocessed_of(key)
+                if all(record.id != message.id for record in waiting):
+                    return []  # turned meanwhile, by another process or a recovery
+                replies: list[OutboundMessage] = []
+                for record in waiting:  # oldest first, up to and including this message
+                    replies += await self._process_locked(record.to_inbound())
+                    if record.id == message.id:
+                        break
+                return replies
 
     async def start(
         self,

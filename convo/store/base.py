@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from convo.models import (
     Contact,
@@ -127,6 +127,12 @@ class MessageLog(Protocol):
 
     async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
         """Inbound messages stored but not yet processed by a turn, oldest first."""
+
+    async def unprocessed_of(self, key: ConversationKey, limit: int = 100) -> list[MessageRecord]:
+        """The inbound messages of conversation ``key`` stored but not yet processed, oldest
+        first, at most ``limit``. A turn on a store shared by several processes reads it
+        under the conversation's lock: its message is turned only if still unprocessed, and
+        after the older ones (:meth:`convo.flow.engine.Engine.process`)."""
 
     async def mark_processed(self, message_id: str) -> None:
         """Mark an inbound message processed without a turn (e.g. dropped, suppressed)."""
@@ -411,7 +417,13 @@ class Store(
     ConversationLocks,
     Protocol,
 ):
-    """A complete backend: open with ``await store.open()``, close with ``await store.close()``."""
+    """A complete backend: open with ``await store.open()``, close with ``await store.close()``.
+
+    ``shared`` says whether several processes may use it at once (its conversation locks,
+    outbox and timer claims hold across processes, as PostgreSQL's do): ``convo serve
+    --workers`` above 1 needs it, and turns then check their message under the lock."""
+
+    shared: ClassVar[bool]
 
     async def open(self) -> None:
         """Connect and create or migrate the schema. Idempotent."""

@@ -22,7 +22,7 @@ import operator
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, ClassVar
 
 from convo.exceptions import StoreError
 from convo.models import (
@@ -82,6 +82,8 @@ class _Group:
 
 class MemoryStore(MemoryContacts, MemoryCampaigns):
     """A complete store in process memory. ``open`` and ``close`` do nothing."""
+
+    shared: ClassVar[bool] = False  # one process: its conversation locks are LocalLocks
 
     def __init__(self) -> None:
         MemoryContacts.__init__(self)
@@ -206,6 +208,16 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
 
     async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
         return self._oldest(self._inbox, limit)
+
+    async def unprocessed_of(self, key: ConversationKey, limit: int = 100) -> list[MessageRecord]:
+        mine = (
+            i
+            for i in self._inbox
+            if (m := self._messages[i]).contact == key.contact
+            and m.line == key.line
+            and m.channel == key.channel
+        )
+        return self._oldest(mine, limit)
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""

@@ -40,7 +40,7 @@ import re
 import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 
@@ -86,6 +86,8 @@ class PostgresStore(PostgresContacts):
     a newer convo. With ``migrate=False`` (``convo db``) it only connects. Every other
     method raises StoreError when the store is not open or the database fails.
     """
+
+    shared: ClassVar[bool] = True  # locks and claims hold across processes
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
@@ -257,6 +259,11 @@ class PostgresStore(PostgresContacts):
 
     async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list unprocessed inbound", sql.INBOX, max(limit, 0))
+
+    async def unprocessed_of(self, key: ConversationKey, limit: int = 100) -> list[MessageRecord]:
+        args = (key.contact, key.line, key.channel, max(limit, 0))
+        what = "list a conversation's unprocessed inbound"
+        return await self._messages(what, sql.INBOX_OF, *args)
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""

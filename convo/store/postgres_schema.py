@@ -249,6 +249,11 @@ INBOX = (
     f"SELECT {_MESSAGE} FROM messages WHERE direction = 'inbound' AND processed = 0 "
     "ORDER BY created_at, seq LIMIT $1"
 )
+# One conversation's inbox (MessageLog.unprocessed_of), through messages_contact.
+INBOX_OF = (
+    f"SELECT {_MESSAGE} FROM messages WHERE contact = $1 AND line = $2 AND channel = $3 "
+    "AND direction = 'inbound' AND processed = 0 ORDER BY created_at, seq LIMIT $4"
+)
 _PENDING = "direction = 'outbound' AND status IN ('queued', 'sending')"
 OUTBOX = f"SELECT {_MESSAGE} FROM messages WHERE {_PENDING} ORDER BY created_at, seq LIMIT $1"
 OUTBOX_DEPTH = f"SELECT count(*) FROM messages WHERE {_PENDING}"

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import convo.store.sqlite_rows as rows
 import convo.store.sqlite_schema as sql
@@ -62,6 +62,8 @@ class SqliteStore(SqliteContacts, SqliteCampaigns):
     With ``migrate=False`` (``convo db``), ``open()`` only connects: then only
     :meth:`schema_status` and :meth:`upgrade_schema` are sure to work.
     """
+
+    shared: ClassVar[bool] = False  # one process: its conversation locks are LocalLocks
 
     def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
         self.path = Path(path)
@@ -227,6 +229,10 @@ class SqliteStore(SqliteContacts, SqliteCampaigns):
 
     async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list unprocessed inbound", sql.INBOX, (max(limit, 0),))
+
+    async def unprocessed_of(self, key: ConversationKey, limit: int = 100) -> list[MessageRecord]:
+        args = (key.contact, key.line, key.channel, max(limit, 0))
+        return await self._messages("list a conversation's unprocessed inbound", sql.INBOX_OF, args)
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""

@@ -328,6 +328,11 @@ INBOX = (
     f"SELECT {_MESSAGE} FROM messages WHERE direction = 'inbound' AND processed = 0 "
     "ORDER BY created_at, seq LIMIT ?"
 )
+# One conversation's inbox (MessageLog.unprocessed_of), through messages_contact.
+INBOX_OF = (
+    f"SELECT {_MESSAGE} FROM messages WHERE contact = ? AND line = ? AND channel = ? "
+    "AND direction = 'inbound' AND processed = 0 ORDER BY created_at, seq LIMIT ?"
+)
 OUTBOX = (
     f"SELECT {_MESSAGE} FROM messages "
     "WHERE direction = 'outbound' AND status IN ('queued', 'sending') "

@@ -64,10 +64,13 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
     reload: bool = False,
+    reuse_port: bool = False,
 ) -> None:
     """Serve until a signal (or ``stop`` being set). ``on_ready`` gets the base URL the
     server listens on (default: print it to stdout). ``reload``: reload the flows when
-    their files change. ``ConfigError`` when a port cannot be listened on."""
+    their files change. ``reuse_port`` listens with ``SO_REUSEPORT``, beside the other
+    workers of ``convo serve --workers`` (:mod:`convo.web.workers`). ``ConfigError`` when
+    a port cannot be listened on."""
     server = settings.server
     app = create_app(settings, bot=bot)
     runner = web.AppRunner(
@@ -95,7 +98,9 @@ async def serve(
         if not stop.is_set():  # a signal during start-up: stop at once
             limit = ConnectionLimit(_protocols(runner), server.max_connections)
             listener = await _listen(
-                loop.create_server(limit, server.host, server.port), server.host, server.port
+                loop.create_server(limit, server.host, server.port, reuse_port=reuse_port or None),
+                server.host,
+                server.port,
             )
             if settings.metrics.port:
                 side = web.AppRunner(metrics_app(runtime), handle_signals=False, access_log=None)

@@ -215,3 +215,25 @@ def test_serve_refuses_an_unsupported_store_url_in_one_line(tmp_path: Path) -> N
         assert line.startswith(f"convo: convo.toml: [store] url: {why} (supported: memory://")
         assert "hunter2" not in result.stderr  # a URL may carry a password: never echoed
         assert not (tmp_path / "var").exists()  # nothing was opened or created
+
+
+def test_serve_refuses_several_workers_on_a_store_of_one_process(tmp_path: Path) -> None:
+    for store, workers, how in (
+        ("sqlite:///var/convo.db", "", ("--workers", "2")),
+        ("memory://", "", ("--workers", "3")),
+        ("sqlite:///var/convo.db", "[server]\nworkers = 2\n", ()),
+    ):
+        (tmp_path / "convo.toml").write_text(f'{workers}[store]\nurl = "{store}"\n')
+        result = convo("serve", "--port", "0", *how, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        [line] = result.stderr.splitlines()  # one line, no traceback
+        kind = store.split(":")[0]
+        assert line.startswith(f"convo: --workers {how[1] if how else 2}: a {kind} store ")
+        assert 'several workers need a shared store: [store] url = "postgresql://..."' in line
+        assert not (tmp_path / "var").exists()  # nothing was opened or created
+    result = convo("serve", "--workers", "0", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "convo: --workers: expected at least 1, got 0\n",
+    )
