@@ -21,7 +21,7 @@ concurrently.
 
 Sending one message: take one of its provider's send slots and a token of its bucket
 (``rate_limit`` messages/second; given back when nothing was due), claim the message
-(``queued`` -> ``sending``, one more attempt, leased for ``CLAIM_LEASE`` seconds: two
+(``queued`` -> ``sending``, one more attempt, leased for ``claim_lease`` seconds: two
 senders never hold the same message), call ``provider.send``, give the slot back, then
 record ``sent`` (or what the provider said) with the provider's id, segments and price.
 
@@ -54,8 +54,8 @@ logged and leaves its recipient's messages, in order, to a later sweep.
 
 Crash safety: a message left ``sending`` by a crash is sent again when the outbox starts
 (its first sweep releases the claims of the run before, ``store.release_claims``; senders
-claim nothing until then), or by another process once the claim lapses (``CLAIM_LEASE``
-after it was claimed), because we cannot know whether the provider got it.
+claim nothing until then), or by another process once the claim lapses (``claim_lease``,
+``[outbox] claim_lease``, after it was claimed), because we cannot know whether the provider got it.
 In that narrow window (the provider accepted the request but we died before writing
 ``sent``) the person may get it twice: at most one reply per send slot, so a crash sends at
 most ``concurrency`` replies twice per provider (``[outbox] concurrency = 1`` makes it at
@@ -91,6 +91,7 @@ from convo.models import (
     SendResult,
 )
 from convo.providers.base import SmsProvider
+from convo.rate_limits import RateBucket, TokenBucket, local_bucket
 from convo.retry import RetryPolicy
 from convo.store.base import CLAIM_LEASE, MessageLog, Suppressions
 from convo.supervisor import Supervisor
@@ -103,35 +104,6 @@ PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
 SWEEP_RETRY = 0.1  # seconds before the first retry of a failed sweep; doubles after each
 Recipient = tuple[str, str]  # (line, contact)
-
-
-class TokenBucket:
-    """``rate`` tokens per second, bursts up to ``max(1, rate)``; ``acquire`` waits for one."""
-
-    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError(f"rate limit must be greater than 0, got {rate}")
-        self.rate = rate
-        self.capacity = max(1.0, rate)
-        self._tokens = self.capacity
-        self._clock = clock
-        self._last = clock()
-        self._lock = asyncio.Lock()  # first come, first served
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) / self.rate)
-
-    def refund(self) -> None:
-        """Give back a token taken for a send that did not happen."""
-        self._tokens = min(self.capacity, self._tokens + 1.0)
 
 
 AT_ONCE = 0.0  # "claim the recipient's next message at once": a time long past
@@ -153,7 +125,10 @@ class Outbox:
     provider name that sends for them. A record whose line has no provider is marked
     ``failed`` with an error saying so (unless there is exactly one provider).
     ``concurrency`` is the number of sends in flight to each provider (None: derived from
-    its ``rate_limit``, :func:`default_concurrency`). ``clock`` is the
+    its ``rate_limit``, :func:`default_concurrency`); ``claim_lease`` the seconds a claim
+    keeps a message its sender's; ``buckets(name, rate)`` makes each provider's rate limit
+    (:mod:`convo.rate_limits`: in this process, or shared through the store by every
+    process on it). ``clock`` is the
     wall clock (UNIX seconds) backoffs, claims and ages are measured with, ``rng`` the
     backoff's jitter (a float in [0, 1)). ``on_send`` is told the provider and the result
     of every attempt: ``sent``, ``retried``, ``failed`` or ``dead`` (the metrics).
@@ -168,6 +143,8 @@ class Outbox:
         policy: RetryPolicy | None = None,
         sweep_interval: float = 5.0,
         concurrency: int | None = None,
+        claim_lease: float = CLAIM_LEASE,
+        buckets: Callable[[str, float], RateBucket] = local_bucket,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
         on_send: Callable[[str, str], None] | None = None,
@@ -181,7 +158,8 @@ class Outbox:
         self._rng = rng
         self._clock = clock
         self._reports = DeliveryReports(store)
-        self._buckets = {name: TokenBucket(p.rate_limit) for name, p in self.providers.items()}
+        self.claim_lease = claim_lease
+        self._buckets = {name: buckets(name, p.rate_limit) for name, p in self.providers.items()}
         self.concurrency = concurrency
         self._slots: dict[str, asyncio.Semaphore] = {}  # provider name -> its sends in flight
         self._wake = asyncio.Event()
@@ -371,7 +349,7 @@ class Outbox:
                 await bucket.acquire()  # before the claim: the claim's lease is for sending
             # After a backoff we set, its end: a wall clock may lag the loop's timer a bit.
             now = self._clock() if resume is None else max(self._clock(), resume)
-            record = await self.store.claim_next(line, contact, now, lease=CLAIM_LEASE)
+            record = await self.store.claim_next(line, contact, now, lease=self.claim_lease)
             if record is None:
                 if bucket is not None:
                     bucket.refund()
@@ -422,7 +400,7 @@ class Outbox:
             return AT_ONCE
         # Not before the claim (next_attempt_at is its time plus the lease): a clock that
         # stands still in a test still moves on from one backoff to the next.
-        now = max(self._clock(), record.next_attempt_at - CLAIM_LEASE)
+        now = max(self._clock(), record.next_attempt_at - self.claim_lease)
         retry_at = self.policy.next_attempt(record, outcome, now, self._rng)
         if retry_at is None:
             self._on_send(provider.name, "dead")

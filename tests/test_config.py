@@ -284,3 +284,15 @@ def test_outbox_max_attempts_is_still_accepted_but_no_longer_ends_retrying(
     assert policy.max_age == 86400.0
     assert any("max_attempts is deprecated" in r.getMessage() for r in caplog.records)
     assert load_settings(write(tmp_path, "")).outbox.max_attempts is None
+
+
+def test_outbox_claim_lease_and_server_workers() -> None:
+    settings = parse_settings(
+        {"outbox": {"claim_lease": 30}, "server": {"workers": 4}}, source="c.toml", env={}
+    )
+    assert (settings.outbox.claim_lease, settings.server.workers) == (30.0, 4)
+    assert parse_settings({}, source="c.toml", env={}).outbox.claim_lease == 120.0
+    with pytest.raises(ConfigError, match=r"c.toml: \[outbox\] claim_lease: expected a number"):
+        parse_settings({"outbox": {"claim_lease": 0}}, source="c.toml", env={})
+    with pytest.raises(ConfigError, match=r"\[server\] workers: expected at least 1, got 0"):
+        parse_settings({"server": {"workers": 0}}, source="c.toml", env={})

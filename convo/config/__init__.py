@@ -27,8 +27,10 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   looked up at its provider, see ``convo.reconcile``), ``concurrency`` (sends in flight to
   each provider; by default enough to hold its ``rate_limit`` at half a second per send, 1 to
   100; it also bounds the replies a crash leaves in doubt and sends twice, see
-  ``convo.outbox``); ``max_attempts`` is deprecated and
-  ignored (accepted so older files still load; the outbox logs a warning);
+  ``convo.outbox``), ``claim_lease`` (120 s: how long a reply being sent stays the claiming
+  process's; after it another process takes it over, so keep it above a send's timeout,
+  20 s); ``max_attempts`` is deprecated and ignored (accepted so older files still load;
+  the outbox logs a warning);
   ``max_backlog`` (replies pending, default 10,000) and ``max_lag`` (seconds or a duration,
   default 60: how long the oldest due reply has waited): beyond either, inbound texts are
   refused with 503 until the outbox catches up (``convo.backpressure``); 0 turns a limit off;
@@ -387,7 +389,7 @@ def parse_settings(
         frozenset(
             {
                 *("max_attempts", "base_delay", "max_delay", "sweep_interval"),
-                *("reconcile_after", "max_age", "concurrency"),
+                *("reconcile_after", "max_age", "concurrency", "claim_lease"),
                 *("max_backlog", "max_lag"),
             }
         ),
@@ -414,7 +416,10 @@ def parse_settings(
         box.integer("concurrency", 1, minimum=1) if "concurrency" in box.data else None,
         max_backlog=box.integer("max_backlog", OutboxSettings().max_backlog),
         max_lag=max_lag,
+        claim_lease=box.number("claim_lease", OutboxSettings().claim_lease),
     )
+    if outbox.claim_lease <= 0:
+        raise box._bad("claim_lease", "a number of seconds above 0")
 
     providers = _providers(source, doc.get("providers", {}))
     lines = _lines(source, doc["lines"]) if "lines" in doc else sandbox_lines(flows.paths)

@@ -159,6 +159,7 @@ class OutboxSettings:
     concurrency: int | None = None
     max_backlog: int = 10_000
     max_lag: float = 60.0
+    claim_lease: float = 120.0  # convo.store.base.CLAIM_LEASE
 
 
 @dataclass(frozen=True, slots=True)

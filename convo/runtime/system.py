@@ -70,12 +70,13 @@ from convo.models import ConversationKey, InboundMessage, OutboundMessage
 from convo.outbox import Outbox, RetryPolicy
 from convo.providers.base import Provider, SmsProvider, VoiceProvider
 from convo.providers.http import provider_client
+from convo.rate_limits import bucket_factory
 from convo.reconcile import retrack_deliveries
 from convo.runtime.loops import Loop, background_loops
 from convo.runtime.outcomes import DurableOutcomes
 from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
 from convo.store import open_store
-from convo.store.base import Store
+from convo.store.base import Notices, Store
 from convo.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -326,6 +327,8 @@ class Runtime:
             sweep_interval=box.sweep_interval,
             concurrency=box.concurrency,
             on_send=self.metrics.observe_send,
+            claim_lease=box.claim_lease,
+            buckets=bucket_factory(store),
         )
         outbox.start()
         stack.push_async_callback(self._stop_outbox, outbox)
@@ -349,6 +352,16 @@ class Runtime:
         pressure = self._backpressure = Backpressure(
             store, max_backlog=box.max_backlog, max_lag=box.max_lag
         )
+        if isinstance(store, Notices):  # other processes announce the messages they queue
+
+            def on_notice(topic: str) -> None:
+                if topic == "outbox":
+                    outbox.notify()
+
+            async def notices() -> None:
+                await store.listen(on_notice)
+
+            loops.run("notices", notices)
         self.loops = background_loops(
             settings,
             store=store,

@@ -33,7 +33,7 @@ a lock that holds across processes can only come from what those processes share
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
@@ -402,6 +402,34 @@ class VersionedSchema(Protocol):
         """Apply the missing migrations under the migration lock (safe while other
         processes start or run); returns the status found before. StoreError for a
         database a newer convo wrote."""
+
+
+@runtime_checkable
+class SharedRateLimits(Protocol):
+    """Token buckets kept in the store for every process on it (PostgreSQL), so a
+    provider's rate limit holds for them together (:mod:`convo.rate_limits`). Stores that
+    one process holds (memory, SQLite) leave the buckets to that process."""
+
+    async def take_tokens(self, bucket: str, rate: float, count: int) -> float:
+        """Take ``count`` tokens from ``bucket`` (``rate`` tokens a second, bursts up to
+        ``max(1, rate)``; created full), atomically and on the store's clock, and return
+        how many seconds to wait before using them: 0 when they were there, else until the
+        bucket refills them (they are taken at once and nobody else gets them: waiting
+        callers queue in the order they asked)."""
+
+
+@runtime_checkable
+class Notices(Protocol):
+    """Work announced between the processes on a shared store (PostgreSQL LISTEN/NOTIFY),
+    so an idle outbox wakes when another process queues messages (``add_outbound``,
+    ``requeue_dead``: a broadcast, ``convo outbox retry``) rather than at its next sweep.
+    Stores that one process holds have none: that process wakes its own outbox."""
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        """Call ``wake(topic)`` for each notice (topic ``"outbox"``: outbound messages were
+        queued) until cancelled. Raises StoreError when the connection is lost, so run it
+        supervised (restarted with backoff): notices sent meanwhile are lost, which the
+        outbox's periodic sweep covers."""
 
 
 @runtime_checkable

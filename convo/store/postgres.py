@@ -38,13 +38,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 
 import convo.store.postgres_schema as sql
+import convo.store.postgres_shared as pg_shared
 import convo.store.rows as rows
 from convo.exceptions import StoreError
 from convo.models import (
@@ -151,6 +152,17 @@ class PostgresStore(PostgresContacts):
         status = await self._cx.schema_status()
         return status.version
 
+    # -- what the processes share (convo.store.postgres_shared) --------------------------
+
+    async def take_tokens(self, bucket: str, rate: float, count: int) -> float:
+        async def job(cx: Connection) -> float:
+            return await pg_shared.take_tokens(cx, bucket, rate, count)
+
+        return await self._run("take rate-limit tokens", job)
+
+    async def listen(self, wake: Callable[[str], None]) -> None:
+        await pg_shared.listen(self.url, wake, where=describe(self.url), timeout=5.0)
+
     # -- sessions --------------------------------------------------------------------------
 
     async def get_session(self, key: ConversationKey) -> Session | None:
@@ -253,17 +265,19 @@ class PostgresStore(PostgresContacts):
 
         async def job(cx: Connection) -> None:
             await _insert_messages(cx, messages)
+            await cx.execute(pg_shared.NOTIFY_OUTBOX)  # other processes' outboxes: at commit
 
         if messages:
-            await self._run("add outbound", job, transaction=len(messages) > 1)
+            await self._run("add outbound", job, transaction=True)
 
     async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list unprocessed inbound", sql.INBOX, max(limit, 0))
 
     async def unprocessed_of(self, key: ConversationKey, limit: int = 100) -> list[MessageRecord]:
         args = (key.contact, key.line, key.channel, max(limit, 0))
-        what = "list a conversation's unprocessed inbound"
-        return await self._messages(what, sql.INBOX_OF, *args)
+        return await self._messages(
+            "list a conversation's unprocessed inbound", sql.INBOX_OF, *args
+        )
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""
@@ -355,9 +369,11 @@ class PostgresStore(PostgresContacts):
             else:
                 ids = list(message_ids)
                 requeued = await cx.fetch(sql.REQUEUE_DEAD, now, time.time(), ids)
+            if requeued:
+                await cx.execute(pg_shared.NOTIFY_OUTBOX)  # the outboxes of every process
             return [r[0] for r in sorted(requeued, key=lambda r: (r[1], r[2]))]
 
-        return await self._run("requeue dead letters", job)
+        return await self._run("requeue dead letters", job, transaction=True)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         found = await self._messages("get message", sql.GET_MESSAGE, message_id)

@@ -8,7 +8,9 @@ several processes need:
 * ``messages.claimed_by``  the store instance (a number, see
   :mod:`convo.store.postgres_connection`) that claimed a ``sending`` message, so a starting
   process releases only the claims of processes that are gone;
-* ``schema_version``       one row: how many :data:`MIGRATIONS` the database has.
+* ``schema_version``       one row: how many :data:`MIGRATIONS` the database has;
+* ``rate_buckets``         a token bucket per provider, for every process together
+  (:mod:`convo.store.postgres_shared`).
 
 Dedupe is by unique constraints and ``INSERT ... ON CONFLICT DO NOTHING``; the outbox's
 claims lock the recipient's head row with ``FOR UPDATE SKIP LOCKED`` (a sender never waits
@@ -22,6 +24,8 @@ Statements are built at import from this module's constants only; values always 
 # ruff: noqa: S608  (statements from constants only, see above)
 
 from __future__ import annotations
+
+from convo.store.postgres_shared import RATE_BUCKETS
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: everything the SQLite store has at its version 6, in one step.
@@ -154,6 +158,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX idempotent_requests_claimed_at ON idempotent_requests (claimed_at);
     """,
+    # 2 -> 3: providers' rate limits, shared by every process (convo.store.postgres_shared).
+    RATE_BUCKETS,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 
