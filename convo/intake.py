@@ -14,6 +14,13 @@ once the store takes writes again, without a restart.
 Within this process a message id is *claimed* before it is stored, and recovery skips
 claimed ids, so a message is never turned twice by a webhook and by recovery at once.
 
+On a store several processes share (``store.shared``), a process may die between
+acknowledging a text and turning it, while the others run on: nobody restarts to recover
+it. So there :meth:`Intake.redeliver` also looks every ``sweep`` seconds for texts left
+unprocessed longer than ``sweep``, whoever stored them, and turns them. A text another
+process is turning right then is not turned twice: the engine re-reads it under the
+conversation's lock (:meth:`convo.flow.engine.Engine.process`).
+
 Long texts that arrive in parts (``InboundMessage.part``, e.g. Vonage ``concat-ref``) are
 joined through the store's ``Fragments``, so parts may arrive in any order and at different
 server processes. When all parts are in, the joined text becomes one message whose provider
@@ -151,37 +158,54 @@ class Intake:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def redeliver(self, retry: float, max_retry: float = 300.0) -> None:
+    async def redeliver(
+        self, retry: float, max_retry: float = 300.0, *, sweep: float | None = None
+    ) -> None:
         """Recover now, then again each time turns failed, forever (a supervised loop).
         After a recovery in which a turn failed, wait ``retry`` seconds, doubling up to
         ``max_retry`` while they keep failing, so a store that is down, or a message whose
-        turn always fails, is not retried in a tight loop. Store errors of recovery itself
-        propagate (the supervisor restarts this with its own backoff)."""
+        turn always fails, is not retried in a tight loop. With ``sweep`` (a shared store:
+        module docstring), also every ``sweep`` seconds turn the messages unprocessed for
+        longer than that. Store errors of recovery itself propagate (the supervisor
+        restarts this with its own backoff)."""
         delay = retry
+        older_than: float | None = None
         while True:
             self._failed.clear()
-            await self.recover()
+            await self.recover(older_than)
             if self._failed.is_set():
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_retry)
+                older_than = None
                 continue
             delay = retry
-            await self._failed.wait()
+            try:
+                await asyncio.wait_for(self._failed.wait(), sweep)
+            except TimeoutError:  # a sweep: what another process left behind
+                assert sweep is not None
+                older_than = self.clock() - sweep
+                continue
+            older_than = None
             await asyncio.sleep(retry)  # the store that just failed is likely still down
 
-    async def recover(self) -> int:
+    async def recover(self, older_than: float | None = None) -> int:
         """Turn every stored-but-unprocessed inbound message not claimed by this process
         (after a crash, or after failed turns), oldest first; returns how many were
-        started. It stops at the first turn that fails (the store is likely down): the
-        rest wait for the next recovery."""
+        started. ``older_than`` (a time, ``clock()``'s) leaves the messages stored after it
+        alone. It stops at the first turn that fails (the store is likely down): the rest
+        wait for the next recovery."""
         tried: set[str] = set()
         self._failed.clear()
+        if self._backlog:  # messages left to recovery come first, however new
+            older_than = None
         while True:
             self._held.clear()
             batch = [
                 r
                 for r in await self.store.unprocessed_inbound(limit=500)
-                if r.id not in tried and r.id not in self._claimed
+                if r.id not in tried
+                and r.id not in self._claimed
+                and (older_than is None or r.created_at <= older_than)
             ]
             if not batch:
                 if self._held.is_set():

@@ -345,8 +345,10 @@ class Runtime:
 
         # What a previous process left unprocessed, then what failed turns leave (module
         # docstring). A recovery that cannot read the store is restarted with backoff.
+        sweep = RECOVERY_RETRY if store.shared else None  # what a dead peer left
+
         async def recover() -> None:
-            await intake.redeliver(RECOVERY_RETRY)
+            await intake.redeliver(RECOVERY_RETRY, sweep=sweep)
 
         loops.run("inbound recovery", recover)
         pressure = self._backpressure = Backpressure(
