@@ -1,0 +1,182 @@
+"""Inbound SMS webhooks per second with ``convo serve --workers 2`` against one worker, on
+PostgreSQL.
+
+Usage: .venv/bin/python bench/workers.py [--seconds 10] [--concurrency 100]
+       [--messages 3] [--rounds 1] [--workers 2] [--postgres URL]
+
+On one machine, all on 127.0.0.1: the Vonage simulator (a child process, counting the
+replies it receives, from bench/webhooks.py), the load generator (this process, the same
+conversations as bench/webhooks.py: signed Vonage webhooks, each text answered by one
+reply) and ``convo serve --config ... --workers N`` as a user runs it (a subprocess), on a
+fresh schema of the PostgreSQL database (``--postgres``, else ``CONVO_TEST_POSTGRES_URL``,
+else ``postgresql://postgres@127.0.0.1:5432/test``) dropped afterwards, the provider's
+``rate_limit`` raised to 10 000/s. For one worker, then for ``--workers``: ``--concurrency``
+conversations post their next text as soon as the previous one is answered, for
+``--seconds``; then the run waits until every acknowledged text's reply reached the
+simulator. Capacity is the smaller of requests/s and replies/s (replies counted until the
+last one arrived). ``--rounds`` repeats the pair. Prints each run, and the ratio of the
+workers' capacity to one worker's, against the issue's target of 1.5x.
+
+Everything shares the machine's cores: the load generator, the simulator and PostgreSQL
+take their part of them too, which is the point (the issue asks for the figure "with the
+load generator running").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from _common import free_port, wait_ready
+from webhooks import (
+    FLOW,
+    KEY,
+    LINE,
+    SECRET,
+    SIG_SECRET,
+    People,
+    replies,
+    run_simulator,
+    saturate,
+    sent_at_simulator,
+)
+
+CONVO = Path(sys.executable).parent / "convo"
+
+
+def config(tmp: Path, store_url: str, sim_url: str) -> Path:
+    path = tmp / "convo.toml"
+    path.write_text(
+        f"""
+[server]
+host = "127.0.0.1"
+port = 0
+shutdown_grace = 5
+
+[store]
+url = "{store_url}"
+
+[flows]
+paths = ["{tmp / "bench_sms.yaml"}"]
+
+[[lines]]
+number = "{LINE}"
+provider = "vonage"
+flow = "bench_sms"
+
+[providers.vonage]
+api_key = "{KEY}"
+api_secret = "{SECRET}"
+signature_secret = "{SIG_SECRET}"
+signature_method = "sha256"
+base_url = "{sim_url}"
+rate_limit = 10000
+
+[webhooks]
+rejected_dir = "{tmp / "rejected"}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def one_run(
+    args: argparse.Namespace, base_url: str, sim_url: str, workers: int, people: People
+) -> tuple[float, float]:
+    """Serve with ``workers`` on a new schema, saturate it; (requests/s, replies/s)."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(base_url)
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base_url else "?"
+    process = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "bench_sms.yaml").write_text(FLOW, encoding="utf-8")
+            cfg = config(Path(tmp), f"{base_url}{sep}search_path={schema}", sim_url)
+            process = await asyncio.create_subprocess_exec(
+                *(str(CONVO), "serve", "--config", str(cfg), "--workers", str(workers)),
+                stdout=asyncio.subprocess.PIPE,
+                cwd=tmp,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            assert process.stdout is not None
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            if not line.startswith("convo: serving on "):
+                raise SystemExit(f"bench: convo did not start: {line!r}")
+            url = line.split()[3]
+            before = await _sent(sim_url)
+            start = time.perf_counter()
+            run = await saturate(url, people, args.concurrency, args.seconds)
+            answered = run.warm_accepted + run.accepted
+            done = await replies(sim_url, before + answered, start)
+            replies_rps = answered / done
+            print(run.line(f"{workers} worker{'s' if workers > 1 else ''}, saturated"))
+            print(f"  {'':<22} replies: {replies_rps:,.0f}/s")
+            return run.rps, replies_rps
+    finally:
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await process.wait()
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+
+async def _sent(sim_url: str) -> int:
+    async with aiohttp.ClientSession() as http:
+        return await sent_at_simulator(http, sim_url)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=3, help="texts per conversation")
+    parser.add_argument("--rounds", type=int, default=1, help="how many pairs of runs")
+    parser.add_argument("--workers", type=int, default=2, help="the workers to compare with 1")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get(
+            "CONVO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    simulator = ctx.Process(target=run_simulator, args=(sim_port, ready))
+    simulator.start()
+    try:
+        await wait_ready(ready)
+        print(f"{args.concurrency} conversations at once, {args.messages} texts each, "
+              f"{args.seconds:g} s per run, PostgreSQL:")  # fmt: skip
+        ratios = []
+        for r in range(args.rounds):
+            capacity = {}
+            for workers in (1, args.workers):
+                people = People(f"+3247{(3 * r + workers) % 10}", 20000, args.messages)
+                rps, replies_rps = await one_run(args, args.postgres, sim_url, workers, people)
+                capacity[workers] = min(rps, replies_rps)
+            ratio = capacity[args.workers] / capacity[1]
+            ratios.append(ratio)
+            print(f"  {args.workers} workers / 1 worker: {ratio:.2f}x (target 1.5x)")
+        ratios.sort()
+        print(f"median ratio over {len(ratios)} round(s): {ratios[len(ratios) // 2]:.2f}x")
+    finally:
+        simulator.terminate()
+        simulator.join(10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
