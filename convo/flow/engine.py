@@ -43,6 +43,7 @@ durable timers: a step's ``timeout`` is a due time in the store, fired by
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -72,6 +73,13 @@ from convo.models import (
 from convo.store.base import Store
 
 log = logging.getLogger("convo.engine")
+
+TIMER_BATCH = 100
+"""Due timers read from the store at a time."""
+TIMER_BATCHES = 50
+"""Batches one :meth:`Engine.fire_due` fires at most, so a tick ends (5,000 timers) and the
+next continues; a campaign's reminders due at one time fire at the store's pace, not 100
+per tick."""
 
 #: Looks up what we know of a number (language, name, time zone, fields): when a stranger
 #: writes first, and on every turn (templates see ``contact.name`` and ``contact.fields``).
@@ -196,28 +204,38 @@ class Engine:
         return len(fired)
 
     async def fire_due(self, now: float | None = None) -> list[list[OutboundMessage]]:
-        """Fire every step timeout due at ``now``; returns the replies of each fired timer
-        (already queued in the store).
+        """Fire every step timeout due at ``now`` (:data:`TIMER_BATCH` at a time, at most
+        :data:`TIMER_BATCHES` batches: the rest at the next call); returns the replies of
+        each fired timer (already queued in the store).
 
         A conversation whose timer cannot fire (its stored state cannot be read: a bug or a
         damaged row, logged once with its key) does not stop the others; a ``StoreError``
         (the store is down) does, and propagates."""
         now = self.clock() if now is None else now
         fired: list[list[OutboundMessage]] = []
-        for key in await self.store.due_timers(now):
-            try:
-                with conversation_scope(key):
-                    replies = await self._fire(key, now)
-            except StoreError as exc:
-                if not isinstance(exc, CorruptRecord):
-                    raise
-                self._cannot_fire(key)
-                continue
-            except Exception:
-                self._cannot_fire(key)
-                continue
-            if replies is not None:
-                fired.append(replies)
+        for _ in range(TIMER_BATCHES):
+            due = await self.store.due_timers(now, limit=TIMER_BATCH)
+            if self.store.shared and due:
+                # Processes reading the same due timers start at different places, so they
+                # mostly fire different ones instead of queueing on the same locks.
+                at = random.randrange(len(due))  # noqa: S311 - spreading work, not secrecy
+                due = due[at:] + due[:at]
+            for key in due:
+                try:
+                    with conversation_scope(key):
+                        replies = await self._fire(key, now)
+                except StoreError as exc:
+                    if not isinstance(exc, CorruptRecord):
+                        raise
+                    self._cannot_fire(key)
+                    continue
+                except Exception:
+                    self._cannot_fire(key)
+                    continue
+                if replies is not None:
+                    fired.append(replies)
+            if len(due) < TIMER_BATCH:
+                break
         return fired
 
     def _cannot_fire(self, key: ConversationKey) -> None:

@@ -19,7 +19,8 @@ in flight get ``server.shutdown_grace`` seconds, the rest stays queued in the st
 the parent exits 0 once all have exited 0. (Ctrl-C in a terminal signals the workers
 directly too; that is the same stop.) A worker still running :data:`STOP_MARGIN` seconds
 after its grace period, or any worker at a second signal, is killed (SIGKILL) and the
-parent exits 1.
+parent exits 1. SIGHUP is passed on to every worker, which handles it as ``convo serve``
+does (a worker ignores it when ``convo serve`` does not handle it), and stops nothing.
 
 A worker that dies. During the start, a worker that exits before it is ready (a bad flow,
 an unreachable database, a port it cannot bind) stops the whole pool, as one process would
@@ -130,6 +131,7 @@ class WorkerPool:
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         try:
             for worker in self.workers:
                 self._start(worker)
@@ -145,6 +147,11 @@ class WorkerPool:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals.append(signum)
+
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
+        for worker in self.workers:
+            if worker.process is not None and worker.process.is_alive():
+                _kill(worker.process, signal.SIGHUP)
 
     def _starting(self) -> int | None:
         """Wait until every worker is ready: None, or the status to stop with (a signal, or
@@ -275,6 +282,8 @@ def serve_worker(settings: Settings, bot_ref: str | None, index: int, ready: Con
     from convo.bot import load_bot
     from convo.web.server import serve
 
+    # SIGHUP is the parent's to pass on: a worker ignores it unless serve() handles it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         bot = load_bot(bot_ref) if bot_ref is not None else None
         asyncio.run(serve(settings, bot=bot, reuse_port=True, on_ready=ready.send))

@@ -366,3 +366,16 @@ def test_move_table_agrees_with_the_transitions_machine(flow_file: Path) -> None
         assert by_table == by_trigger, (current, dest)
         legal += by_table is not None
     assert legal > 0
+
+
+async def test_more_timers_than_a_batch_fire_in_one_call(any_store: Store) -> None:
+    clock = Clock()
+    engine = engine_for(any_store, clock)
+    people = [f"+3247000{i:04d}" for i in range(250)]  # 2.5 batches of due timers
+    for person in people:
+        await texts(engine, "hello", sender=person)
+    clock.now += 3601
+    fired = await engine.fire_due()
+    assert len(fired) == 250
+    assert {batch[0].to for batch in fired} == set(people)
+    assert await engine.fire_timers() == 0
