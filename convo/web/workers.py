@@ -19,8 +19,10 @@ in flight get ``server.shutdown_grace`` seconds, the rest stays queued in the st
 the parent exits 0 once all have exited 0. (Ctrl-C in a terminal signals the workers
 directly too; that is the same stop.) A worker still running :data:`STOP_MARGIN` seconds
 after its grace period, or any worker at a second signal, is killed (SIGKILL) and the
-parent exits 1. SIGHUP is passed on to every worker, which handles it as ``convo serve``
-does (a worker ignores it when ``convo serve`` does not handle it), and stops nothing.
+parent exits 1. A worker whose parent dies (even by SIGKILL) gets SIGTERM from the kernel
+(Linux) and stops the same way. SIGHUP is passed on to every worker, which handles it as
+``convo serve`` does (a worker ignores it when ``convo serve`` does not handle it), and
+stops nothing.
 
 A worker that dies. During the start, a worker that exits before it is ready (a bad flow,
 an unreachable database, a port it cannot bind) stops the whole pool, as one process would
@@ -231,7 +233,7 @@ class WorkerPool:
         inbox, outbox = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=serve_worker,
-            args=(self.settings, self.bot_ref, worker.index, outbox),
+            args=(self.settings, self.bot_ref, worker.index, outbox, os.getpid()),
             name=f"convo-worker-{worker.index}",
         )
         process.start()
@@ -273,7 +275,9 @@ class WorkerPool:
         print(f"convo: serving on {self._url} ({len(self.workers)} workers)", flush=True)
 
 
-def serve_worker(settings: Settings, bot_ref: str | None, index: int, ready: Connection) -> None:
+def serve_worker(
+    settings: Settings, bot_ref: str | None, index: int, ready: Connection, parent: int
+) -> None:
     """One worker's process (the target of the pool's processes): ``convo serve`` on a
     ``SO_REUSEPORT`` socket, saying its URL on ``ready`` once it listens. Exits 0 after a
     graceful stop, 2 with one line on stderr when the start fails on bad configuration."""
@@ -284,6 +288,7 @@ def serve_worker(settings: Settings, bot_ref: str | None, index: int, ready: Con
 
     # SIGHUP is the parent's to pass on: a worker ignores it unless serve() handles it.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    _stop_with_parent(parent)
     try:
         bot = load_bot(bot_ref) if bot_ref is not None else None
         asyncio.run(serve(settings, bot=bot, reuse_port=True, on_ready=ready.send))
@@ -298,6 +303,21 @@ def serve_worker(settings: Settings, bot_ref: str | None, index: int, ready: Con
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies (Linux), so a parent
+    that was SIGKILLed leaves no worker serving on its own; elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _kill(process: BaseProcess, sig: signal.Signals) -> None:
