@@ -23,10 +23,17 @@ traceback and the loop's name, and the next tick still runs on time):
   message ids kept to drop retries) and erasure's tombstones (keyed hashes of erased
   messages' ids, kept to drop replays) older than ``seen_retention``, so both stay bounded.
   Each is thus kept between ``seen_retention`` and 1/24 more.
+
+Beside them, on a store that announces work between processes (``Notices``, PostgreSQL),
+:func:`notice_listener` is a loop of its own: it wakes the outbox when another process
+queued messages, and when its connection is lost it logs one warning and listens again
+after a backoff (1 s, doubling to 30 s), waking the outbox then in case a notice was missed.
+It never counts as failed: the outbox's sweep covers what notices would have said.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from convo.backpressure import REFRESH_INTERVAL, Backpressure
-from convo.exceptions import ProviderError
+from convo.exceptions import ProviderError, StoreError
 from convo.providers.base import PollingSmsProvider, SmsProvider
 from convo.reconcile import Reconciler
 from convo.supervisor import Body
@@ -44,7 +51,7 @@ if TYPE_CHECKING:
     from convo.intake import Intake
     from convo.outbox import Outbox
     from convo.runtime.system import TurnEngine
-    from convo.store.base import Store
+    from convo.store.base import Notices, Store
 
 log = logging.getLogger("convo.runtime")
 
@@ -119,6 +126,31 @@ def background_loops(
 
     loops.append(Loop("prune seen", prune_interval(retention), prune_seen))
     return loops
+
+
+NOTICE_RETRY = 1.0
+NOTICE_MAX_RETRY = 30.0
+
+
+def notice_listener(store: Notices, wake: Callable[[], None]) -> Body:
+    """Listen to ``store``'s notices for good, calling ``wake()`` for each outbox notice
+    (module docstring)."""
+
+    async def listen() -> None:
+        delay = NOTICE_RETRY
+        while True:
+            began = time.monotonic()
+            try:
+                await store.listen(lambda topic: wake() if topic == "outbox" else None)
+            except StoreError as exc:
+                if time.monotonic() - began > NOTICE_MAX_RETRY:
+                    delay = NOTICE_RETRY  # it had been listening: a new outage
+                log.warning("%s; the outbox sweeps meanwhile; listening again in %gs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, NOTICE_MAX_RETRY)
+                wake()  # a notice sent meanwhile is lost: look at the outbox once
+
+    return listen
 
 
 def poller(

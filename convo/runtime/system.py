@@ -72,7 +72,7 @@ from convo.providers.base import Provider, SmsProvider, VoiceProvider
 from convo.providers.http import provider_client
 from convo.rate_limits import bucket_factory
 from convo.reconcile import retrack_deliveries
-from convo.runtime.loops import Loop, background_loops
+from convo.runtime.loops import Loop, background_loops, notice_listener
 from convo.runtime.outcomes import DurableOutcomes
 from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
 from convo.store import open_store
@@ -355,15 +355,7 @@ class Runtime:
             store, max_backlog=box.max_backlog, max_lag=box.max_lag
         )
         if isinstance(store, Notices):  # other processes announce the messages they queue
-
-            def on_notice(topic: str) -> None:
-                if topic == "outbox":
-                    outbox.notify()
-
-            async def notices() -> None:
-                await store.listen(on_notice)
-
-            loops.run("notices", notices)
+            loops.run("notices", notice_listener(store, outbox.notify))
         self.loops = background_loops(
             settings,
             store=store,
