@@ -14,8 +14,10 @@ else ``postgresql://postgres@127.0.0.1:5432/test``) dropped afterwards, the prov
 conversations post their next text as soon as the previous one is answered, for
 ``--seconds``; then the run waits until every acknowledged text's reply reached the
 simulator. Capacity is the smaller of requests/s and replies/s (replies counted until the
-last one arrived). ``--rounds`` repeats the pair. Prints each run, and the ratio of the
-workers' capacity to one worker's, against the issue's target of 1.5x.
+last one arrived). ``--rounds`` repeats the pair. Prints each run, the cores each part used
+while saturated (convo, PostgreSQL, the load generator and simulator, and everything else
+on the machine: where the limit is), and the ratio of the workers' capacity to one
+worker's, against the issue's target of 1.5x.
 
 Everything shares the machine's cores: the load generator, the simulator and PostgreSQL
 take their part of them too, which is the point (the issue asks for the figure "with the
@@ -91,9 +93,15 @@ rejected_dir = "{tmp / "rejected"}"
 
 
 async def one_run(
-    args: argparse.Namespace, base_url: str, sim_url: str, workers: int, people: People
+    args: argparse.Namespace,
+    base_url: str,
+    sim: tuple[str, int],
+    workers: int,
+    people: People,
 ) -> tuple[float, float]:
-    """Serve with ``workers`` on a new schema, saturate it; (requests/s, replies/s)."""
+    """Serve with ``workers`` on a new schema, saturate it; (requests/s, replies/s).
+    ``sim`` is the simulator's URL and process id."""
+    sim_url, sim_pid = sim
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(base_url)
     await admin.execute(f'CREATE SCHEMA "{schema}"')
@@ -116,12 +124,18 @@ async def one_run(
             url = line.split()[3]
             before = await _sent(sim_url)
             start = time.perf_counter()
+            cpu_before = cpu_seconds(process.pid, sim_pid)
             run = await saturate(url, people, args.concurrency, args.seconds)
+            cpu_after = cpu_seconds(process.pid, sim_pid)
+            wall = time.perf_counter() - start
             answered = run.warm_accepted + run.accepted
             done = await replies(sim_url, before + answered, start)
             replies_rps = answered / done
             print(run.line(f"{workers} worker{'s' if workers > 1 else ''}, saturated"))
             print(f"  {'':<22} replies: {replies_rps:,.0f}/s")
+            cores = {k: (cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / wall for k in GROUPS}
+            used = ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
+            print(f"  {'':<22} cores used while saturated: {used}")
             return run.rps, replies_rps
     finally:
         if process is not None and process.returncode is None:
@@ -129,6 +143,43 @@ async def one_run(
             await process.wait()
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
+
+
+GROUPS = ("convo", "postgresql", "load generator + simulator", "everything else")
+
+
+def cpu_seconds(convo_pid: int, sim_pid: int) -> dict[str, float]:
+    """CPU seconds so far of the processes alive now, by group: convo (the serve process
+    and its workers), PostgreSQL's processes, this load generator and the simulator, and
+    everything else on the machine (other work sharing its cores)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    commands: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmd:
+                commands[int(entry)] = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    out = dict.fromkeys(GROUPS, 0.0)
+    for pid, seconds in times.items():
+        if pid == convo_pid or parents.get(pid) == convo_pid:
+            group = "convo"
+        elif commands[pid].startswith("postgres"):
+            group = "postgresql"
+        elif pid in (os.getpid(), sim_pid):
+            group = "load generator + simulator"
+        else:
+            group = "everything else"
+        out[group] += seconds
+    return out
 
 
 async def _sent(sim_url: str) -> int:
@@ -165,7 +216,8 @@ async def main() -> int:
             capacity = {}
             for workers in (1, args.workers):
                 people = People(f"+3247{(3 * r + workers) % 10}", 20000, args.messages)
-                rps, replies_rps = await one_run(args, args.postgres, sim_url, workers, people)
+                sim = (sim_url, simulator.pid or 0)
+                rps, replies_rps = await one_run(args, args.postgres, sim, workers, people)
                 capacity[workers] = min(rps, replies_rps)
             ratio = capacity[args.workers] / capacity[1]
             ratios.append(ratio)
