@@ -24,6 +24,18 @@ traceback and the loop's name, and the next tick still runs on time):
   messages' ids, kept to drop replays) older than ``seen_retention``, so both stay bounded.
   Each is thus kept between ``seen_retention`` and 1/24 more.
 
+Several processes on one shared store (``convo serve --workers``, several machines) each
+run every loop: none needs to run in one process only, because each is safe twice through
+the store. Timers: firing is a turn under the conversation's lock that reads the timer
+again, so the second process finds it moved. Long texts: two processes may both deliver
+an expired group, but the joined text carries its first part's provider id, so the second
+is a duplicate to ``add_inbound``.
+Reconciliation: a report is applied forward only, so two lookups of one message change it
+once (they do ask the provider twice). Polling: a provider hands each inbound text out
+once (``new-only``), and a repeat is a duplicate to ``add_inbound``. Pruning: deleting what
+is older than a time twice deletes it once. Inbound recovery: the engine re-reads a text
+under its conversation's lock before turning it.
+
 Beside them, on a store that announces work between processes (``Notices``, PostgreSQL),
 :func:`notice_listener` is a loop of its own: it wakes the outbox when another process
 queued messages, and when its connection is lost it logs one warning and listens again
