@@ -63,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if workers != 1:  # several processes (convo.web.workers); 0 or less is refused there
         from convo.web.workers import run_workers
 
-        return run_workers(settings, workers, args.bot)
+        return run_workers(settings, workers, args.bot, reload=args.reload, on_ready=ready)
     run_server(settings, bot=bot, reload=args.reload, on_ready=ready)
     return 0
 

@@ -149,11 +149,14 @@ def run_server(
     bot: Bot | None = None,
     on_ready: Callable[[str], None] | None = None,
     reload: bool = False,
+    reuse_port: bool = False,
 ) -> None:
     """Run :func:`serve` to its end, as ``convo serve`` does, on the event loop
     ``server.event_loop`` names (:func:`loop_factory`)."""
     with asyncio.Runner(loop_factory=loop_factory(settings.server.event_loop)) as runner:
-        runner.run(serve(settings, bot=bot, on_ready=on_ready, reload=reload))
+        runner.run(
+            serve(settings, bot=bot, on_ready=on_ready, reload=reload, reuse_port=reuse_port)
+        )
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

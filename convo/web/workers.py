@@ -11,7 +11,13 @@ The parent process (this module's :class:`WorkerPool`) serves nothing itself. It
    :func:`convo.web.server.serve` with a listening socket of its own on that port, also
    ``SO_REUSEPORT``: the kernel spreads new connections over the workers' sockets, so a
    busy worker does not take a burst of connections from the others;
-4. prints ``convo: serving on http://HOST:PORT (N workers)`` once every worker is ready.
+4. once every worker is ready, prints ``convo: serving on http://HOST:PORT`` (what one
+   ``convo serve`` prints) and, on stderr, the workers' process ids.
+
+Each worker sets up logging as the parent was told to (``--log-format`` and the rest) and
+reloads its own flows (``--reload``, SIGHUP). ``/metrics`` on the server's port is the
+metrics of whichever worker took the request; with ``[metrics] port``, worker ``i`` serves
+its own on that port plus ``i - 1``, so Prometheus scrapes each worker as a target.
 
 Stopping. SIGTERM or SIGINT to the parent is passed on to every worker as SIGTERM: each
 stops as a single ``convo serve`` does (no new connections, the requests, turns and sends
@@ -20,9 +26,8 @@ the parent exits 0 once all have exited 0. (Ctrl-C in a terminal signals the wor
 directly too; that is the same stop.) A worker still running :data:`STOP_MARGIN` seconds
 after its grace period, or any worker at a second signal, is killed (SIGKILL) and the
 parent exits 1. A worker whose parent dies (even by SIGKILL) gets SIGTERM from the kernel
-(Linux) and stops the same way. SIGHUP is passed on to every worker, which handles it as
-``convo serve`` does (a worker ignores it when ``convo serve`` does not handle it), and
-stops nothing.
+(Linux) and stops the same way. SIGHUP is passed on to every worker, which reloads its
+flows as ``convo serve`` does; it stops nothing.
 
 A worker that dies. During the start, a worker that exits before it is ready (a bad flow,
 an unreachable database, a port it cannot bind) stops the whole pool, as one process would
@@ -39,12 +44,14 @@ doubling up to :data:`MAX_RESTART_BACKOFF` while a worker keeps dying within
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -94,14 +101,24 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_workers(settings: Settings, count: int, bot_ref: str | None = None) -> int:
+def run_workers(
+    settings: Settings,
+    count: int,
+    bot_ref: str | None = None,
+    *,
+    reload: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> int:
     """Serve with ``count`` worker processes until a signal; the exit status (module
-    docstring). ConfigError before anything starts (:func:`check_workers`, the port)."""
+    docstring). ``reload`` is ``serve``'s, in each worker; ``on_ready`` gets the URL once
+    every worker is ready (default: print it). ConfigError before anything starts
+    (:func:`check_workers`, the port)."""
     check_workers(settings, count)
     reserved = reserve_port(settings.server.host, settings.server.port)
     try:
         port = int(reserved.getsockname()[1])
-        return WorkerPool(settings.with_server(port=port), count, bot_ref).run()
+        pool = WorkerPool(settings.with_server(port=port), count, bot_ref, reload=reload)
+        return pool.run(on_ready)
     finally:
         reserved.close()
 
@@ -121,9 +138,12 @@ class _Worker:
 class WorkerPool:
     """Starts, watches and stops the worker processes (module docstring)."""
 
-    def __init__(self, settings: Settings, count: int, bot_ref: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, count: int, bot_ref: str | None = None, *, reload: bool = False
+    ) -> None:
         self.settings = settings
         self.bot_ref = bot_ref
+        self.reload = reload
         self.workers = [_Worker(i + 1) for i in range(count)]
         self._context = multiprocessing.get_context("spawn")
         self._signals: list[int] = []
@@ -131,7 +151,7 @@ class WorkerPool:
 
     # -- the parent's main loop --------------------------------------------------------------
 
-    def run(self) -> int:
+    def run(self, on_ready: Callable[[str], None] | None = None) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
         previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         try:
@@ -139,7 +159,7 @@ class WorkerPool:
                 self._start(worker)
             status = self._starting()
             if status is None:
-                self._announce()
+                self._announce(on_ready)
                 self._serving()
                 status = 0
             return self._stop(status)
@@ -233,7 +253,7 @@ class WorkerPool:
         inbox, outbox = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=serve_worker,
-            args=(self.settings, self.bot_ref, worker.index, outbox, os.getpid()),
+            args=(self.settings, self.bot_ref, worker.index, outbox, os.getpid(), self.reload),
             name=f"convo-worker-{worker.index}",
         )
         process.start()
@@ -271,27 +291,43 @@ class WorkerPool:
         if worker.exits:
             _say(f"worker {worker.index} (pid {_pid(worker)}) is serving again")
 
-    def _announce(self) -> None:
-        print(f"convo: serving on {self._url} ({len(self.workers)} workers)", flush=True)
+    def _announce(self, on_ready: Callable[[str], None] | None) -> None:
+        if on_ready is None:
+            print(f"convo: serving on {self._url}", flush=True)
+        else:
+            on_ready(self._url)
+        pids = ", ".join(str(_pid(w)) for w in self.workers)
+        _say(f"{len(self.workers)} workers (pids {pids})")
 
 
 def serve_worker(
-    settings: Settings, bot_ref: str | None, index: int, ready: Connection, parent: int
+    settings: Settings,
+    bot_ref: str | None,
+    index: int,
+    ready: Connection,
+    parent: int,
+    reload: bool = False,
 ) -> None:
     """One worker's process (the target of the pool's processes): ``convo serve`` on a
-    ``SO_REUSEPORT`` socket, saying its URL on ``ready`` once it listens. Exits 0 after a
-    graceful stop, 2 with one line on stderr when the start fails on bad configuration."""
-    import asyncio
-
+    ``SO_REUSEPORT`` socket, saying its URL on ``ready`` once it listens. Its metrics, when
+    ``[metrics] port`` gives them a port of their own, are on that port plus ``index - 1``
+    (one scrape target per worker). Exits 0 after a graceful stop, 2 with one line on
+    stderr when the start fails on bad configuration."""
+    from convo import logs
     from convo.bot import load_bot
-    from convo.web.server import serve
+    from convo.web.server import run_server
 
-    # SIGHUP is the parent's to pass on: a worker ignores it unless serve() handles it.
+    logs.configure(settings.logging)
+    if settings.metrics.port:
+        metrics = dataclasses.replace(settings.metrics, port=settings.metrics.port + index - 1)
+        settings = dataclasses.replace(settings, metrics=metrics)
+
+    # SIGHUP is the parent's to pass on (serve() reloads the flows on it once it runs).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _stop_with_parent(parent)
     try:
         bot = load_bot(bot_ref) if bot_ref is not None else None
-        asyncio.run(serve(settings, bot=bot, reuse_port=True, on_ready=ready.send))
+        run_server(settings, bot=bot, reload=reload, reuse_port=True, on_ready=ready.send)
     except ConvoError as exc:
         print(f"convo: worker {index}: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

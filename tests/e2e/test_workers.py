@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -189,10 +190,15 @@ steps:
 
 async def test_workers_race_the_migrations_and_restart_a_killed_worker(tmp_path: Path) -> None:
     async with cluster(tmp_path, ECHO) as world:  # an empty schema: no table yet
-        pool = await world.start(world.config("echo"), "--workers", "2")
+        metrics = _two_free_ports()
+        pool = await world.start(world.config("echo", metrics_port=metrics), "--workers", "2")
         workers = _children(pool)
         assert len(workers) == 2, pool.err.decode()
         async with client() as http:
+            for port in (metrics, metrics + 1):  # each worker's metrics on a port of its own
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    assert response.status == 200
+                    assert "convo_" in await response.text()
             for i in range(20):
                 assert await post(http, pool.url, inbound_body(contact(i), "t0")) == 200
             os.kill(workers[0], signal.SIGKILL)
@@ -212,6 +218,21 @@ async def test_workers_race_the_migrations_and_restart_a_killed_worker(tmp_path:
         err = pool.err.decode()
         assert "worker 1" in err and "was killed by SIGKILL; restarting" in err
         assert "Traceback" not in err
+
+
+def _two_free_ports() -> int:
+    """A port P such that P and P + 1 are free now."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise AssertionError("no two free ports in a row")
 
 
 def _children(server: Server) -> list[int]:

@@ -86,7 +86,7 @@ class Cluster:
     sim_url: str
     servers: list[Server] = field(default_factory=list)
 
-    def config(self, flow: str, **outbox: float) -> Path:
+    def config(self, flow: str, *, metrics_port: int = 0, **outbox: float) -> Path:
         path = self.tmp / "convo.toml"
         box = "".join(f"{k} = {v}\n" for k, v in outbox.items())
         path.write_text(
@@ -117,6 +117,9 @@ rate_limit = 10000
 
 [webhooks]
 rejected_dir = "{self.tmp / "rejected"}"
+
+[metrics]
+port = {metrics_port}
 
 [outbox]
 sweep_interval = 0.2
