@@ -84,6 +84,10 @@ signature_method = "sha256"
 base_url = "{sim_url}"
 rate_limit = 10000
 
+[logging]
+level = "warning"
+access_log = false
+
 [webhooks]
 rejected_dir = "{tmp / "rejected"}"
 """,
@@ -128,12 +132,15 @@ async def one_run(
             run = await saturate(url, people, args.concurrency, args.seconds)
             cpu_after = cpu_seconds(process.pid, sim_pid)
             wall = time.perf_counter() - start
+            spent = dict.fromkeys(GROUPS, 0.0)
+            for pid, (group, seconds) in cpu_after.items():  # processes gone are not counted
+                spent[group] += seconds - cpu_before.get(pid, (group, 0.0))[1]
             answered = run.warm_accepted + run.accepted
             done = await replies(sim_url, before + answered, start)
             replies_rps = answered / done
             print(run.line(f"{workers} worker{'s' if workers > 1 else ''}, saturated"))
             print(f"  {'':<22} replies: {replies_rps:,.0f}/s")
-            cores = {k: (cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / wall for k in GROUPS}
+            cores = {k: v / wall for k, v in spent.items()}
             used = ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
             print(f"  {'':<22} cores used while saturated: {used}")
             return run.rps, replies_rps
@@ -148,10 +155,10 @@ async def one_run(
 GROUPS = ("convo", "postgresql", "load generator + simulator", "everything else")
 
 
-def cpu_seconds(convo_pid: int, sim_pid: int) -> dict[str, float]:
-    """CPU seconds so far of the processes alive now, by group: convo (the serve process
-    and its workers), PostgreSQL's processes, this load generator and the simulator, and
-    everything else on the machine (other work sharing its cores)."""
+def cpu_seconds(convo_pid: int, sim_pid: int) -> dict[int, tuple[str, float]]:
+    """Each process alive now: its group and CPU seconds so far. Groups: convo (the serve
+    process and its workers), PostgreSQL's processes, this load generator and the
+    simulator, and everything else on the machine (other work sharing its cores)."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
@@ -168,7 +175,7 @@ def cpu_seconds(convo_pid: int, sim_pid: int) -> dict[str, float]:
             continue
         parents[int(entry)] = int(fields[1])
         times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    out = dict.fromkeys(GROUPS, 0.0)
+    out: dict[int, tuple[str, float]] = {}
     for pid, seconds in times.items():
         if pid == convo_pid or parents.get(pid) == convo_pid:
             group = "convo"
@@ -178,7 +185,7 @@ def cpu_seconds(convo_pid: int, sim_pid: int) -> dict[str, float]:
             group = "load generator + simulator"
         else:
             group = "everything else"
-        out[group] += seconds
+        out[pid] = (group, seconds)
     return out
 
 

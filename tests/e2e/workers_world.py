@@ -115,6 +115,10 @@ signature_method = "sha256"
 base_url = "{self.sim_url}"
 rate_limit = 10000
 
+[logging]
+level = "warning"
+access_log = false
+
 [webhooks]
 rejected_dir = "{self.tmp / "rejected"}"
 
