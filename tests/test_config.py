@@ -119,8 +119,8 @@ def test_with_server_overrides_and_keeps_derived_public_url() -> None:
         (
             "[[lines]]\nnumber = '+32470000100'\nprovider = 'vonagee'\nflow = 'f'\n",
             "[[lines]] #1 provider: unknown provider 'vonagee' (did you mean 'vonage'?); "
-            "known providers: enco, sandbox, telefonie_sms, telefoon_sms, telefoon_voice, "
-            "twilio, twilio_voice, vonage, vonage_voice",
+            "known providers: enco, sandbox, sandbox_voice, telefonie_sms, telefoon_sms, "
+            "telefoon_voice, twilio, twilio_voice, vonage, vonage_voice",
         ),
         ("[providers.telefon_sms]\napi_key = 'k'\n", "[providers.telefon_sms]: unknown provider"),
         (

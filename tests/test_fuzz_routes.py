@@ -56,8 +56,9 @@ LINES = {
     "sandbox": "+32460000101", "vonage": "+3225550121", "telefoon_sms": "+3225550122",
     "telefonie_sms": "+3225550123", "enco": "8937", "telefoon_voice": "+3225550124",
     "twilio": "+3225550125", "twilio_voice": "+3225550126", "vonage_voice": "+3225550127",
+    "sandbox_voice": "+3225550128",
 }  # fmt: skip
-VOICE = ("telefoon_voice", "twilio_voice", "vonage_voice")
+VOICE = ("telefoon_voice", "twilio_voice", "vonage_voice", "sandbox_voice")
 TWILIO_ACCOUNT = "AC" + "f" * 32
 PHONE = "+32470000001"
 FIELDS = [
@@ -93,7 +94,7 @@ PLAUSIBLE = ["0", "1", "1_0", " 5 ", "true", "binary", "delivered", "received", 
 def options(kind: str, signed: bool) -> dict[str, Any]:
     """A provider section of ``kind``: with a secret when ``signed``, else allow_unsigned."""
     secret = {"webhook_secret": SECRET} if signed else {"allow_unsigned": True}
-    if kind == "sandbox":
+    if kind in ("sandbox", "sandbox_voice"):
         return secret if signed else {}
     if kind == "vonage":
         vonage = {"signature_secret": SECRET} if signed else {"allow_unsigned": True}
@@ -211,7 +212,8 @@ def base_fields(template: str, kind: str) -> tuple[dict[str, Any], str]:
                 "recording_url": "https://x/r.mp3", "start_time": "2026-01-01T10:00:00Z",
                 "end_time": "2026-01-01T10:00:04Z"}, "json"  # fmt: skip
     if "/voice/" in template:
-        return {"call_id": "c1", "from": PHONE, "to": LINES["telefoon_voice"],
+        voice_line = LINES[kind] if kind in VOICE else LINES["telefoon_voice"]
+        return {"call_id": "c1", "from": PHONE, "to": voice_line,
                 "direction": "inbound", "status": "in-progress", "digits": "1",
                 "speech_result": "yes", "confidence": "0.9", "duration": "3"}, "form"  # fmt: skip
     inbound = template.endswith("/inbound")

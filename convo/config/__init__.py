@@ -53,7 +53,8 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
 
 With no ``[[lines]]`` the sandbox defaults apply: one line per flow found in
 ``flows.paths``, sorted by flow id, numbered ``+32460000101``, ``+32460000102``, ..., all
-on provider ``sandbox``.
+on provider ``sandbox``; the calls of a flow with the ``voice`` channel go through
+``sandbox_voice`` (the web console's phone, ``convo.providers.sandbox_voice``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ __all__ = [
 
 DEFAULT_FILE = "convo.toml"
 SANDBOX_PROVIDER = "sandbox"
+SANDBOX_VOICE = "sandbox_voice"
 SHORT_CODE = re.compile(r"[1-9][0-9]{2,7}")
 #: A ``[providers.NAME]`` name: it becomes a URL path segment and part of file names.
 PROVIDER_NAME = re.compile(r"[a-z0-9_]+")
@@ -305,7 +307,13 @@ def sandbox_lines(flow_paths: tuple[str, ...]) -> tuple[LineSettings, ...]:
             channels = tuple(ch for c in listed for ch in CHANNELS if ch == c) or ("sms",)
             found[doc["flow"]] = channels
     return tuple(
-        LineSettings(f"+3246000{101 + i:04d}", SANDBOX_PROVIDER, flow_id, found[flow_id])
+        LineSettings(
+            f"+3246000{101 + i:04d}",
+            SANDBOX_PROVIDER,
+            flow_id,
+            found[flow_id],
+            SANDBOX_VOICE if "voice" in found[flow_id] else "",
+        )
         for i, flow_id in enumerate(sorted(found))
     )
 

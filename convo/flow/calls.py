@@ -13,7 +13,9 @@ Each turn goes the way an SMS turn goes: take the conversation's lock, load, run
 pipeline (:func:`~convo.flow.pipeline.run_turn`), commit the result in one ``save_turn`` and
 apply its effects (an ``opt_out`` on a call puts the caller on the line's suppression list,
 so no text reaches them afterwards). The outputs are then presented as neutral call
-instructions (:mod:`convo.flow.present_voice`); the provider adapter renders them.
+instructions (:mod:`convo.flow.present_voice`); the provider adapter renders them. Each
+turn logs what the caller did and what the call said in the message log
+(:mod:`convo.flow.call_log`), in its ``save_turn``, so a contact's transcript shows calls.
 
 Every conversation on a call is keyed ``(line, "voice", caller)``, and every line logged
 during its turns carries that key. A call runs on the flow version it started on
@@ -28,6 +30,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Literal, assert_never
 
+from convo.flow.call_log import call_records
 from convo.flow.engine import Engine
 from convo.flow.outputs import LoadedFlow
 from convo.flow.params import check_params
@@ -109,7 +112,7 @@ class CallRunner:
                     session = new_session(
                         key, loaded.spec, lang=session.lang, params=session.params
                     )
-            return await self._turn(loaded, session, Begin(), input_url)
+            return await self._turn(loaded, session, event, Begin(), input_url)
 
     async def input(self, event: CallEvent, input_url: str, after: After) -> list[Instruction]:
         """A Gather, Record or Dial result for the call's current step."""
@@ -131,7 +134,9 @@ class CallRunner:
                         self.engine.stranded_reason(session),
                     )
                     return [Hangup()]
-                return await self._turn(loaded, session, _input_event(event, after), input_url)
+                return await self._turn(
+                    loaded, session, event, _input_event(event, after), input_url
+                )
 
     async def status(self, event: CallEvent) -> None:
         """A call status webhook: a final status closes the conversation."""
@@ -151,9 +156,11 @@ class CallRunner:
                 await self.engine.store.save_turn(session)
 
     async def _turn(
-        self, loaded: LoadedFlow, session: Session, event: Event, input_url: str
+        self, loaded: LoadedFlow, session: Session, call: CallEvent, event: Event, input_url: str
     ) -> list[Instruction]:
-        """Run and commit one turn, then present it (the caller holds the lock)."""
+        """Run one turn and present it, then commit it with its call log (what the caller
+        did and what the call says next: ``convo.flow.call_log``). The caller holds the
+        lock."""
         engine = self.engine
         started = time.perf_counter()
         spec = loaded.spec
@@ -161,12 +168,13 @@ class CallRunner:
         result = await run_turn(
             loaded, session, event, bot=engine.bot, clock=engine.clock, known=known
         )
-        await commit(engine.store, result)
-        if engine.on_turn is not None:
-            engine.on_turn("voice", time.perf_counter() - started, result.failed)
-        return instructions(
+        presented = instructions(
             loaded.spec, result.outputs, input_url=input_url, handoff_numbers=self.handoff_numbers
         )
+        await commit(engine.store, result, call_log=call_records(call, event, presented))
+        if engine.on_turn is not None:
+            engine.on_turn("voice", time.perf_counter() - started, result.failed)
+        return presented
 
 
 def _input_event(event: CallEvent, after: After) -> Event:

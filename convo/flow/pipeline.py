@@ -210,9 +210,11 @@ async def commit(
     *,
     inbound_id: str | None = None,
     outbound: Sequence[MessageRecord] = (),
+    call_log: Sequence[MessageRecord] = (),
 ) -> None:
     """Persist ``result`` in one ``store.save_turn`` (its session, the inbound message
-    marked processed, the presented replies queued, the contact's opt-out or opt-in).
+    marked processed, the presented replies queued, the contact's opt-out or opt-in, a
+    call turn's ``call_log``).
 
     A failed turn keeps the stored conversation: it is saved again as it is, only to record
     the inbound message and the error reply in the same transaction (or, with no stored
@@ -226,12 +228,16 @@ async def commit(
             if inbound_id is not None:
                 await store.mark_processed(inbound_id)
             return
-        if inbound_id is None and not outbound:
+        if inbound_id is None and not outbound and not call_log:
             return  # nothing happened that needs recording
     effects = result.effects
     # The suppression is saved with the turn: an opt-out is never confirmed but not kept.
     await store.save_turn(
-        session, inbound_id=inbound_id, outbound=outbound, suppressed=effects.suppress
+        session,
+        inbound_id=inbound_id,
+        outbound=outbound,
+        suppressed=effects.suppress,
+        call_log=call_log,
     )
     if effects.handoff is not None:
         log.info("%s handed to queue %r", result.key, effects.handoff)

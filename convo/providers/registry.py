@@ -59,6 +59,7 @@ for _entry in (
     ProviderKind(
         "sandbox", "sms", "convo.providers.sandbox:SandboxSms", web_extension="convo.web.sandbox"
     ),
+    ProviderKind("sandbox_voice", "voice", "convo.providers.sandbox_voice:SandboxVoice"),
     ProviderKind("vonage", "sms", "convo.providers.vonage:VonageSms"),
     ProviderKind("telefoon_sms", "sms", "convo.providers.telefoon_sms:TelefoonSms"),
     ProviderKind("telefonie_sms", "sms", "convo.providers.telefonie_sms:TelefonieSms"),

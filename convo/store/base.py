@@ -15,6 +15,10 @@ at a time:
                          its own fields);
 * :class:`IdempotentRequests`  admin API requests already answered, by ``Idempotency-Key``,
                          so a retried request does nothing twice; pruned with the seen tokens.
+* :class:`Reports`       what an operator reads: pages of conversations with their last
+                         message, and per flow step how many conversations reached it,
+                         ended or were abandoned there (from the step visits ``save_turn``
+                         records).
 
 :class:`Erasure` forgets one contact in sessions, the log and fragments (GDPR right to
 erasure), leaving a tombstone (a keyed hash, :mod:`convo.store.tombstones`) of each erased
@@ -79,6 +83,40 @@ class SessionCount:
     timers: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationQuery:
+    """Filters and page of :meth:`Reports.list_conversations`; pages are 1-based. A filter
+    left None matches everything."""
+
+    flow: str | None = None
+    step: str | None = None
+    status: ConversationStatus | None = None
+    line: str | None = None
+    page: int = 1
+    page_size: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRow:
+    """One conversation in a list: its session and the newest message of its line and
+    contact (either direction), None when there is none."""
+
+    session: Session
+    last_message: MessageRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepCount:
+    """One step of a flow over a period (:meth:`Reports.step_counts`): how many
+    conversations entered it, how many ended there, and how many were abandoned there
+    (still open on it, silent since before the idle limit)."""
+
+    step: str
+    reached: int = 0
+    ended: int = 0
+    abandoned: int = 0
+
+
 @runtime_checkable
 class SessionStore(Protocol):
     async def get_session(self, key: ConversationKey) -> Session | None:
@@ -98,12 +136,23 @@ class SessionStore(Protocol):
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
         suppressed: bool | None = None,
+        call_log: Sequence[MessageRecord] = (),
     ) -> None:
         """Atomically: upsert ``session``, mark inbound message ``inbound_id`` processed,
         append ``outbound`` to the message log (they are the outbox while ``queued``), and,
         unless ``suppressed`` is None, opt the session's contact out of (True) or back into
         (False) the session's line, as :meth:`Suppressions.set_suppressed` does: an
-        opt-out and its confirmation are stored together or not at all."""
+        opt-out and its confirmation are stored together or not at all.
+
+        ``call_log`` is what a call turn heard and said (``convo.flow.call_log``): voice
+        messages, inbound ``received`` and outbound ``delivered``, appended to the log as
+        a record only: never an unprocessed inbound message nor a reply to send.
+        ValueError for a record that is not such a message.
+
+        In the same transaction, a **step visit** ``(key, flow, step, session.created_at,
+        session.updated_at)`` is recorded when the conversation enters a step: when no
+        session was stored for the key, or the stored one was on another flow or step, or
+        had ended while this one has not (what :meth:`Reports.step_counts` counts)."""
 
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         """Keys of active sessions whose ``timer_due`` is at or before ``now``, oldest first."""
@@ -331,6 +380,27 @@ class IdempotentRequests(Protocol):
         claim instead, so the request may be made again (it failed and did nothing)."""
 
 
+@runtime_checkable
+class Reports(Protocol):
+    """What the web console reads: paged, filtered, and cheap on a large store."""
+
+    async def list_conversations(
+        self, query: ConversationQuery
+    ) -> tuple[list[ConversationRow], int]:
+        """One page of the conversations matching the filters, the most recently updated
+        first (ties: line, channel, contact, descending), and how many match. ValueError
+        for a page or page size below 1."""
+
+    async def step_counts(
+        self, flow: str, since: float, until: float, *, idle_before: float
+    ) -> list[StepCount]:
+        """Per step of ``flow`` (steps with a count only, sorted by name): ``reached``,
+        the distinct conversations that entered it (a step visit at ``since <= at <
+        until``); ``ended``, the conversations ended on it with their last change in that
+        period; ``abandoned``, those still active on it whose last change is in that
+        period and before ``idle_before``."""
+
+
 @dataclass(frozen=True, slots=True)
 class ErasedContact:
     """What :meth:`Erasure.erase_contact` removed: how many sessions, messages and pending
@@ -356,9 +426,10 @@ class Erasure(Protocol):
 
     async def erase_contact(self, contact: str) -> ErasedContact:
         """In one transaction, delete everything kept about the E.164 number ``contact``:
-        every session (any line, channel or status), every message whose contact it is
-        (both directions, any status: a queued reply is not sent any more, though one the
-        outbox is already handing to a provider may still go out), the pending
+        every session (any line, channel or status) and its step visits, every message
+        whose contact it is (both directions, any status: a queued reply is not sent any
+        more, though one the outbox is already handing to a provider may still go out), the
+        pending
         long-text fragments it sent (the groups ``add_fragment`` was given it as
         ``contact``), and its contact record (:class:`Contacts`).
 
@@ -442,6 +513,7 @@ class Store(
     Contacts,
     IdempotentRequests,
     Erasure,
+    Reports,
     ConversationLocks,
     Protocol,
 ):

@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from convo.models import Contact, Direction, MessageRecord
-from convo.store.base import MessageQuery
+from convo.models import Contact, Direction, MessageRecord, MessageStatus
+from convo.store.base import ConversationQuery, MessageQuery
 
 
-def check_query(query: MessageQuery) -> None:
+def check_query(query: MessageQuery | ConversationQuery) -> None:
     """Raise ValueError when a page request cannot be served."""
+    what = "message" if isinstance(query, MessageQuery) else "conversation"
     if query.page < 1:
-        raise ValueError(f"message query: page must be 1 or more, got {query.page}")
+        raise ValueError(f"{what} query: page must be 1 or more, got {query.page}")
     if query.page_size < 1:
-        raise ValueError(f"message query: page_size must be 1 or more, got {query.page_size}")
+        raise ValueError(f"{what} query: page_size must be 1 or more, got {query.page_size}")
 
 
 def check_inbound(record: MessageRecord) -> None:
@@ -32,6 +33,23 @@ def check_outbound(records: Sequence[MessageRecord]) -> None:
     for record in records:
         if record.direction is not Direction.OUTBOUND:
             raise ValueError(f"message {record.id} is inbound; only outbound messages go here")
+
+
+def check_call_log(records: Sequence[MessageRecord]) -> None:
+    """Raise ValueError unless every record is a call's: channel ``voice``, ``received``
+    (what the caller did) or ``delivered`` (what the call said), so none is ever taken
+    for a text to turn or a reply to send."""
+    for record in records:
+        expected = (
+            MessageStatus.RECEIVED
+            if record.direction is Direction.INBOUND
+            else MessageStatus.DELIVERED
+        )
+        if record.channel != "voice" or record.status is not expected:
+            raise ValueError(
+                f"call log: message {record.id} must be a voice message with status "
+                f"{expected.value}, got {record.channel} {record.status.value}"
+            )
 
 
 def check_fragment(group: str, index: int, total: int) -> None:

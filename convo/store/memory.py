@@ -33,8 +33,22 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
-from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
+from convo.store.base import (
+    CLAIM_LEASE,
+    ConversationQuery,
+    ConversationRow,
+    ErasedContact,
+    MessageQuery,
+    SessionCount,
+    StepCount,
+)
+from convo.store.checks import (
+    check_call_log,
+    check_fragment,
+    check_inbound,
+    check_outbound,
+    check_query,
+)
 from convo.store.locks import LocalLocks
 from convo.store.memory_campaigns import MemoryCampaigns
 from convo.store.memory_contacts import MemoryContacts
@@ -63,6 +77,18 @@ def _decode(kept: tuple[Session, str]) -> Session:
     fresh = Session(*_FIELDS(session))
     fresh.params, fresh.slots = json.loads(data)
     return fresh
+
+
+def _enters_step(stored: tuple[Session, str] | None, session: Session) -> bool:
+    """Whether saving ``session`` over ``stored`` is a step visit (``save_turn``)."""
+    if stored is None:
+        return True
+    old = stored[0]
+    return (
+        old.flow != session.flow
+        or old.step != session.step
+        or (old.status is ConversationStatus.ENDED and session.status is not old.status)
+    )
 
 
 class _Group:
@@ -106,6 +132,8 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
         self._tombstone_key = new_key()
         self._tombstones: dict[bytes, float] = {}
         self._locks = LocalLocks()  # one process holds this store: its locks suffice
+        # Step visits (save_turn): key, flow, step, the conversation's start, when.
+        self._visits: list[tuple[ConversationKey, str, str, float, float]] = []
 
     def __repr__(self) -> str:
         return f"<MemoryStore sessions={len(self._sessions)} messages={len(self._messages)}>"
@@ -149,16 +177,24 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
         suppressed: bool | None = None,
+        call_log: Sequence[MessageRecord] = (),
     ) -> None:
         """Upsert ``session``, mark ``inbound_id`` processed (an unknown id is ignored), log
-        ``outbound`` and set the suppression; raises StoreError, changing nothing, when the
-        session holds non-JSON data or an outbound id is already taken."""
+        ``outbound`` and ``call_log`` and set the suppression; raises StoreError, changing
+        nothing, when the session holds non-JSON data or a message id is already taken."""
+        check_outbound(outbound)
+        check_call_log(call_log)
         kept = _encode(Session(*_FIELDS(session)))
-        self._check_new(outbound)
+        self._check_new([*outbound, *call_log])
+        if _enters_step(self._sessions.get(session.key), session):
+            self._visits.append(
+                (session.key, session.flow, session.step, session.created_at, session.updated_at)
+            )
         self._sessions[session.key] = kept
         if inbound_id is not None:
             self._inbox.pop(inbound_id, None)
         self._insert(outbound)
+        self._insert(call_log)  # neither in the inbox nor (delivered) in the outbox
         if suppressed is not None:
             await self.set_suppressed(session.key.line, session.key.contact, suppressed)
 
@@ -203,6 +239,7 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
 
     async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
         """Log outbound messages; StoreError (nothing logged) when an id is already taken."""
+        check_outbound(records)
         self._check_new(records)
         self._insert(records)
 
@@ -387,6 +424,58 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
         start = (query.page - 1) * query.page_size
         return found[start : start + query.page_size], len(found)
 
+    # -- reports ---------------------------------------------------------------------------
+
+    async def list_conversations(
+        self, query: ConversationQuery
+    ) -> tuple[list[ConversationRow], int]:
+        """ValueError for a page or page size below 1."""
+        check_query(query)
+        found = [
+            s
+            for s, _ in self._sessions.values()
+            if (query.flow is None or s.flow == query.flow)
+            and (query.step is None or s.step == query.step)
+            and (query.status is None or s.status is query.status)
+            and (query.line is None or s.key.line == query.line)
+        ]
+        found.sort(key=lambda s: (s.updated_at, s.key.line, s.key.channel, s.key.contact))
+        found.reverse()
+        start = (query.page - 1) * query.page_size
+        page = found[start : start + query.page_size]
+        wanted = {(s.key.line, s.key.contact) for s in page}
+        last: dict[tuple[str, str], MessageRecord] = {}
+        for record in self._messages.values():  # in the order they were logged
+            pair = (record.line, record.contact)
+            if pair in wanted and (pair not in last or record.created_at >= last[pair].created_at):
+                last[pair] = record
+        rows = [
+            ConversationRow(_decode(self._sessions[s.key]), last.get((s.key.line, s.key.contact)))
+            for s in page
+        ]
+        return rows, len(found)
+
+    async def step_counts(
+        self, flow: str, since: float, until: float, *, idle_before: float
+    ) -> list[StepCount]:
+        reached: dict[str, set[tuple[ConversationKey, float]]] = {}
+        for key, visited_flow, step, started, at in self._visits:
+            if visited_flow == flow and since <= at < until:
+                reached.setdefault(step, set()).add((key, started))
+        ended: dict[str, int] = {}
+        abandoned: dict[str, int] = {}
+        for s, _ in self._sessions.values():
+            if s.flow != flow or not since <= s.updated_at < until:
+                continue
+            if s.status is ConversationStatus.ENDED:
+                ended[s.step] = ended.get(s.step, 0) + 1
+            elif s.status is ConversationStatus.ACTIVE and s.updated_at < idle_before:
+                abandoned[s.step] = abandoned.get(s.step, 0) + 1
+        return [
+            StepCount(step, len(reached.get(step, ())), ended.get(step, 0), abandoned.get(step, 0))
+            for step in sorted({*reached, *ended, *abandoned})
+        ]
+
     # -- suppressions ----------------------------------------------------------------------
 
     async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None:
@@ -448,7 +537,7 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
     # -- internals -------------------------------------------------------------------------
 
     def _check_new(self, records: Sequence[MessageRecord]) -> None:
-        check_outbound(records)
+        """StoreError for an id that is taken, or given twice."""
         ids = [r.id for r in records]
         taken = [i for i in ids if i in self._messages]
         if taken or len(set(ids)) != len(ids):
@@ -537,6 +626,7 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
             self._delivered_parts.pop(message_id, None)
         for key in keys:
             del self._sessions[key]
+        self._visits = [v for v in self._visits if v[0].contact != contact]
         parts = sum(len(self._fragments.pop(group).parts) for group in groups)
         self._erase_recipients(contact)
         had_contact = self._contacts.pop(contact, None) is not None

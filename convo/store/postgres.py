@@ -44,6 +44,7 @@ from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 
+import convo.store.postgres_reports as reports
 import convo.store.postgres_schema as sql
 import convo.store.postgres_shared as pg_shared
 import convo.store.rows as rows
@@ -56,8 +57,22 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
-from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
+from convo.store.base import (
+    CLAIM_LEASE,
+    ConversationQuery,
+    ConversationRow,
+    ErasedContact,
+    MessageQuery,
+    SessionCount,
+    StepCount,
+)
+from convo.store.checks import (
+    check_call_log,
+    check_fragment,
+    check_inbound,
+    check_outbound,
+    check_query,
+)
 from convo.store.migrations import SchemaStatus
 from convo.store.postgres_connection import (
     PRESENCE,
@@ -193,14 +208,17 @@ class PostgresStore(PostgresContacts):
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
         suppressed: bool | None = None,
+        call_log: Sequence[MessageRecord] = (),
     ) -> None:
-        """One transaction (the lock's, when the caller holds it): upsert ``session``, mark
-        ``inbound_id`` processed (an unknown id is ignored), log ``outbound``, set the
-        suppression. StoreError, and nothing changed, when the session holds non-JSON
-        data, an outbound id is taken, or the database fails."""
+        """One transaction (the lock's, when the caller holds it): record the step visit,
+        upsert ``session``, mark ``inbound_id`` processed (an unknown id is ignored), log
+        ``outbound`` and ``call_log`` (processed), set the suppression. StoreError, and
+        nothing changed, when the session holds non-JSON data, a message id is taken, or
+        the database fails."""
         check_outbound(outbound)
+        check_call_log(call_log)
         row = _storable(rows.session_row(session))
-        messages = [_storable(rows.message_row(m, processed=True)) for m in outbound]
+        messages = [_storable(rows.message_row(m, processed=True)) for m in (*outbound, *call_log)]
         line, contact = row[0], row[2]
 
         async def at_once(cx: Connection) -> None:
@@ -212,6 +230,7 @@ class PostgresStore(PostgresContacts):
                 await cx.execute(sql.SAVE_TURN, *row, inbound_id)
 
         async def job(cx: Connection) -> None:
+            await cx.execute(sql.RECORD_VISIT, *reports.visit_args(row))  # before the upsert
             await cx.execute(sql.UPSERT_SESSION, *row)
             if inbound_id is not None:
                 await cx.execute(sql.MARK_PROCESSED, inbound_id)
@@ -417,6 +436,32 @@ class PostgresStore(PostgresContacts):
 
         return await self._run("list messages", job, transaction=True)
 
+    # -- reports (convo.store.postgres_reports) ---------------------------------------------
+
+    async def list_conversations(
+        self, query: ConversationQuery
+    ) -> tuple[list[ConversationRow], int]:
+        """ValueError for a page or page size below 1."""
+        check_query(query)
+        count, listing, args = reports.conversation_query(query)
+
+        async def job(cx: Connection) -> tuple[list[ConversationRow], int]:
+            total = await cx.fetchval(count, *args[:-2])
+            found = await cx.fetch(listing, *args)
+            return reports.conversation_rows(found), int(total)
+
+        return await self._run("list conversations", job, transaction=True)
+
+    async def step_counts(
+        self, flow: str, since: float, until: float, *, idle_before: float
+    ) -> list[StepCount]:
+        async def job(cx: Connection) -> list[StepCount]:
+            reached = await cx.fetch(reports.STEP_REACHED, flow, since, until)
+            ends = await cx.fetch(reports.STEP_ENDS, idle_before, flow, since, until)
+            return reports.step_counts(reached, ends)
+
+        return await self._run("count steps", job, transaction=True)
+
     # -- suppressions ----------------------------------------------------------------------
 
     async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None:
@@ -507,6 +552,7 @@ class PostgresStore(PostgresContacts):
                 await cx.executemany(sql.ADD_TOMBSTONE, dead)
             messages = _count(await cx.execute(sql.ERASE_MESSAGES, contact))
             sessions = _count(await cx.execute(sql.ERASE_SESSIONS, contact))
+            await cx.execute(sql.ERASE_VISITS, contact)
             parts = int(await cx.fetchval(sql.COUNT_CONTACT_FRAGMENTS, contact))
             await cx.execute(sql.ERASE_FRAGMENT_GROUPS, contact)
             had_contact = _count(await cx.execute(sql.DELETE_CONTACT, contact)) > 0

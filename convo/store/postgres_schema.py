@@ -160,6 +160,26 @@ MIGRATIONS: list[str] = [
     """,
     # 2 -> 3: providers' rate limits, shared by every process (convo.store.postgres_shared).
     RATE_BUCKETS,
+    # 3 -> 4: the web console's reads (convo.store.postgres_reports), as SQLite's version 9:
+    # conversations by last change, sessions by flow, messages by status, and the step
+    # visits save_turn records.
+    """
+    CREATE INDEX sessions_updated ON sessions (updated_at, line, channel, contact);
+    CREATE INDEX sessions_flow ON sessions (flow, updated_at, step, status);
+    CREATE INDEX messages_status ON messages (status, created_at);
+    CREATE TABLE step_visits (
+        line text NOT NULL,
+        channel text NOT NULL,
+        contact text NOT NULL,
+        flow text NOT NULL,
+        step text NOT NULL,
+        started_at double precision NOT NULL,
+        at double precision NOT NULL
+    );
+    CREATE INDEX step_visits_flow
+        ON step_visits (flow, at, step, line, channel, contact, started_at);
+    CREATE INDEX step_visits_contact ON step_visits (contact);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -173,11 +193,11 @@ READ_VERSION = "SELECT version FROM schema_version"
 SET_VERSION = "UPDATE schema_version SET version = $1"
 HAS_VERSION_TABLE = "SELECT to_regclass('schema_version') IS NOT NULL"
 
-_SESSION = (
+SESSION_COLUMNS = _SESSION = (
     "line, channel, contact, flow, flow_version, step, lang, params, slots, attempts, "
     "status, contact_name, timer_due, timer_step, created_at, updated_at"
 )
-_MESSAGE = (
+MESSAGE_COLUMNS = _MESSAGE = (
     "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
     "segments, price, error, media_urls, created_at, updated_at, metadata, "
     "attempts, next_attempt_at, requeued_at"
@@ -220,11 +240,33 @@ SESSION_COUNTS = (
     'ORDER BY flow COLLATE "C", flow_version COLLATE "C", step COLLATE "C", '
     'status COLLATE "C"'
 )
-# A whole turn's save in one round trip, the common case (one reply or none): the session
-# upserted, the inbound message ($17, NULL for none) marked processed, and the reply
-# ($18..$37) logged. One statement: a taken reply id fails all of it.
+# A step visit (convo.store.postgres_reports): nothing when the stored session is on the
+# same flow and step (and has not ended while the new one has not), else the session
+# enters its step.
+_VISIT = (
+    "INSERT INTO step_visits (line, channel, contact, flow, step, started_at, at) "
+    "SELECT {line}, {channel}, {contact}, {flow}, {step}, {started}, {at} "
+    "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE line = {line} AND channel = {channel} "
+    "AND contact = {contact} AND flow = {flow} AND step = {step} "
+    "AND (status <> 'ended' OR {status} = 'ended'))"
+)
+#: $1..$8: line, channel, contact, flow, step, started_at, at, the new status.
+RECORD_VISIT = _VISIT.format(
+    line="$1::text", channel="$2::text", contact="$3::text", flow="$4::text",
+    step="$5::text", started="$6::double precision", at="$7::double precision",
+    status="$8::text",
+)  # fmt: skip
+# A whole turn's save in one round trip, the common case (one reply or none): its step
+# visit (a CTE sees the sessions as they were before the statement: it compares with the
+# stored one), the session upserted, the inbound message ($17, NULL for none) marked
+# processed, and the reply ($18..$37) logged. One statement: a taken reply id fails all.
+_VISIT_IN_SAVE = _VISIT.format(
+    line="$1", channel="$2", contact="$3", flow="$4", step="$6", started="$15", at="$16",
+    status="$11",
+)  # fmt: skip
 _SAVE_TURN = (
-    f"WITH saved AS ({UPSERT_SESSION} RETURNING 1), "
+    f"WITH visited AS ({_VISIT_IN_SAVE} RETURNING 1), "
+    f"saved AS ({UPSERT_SESSION} RETURNING 1), "
     "marked AS (UPDATE messages SET processed = 1 "
     "WHERE id = $17 AND direction = 'inbound' AND processed = 0 RETURNING 1) "
 )
@@ -408,6 +450,7 @@ ADD_TOMBSTONE = (
 )
 ERASE_MESSAGES = "DELETE FROM messages WHERE contact = $1"  # delivered_parts cascade
 ERASE_SESSIONS = "DELETE FROM sessions WHERE contact = $1"
+ERASE_VISITS = "DELETE FROM step_visits WHERE contact = $1"
 COUNT_CONTACT_FRAGMENTS = (
     "SELECT count(*) FROM fragment_parts "
     "WHERE grp IN (SELECT grp FROM fragment_groups WHERE contact = $1)"

@@ -27,6 +27,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
+import convo.store.sqlite_reports as reports
 import convo.store.sqlite_rows as rows
 import convo.store.sqlite_schema as sql
 from convo.exceptions import StoreError
@@ -38,8 +39,22 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store.base import CLAIM_LEASE, ErasedContact, MessageQuery, SessionCount
-from convo.store.checks import check_fragment, check_inbound, check_outbound, check_query
+from convo.store.base import (
+    CLAIM_LEASE,
+    ConversationQuery,
+    ConversationRow,
+    ErasedContact,
+    MessageQuery,
+    SessionCount,
+    StepCount,
+)
+from convo.store.checks import (
+    check_call_log,
+    check_fragment,
+    check_inbound,
+    check_outbound,
+    check_query,
+)
 from convo.store.locks import LocalLocks
 from convo.store.migrations import SchemaStatus
 from convo.store.sqlite_campaigns import ERASE_RECIPIENTS, SqliteCampaigns
@@ -162,18 +177,22 @@ class SqliteStore(SqliteContacts, SqliteCampaigns):
         inbound_id: str | None = None,
         outbound: Sequence[MessageRecord] = (),
         suppressed: bool | None = None,
+        call_log: Sequence[MessageRecord] = (),
     ) -> None:
         """One transaction: upsert ``session``, mark ``inbound_id`` processed (an unknown
-        id is ignored), log ``outbound``, set the suppression. StoreError, and nothing
-        changed, when the session holds non-JSON data, an outbound id is taken, or SQLite
-        fails."""
+        id is ignored), log ``outbound`` and ``call_log`` (processed), set the suppression.
+        StoreError, and nothing changed, when the session holds non-JSON data, a message
+        id is taken, or SQLite fails."""
         check_outbound(outbound)
+        check_call_log(call_log)
         row = rows.session_row(session)
-        messages = [rows.message_row(m, processed=True) for m in outbound]
+        visit = reports.visit_args(session)
+        messages = [rows.message_row(m, processed=True) for m in (*outbound, *call_log)]
         line, contact = session.key.line, session.key.contact
 
         def job(cx: sqlite3.Connection) -> None:
             with transaction(cx):
+                cx.execute(reports.RECORD_VISIT, visit)  # before the upsert: compares
                 cx.execute(sql.UPSERT_SESSION, row)
                 if inbound_id is not None:
                     cx.execute(sql.MARK_PROCESSED, (inbound_id,))
@@ -383,6 +402,24 @@ class SqliteStore(SqliteContacts, SqliteCampaigns):
 
         return await self._run("list messages", job)
 
+    # -- reports (convo.store.sqlite_reports) -----------------------------------------------
+
+    async def list_conversations(
+        self, query: ConversationQuery
+    ) -> tuple[list[ConversationRow], int]:
+        """ValueError for a page or page size below 1."""
+        check_query(query)
+        return await self._run(
+            "list conversations", lambda cx: reports.list_conversations(cx, query)
+        )
+
+    async def step_counts(
+        self, flow: str, since: float, until: float, *, idle_before: float
+    ) -> list[StepCount]:
+        return await self._run(
+            "count steps", lambda cx: reports.step_counts(cx, flow, since, until, idle_before)
+        )
+
     # -- suppressions ----------------------------------------------------------------------
 
     async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None:
@@ -478,6 +515,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns):
                 cx.executemany(sql.ADD_TOMBSTONE, dead)
                 messages = cx.execute(sql.ERASE_MESSAGES, args).rowcount
                 sessions = cx.execute(sql.ERASE_SESSIONS, args).rowcount
+                cx.execute(reports.ERASE_VISITS, args)
                 (parts,) = cx.execute(sql.COUNT_CONTACT_FRAGMENTS, args).fetchone()
                 cx.execute(sql.ERASE_FRAGMENT_GROUPS, args)
                 cx.execute(ERASE_RECIPIENTS, args)  # campaign rows with its number

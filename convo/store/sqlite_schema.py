@@ -3,7 +3,7 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 8):
+Tables (version 9):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
@@ -24,6 +24,8 @@ Tables (version 8):
                       (version 7).
 * ``campaigns`` / ``campaign_recipients``  campaigns and their recipients (version 8;
                       statements in :mod:`convo.store.sqlite_campaigns`).
+* ``step_visits``     each step a conversation entered, and when (version 9; written by
+                      ``save_turn``, read by ``convo.store.sqlite_reports``).
 
 Partial indexes keep the hot queues small: the outbox indexes hold only queued/sending
 messages (in order, with when each is due, and by recipient), the dead-letter index only
@@ -249,6 +251,27 @@ MIGRATIONS: list[str] = [
         WHERE state = 'starting';
     CREATE INDEX campaign_recipients_contact ON campaign_recipients (number);
     """,
+    # 8 -> 9: the web console's reads (convo.store.sqlite_reports): conversations by last
+    # change, and the step visits save_turn records, counted per flow over a period.
+    """
+    -- (the sessions' key is in every index of theirs: pages come from the index alone)
+    CREATE INDEX sessions_updated ON sessions (updated_at);
+    CREATE INDEX sessions_flow ON sessions (flow, updated_at, step, status);
+    -- the outbox page lists and counts messages by status
+    CREATE INDEX messages_status ON messages (status, created_at);
+    CREATE TABLE step_visits (
+        line TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        step TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX step_visits_flow
+        ON step_visits (flow, at, step, line, channel, contact, started_at);
+    CREATE INDEX step_visits_contact ON step_visits (contact);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -278,11 +301,11 @@ def _has_code(text: str) -> bool:
     return any(line.strip(" \t;") for line in lines)
 
 
-_SESSION = (
+SESSION_COLUMNS = _SESSION = (
     "line, channel, contact, flow, flow_version, step, lang, params, slots, attempts, "
     "status, contact_name, timer_due, timer_step, created_at, updated_at"
 )
-_MESSAGE = (
+MESSAGE_COLUMNS = _MESSAGE = (
     "id, direction, line, contact, channel, text, status, provider, provider_message_id, "
     "segments, price, error, media_urls, created_at, updated_at, metadata, "
     "attempts, next_attempt_at, requeued_at"

@@ -9,7 +9,8 @@ Routes: the provider webhooks (``convo.web.webhooks``), the call webhooks
 (``convo.web.voice``), the admin API (``convo.web.api``, contacts in
 ``convo.web.contacts``, starting conversations in ``convo.web.conversations``), the health
 routes (``/livez``, ``/readyz``: ``convo.web.health``), ``/metrics`` (``convo.web.metrics``,
-which also counts every webhook), and the extra
+which also counts every webhook), the web console (``/console``: ``convo.web.console``),
+and the extra
 routes of every provider kind our lines use that has a web extension in the provider
 registry (the sandbox's phones, ``convo.web.sandbox``).
 
@@ -40,7 +41,17 @@ from convo.config import Settings
 from convo.exceptions import ConvoError, Overloaded, StoreError
 from convo.runtime import EngineFactory, Runtime
 from convo.runtime.wiring import web_extensions
-from convo.web import api, campaigns, contacts, conversations, health, metrics, voice, webhooks
+from convo.web import (
+    api,
+    campaigns,
+    console,
+    contacts,
+    conversations,
+    health,
+    metrics,
+    voice,
+    webhooks,
+)
 from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
@@ -105,6 +116,7 @@ def create_app(
     campaigns.add_routes(app)
     health.add_routes(app)
     metrics.add_routes(app, own_port=settings.metrics.port != 0)
+    console.add_routes(app)
     for extension in web_extensions(settings):
         importlib.import_module(extension).add_routes(app)
     return app

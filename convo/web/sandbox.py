@@ -26,6 +26,7 @@ from aiohttp import web
 
 from convo import outbound
 from convo.exceptions import InvalidNumber, MalformedWebhook
+from convo.models import InboundMessage, OutboundMessage
 from convo.providers.payload import decode_json
 from convo.providers.sandbox import SandboxSms
 from convo.web.state import RUNTIME, SETTINGS, error_response
@@ -35,8 +36,9 @@ def _sandboxes(app: web.Application) -> dict[str, SandboxSms]:
     return {n: p for n, p in app[RUNTIME].providers.items() if isinstance(p, SandboxSms)}
 
 
-def _lines(app: web.Application) -> dict[str, Any]:
-    """Our lines served by a sandbox provider, by number."""
+def sandbox_lines(app: web.Application) -> dict[str, Any]:
+    """Our lines served by a sandbox provider, by number (the console's phone uses them
+    too)."""
     sandboxes = _sandboxes(app)
     return {line.number: line for line in app[SETTINGS].lines if line.provider in sandboxes}
 
@@ -63,18 +65,28 @@ async def post_message(request: web.Request) -> web.Response:
     text = data.get("text")
     if not isinstance(text, str):
         raise MalformedWebhook("field 'text' is missing or not a string")
-    lines = _lines(request.app)
+    lines = sandbox_lines(request.app)
     if line not in lines:
         known = ", ".join(sorted(lines)) or "none"
         return error_response(404, f"{line} is not a sandbox line (sandbox lines: {known})")
-    sandbox = request.app[RUNTIME].providers[lines[line].provider]
-    assert isinstance(sandbox, SandboxSms)
-    message = sandbox.inbound(sender, line, text)
-    task = await request.app[RUNTIME].intake.accept(message)
-    replies = await task if task is not None else []
+    message, replies = await text_line(request.app, sender, line, text)
     return web.json_response(
         {"id": message.id, "replies": [{"id": r.id, "text": r.text} for r in replies]}
     )
+
+
+async def text_line(
+    app: web.Application, sender: str, line: str, text: str
+) -> tuple[InboundMessage, list[OutboundMessage]]:
+    """The simulated phone ``sender`` texts sandbox line ``line`` (one of
+    :func:`sandbox_lines`): the message goes through the intake as a webhook's would;
+    returns it and the replies its turn queued, once the turn is done."""
+    sandbox = app[RUNTIME].providers[sandbox_lines(app)[line].provider]
+    assert isinstance(sandbox, SandboxSms)
+    message = sandbox.inbound(sender, line, text)
+    task = await app[RUNTIME].intake.accept(message)
+    replies = await task if task is not None else []
+    return message, replies
 
 
 async def start_conversation(request: web.Request) -> web.Response:
@@ -85,7 +97,7 @@ async def start_conversation(request: web.Request) -> web.Response:
     params, lang = data.get("params") or {}, data.get("lang")
     if not isinstance(params, dict) or not (lang is None or isinstance(lang, str)):
         raise MalformedWebhook("'params' must be an object and 'lang' a string")
-    lines = _lines(request.app)
+    lines = sandbox_lines(request.app)
     if line not in lines:
         known = ", ".join(sorted(lines)) or "none"
         return error_response(404, f"{line} is not a sandbox line (sandbox lines: {known})")
@@ -113,7 +125,7 @@ async def get_lines(request: web.Request) -> web.Response:
         {
             "lines": [
                 {"number": line.number, "flow": line.flow, "channels": list(line.channels)}
-                for line in _lines(request.app).values()
+                for line in sandbox_lines(request.app).values()
             ]
         }
     )

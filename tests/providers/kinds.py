@@ -33,6 +33,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "twilio": {"account_sid": "AC" + "0" * 32, "auth_token": "t"},
     "twilio_voice": {"account_sid": "AC" + "0" * 32, "auth_token": "t"},
     "vonage_voice": {"application_id": "app", "private_key": RSA_PEM, "signature_secret": "x"},
+    "sandbox_voice": {},
 }
 
 SECRET = "the-secret-of-at-least-32-bytes-long"  # HS256 keys: 32 bytes or more
@@ -90,6 +91,7 @@ KINDS: dict[str, Kind] = {
     "twilio": Kind({**TWILIO, "auth_token": SECRET}, TWILIO_KEY, "twilio"),
     "twilio_voice": Kind({**TWILIO, "auth_token": SECRET}, TWILIO_KEY, "twilio"),
     "vonage_voice": Kind({**VONAGE_VOICE, "signature_secret": SECRET}, VONAGE_VOICE, "jwt"),
+    "sandbox_voice": Kind({"webhook_secret": SECRET}, {}, "body"),
 }
 
 

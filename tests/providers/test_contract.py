@@ -116,8 +116,8 @@ class TestProviderContract:
             assert response.status in (200, 400), (kind, route, await response.text())
 
     def test_its_simulator_is_built_from_its_section(self, kind: str) -> None:
-        if kind == "sandbox":
-            assert "sandbox" not in SIMULATORS  # the sandbox simulates phones inside convo
+        if kind in ("sandbox", "sandbox_voice"):
+            assert kind not in SIMULATORS  # the sandbox simulates phones inside convo
             return
         section = KINDS[kind].with_secret | {"base_url": "http://127.0.0.1:9137"}
         settings = parse_settings(

@@ -34,7 +34,7 @@ def closed_port() -> int:
 
 def test_every_kind_is_known_and_the_table_is_complete() -> None:
     assert kinds() == sorted(MINIMAL)
-    assert kinds("voice") == ["telefoon_voice", "twilio_voice", "vonage_voice"]
+    assert kinds("voice") == ["sandbox_voice", "telefoon_voice", "twilio_voice", "vonage_voice"]
     assert set(kinds("sms")) | set(kinds("voice")) == set(kinds())
 
 
