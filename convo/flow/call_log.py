@@ -16,18 +16,8 @@ from collections.abc import Sequence
 
 from convo.flow.pipeline import Dialled, Event, Recorded, Reply, Silence
 from convo.models import CallEvent, Direction, MessageRecord, MessageStatus, new_id, now
-from convo.voice.instructions import (
-    Conference,
-    Dial,
-    Gather,
-    Hangup,
-    Instruction,
-    Pause,
-    Play,
-    Record,
-    Redirect,
-    Say,
-)
+from convo.voice.heard import heard
+from convo.voice.instructions import Instruction
 
 
 def caller_did(event: Event) -> str | None:
@@ -47,29 +37,7 @@ def caller_did(event: Event) -> str | None:
 
 def call_said(instructions: Sequence[Instruction]) -> str:
     """What the call said and did, one line each: prompts as text, the rest in brackets."""
-    lines: list[str] = []
-    for item in instructions:
-        match item:
-            case Say():
-                lines.append(item.text)
-            case Gather():
-                lines.append(call_said(item.prompts))
-                keys = f"{item.num_digits} key(s)" if item.num_digits else "keys"
-                lines.append(f"[waits for {keys}{' or speech' if 'speech' in item.input else ''}]")
-            case Play():
-                lines.append(f"[plays {item.url}]")
-            case Pause():
-                lines.append(f"[pause {item.seconds:g} s]")
-            case Record():
-                lines.append("[records a message]")
-            case Dial():
-                lines.append(f"[dials {item.target}]")
-            case Conference():
-                lines.append(f"[joins conference {item.room}]")
-            case Hangup():
-                lines.append("[hangs up]")
-            case Redirect():
-                pass  # the no-input path of a Gather: nothing the caller hears
+    lines = [h.text if h.kind == "say" else f"[{h.text}]" for h in heard(instructions)[0]]
     return "\n".join(line for line in lines if line)
 
 

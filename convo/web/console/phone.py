@@ -25,7 +25,7 @@ The call answers are fragments htmx appends to the call's log, with the call's s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import cast
 
 from aiohttp import web
@@ -36,18 +36,8 @@ from convo.providers.sandbox_voice import SandboxVoice
 from convo.runtime.wiring import voice_provider_name
 from convo.sms.phone import normalize
 from convo.store.base import MessageQuery
-from convo.voice.instructions import (
-    Conference,
-    Dial,
-    Gather,
-    Hangup,
-    Instruction,
-    Pause,
-    Play,
-    Record,
-    Redirect,
-    Say,
-)
+from convo.voice.heard import heard
+from convo.voice.instructions import Instruction
 from convo.web.console.auth import console_page, read_form
 from convo.web.console.render import html
 from convo.web.sandbox import sandbox_lines, text_line
@@ -62,57 +52,6 @@ DIAL_OUTCOMES = {
     "busy": CallStatus.BUSY,
     "no-answer": CallStatus.NO_ANSWER,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Heard:
-    """One thing the caller hears or sees happen, as text."""
-
-    kind: str  # say, play, pause, wait, dial, record, conference, hangup
-    text: str
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CallState:
-    """What the call waits for after an answer: ``after`` is "" when it has ended."""
-
-    after: str
-    num_digits: int | None = None
-
-
-def heard(instructions: list[Instruction]) -> tuple[list[Heard], CallState]:
-    """The instructions as the caller experiences them, and what the call waits for."""
-    out: list[Heard] = []
-    state = CallState("")
-    for item in instructions:
-        match item:
-            case Say():
-                out.append(Heard("say", item.text, item.language))
-            case Play():
-                out.append(Heard("play", item.url))
-            case Pause():
-                out.append(Heard("pause", f"{item.seconds:g} s of silence"))
-            case Gather():
-                out.extend(heard(list(item.prompts))[0])
-                keys = f"{item.num_digits} key(s)" if item.num_digits else "keys, then #"
-                speech = " or speech" if "speech" in item.input else ""
-                out.append(Heard("wait", f"waits for {keys}{speech}", f"{item.timeout:g} s"))
-                state = CallState("gather", item.num_digits)
-            case Record():
-                out.append(Heard("record", f"records a message (at most {item.max_length} s)"))
-                state = CallState("record")
-            case Dial():
-                out.append(Heard("dial", f"puts you through to {item.target}"))
-                state = CallState("dial")
-            case Conference():
-                out.append(Heard("conference", f"joins conference room {item.room}"))
-            case Redirect():
-                pass  # where a provider goes when a Gather gets no input: "Say nothing"
-            case Hangup():
-                out.append(Heard("hangup", "hangs up"))
-                return out, CallState("")
-    return out, state
 
 
 def _sandbox_voice(request: web.Request, line: str) -> str | None:
