@@ -1,4 +1,4 @@
-"""Small wire-format helpers the Telefoon, Telefonie and Enco adapters share.
+"""Small wire-format helpers the provider adapters share.
 
 Each turns one foreign value into a neutral one, or raises the error the caller's seam
 expects: ``InvalidNumber`` for numbers, ``MalformedWebhook`` for webhook bodies (naming the
@@ -8,8 +8,11 @@ provider and the field), ``ValueError`` for prices.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from convo.exceptions import MalformedWebhook
+import httpx
+
+from convo.exceptions import MalformedWebhook, ProviderError
 from convo.models import WebhookRequest
 from convo.providers.payload import decode_json, price
 from convo.sms.phone import normalize
@@ -53,3 +56,26 @@ def media_urls(value: object, field: str, name: str) -> tuple[str, ...]:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise MalformedWebhook(f"{name}: field {field!r} holds a non-http(s) URL")
     return urls
+
+
+def answered_id(
+    response: httpx.Response, field: str, *, provider: str, what: str
+) -> tuple[str, dict[str, Any]]:
+    """The non-empty string ``field`` of a 2xx answer's JSON object (the id the provider
+    gave the message or call), with the object. An answer we cannot read is a
+    ``ProviderError`` naming ``what`` was asked, never retried: the request may have taken
+    effect (a message on its way, a call ringing)."""
+    try:
+        body = response.json()
+        if not isinstance(body, dict):
+            raise TypeError("the answer is not an object")
+        value = body[field]
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{field} is not a string")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderError(
+            f"{provider}: unreadable answer to {what} ({exc}): {response.text[:200]!r}",
+            provider=provider,
+            code=str(response.status_code),
+        ) from None
+    return value, body

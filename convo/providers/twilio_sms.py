@@ -48,7 +48,6 @@ from convo.exceptions import (
     ConfigError,
     InvalidNumber,
     MalformedWebhook,
-    ProviderError,
     ProviderRejected,
 )
 from convo.models import (
@@ -67,6 +66,7 @@ from convo.providers._twilio_common import (
     form_fields,
     required,
 )
+from convo.providers._wire import answered_id
 from convo.providers.callbacks import SMS_ROUTES, STATUS, callback_url
 from convo.providers.payload import storable, whole_number
 from convo.sms.phone import normalize
@@ -234,18 +234,7 @@ class TwilioSms:
         return self._result(response)
 
     def _result(self, response: httpx.Response) -> SendResult:
-        try:
-            body = response.json()
-            sid = body["sid"]
-            if not isinstance(sid, str) or not sid:
-                raise TypeError("sid is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            # Twilio said 2xx: the message may be on its way, so never retry it blindly.
-            raise ProviderError(
-                f"{self.name}: unreadable answer to a send ({exc}): {response.text[:200]!r}",
-                provider=self.name,
-                code=str(response.status_code),
-            ) from None
+        sid, body = answered_id(response, "sid", provider=self.name, what="a send")
         segments = body.get("num_segments")
         price = _amount(body.get("price"))
         return SendResult(

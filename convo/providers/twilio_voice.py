@@ -40,10 +40,11 @@ from urllib.parse import quote
 
 import httpx
 
-from convo.exceptions import MalformedWebhook, ProviderError
+from convo.exceptions import MalformedWebhook
 from convo.models import CallEvent, CallStatus, Channel, WebhookRequest
 from convo.providers._options import ProviderOptions
 from convo.providers._twilio_common import ACCOUNT_OPTIONS, TwilioAccount, form_fields, required
+from convo.providers._wire import answered_id
 from convo.providers.callbacks import (
     VOICE_ANSWER,
     VOICE_INPUT,
@@ -223,17 +224,7 @@ class TwilioVoice:
         response = await self.account.request(
             self._client, "POST", "Calls.json", provider=self.name, data=form
         )
-        try:
-            sid = response.json()["sid"]
-            if not isinstance(sid, str) or not sid:
-                raise TypeError("sid is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            # A 2xx we cannot read: the call may be ringing, so this is not retried.
-            raise ProviderError(
-                f"{self.name}: unreadable answer to a call request ({exc})",
-                provider=self.name,
-                code=str(response.status_code),
-            ) from None
+        sid, _ = answered_id(response, "sid", provider=self.name, what="a call request")
         return sid
 
     async def end_call(self, call_id: str) -> None:

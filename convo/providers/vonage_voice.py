@@ -44,10 +44,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from convo.exceptions import ConfigError, ProviderError
+from convo.exceptions import ConfigError
 from convo.models import CallEvent, Channel, WebhookRequest
 from convo.providers import http
 from convo.providers._options import ProviderOptions
+from convo.providers._wire import answered_id
 from convo.providers.callbacks import (
     VOICE_ANSWER,
     VOICE_INPUT,
@@ -250,16 +251,7 @@ class VonageVoice:
             "ringing_timer": min(120, max(1, math.ceil(ring_timeout))),
         }
         response = await self._request("POST", "/v1/calls", json=body, expected=(200, 201))
-        try:
-            call_id = response.json()["uuid"]
-            if not isinstance(call_id, str) or not call_id:
-                raise TypeError("uuid is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ProviderError(
-                f"{self.name}: unreadable answer to a call request ({exc})",
-                provider=self.name,
-                code=str(response.status_code),
-            ) from None
+        call_id, _ = answered_id(response, "uuid", provider=self.name, what="a call request")
         return call_id
 
     async def end_call(self, call_id: str) -> None:
