@@ -93,6 +93,24 @@ def serve_app(app: web.Application, port: int, ready: Any) -> None:
     asyncio.run(main())
 
 
+def serve_counting_vonage(credentials: tuple[str, str, str], port: int, ready: Any) -> None:
+    """The Vonage simulator (signed sha256 with ``credentials``: api_key, api_secret,
+    signature_secret) on ``port``, plus ``GET /_bench/sent``: how many sends it accepted."""
+    from convo.simulators.vonage import VonageSimulator
+
+    key, secret, signature_secret = credentials
+    sim = VonageSimulator(
+        api_key=key, api_secret=secret, signature_secret=signature_secret,
+        signature_method="sha256",
+    )  # fmt: skip
+
+    async def sent(_request: web.Request) -> web.Response:
+        return web.json_response({"sent": len(sim.sent)})
+
+    sim.app.router.add_get("/_bench/sent", sent)
+    serve_app(sim.app, port, ready)
+
+
 async def wait_ready(ready: Any, timeout: float = 30.0) -> str:
     """The next base URL a child put on ``ready`` (it fails after ``timeout`` seconds)."""
     return str(await asyncio.to_thread(ready.get, True, timeout))

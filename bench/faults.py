@@ -64,7 +64,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_app, serve_convo, vonage_convo, wait_ready
+from _common import (
+    free_port,
+    percentile,
+    serve_convo,
+    serve_counting_vonage,
+    vonage_convo,
+    wait_ready,
+)
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -92,17 +99,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def run_simulator(port: int, ready: Any) -> None:
-    from convo.simulators.vonage import VonageSimulator
-
-    sim = VonageSimulator(
-        api_key=KEY, api_secret=SECRET, signature_secret=SIG_SECRET, signature_method="sha256"
-    )
-
-    async def count(_request: web.Request) -> web.Response:
-        return web.json_response({"sent": len(sim.sent)})
-
-    sim.app.router.add_get("/_faults/count", count)
-    serve_app(sim.app, port, ready)
+    serve_counting_vonage((KEY, SECRET, SIG_SECRET), port, ready)
 
 
 def run_convo(
@@ -332,7 +329,7 @@ class Provider:
 
 
 async def replies_sent(sim_url: str) -> int:
-    async with aiohttp.ClientSession() as http, http.get(sim_url + "/_faults/count") as resp:
+    async with aiohttp.ClientSession() as http, http.get(sim_url + "/_bench/sent") as resp:
         return int((await resp.json())["sent"])
 
 

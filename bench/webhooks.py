@@ -70,6 +70,7 @@ from _common import (
     postgres_schema,
     serve_app,
     serve_convo,
+    serve_counting_vonage,
     vonage_convo,
 )
 from aiohttp import web
@@ -97,17 +98,7 @@ steps:
 
 
 def run_simulator(port: int, ready: Any) -> None:
-    from convo.simulators.vonage import VonageSimulator
-
-    sim = VonageSimulator(
-        api_key=KEY, api_secret=SECRET, signature_secret=SIG_SECRET, signature_method="sha256"
-    )
-
-    async def sent(_request: web.Request) -> web.Response:
-        return web.json_response({"sent": len(sim.sent)})
-
-    sim.app.router.add_get("/_bench/sent", sent)
-    serve_app(sim.app, port, ready)
+    serve_counting_vonage((KEY, SECRET, SIG_SECRET), port, ready)
 
 
 def run_bare(port: int, ready: Any) -> None:
