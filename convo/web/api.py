@@ -66,7 +66,8 @@ def admin(handler: Handler) -> Handler:
     return guarded
 
 
-def _number(raw: str, where: str) -> str:
+def number_param(raw: str, where: str) -> str:
+    """``raw`` (a path or query value) as E.164; 400 naming ``where`` otherwise."""
     from convo.sms.phone import normalize
 
     # A "+" written unencoded in a query string arrives as a space.
@@ -76,10 +77,11 @@ def _number(raw: str, where: str) -> str:
     try:
         return normalize(text)
     except InvalidNumber as exc:
-        raise _bad(f"{where}: {exc}") from exc
+        raise bad_request(f"{where}: {exc}") from exc
 
 
-def _bad(message: str) -> web.HTTPBadRequest:
+def bad_request(message: str) -> web.HTTPBadRequest:
+    """A 400 whose JSON body ``{"error": message}`` says what was wrong (every admin route)."""
     return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
 
 
@@ -90,18 +92,18 @@ def _int(request: web.Request, name: str, default: int, maximum: int) -> int:
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()):
-        raise _bad(f"{name}: expected a whole number, got {raw[:40]!r}")
+        raise bad_request(f"{name}: expected a whole number, got {raw[:40]!r}")
     # the length first: a number of thousands of digits never reaches int()
     value = int(raw) if len(raw.lstrip("0")) <= len(str(maximum)) else maximum + 1
     if not 1 <= value <= maximum:
         shown = raw if len(raw) <= 20 else raw[:20] + "..."
-        raise _bad(f"{name}: expected a number between 1 and {maximum}, got {shown}")
+        raise bad_request(f"{name}: expected a number between 1 and {maximum}, got {shown}")
     return value
 
 
 @admin
 async def conversations(request: web.Request) -> web.StreamResponse:
-    number = _number(request.match_info["number"], "number")
+    number = number_param(request.match_info["number"], "number")
     store = request.app[RUNTIME].store
     sessions = await store.sessions_of(number)
     messages, total = await store.list_messages(MessageQuery(number=number, page_size=200))
@@ -123,14 +125,16 @@ async def messages(request: web.Request) -> web.StreamResponse:
         try:
             direction = Direction(q["direction"])
         except ValueError:
-            raise _bad(f"direction: expected inbound or outbound, got {q['direction']!r}") from None
+            raise bad_request(
+                f"direction: expected inbound or outbound, got {q['direction']!r}"
+            ) from None
     if q.get("status"):
         try:
             status = MessageStatus(q["status"])
         except ValueError:
             known = ", ".join(s.value for s in MessageStatus)
-            raise _bad(f"status: expected one of {known}, got {q['status']!r}") from None
-    number = _number(q["number"], "number") if q.get("number") else None
+            raise bad_request(f"status: expected one of {known}, got {q['status']!r}") from None
+    number = number_param(q["number"], "number") if q.get("number") else None
     page = _int(request, "page", 1, MAX_PAGE)
     page_size = _int(request, "page_size", 50, MAX_PAGE_SIZE)
     query = MessageQuery(
@@ -149,7 +153,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 @admin
 async def erase(request: web.Request) -> web.StreamResponse:
-    number = _number(request.match_info["number"], "number")  # a bad one: 400 here
+    number = number_param(request.match_info["number"], "number")  # a bad one: 400 here
     runtime = request.app[RUNTIME]
     report = await erase_contact(runtime.store, runtime.providers, number)
     return web.json_response(report.to_json())
@@ -175,19 +179,19 @@ async def retry_dead(request: web.Request) -> web.StreamResponse:
     try:
         body = json.loads(await request.read())
     except (ValueError, RecursionError):
-        raise _bad('expected a JSON object: {"ids": [...]} or {"all": true}') from None
+        raise bad_request('expected a JSON object: {"ids": [...]} or {"all": true}') from None
     if not isinstance(body, dict) or set(body) - {"ids", "all"}:
-        raise _bad("expected a JSON object with ids or all")
+        raise bad_request("expected a JSON object with ids or all")
     everything = body.get("all", False)
     ids = body.get("ids")
     if everything is not True and everything is not False:
-        raise _bad("all: expected true or false")
+        raise bad_request("all: expected true or false")
     if ids is not None and not (
         isinstance(ids, list) and all(isinstance(i, str) and i for i in ids) and len(ids) <= 1000
     ):
-        raise _bad("ids: expected a list of at most 1000 message ids")
+        raise bad_request("ids: expected a list of at most 1000 message ids")
     if everything == (ids is not None):
-        raise _bad("give ids or all (not both)")
+        raise bad_request("give ids or all (not both)")
     requeued = await request.app[RUNTIME].outbox.retry_dead(None if everything else ids)
     done = set(requeued)
     not_dead = [] if everything else [i for i in ids or () if i not in done]

@@ -20,9 +20,7 @@ from aiohttp import web
 
 from convo.contacts.contact import contact_to_json, make_contact
 from convo.exceptions import InvalidNumber
-from convo.web.api import _bad as bad_request  # the admin API's own helpers
-from convo.web.api import _number as number_arg
-from convo.web.api import admin
+from convo.web.api import admin, bad_request, number_param
 from convo.web.state import RUNTIME, error_response
 
 _ATTRIBUTES = ("name", "language", "timezone", "fields")
@@ -30,7 +28,7 @@ _ATTRIBUTES = ("name", "language", "timezone", "fields")
 
 @admin
 async def get_contact(request: web.Request) -> web.StreamResponse:
-    number = number_arg(request.match_info["number"], "number")
+    number = number_param(request.match_info["number"], "number")
     contact = await request.app[RUNTIME].store.get_contact(number)
     if contact is None:
         return error_response(404, f"no contact {number}")
@@ -39,7 +37,7 @@ async def get_contact(request: web.Request) -> web.StreamResponse:
 
 @admin
 async def put_contact(request: web.Request) -> web.StreamResponse:
-    number = number_arg(request.match_info["number"], "number")
+    number = number_param(request.match_info["number"], "number")
     body = _object(await request.read())
     for name in ("name", "language", "timezone"):
         if body.get(name) is not None and not isinstance(body[name], str):

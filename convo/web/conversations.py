@@ -30,8 +30,7 @@ from aiohttp import web
 from convo import outbound
 from convo.exceptions import FlowRuntimeError, InvalidNumber, ProviderError
 from convo.models import CHANNELS
-from convo.web.api import _bad as bad_request  # the admin API's own helpers
-from convo.web.api import admin
+from convo.web.api import admin, bad_request
 from convo.web.state import RUNTIME, error_response
 
 _FIELDS = ("to", "flow", "line", "channel", "language", "params")
