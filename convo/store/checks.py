@@ -58,9 +58,13 @@ def check_fragment(group: str, index: int, total: int) -> None:
         raise ValueError(f"fragment group {group!r}: part {index} of {total} is not a valid part")
 
 
+_FIELDS_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+"""One encoder for every contact (``json.dumps`` with options builds a new one per call)."""
+
+
 def contact_json(contact: Contact) -> str:
     """A contact's ``fields`` as JSON text; ValueError when they are not JSON data."""
     try:
-        return json.dumps(dict(contact.fields), ensure_ascii=False, allow_nan=False)
+        return _FIELDS_ENCODER.encode(dict(contact.fields))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"contact {contact.number}: fields must be JSON data ({exc})") from None
