@@ -106,7 +106,7 @@ class CallRunner:
                 session = new_session(key, loaded.spec, lang=known.lang, name=known.name)
             else:
                 session.status = ConversationStatus.ACTIVE
-                prepared = self.engine.versions.for_session(session)
+                prepared = await self.engine.versions.flow_of(session)
                 loaded = prepared or self.engine.flow(session.flow)
                 if prepared is None:  # reloaded since the call was placed: begin anew
                     session = new_session(
@@ -126,7 +126,7 @@ class CallRunner:
                             "input for call %s without an active conversation", event.call_id
                         )
                     return [Hangup()]  # (after a handoff: the agent's leg ended)
-                loaded = self.engine.versions.for_session(session)
+                loaded = await self.engine.versions.flow_of(session)
                 if loaded is None:
                     log.error(
                         "call %s hung up: %s",

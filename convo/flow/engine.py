@@ -111,7 +111,9 @@ class Engine:
             {
                 fid: f if isinstance(f, LoadedFlow) else LoadedFlow.build(f)
                 for fid, f in flows.items()
-            }
+            },
+            sources=store,
+            hooks=bot.hook_names() if bot else None,
         )
         self.on_turn = on_turn
         self.store = store
@@ -248,7 +250,7 @@ class Engine:
             session = await self.store.get_session(key)
             if session is None or session.timer_due is None or session.timer_due > now:
                 return None  # answered (or moved) meanwhile
-            loaded = self.versions.for_session(session)
+            loaded = await self.versions.flow_of(session)
             if loaded is None or session.timer_step != session.step:
                 if loaded is None:
                     log.error("%s: timeout dropped: %s", key, self.stranded_reason(session))
@@ -302,7 +304,7 @@ class Engine:
                 )
             return await self._open(self.flows[triggered], known, key, message)
         live = session is not None and session.status is not ConversationStatus.ENDED
-        loaded = self.versions.for_session(session) if session is not None and live else None
+        loaded = await self.versions.flow_of(session) if session is not None and live else None
         if session is not None and live and loaded is None:
             return await self._stranded(session, message.id)
         if session is None or loaded is None or session.status is ConversationStatus.ENDED:

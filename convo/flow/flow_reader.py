@@ -125,6 +125,7 @@ class FlowReader(StepReader, CrossChecks):
             slot_names=tuple(sorted(self.slot_names)),
             renamed=renamed,
             reads_contact=self.reads_contact(),
+            source=self.source_text,
         )
 
     def _renamed(self, node: Node, steps: Mapping[str, object]) -> dict[str, str]:

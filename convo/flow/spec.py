@@ -410,6 +410,9 @@ class FlowSpec:
     # Whether a turn needs the contact's record (name, time zone, fields): its templates
     # or hooks use them. When not, the engine skips reading it on every turn.
     reads_contact: bool = True
+    # The file's text as loaded (its hash is ``version``): kept in the store so that a
+    # conversation on this version can continue on it after a restart.
+    source: str = field(default="", repr=False, compare=False)
 
     @property
     def default_lang(self) -> str:

@@ -12,20 +12,34 @@ too): then live conversations on older versions move forward to it at their next
 each on its step's new name (or the same name when the step kept it). A conversation on a
 step the new version lacks, and that ``renamed`` does not map, stays on its old version.
 
-After a restart only the current files are loaded: a conversation whose version is gone
-continues on the current version when its step is still there (or renamed); otherwise
-:meth:`FlowVersions.for_session` gives None and the caller must not restart it silently
-(the engine answers with the flow's error text, keeps the conversation where it is and
-logs what to do: declare the rename and reload).
+Versions outlive the process through the store (:class:`~convo.store.base.FlowSources`):
+:meth:`FlowVersions.save_current` keeps the source of every current version there (the
+runtime calls it at start, after each reload and every minute, which also marks the
+version as still current), and :meth:`FlowVersions.flow_of` reads a conversation's
+version back from the store when this process lacks it, after a restart or when another
+process (``convo serve --workers``) loaded it. The source read back is checked as a file
+is at load (with the bot's hooks) and must hash to the version asked for; it is then kept
+in memory like a replaced version, until no open conversation runs on it.
+
+Only when the store has no source for a conversation's version either (it was loaded by a
+convo that did not keep sources, or its source failed to load again) does the
+conversation continue on the current version, when its step is still there (or renamed);
+otherwise :meth:`FlowVersions.for_session` gives None and the caller must not restart it
+silently (the engine answers with the flow's error text, keeps the conversation where it
+is and logs what to do: declare the rename and reload).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
+from convo.exceptions import ConvoError
+from convo.flow.loader import load_flow_text
 from convo.flow.outputs import LoadedFlow
 from convo.models import Session
+from convo.store.base import FlowSource, FlowSources
 
 __all__ = ["FlowVersions"]
 
@@ -33,11 +47,23 @@ log = logging.getLogger("convo.flow")
 
 
 class FlowVersions:
-    """The current version of each flow by id, and the older ones still in use."""
+    """The current version of each flow by id, and the older ones still in use.
 
-    def __init__(self, flows: Mapping[str, LoadedFlow]) -> None:
+    ``sources``: where versions are kept across restarts and processes (the store); None
+    keeps them in memory only. ``hooks``: the bot's hook names, to check a version read
+    back from ``sources`` as the loader checks a file (None: unchecked)."""
+
+    def __init__(
+        self,
+        flows: Mapping[str, LoadedFlow],
+        *,
+        sources: FlowSources | None = None,
+        hooks: Collection[str] | None = None,
+    ) -> None:
         self.current: dict[str, LoadedFlow] = dict(flows)
         self._older: dict[tuple[str, str], LoadedFlow] = {}
+        self.sources = sources
+        self.hooks = hooks
 
     def __repr__(self) -> str:
         return f"<FlowVersions current={sorted(self.current)} older={len(self._older)}>"
@@ -72,6 +98,64 @@ class FlowVersions:
         for flow_id, _ in self._older:
             out[flow_id] = out.get(flow_id, 0) + 1
         return out
+
+    async def save_current(self, now: float) -> int:
+        """Keep the source of every current version in ``sources`` (once each) and mark it
+        as current at ``now``; returns how many were new there. Flows built in code (no
+        source text) are skipped: there is nothing to read back."""
+        if self.sources is None:
+            return 0
+        new = 0
+        for loaded in list(self.current.values()):
+            spec = loaded.spec
+            if spec.source:
+                source = FlowSource(spec.id, spec.version, spec.path, spec.source)
+                new += await self.sources.save_flow_source(source, now)
+        return new
+
+    async def flow_of(self, session: Session) -> LoadedFlow | None:
+        """:meth:`for_session`, once ``session``'s version has been read back from
+        ``sources`` when it is neither current nor in memory (module docstring)."""
+        await self.recall(session.flow, session.flow_version)
+        return self.for_session(session)
+
+    async def recall(self, flow_id: str, version: str) -> bool:
+        """Whether version ``version`` of ``flow_id`` is in memory, reading it back from
+        ``sources`` when it is not. A source that no longer loads, or does not hash to
+        ``version``, is logged and not used."""
+        current = self.current.get(flow_id)
+        if (current is not None and current.spec.version == version) or (
+            (flow_id, version) in self._older
+        ):
+            return True
+        if self.sources is None:
+            return False
+        source = await self.sources.flow_source(flow_id, version)
+        if source is None:
+            return False
+        try:
+            # Parsing and checking a file blocks: in a thread, as a reload does.
+            spec = await asyncio.to_thread(
+                load_flow_text, source.text, source.name, hooks=self.hooks
+            )
+            loaded = LoadedFlow.build(spec)
+        except ConvoError as exc:
+            log.error("version %s of flow %s is kept but does not load: %s", version, flow_id, exc)
+            return False
+        if (spec.id, spec.version) != (flow_id, version):
+            log.error(
+                "the source kept for version %s of flow %s is flow %s version %s: not used",
+                version,
+                flow_id,
+                spec.id,
+                spec.version,
+            )
+            return False
+        self._older.setdefault((flow_id, version), loaded)
+        log.info(
+            "version %s of flow %s read back from the store (%s)", version, flow_id, source.name
+        )
+        return True
 
     def for_session(self, session: Session) -> LoadedFlow | None:
         """The version ``session`` runs on (module docstring). When it moves forward to

@@ -91,8 +91,12 @@ T = TypeVar("T")
 #: Seconds between recoveries of inbound messages whose turn failed (doubling while they
 #: keep failing): as long as a provider is told to wait before retrying a refused webhook.
 RECOVERY_RETRY = 5.0
-#: Seconds between looks at which older flow versions open conversations still need.
+#: Seconds between looks at which older flow versions open conversations still need (and
+#: between two marks of the current versions' sources in the store as current).
 FLOW_VERSIONS_INTERVAL = 60.0
+#: Seconds a flow version's source stays in the store after the last process that ran it as
+#: current marked it (every FLOW_VERSIONS_INTERVAL), when no open conversation runs on it.
+FLOW_SOURCE_RETENTION = 86400.0
 
 
 class TurnEngine(Protocol):
@@ -314,6 +318,9 @@ class Runtime:
             if self.voice_providers:
                 self._calls = self._call_runner(self._engine)
         if parts.serving:
+            # Before the first turn: a conversation started now must find its version's
+            # source in the store after a restart.
+            await self.forget_unused_versions()
             await self._start_serving(stack, store, self.engine)
 
     async def _start_serving(self, stack: AsyncExitStack, store: Store, engine: TurnEngine) -> None:
@@ -447,12 +454,20 @@ class Runtime:
         return errors
 
     async def forget_unused_versions(self) -> None:
-        """Forget the older flow versions no open conversation runs on."""
+        """Keep the current flow versions' sources in the store (marking them current),
+        forget the older versions no open conversation runs on, and prune from the store
+        those no process has run as current for :data:`FLOW_SOURCE_RETENTION` that no open
+        conversation runs on (:mod:`convo.flow.versions`)."""
         versions = self._flow_versions()
         if versions is None or self._store is None:
             return
+        now = time.time()
+        await versions.save_current(now)
         counts = await self._store.session_counts()
         versions.keep_only({(c.flow, c.flow_version) for c in counts})
+        pruned = await self._store.prune_flow_sources(now - FLOW_SOURCE_RETENTION)
+        if pruned:
+            log.info("forgot %d flow version(s) no conversation runs on any more", pruned)
 
     def _call_runner(self, engine: TurnEngine) -> CallRunner:
         from convo.flow.calls import CallRunner

@@ -19,6 +19,8 @@ at a time:
                          message, and per flow step how many conversations reached it,
                          ended or were abandoned there (from the step visits ``save_turn``
                          records).
+* :class:`FlowSources`   the source of every flow version loaded, so a conversation keeps
+                         its version across a restart and between processes.
 
 :class:`Erasure` forgets one contact in sessions, the log and fragments (GDPR right to
 erasure), leaving a tombstone (a keyed hash, :mod:`convo.store.tombstones`) of each erased
@@ -400,6 +402,43 @@ class Reports(Protocol):
         period; ``abandoned``, those still active on it whose last change is in that
         period and before ``idle_before``."""
 
+    async def prune_step_visits(self, older_than: float) -> int:
+        """Forget the step visits made before ``older_than``; returns how many. The
+        reports count nothing before that time any more."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSource:
+    """One version of a flow as it was loaded: the text of its file and the file's name
+    (for messages). ``version`` is the flow's content hash (``FlowSpec.version``)."""
+
+    flow: str
+    version: str
+    name: str
+    text: str
+
+
+@runtime_checkable
+class FlowSources(Protocol):
+    """The sources of the flow versions loaded (:mod:`convo.flow.versions`): a process that
+    lacks a conversation's version (it restarted, or another process loaded it) reads it
+    back from here rather than moving the conversation to the current version.
+
+    Each process marks the versions it runs as current at start, at every reload and
+    periodically (:meth:`save_flow_source`); a version is pruned once no process has
+    marked it for a while and no open conversation runs on it."""
+
+    async def save_flow_source(self, source: FlowSource, now: float) -> bool:
+        """Keep ``source`` (written once: a version's text never changes) and mark it as
+        current at ``now``. True when it was not kept before."""
+
+    async def flow_source(self, flow: str, version: str) -> FlowSource | None:
+        """The source of version ``version`` of flow ``flow``, or None."""
+
+    async def prune_flow_sources(self, older_than: float) -> int:
+        """Forget the versions last marked current before ``older_than`` that no open
+        (not ended) conversation runs on; returns how many."""
+
 
 @dataclass(frozen=True, slots=True)
 class ErasedContact:
@@ -514,6 +553,7 @@ class Store(
     IdempotentRequests,
     Erasure,
     Reports,
+    FlowSources,
     ConversationLocks,
     Protocol,
 ):

@@ -52,6 +52,7 @@ from convo.store.checks import (
 from convo.store.locks import LocalLocks
 from convo.store.memory_campaigns import MemoryCampaigns
 from convo.store.memory_contacts import MemoryContacts
+from convo.store.memory_flow_sources import MemoryFlowSources
 from convo.store.tombstones import new_key, tombstone
 
 _PENDING = frozenset({MessageStatus.QUEUED, MessageStatus.SENDING})
@@ -106,7 +107,7 @@ class _Group:
         return [self.parts[i] for i in sorted(self.parts)]
 
 
-class MemoryStore(MemoryContacts, MemoryCampaigns):
+class MemoryStore(MemoryContacts, MemoryCampaigns, MemoryFlowSources):
     """A complete store in process memory. ``open`` and ``close`` do nothing."""
 
     shared: ClassVar[bool] = False  # one process: its conversation locks are LocalLocks
@@ -114,6 +115,7 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
     def __init__(self) -> None:
         MemoryContacts.__init__(self)
         MemoryCampaigns.__init__(self)
+        MemoryFlowSources.__init__(self)
         self._sessions: dict[ConversationKey, tuple[Session, str]] = {}
         self._messages: dict[str, MessageRecord] = {}
         self._seq: dict[str, int] = {}  # insertion order: ties on created_at keep it
@@ -475,6 +477,11 @@ class MemoryStore(MemoryContacts, MemoryCampaigns):
             StepCount(step, len(reached.get(step, ())), ended.get(step, 0), abandoned.get(step, 0))
             for step in sorted({*reached, *ended, *abandoned})
         ]
+
+    async def prune_step_visits(self, older_than: float) -> int:
+        before = len(self._visits)
+        self._visits = [v for v in self._visits if v[4] >= older_than]
+        return before - len(self._visits)
 
     # -- suppressions ----------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ from convo.store.postgres_connection import (
     describe,
 )
 from convo.store.postgres_contacts import PostgresContacts
+from convo.store.postgres_flow_sources import PostgresFlowSources
 from convo.store.tombstones import new_key, tombstone
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
@@ -92,7 +93,7 @@ T = TypeVar("T")
 _TAKEN = re.compile(r"=\((.*)\) already exists")
 
 
-class PostgresStore(PostgresContacts):
+class PostgresStore(PostgresContacts, PostgresFlowSources):
     """A :class:`~convo.store.base.Store` in the PostgreSQL database at ``url``
     (``postgresql://user:password@host:port/database``, with libpq's options such as
     ``sslmode``; any other option is a server setting, e.g. ``search_path=convo``).
@@ -461,6 +462,12 @@ class PostgresStore(PostgresContacts):
             return reports.step_counts(reached, ends)
 
         return await self._run("count steps", job, transaction=True)
+
+    async def prune_step_visits(self, older_than: float) -> int:
+        async def job(cx: Connection) -> int:
+            return _count(await cx.execute(reports.PRUNE_VISITS, older_than))
+
+        return await self._run("prune step visits", job)
 
     # -- suppressions ----------------------------------------------------------------------
 

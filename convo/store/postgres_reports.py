@@ -17,7 +17,7 @@ import convo.store.rows as rows
 from convo.store.base import ConversationQuery, ConversationRow, StepCount
 from convo.store.postgres_schema import MESSAGE_COLUMNS, RECORD_VISIT, SESSION_COLUMNS
 
-__all__ = ["RECORD_VISIT", "conversation_query", "conversation_rows", "step_counts"]
+__all__ = ["PRUNE_VISITS", "RECORD_VISIT", "conversation_query", "conversation_rows", "step_counts"]
 
 
 _S = ", ".join(f"s.{c}" for c in SESSION_COLUMNS.split(", "))
@@ -38,6 +38,7 @@ STEP_REACHED = (
     "SELECT step, count(*) FROM (SELECT DISTINCT step, line, channel, contact, started_at "
     "FROM step_visits WHERE flow = $1 AND at >= $2 AND at < $3) AS v GROUP BY step"
 )
+PRUNE_VISITS = "DELETE FROM step_visits WHERE at < $1"  # index step_visits_at (version 5)
 STEP_ENDS = (
     "SELECT step, count(*) FILTER (WHERE status = 'ended'), "
     "count(*) FILTER (WHERE status = 'active' AND updated_at < $1) "

@@ -180,6 +180,20 @@ MIGRATIONS: list[str] = [
         ON step_visits (flow, at, step, line, channel, contact, started_at);
     CREATE INDEX step_visits_contact ON step_visits (contact);
     """,
+    # 4 -> 5: the source of every flow version loaded (convo.store.postgres_flow_sources),
+    # as SQLite's version 10; step visits pruned by time.
+    """
+    CREATE TABLE flow_sources (
+        flow text NOT NULL,
+        version text NOT NULL,
+        name text NOT NULL,
+        text text NOT NULL,
+        saved_at double precision NOT NULL,
+        current_at double precision NOT NULL,
+        PRIMARY KEY (flow, version)
+    );
+    CREATE INDEX step_visits_at ON step_visits (at);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 

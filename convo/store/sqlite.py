@@ -60,6 +60,7 @@ from convo.store.migrations import SchemaStatus
 from convo.store.sqlite_campaigns import ERASE_RECIPIENTS, SqliteCampaigns
 from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
 from convo.store.sqlite_contacts import SqliteContacts
+from convo.store.sqlite_flow_sources import SqliteFlowSources
 from convo.store.tombstones import new_key, tombstone
 
 MIGRATIONS: list[str] = sql.MIGRATIONS
@@ -68,7 +69,7 @@ MIGRATIONS: list[str] = sql.MIGRATIONS
 T = TypeVar("T")
 
 
-class SqliteStore(SqliteContacts, SqliteCampaigns):
+class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
     """A :class:`~convo.store.base.Store` in the SQLite file ``path``.
 
     ``open()`` creates the file (and its parent directory) or migrates it; it raises
@@ -418,6 +419,12 @@ class SqliteStore(SqliteContacts, SqliteCampaigns):
     ) -> list[StepCount]:
         return await self._run(
             "count steps", lambda cx: reports.step_counts(cx, flow, since, until, idle_before)
+        )
+
+    async def prune_step_visits(self, older_than: float) -> int:
+        return await self._run(
+            "prune step visits",
+            lambda cx: cx.execute(reports.PRUNE_VISITS, (older_than,)).rowcount,
         )
 
     # -- suppressions ----------------------------------------------------------------------

@@ -31,6 +31,7 @@ RECORD_VISIT = (
     "AND (status != 'ended' OR :status = 'ended'))"
 )
 ERASE_VISITS = "DELETE FROM step_visits WHERE contact = ?"
+PRUNE_VISITS = "DELETE FROM step_visits WHERE at < ?"  # index step_visits_at (version 10)
 
 _S = ", ".join(f"s.{c}" for c in SESSION_COLUMNS.split(", "))
 _M = ", ".join(f"m.{c}" for c in MESSAGE_COLUMNS.split(", "))

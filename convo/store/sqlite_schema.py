@@ -3,7 +3,7 @@
 Kept apart from :mod:`convo.store.sqlite` (which runs them) so the schema can be read in one
 place. Every statement is a constant string, so sqlite3 prepares it once per connection.
 
-Tables (version 9):
+Tables (version 10):
 
 * ``sessions``        one row per conversation, keyed by (line, channel, contact);
                       ``params``/``slots`` are JSON text.
@@ -26,6 +26,8 @@ Tables (version 9):
                       statements in :mod:`convo.store.sqlite_campaigns`).
 * ``step_visits``     each step a conversation entered, and when (version 9; written by
                       ``save_turn``, read by ``convo.store.sqlite_reports``).
+* ``flow_sources``    the text of each flow version loaded (version 10;
+                      ``convo.store.sqlite_flow_sources``).
 
 Partial indexes keep the hot queues small: the outbox indexes hold only queued/sending
 messages (in order, with when each is due, and by recipient), the dead-letter index only
@@ -271,6 +273,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX step_visits_flow
         ON step_visits (flow, at, step, line, channel, contact, started_at);
     CREATE INDEX step_visits_contact ON step_visits (contact);
+    """,
+    # 9 -> 10: the source of every flow version loaded (convo.store.sqlite_flow_sources),
+    # so a conversation keeps its version across a restart; step visits pruned by time.
+    """
+    CREATE TABLE flow_sources (
+        flow TEXT NOT NULL,
+        version TEXT NOT NULL,
+        name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        saved_at REAL NOT NULL,
+        current_at REAL NOT NULL,
+        PRIMARY KEY (flow, version)
+    ) WITHOUT ROWID;
+    CREATE INDEX step_visits_at ON step_visits (at);
     """,
 ]
 """``MIGRATIONS[i]`` brings a file from schema version ``i`` to ``i + 1``. Append only."""

@@ -56,9 +56,10 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, tmp_path: Path, *args: str) -> None:
-        (tmp_path / "flows").mkdir()
+        (tmp_path / "flows").mkdir(exist_ok=True)
         self.flow = tmp_path / "flows" / "quiz.yaml"
-        self.flow.write_text(V1, encoding="utf-8")
+        if not self.flow.exists():  # (a server started again keeps the files)
+            self.flow.write_text(V1, encoding="utf-8")
         self.metrics_port = free_port()
         config = tmp_path / "convo.toml"
         config.write_text(
@@ -82,7 +83,7 @@ format = "json"
             encoding="utf-8",
         )
         self.stderr = tmp_path / "stderr.log"
-        with self.stderr.open("wb") as err:
+        with self.stderr.open("ab") as err:
             self.proc = subprocess.Popen(
                 [str(CONVO), "serve", "--config", str(config), *args],
                 stdout=subprocess.PIPE,
@@ -176,6 +177,28 @@ def test_sighup_reloads_flows_and_live_conversations_keep_their_version(
     server.reload(V3)  # renamed: moves the live conversations forward to v3
     assert server.text("+32470000001", "b") == ["Bye from v3."]
     assert server.text("+32470000002", "a") == ["Second question?"]
+    assert server.stop() == 0
+
+
+def test_a_conversation_keeps_its_version_across_a_restart(
+    serve: Callable[..., Server],
+) -> None:
+    server = serve()
+    assert server.text("+32470000001", "hi") == ["First question?"]  # on v1's `first`
+    assert server.text("+32470000002", "hi") == ["First question?"]
+    assert server.text("+32470000002", "a") == ["Second question?"]  # on v1's `second`
+    assert server.stop() == 0
+
+    # v2 while it is down: `first` is gone (no renamed:), `second` leads to another end
+    server.flow.write_text(V2, encoding="utf-8")
+    server = serve()
+    assert server.text("+32470000003", "hi") == ["Question one?"]  # new: v2
+    # each live one continues on v1, read back from the store, and ends there
+    assert server.text("+32470000001", "a") == ["Second question?"]
+    assert server.text("+32470000002", "b") == ["Bye."]
+    assert server.text("+32470000001", "b") == ["Bye."]
+    assert server.text("+32470000001", "hi") == ["Question one?"]  # then starts anew on v2
+    assert "read back from the store" in server.log()
     assert server.stop() == 0
 
 

@@ -176,3 +176,16 @@ async def test_a_call_log_is_a_record_never_a_text_to_turn_or_send(store: Store)
         await store.save_turn(session(1), call_log=[queued])
     _, total = await store.list_messages(MessageQuery(number=person(1)))
     assert total == 2  # a refused turn logs nothing
+
+
+async def test_step_visits_before_a_time_are_pruned(store: Store) -> None:
+    await store.save_turn(session(1, step="confirm", at=1000.0))
+    await store.save_turn(session(1, step="done", at=2000.0, created_at=1000.0))
+    await store.save_turn(session(2, step="confirm", at=2500.0))
+    assert await store.prune_step_visits(2000.0) == 1  # the visit at 1000 only
+    counts = await store.step_counts("appointment", 0.0, 3000.0, idle_before=0.0)
+    assert counts == [
+        StepCount("confirm", reached=1, ended=0, abandoned=0),
+        StepCount("done", reached=1, ended=0, abandoned=0),
+    ]
+    assert await store.prune_step_visits(2000.0) == 0
