@@ -228,18 +228,25 @@ def _check_provider_kinds(
 
 
 def _store(source: str, raw: object) -> StoreSettings:
-    table = Table(source, "[store]", raw, frozenset({"url", "seen_retention"}))
+    keys = frozenset({"url", "seen_retention", "visits_retention"})
+    table = Table(source, "[store]", raw, keys)
     default = StoreSettings()
     url = table.string("url", default.url)
     store_url(url, table.where("url"))  # the store's own decoder: one set of rules
-    retention = table.data.get("seen_retention", default.seen_retention)
+    seen = _retention(table, "seen_retention", default.seen_retention)
+    visits = _retention(table, "visits_retention", default.visits_retention)
+    return StoreSettings(url, seen, visits)
+
+
+def _retention(table: Table, key: str, default: float) -> float:
+    """A duration above 0 (seconds, or e.g. ``"30d"``) at ``key`` of ``table``."""
     try:
-        seconds = parse_duration(retention)
+        seconds = parse_duration(table.data.get(key, default))
     except ValueError:
         seconds = 0.0
     if seconds <= 0:
-        raise table._bad("seen_retention", "a duration above 0 (seconds, or e.g. 12h, 30d)")
-    return StoreSettings(url, seconds)
+        raise table._bad(key, "a duration above 0 (seconds, or e.g. 12h, 30d)")
+    return seconds
 
 
 def _handoff(source: str, raw: object) -> dict[str, str]:

@@ -110,10 +110,12 @@ class StoreSettings:
     ``seen_retention`` is how long, in seconds, the ids that drop retries and replays are
     kept before the server prunes them (seen tokens, and the tombstones erasure leaves of
     erased messages' provider ids): seconds or a duration such as ``"30d"``, default 30
-    days."""
+    days. ``visits_retention`` is how long the step visits the console's flow graphs count
+    are kept (same form, default 90 days: longer than the console's longest period)."""
 
     url: str = "sqlite:///var/convo.db"
     seen_retention: float = 30 * 86400.0
+    visits_retention: float = 90 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,10 +131,15 @@ def background_loops(
             )
     retention = settings.store.seen_retention
 
+    visits = settings.store.visits_retention
+
     async def prune_seen() -> None:
         forgotten = await store.prune_seen(clock() - retention)
         if forgotten:
             log.info("forgot %d seen id(s) and tombstone(s) older than %ss", forgotten, retention)
+        forgotten = await store.prune_step_visits(clock() - visits)
+        if forgotten:
+            log.info("forgot %d step visit(s) older than %ss", forgotten, visits)
 
     loops.append(Loop("prune seen", prune_interval(retention), prune_seen))
     return loops
