@@ -18,8 +18,10 @@
   answers ``{"requeued": [ids, oldest first], "not_dead": [the given ids that were not]}``.
 
 The admin routes need ``Authorization: Bearer <server.api_token>`` (compared in constant
-time); a missing or wrong token is 401. Without a configured token the admin API is off and
-its routes answer 404, as if they did not exist.
+time); a missing or wrong token is 401. Wrong tokens are throttled per client address
+(:mod:`convo.web.throttle`, shared with the console's sign-in): after five, 429 with
+``Retry-After``. Without a configured token the admin API is off and its routes answer 404,
+as if they did not exist.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from convo.exceptions import InvalidNumber
 from convo.models import Direction, MessageStatus
 from convo.store.base import MessageQuery
 from convo.web.state import RUNTIME, SETTINGS, error_response
+from convo.web.throttle import TOKEN_THROTTLE
 
 log = logging.getLogger("convo.web.api")
 
@@ -54,10 +57,17 @@ def admin(handler: Handler) -> Handler:
         if token is None:
             return error_response(404, "not found (the admin API is off: no server.api_token)")
         given = request.headers.get("Authorization", "")
+        throttle = request.app[TOKEN_THROTTLE]
+        if given:  # a token presented: compared only while its address may try
+            refused = throttle.refused(request)
+            if refused is not None:
+                return refused
         scheme, _, value = given.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             value.strip().encode(), token.reveal().encode()
         ):
+            if given:
+                throttle.failed(request)
             response = error_response(401, "admin API: missing or wrong bearer token")
             response.headers["WWW-Authenticate"] = 'Bearer realm="convo"'
             return response

@@ -55,6 +55,7 @@ from convo.web import (
 from convo.web.access import request_id_middleware
 from convo.web.connections import body_deadline
 from convo.web.state import REJECTED, RUNTIME, SETTINGS, error_response, status_for
+from convo.web.throttle import TOKEN_THROTTLE, TokenThrottle
 
 log = logging.getLogger("convo.web")
 
@@ -107,6 +108,7 @@ def create_app(
         settings, bot=bot, http_client=http_client, engine_factory=engine_factory
     )
     app[REJECTED] = webhooks.RejectedWebhooks.from_settings(settings)
+    app[TOKEN_THROTTLE] = TokenThrottle()  # wrong admin tokens, console and API together
     app.cleanup_ctx.append(_runtime_ctx)
     webhooks.add_routes(app)
     voice.add_routes(app)

@@ -10,7 +10,8 @@ not load), :mod:`~convo.web.console.phone` (the sandbox phone), and
 :mod:`~convo.web.console.outbox` (pending, failed and dead replies, retry).
 
 The console exists when ``[server] api_token`` is set (the admin token is its password);
-without one its routes answer 404.
+without one its routes answer 404. Wrong tokens at sign-in are throttled per client
+address, with the admin API's (:mod:`convo.web.throttle`): after five, 429.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from convo.web.console.auth import (
 )
 from convo.web.console.render import html
 from convo.web.state import error_response
+from convo.web.throttle import TOKEN_THROTTLE, retry_after
 
 STATIC = Path(__file__).parent / "static"
 
@@ -60,7 +62,16 @@ async def signin(request: web.Request) -> web.StreamResponse:
     check_csrf(request, token, presession or "-", form.get(CSRF_FIELD))
     given = form.get("token")
     target = local_next(form.get("next"))
+    throttle = request.app[TOKEN_THROTTLE]
+    seconds = throttle.wait(request)
+    if seconds > 0:  # the token is not even compared (convo.web.throttle)
+        wait = retry_after(seconds)
+        error = f"Too many wrong tokens; try again in {wait} seconds."
+        response = _signin_form(request, token, target, error=error, status=429)
+        response.headers["Retry-After"] = wait
+        return response
     if given is None or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        throttle.failed(request)
         return _signin_form(request, token, target, error="That is not the admin token.")
     response = web.HTTPSeeOther(target)
     set_cookie(request, response, SESSION_COOKIE, session_value(token, int(time.time())))
@@ -69,13 +80,13 @@ async def signin(request: web.Request) -> web.StreamResponse:
 
 
 def _signin_form(
-    request: web.Request, token: str, next_path: str | None, error: str
+    request: web.Request, token: str, next_path: str | None, error: str, status: int = 401
 ) -> web.Response:
     presession = new_presession()
     response = html(
         request,
         "signin.html",
-        status=401 if error else 200,
+        status=status if error else 200,
         csrf=csrf_token(token, presession),
         next=local_next(next_path),
         error=error,
