@@ -20,8 +20,12 @@ carries them, whatever logger wrote it.
 
 Privacy. Phone numbers are masked by default in every line, the message and any traceback
 included: ``+32470123400`` becomes ``+32470****00`` (URL-encoded ``%2B32...`` too);
-``mask_numbers = false`` shows them. What people write is never logged above DEBUG: the
-code logs message ids, not texts, and nothing else may be added at INFO or above.
+``mask_numbers = false`` shows them. The business's own numbers (``[[lines]]``, given to
+:func:`configure` as ``own_numbers``) are not masked: they are not personal data, they are
+published for people to text and call, and a line that says which line a conversation is on
+is what an operator reads it for. Only the contacts' numbers are. What people write is
+never logged above DEBUG: the code logs message ids, not texts, and nothing else may be
+added at INFO or above.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, TextIO
@@ -61,9 +65,9 @@ QUIET_LIBRARIES = ("httpx", "httpcore")
 _request_id: ContextVar[str | None] = ContextVar("convo_request_id", default=None)
 _conversation: ContextVar[str | None] = ContextVar("convo_conversation", default=None)
 
-#: An E.164 number, written with "+" or URL-encoded "%2B": its first five digits (country
-#: and area, useful when reading a log) and its last two are kept.
-_NUMBER = re.compile(r"(\+|%2[Bb])(\d{5})\d{1,10}(\d{2})(?!\d)")
+#: An E.164 number, written with "+" or URL-encoded "%2B": 8 to 17 digits, of which the
+#: first five (country and area, useful when reading a log) and the last two are kept.
+_NUMBER = re.compile(r"(\+|%2[Bb])(\d{8,17})(?!\d)")
 #: What a client may give as its request id (anything else is replaced by ours).
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -80,9 +84,17 @@ class LogSettings:
     mask_numbers: bool = True
 
 
-def mask_numbers(text: str) -> str:
-    """``text`` with every E.164 number masked: ``+32470123400`` -> ``+32470****00``."""
-    return _NUMBER.sub(r"\1\2****\3", text)
+def mask_numbers(text: str, keep: Collection[str] = ()) -> str:
+    """``text`` with every E.164 number masked, ``+32470123400`` -> ``+32470****00``,
+    except the numbers of ``keep`` (E.164, with their "+": the business's own)."""
+
+    def masked(found: re.Match[str]) -> str:
+        sign, digits = found[1], found[2]
+        if "+" + digits in keep:
+            return found[0]
+        return f"{sign}{digits[:5]}****{digits[-2:]}"
+
+    return _NUMBER.sub(masked, text)
 
 
 def new_request_id(given: str | None = None) -> str:
@@ -135,10 +147,11 @@ class _ContextFilter(logging.Filter):
 class _Formatter(logging.Formatter):
     """The text or JSON line of a record, numbers masked unless told otherwise."""
 
-    def __init__(self, kind: LogFormat, *, mask: bool) -> None:
+    def __init__(self, kind: LogFormat, *, mask: bool, keep: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.kind = kind
         self.mask = mask
+        self.keep = keep
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -175,18 +188,21 @@ class _Formatter(logging.Formatter):
             line += f" [{context}] {message}" if context else f" {message}"
             if error:
                 line += "\n" + error
-        return mask_numbers(line) if self.mask else line
+        return mask_numbers(line, self.keep) if self.mask else line
 
 
 class _ConvoHandler(logging.StreamHandler):  # type: ignore[type-arg]  # TextIO stream
     """The handler :func:`configure` installs (a class of its own, to find and replace it)."""
 
 
-def configure(settings: LogSettings, stream: TextIO | None = None) -> logging.Handler:
+def configure(
+    settings: LogSettings, stream: TextIO | None = None, *, own_numbers: Collection[str] = ()
+) -> logging.Handler:
     """Send every log line (convo's and its libraries') to ``stream`` (stderr) as
-    ``settings`` say. Calling it again replaces the handler it installed before; handlers
-    others installed (a test's log capture) are left alone. Returns the handler.
-    ``ValueError`` for an unknown level or format."""
+    ``settings`` say; ``own_numbers`` (the lines' E.164 numbers) are never masked. Calling
+    it again replaces the handler it installed before; handlers others installed (a test's
+    log capture) are left alone. Returns the handler. ``ValueError`` for an unknown level
+    or format."""
     level = settings.level.lower()
     if level not in LEVELS:
         raise ValueError(f"log level: expected one of {', '.join(LEVELS)}, got {settings.level!r}")
@@ -196,7 +212,8 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> logging.Ha
     for old in [h for h in root.handlers if isinstance(h, _ConvoHandler)]:
         root.removeHandler(old)
     handler = _ConvoHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(_Formatter(settings.format, mask=settings.mask_numbers))
+    keep = frozenset(own_numbers)
+    handler.setFormatter(_Formatter(settings.format, mask=settings.mask_numbers, keep=keep))
     handler.addFilter(_ContextFilter())
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token = admin_token(Path(token_file))
         server = dataclasses.replace(settings.server, api_token=Secret(token))
         settings = dataclasses.replace(settings, server=server)
-    logs.configure(settings.logging)
+    logs.configure(settings.logging, own_numbers=[line.number for line in settings.lines])
     bot = bot_arg(args.bot)
 
     def ready(url: str) -> None:

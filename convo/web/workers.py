@@ -317,7 +317,7 @@ def serve_worker(
     from convo.bot import load_bot
     from convo.web.server import run_server
 
-    logs.configure(settings.logging)
+    logs.configure(settings.logging, own_numbers=[line.number for line in settings.lines])
     if settings.metrics.port:
         metrics = dataclasses.replace(settings.metrics, port=settings.metrics.port + index - 1)
         settings = dataclasses.replace(settings, metrics=metrics)

@@ -29,6 +29,18 @@ def test_numbers_are_masked_wherever_they_appear() -> None:
     assert mask_numbers("message 1733325600 to 8888, +3212") == "message 1733325600 to 8888, +3212"
 
 
+def test_the_businesss_own_numbers_are_not_masked() -> None:
+    own = {"+3225550120"}
+    assert mask_numbers("from +32470123400 to +3225550120", own) == (
+        "from +32470****00 to +3225550120"
+    )
+    assert mask_numbers("GET /x/%2B3225550120?c=%2B32470123400", own) == (
+        "GET /x/%2B3225550120?c=%2B32470****00"
+    )
+    # only the whole number: a longer one that starts like it is a contact's
+    assert mask_numbers("+32255501209", own) == "+32255****09"
+
+
 @pytest.fixture
 def log_lines() -> Iterator[Any]:
     """configure() onto a buffer; the root logger is put back afterwards."""
@@ -36,9 +48,9 @@ def log_lines() -> Iterator[Any]:
     level, handlers = root.level, list(root.handlers)
     buffers: list[io.StringIO] = []
 
-    def install(**settings: Any) -> io.StringIO:
+    def install(own_numbers: tuple[str, ...] = (), **settings: Any) -> io.StringIO:
         buffer = io.StringIO()
-        logs.configure(LogSettings(**settings), buffer)
+        logs.configure(LogSettings(**settings), buffer, own_numbers=own_numbers)
         buffers.append(buffer)
         return buffer
 
@@ -70,14 +82,15 @@ async def _converse(aiohttp_client: Any, tmp_path: Path, *, text: str) -> TestCl
 async def test_json_lines_carry_the_request_id_and_the_masked_conversation(
     log_lines: Any, aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    buffer = log_lines(level="debug", format="json")
+    buffer = log_lines(level="debug", format="json", own_numbers=(LINE,))
     await _converse(aiohttp_client, tmp_path, text="My name is Zoë")
 
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     turn = [line for line in lines if line["logger"] == "convo.engine"]
     assert turn, lines
     assert {line["request_id"] for line in turn} == {"req-42"}
-    assert {line["conversation"] for line in turn} == {mask_numbers(f"{LINE}/sms/{ALICE}")}
+    masked_alice = mask_numbers(ALICE)
+    assert {line["conversation"] for line in turn} == {f"{LINE}/sms/{masked_alice}"}
     assert all(line["level"] == "debug" for line in lines if "Zoë" in line["message"])
     assert any("Zoë" in line["message"] for line in turn)  # at DEBUG the text is there
     assert ALICE not in buffer.getvalue()
