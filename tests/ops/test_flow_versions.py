@@ -3,6 +3,7 @@ it forward, and a conversation on a step that no longer exists is never restarte
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from convo.flow.outputs import LoadedFlow
 from convo.flow.spec import FlowSpec
 from convo.models import ConversationKey, InboundMessage
 from convo.runtime import Runtime
+from convo.store.base import FlowSource
 from convo.store.memory import MemoryStore
 
 LINE = "+32460000101"
@@ -86,7 +88,47 @@ async def test_a_live_conversation_stays_on_its_version_until_renamed_moves_it()
     assert engine.versions.counts() == {"quiz": 1}  # nobody on v1 or v2 any more
 
 
+async def test_a_version_kept_in_the_store_is_read_back_after_a_restart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="convo.flow")
+    store = MemoryStore()
+    engine = engine_on(store, V1)
+    assert await engine.versions.save_current(100.0) == 1  # what the runtime does at start
+    assert await engine.versions.save_current(160.0) == 0  # and every minute: kept once
+    assert await say(engine, ALICE, "hi") == ["First question?"]
+    assert await say(engine, BOB, "hi") == ["First question?"]
+    assert await say(engine, BOB, "a") == ["Second question?"]
+
+    restarted = engine_on(store, V2)  # v2 has no `first`, and another end after `second`
+    assert await say(restarted, ALICE, "a") == ["Second question?"]  # v1, read back
+    assert await say(restarted, BOB, "b") == ["Bye."]  # v1's end, not v2's
+    assert await say(restarted, ALICE, "b") == ["Bye."]
+    assert await say(restarted, ALICE, "hi") == ["Question one?"]  # anew: v2
+    assert restarted.versions.counts() == {"quiz": 2}
+    assert any("read back from the store" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_kept_source_is_used_only_when_it_loads_as_the_version_asked_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore()
+    broken_text = V1_TEXT.replace("expect: text, save_as: a", "expect: telepathy, save_as: a")
+    broken = hashlib.sha256(broken_text.encode()).hexdigest()[:12]
+    await store.save_flow_source(FlowSource("quiz", broken, "quiz.yaml", broken_text), 1.0)
+    await store.save_flow_source(FlowSource("quiz", "0123456789ab", "quiz.yaml", V1_TEXT), 1.0)
+    versions = engine_on(store, V2).versions
+    assert not await versions.recall("quiz", broken)  # no longer valid
+    assert not await versions.recall("quiz", "0123456789ab")  # not that version's text
+    assert not await versions.recall("quiz", "ffffffffffff")  # not kept at all
+    assert versions.counts() == {"quiz": 1}
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("does not load" in e and "telepathy" in e for e in errors), errors
+    assert any(f"is flow quiz version {V1.version}" in e for e in errors), errors
+
+
 async def test_after_a_restart_a_conversation_on_a_gone_step_is_not_restarted() -> None:
+    # (its version's source is not in the store: the engine alone never saves it)
     store = MemoryStore()
     assert await say(engine_on(store, V1), ALICE, "hi") == ["First question?"]
 
