@@ -24,7 +24,7 @@ SAVE_FLOW_SOURCE = (
 GET_FLOW_SOURCE = (
     "SELECT flow, version, name, text FROM flow_sources WHERE flow = ? AND version = ?"
 )
-# Open conversations are few next to all sessions; the sessions_flow index finds them.
+# Once a minute per process; the sessions_flow index narrows the look to the flow's sessions.
 PRUNE_FLOW_SOURCES = (
     "DELETE FROM flow_sources WHERE current_at < ? AND NOT EXISTS (SELECT 1 FROM sessions "
     "WHERE sessions.flow = flow_sources.flow AND sessions.flow_version = flow_sources.version "
