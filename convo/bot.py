@@ -16,7 +16,9 @@ Flows call hooks with ``do: [dentist.book]`` (actions) and ``validate: dentist.s
 Contracts:
 
 * Hooks are ``async`` and get a :class:`Conversation`: the contact, the params, the slots
-  (a dict the hook may change: changes are saved with the turn) and the language.
+  (a dict the hook may change: changes are saved with the turn), the language and the
+  ``media`` of the reply being handled (an MMS; :class:`convo.media.Media`, which a hook
+  downloads with ``await media.save(path)`` or ``await media.read()``).
 * A validator gets the parsed answer and returns ``True`` (accepted), ``False`` (refused:
   the step's ``invalid`` text or next reprompt is said) or a string (refused, and that string
   is said). It may also put a normalised value in ``conv.slots`` itself.
@@ -32,10 +34,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from convo.exceptions import ConfigError
 from convo.models import Contact, ConversationKey
+
+if TYPE_CHECKING:
+    from convo.media import Media
 
 Action = Callable[["Conversation"], Awaitable[Any]]
 Validator = Callable[["Conversation", Any], Awaitable["bool | str"]]
@@ -52,6 +57,7 @@ class Conversation:
     lang: str
     params: dict[str, Any] = field(default_factory=dict)
     slots: dict[str, Any] = field(default_factory=dict)
+    media: tuple[Media, ...] = ()
 
 
 class Bot:

@@ -28,7 +28,7 @@ from convo.flow.templates import TEMPLATES
 from convo.flow.texts_reader import TextReader
 from convo.flow.yamlnodes import closest, did_you_mean
 
-CONTEXT_NAMES = frozenset({"contact", "params", "slots", "lang"})
+CONTEXT_NAMES = frozenset({"contact", "params", "slots", "lang", "answer"})
 # What speech.py's context gives; ``fields`` holds the contact record's own attributes.
 CONTACT_FIELDS = frozenset({"number", "lang", "name", "timezone", "fields"})
 _DICT_METHODS = frozenset({"get", "items", "keys", "values"})  # slots.get("x") is fine

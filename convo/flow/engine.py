@@ -61,6 +61,7 @@ from convo.flow.triggers import Triggers
 from convo.flow.turn import match_anytime
 from convo.flow.versions import FlowVersions
 from convo.logs import conversation_scope
+from convo.media import MediaLookup, unchecked
 from convo.models import (
     Contact,
     ConversationKey,
@@ -106,6 +107,7 @@ class Engine:
         contacts: ContactLookup | None = None,
         on_turn: TurnObserver | None = None,
         triggers: Triggers | None = None,
+        media: MediaLookup | None = None,
     ) -> None:
         self.versions = FlowVersions(
             {
@@ -122,6 +124,9 @@ class Engine:
         self.clock = clock
         self.contacts = contacts
         self.triggers = triggers
+        # Describes an MMS's media (type, size, downloadable) before its turn; without it
+        # flows see the URLs only, none of them downloadable.
+        self._media: MediaLookup = media or unchecked
         self._broken_timers: set[ConversationKey] = set()  # logged once each (fire_due)
 
     # -- public API ----------------------------------------------------------------------
@@ -314,7 +319,8 @@ class Engine:
                 await self.store.mark_processed(message.id)
                 return []
             return await self._open(*opening, key=key, message=message)
-        return await self._turn(loaded, session, Reply(text), message.id)
+        media = await self._media(message) if message.media_urls else ()
+        return await self._turn(loaded, session, Reply(text, media), message.id)
 
     async def _open(
         self, loaded: LoadedFlow, known: Contact, key: ConversationKey, message: InboundMessage

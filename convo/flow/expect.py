@@ -281,6 +281,8 @@ def parse_answer(
             the loader should already have reported).
     """
     kind = expect.kind
+    if kind == "media":  # a text alone never is media: the turn reads the message's media
+        return NOT_UNDERSTOOD
     if kind == "text":
         stripped = text.strip()
         return Answer(True, stripped) if stripped else NOT_UNDERSTOOD

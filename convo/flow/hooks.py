@@ -17,6 +17,7 @@ from typing import Any
 from convo.bot import Bot, Conversation
 from convo.exceptions import HookError
 from convo.flow.spec import HookCall
+from convo.media import Media
 from convo.models import Contact, Session
 
 
@@ -30,6 +31,7 @@ class Hooks:
         self.contact = contact
         self.opt_out = False
         self.opt_in = False
+        self.media: tuple[Media, ...] = ()  # of the reply the turn handles
 
     def conversation(self) -> Conversation:
         """What a hook sees: the session as it is now (current step, language, slots)."""
@@ -42,6 +44,7 @@ class Hooks:
             lang=s.lang,
             params=s.params,
             slots=s.slots,
+            media=self.media,
         )
 
     async def do(self, calls: tuple[HookCall, ...]) -> None:

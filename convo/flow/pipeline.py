@@ -33,6 +33,7 @@ from convo.flow.params import check_params
 from convo.flow.spec import FlowSpec, Handoff
 from convo.flow.speech import error_text
 from convo.flow.turn import Turn
+from convo.media import Media
 from convo.models import (
     Contact,
     ConversationKey,
@@ -60,9 +61,11 @@ class Begin:
 
 @value
 class Reply:
-    """The contact answered ``text``: an SMS text, DTMF digits or recognised speech."""
+    """The contact answered ``text``: an SMS text, DTMF digits or recognised speech;
+    ``media``: what an MMS carried (flows see it as ``answer.media``)."""
 
     text: str
+    media: tuple[Media, ...] = ()
 
 
 @value
@@ -249,8 +252,8 @@ def _dispatch(turn: Turn, event: Event) -> Awaitable[None]:
     match event:
         case Begin(text=text):
             return turn.begin(text)
-        case Reply(text=text):
-            return turn.answer(text)
+        case Reply(text=text, media=media):
+            return turn.answer(text, media)
         case Timeout():
             return turn.timeout()
         case Silence():

@@ -32,9 +32,10 @@ EXPECT_KINDS = (
     "email",
     "text",
     "regex",
+    "media",
 )
 ExpectKind = Literal[
-    "yes_no", "number", "digits", "date", "time", "choice", "email", "text", "regex"
+    "yes_no", "number", "digits", "date", "time", "choice", "email", "text", "regex", "media"
 ]
 
 BUILTIN_ACTIONS = ("opt_out", "opt_in", "clear_slots")
@@ -100,7 +101,8 @@ class Text:
 @dataclass(frozen=True, slots=True)
 class Expect:
     """How an answer is understood. ``pattern`` for ``regex``; ``choices`` for ``choice``
-    (each choice: a value and the words, per language, that select it)."""
+    (each choice: a value and the words, per language, that select it); ``types`` for
+    ``media`` (content types such as ``image/*`` the media must have; empty: any media)."""
 
     kind: ExpectKind
     pos: Pos
@@ -109,6 +111,7 @@ class Expect:
     min: float | None = None
     max: float | None = None
     digits: int | None = None  # exact number of digits for ``digits``
+    types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,11 @@
 
 A :class:`Speaker` renders a step's :class:`~convo.flow.spec.Text` for the session's current
 language and channel (falling back to the flow's default language), with the session's
-render context: every slot by its own name, plus ``contact``, ``params``, ``slots`` and
-``lang``. On a call, a mixed-language text is also rendered segment by segment, so the voice
-layer can speak each segment in its own language. Step media URLs are templates too.
+render context: every slot by its own name, plus ``contact``, ``params``, ``slots``,
+``lang`` and ``answer`` (the reply the turn handles: ``answer.text`` and ``answer.media``, a
+list of :class:`~convo.media.Media`; empty outside a reply). On a call, a mixed-language
+text is also rendered segment by segment, so the voice layer can speak each segment in its
+own language. Step media URLs are templates too.
 
 Contracts: rendering is a pure function of the session as it is at the time of the call (the
 language may change during a turn); a template or ``then: - if:`` expression that fails raises
@@ -32,6 +34,9 @@ DEFAULT_ERROR_TEXT = {
     "de": "Entschuldigung, bei uns ist etwas schiefgelaufen. Bitte versuchen Sie es später.",
 }
 
+#: ``answer`` outside a reply (a timer, the start of a conversation).
+NO_ANSWER: dict[str, Any] = {"text": "", "media": []}
+
 Segments = tuple[tuple[str, str], ...]  # rendered (lang, text) parts of a mixed-language text
 
 
@@ -44,11 +49,12 @@ class Speaker:
         self.session = session
         self.contact = contact
         self.channel = session.key.channel
+        self.answer: dict[str, Any] = NO_ANSWER  # set by the turn when it handles a reply
 
     def context(self) -> dict[str, Any]:
-        """The render context: the slots by name (a declared slot not set yet is None),
-        then ``contact``, ``params``, ``slots`` and ``lang`` (which win over slots of the
-        same name)."""
+        """The render context: ``answer``, then the slots by name (a declared slot not
+        set yet is None; a slot named ``answer`` hides the reply), then ``contact``,
+        ``params``, ``slots`` and ``lang`` (which win over slots of the same name)."""
         s = self.session
         contact = {
             "number": self.contact.number,
@@ -59,6 +65,7 @@ class Speaker:
         }
         unset = dict.fromkeys(self.spec.slot_names)
         return {
+            "answer": self.answer,
             **unset,
             **s.slots,
             "contact": contact,

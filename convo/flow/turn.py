@@ -26,7 +26,7 @@ from typing import Any, assert_never
 from convo.bot import Bot
 from convo.exceptions import FlowRuntimeError
 from convo.flow import patterns
-from convo.flow.expect import match_option, match_words, parse_answer
+from convo.flow.expect import Answer, match_option, match_words, parse_answer
 from convo.flow.hooks import Hooks
 from convo.flow.outputs import AwaitInput, CallAction, LoadedFlow, Output
 from convo.flow.spec import (
@@ -46,6 +46,7 @@ from convo.flow.spec import (
     WaitingVerb,
 )
 from convo.flow.speech import Speaker
+from convo.media import Media
 from convo.models import Contact, ConversationStatus, Session
 
 log = logging.getLogger("convo.engine")
@@ -102,8 +103,11 @@ class Turn:
             return
         await self.enter(self.spec.start, moved=True)
 
-    async def answer(self, text: str) -> None:
-        """The contact replied ``text`` (SMS text, DTMF digits or recognised speech)."""
+    async def answer(self, text: str, media: tuple[Media, ...] = ()) -> None:
+        """The contact replied ``text`` (SMS text, DTMF digits or recognised speech) and
+        ``media`` (an MMS): templates see both as ``answer``, hooks as ``conv.media``."""
+        self.speaker.answer = {"text": text, "media": list(media)}
+        self.hooks.media = media
         if await self._anytime(text, starting=False):
             return
         step = self._step()
@@ -275,10 +279,21 @@ class Turn:
     # -- answers -------------------------------------------------------------------------
 
     async def _answer_ask(self, step: Step, verb: Ask, text: str) -> None:
-        today = dt.date.fromtimestamp(self.clock())
-        answer = parse_answer(
-            verb.expect, text, self.session.lang, channel=self.channel, today=today
-        )
+        saved: Any
+        if verb.expect.kind == "media":
+            # The answer is the media (of the wanted types); the validator gets the Media
+            # values (it may download them), the slot keeps their JSON form.
+            media = tuple(
+                m for m in self.hooks.media if not verb.expect.types or m.is_a(verb.expect.types)
+            )
+            answer = Answer(bool(media), media)
+            saved = [m.as_dict() for m in media]
+        else:
+            today = dt.date.fromtimestamp(self.clock())
+            answer = parse_answer(
+                verb.expect, text, self.session.lang, channel=self.channel, today=today
+            )
+            saved = answer.value
         if not answer.ok:
             await self._unusable(step, verb.retry, None)
             return
@@ -289,7 +304,7 @@ class Turn:
                 await self._unusable(step, verb.retry, message, invalid=verb.invalid)
                 return
         if verb.save_as:
-            self.session.slots[verb.save_as] = answer.value
+            self.session.slots[verb.save_as] = saved
         await self._leave(step, None)
 
     async def _answer_choose(self, step: Step, verb: Choose, text: str) -> None:

@@ -50,7 +50,7 @@ RETRY_KEYS = (
 )  # fmt: skip
 ASK_KEYS = ("text", "expect", "save_as", "validate", "invalid", *RETRY_KEYS)
 CHOOSE_KEYS = ("text", "options", "save_as", *RETRY_KEYS)
-EXPECT_KEYS = ("type", "pattern", "choices", "min", "max", "length")
+EXPECT_KEYS = ("type", "pattern", "choices", "min", "max", "length", "types")
 OPTION_KEYS = ("key", "words", "goto", "set_lang", "value")
 DIAL_KEYS = ("to", "timeout", "on_fail", "caller_id", "time_limit", "say")
 RECORD_KEYS = ("text", "say", "max", "save_as", "consent", "finish_on_key", "beep")
@@ -58,7 +58,7 @@ CONFERENCE_KEYS = ("room", "record", "say", "start_on_enter", "end_on_exit", "mu
 
 # Which expect options apply to which type, and which a type cannot do without.
 _EXPECT_OPTIONS = {"regex": ("pattern",), "choice": ("choices",), "number": ("min", "max"),
-                   "digits": ("length",)}  # fmt: skip
+                   "digits": ("length",), "media": ("types",)}  # fmt: skip
 _EXPECT_NEEDS = {"regex": ("pattern",), "choice": ("choices",)}
 
 T = TypeVar("T")
@@ -202,7 +202,20 @@ class VerbReader(TextReader):
         if low is not None and high is not None and low > high:
             self.report(f["min"][1], f"{what}: min {low:g} is above max {high:g}")
         length = self.count(f["length"][1], f"{what}.length") if "length" in f else None
-        return Expect(kind or "text", pos, pattern, choices, low, high, length)
+        types = self._media_types(f["types"][1], f"{what}.types") if "types" in f else ()
+        return Expect(kind or "text", pos, pattern, choices, low, high, length, types)
+
+    def _media_types(self, node: Node, what: str) -> tuple[str, ...]:
+        """Content types for ``expect: {type: media, types: [...]}``: ``type/sub``, ``type/*``."""
+        out = []
+        for value, item in self.strings(node, what):
+            major, _, minor = value.partition("/")
+            if not major or not minor or "*" in major or ("*" in minor and minor != "*"):
+                hint = "e.g. image/* or image/png"
+                self.report(item, f"{what}: {value!r} is not a content type", hint)
+                continue
+            out.append(value.lower())
+        return tuple(out)
 
     def _choices(self, node: Node, what: str) -> tuple[Choice, ...]:
         if not isinstance(node, SequenceNode) or not node.value:

@@ -40,6 +40,11 @@ class ProviderOptions:
         """``file: [providers.NAME] key``."""
         return f"{self.section()} {key}"
 
+    def raw(self, key: str) -> Any:
+        """The value as written (None when absent), for readers of composite options
+        that check it themselves (e.g. :meth:`convo.media.MediaPolicy.from_options`)."""
+        return self._options.get(key)
+
     def has(self, key: str) -> bool:
         return self._options.get(key) not in (None, "")
 

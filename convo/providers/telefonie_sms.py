@@ -16,10 +16,14 @@ and is respected here:
 
 Assumption (the document is silent): inbound MMS webhooks carry the media as ``media_url``,
 an array of URLs, like the send request; ``num_media`` > 0 without it is a malformed webhook
-(so the media is not lost silently).
+(so the media is not lost silently). The webhook gives no content type or size: flows get
+them from the media's host (:mod:`convo.media`), which is fetched without the API key (the
+URLs are taken to be unguessable capability URLs), and only from ``media_hosts``.
 
 Options: ``api_key`` (required), ``webhook_secret``, ``base_url`` (default
-``https://api.telefonie.com/v1/sms``), ``validity_period``, ``allow_unsigned``, ``rate_limit``.
+``https://api.telefonie.com/v1/sms``), ``validity_period``, ``allow_unsigned``, ``rate_limit``,
+and for inbound media (:class:`~convo.media.MediaPolicy`) ``media_hosts`` (default: the host
+of ``base_url``), ``media_max_bytes`` (default 5 MiB) and ``media_timeout`` (default 30 s).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from convo.exceptions import InvalidNumber, MalformedWebhook
+from convo.media import MEDIA_OPTIONS, MediaPolicy
 from convo.models import DeliveryReport, OutboundMessage
 from convo.providers._options import ProviderOptions
 from convo.providers._telefoon_common import TelefoonFamilySms
@@ -38,7 +43,7 @@ class TelefonieSms(TelefoonFamilySms):
     """``SmsProvider`` (with MMS) for Telefonie SMS. Build with :meth:`from_config`."""
 
     kind: ClassVar[str] = "telefonie_sms"
-    config_options = TelefoonFamilySms.config_options | {"validity_period"}
+    config_options = TelefoonFamilySms.config_options | {"validity_period"} | MEDIA_OPTIONS
     title: ClassVar[str] = "Telefonie SMS"
     default_base_url: ClassVar[str] = "https://api.telefonie.com/v1/sms"
     statuses: ClassVar[frozenset[str]] = frozenset(
@@ -48,9 +53,11 @@ class TelefonieSms(TelefoonFamilySms):
     list_filters: ClassVar[frozenset[str]] = frozenset({"from", "to"})
 
     validity_period: int | None = None
+    media_policy: MediaPolicy
 
     def _configure(self, opts: ProviderOptions) -> None:
         self.validity_period = opts.integer("validity_period", None, minimum=1)
+        self.media_policy = MediaPolicy.from_options(opts, self.base_url)
 
     def _send_fields(self, message: OutboundMessage) -> dict[str, Any]:
         try:

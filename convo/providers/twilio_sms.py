@@ -32,7 +32,12 @@ What Twilio leaves to us, we assume:
 
 Options: ``account_sid`` (required), ``auth_token`` (signs webhooks; sends too unless an API
 key is set), ``api_key_sid`` + ``api_key_secret``, ``messaging_service_sid``, ``base_url``,
-``allow_unsigned``, ``rate_limit`` (messages per second; default 1, a long code's limit).
+``allow_unsigned``, ``rate_limit`` (messages per second; default 1, a long code's limit),
+and for inbound media (:mod:`convo.media`) ``media_hosts``, ``media_max_bytes`` and
+``media_timeout``. Inbound ``MediaUrlN`` are fetched without credentials (Twilio's default;
+media behind "HTTP basic authentication for media" cannot be fetched) and Twilio redirects
+them to its media CDN: list that host in ``media_hosts`` (the default, ``base_url``'s host
+alone, refuses the redirect, so the media is not downloadable).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from convo.exceptions import (
     MalformedWebhook,
     ProviderRejected,
 )
+from convo.media import MEDIA_OPTIONS, MediaPolicy, base_host
 from convo.models import (
     Channel,
     DeliveryReport,
@@ -105,10 +111,9 @@ class TwilioSms:
 
     kind: ClassVar[str] = "twilio"
     channel: ClassVar[Channel] = "sms"
-    config_options: ClassVar[frozenset[str]] = ACCOUNT_OPTIONS | {
-        "messaging_service_sid",
-        "rate_limit",
-    }
+    config_options: ClassVar[frozenset[str]] = (
+        ACCOUNT_OPTIONS | {"messaging_service_sid", "rate_limit"} | MEDIA_OPTIONS
+    )
     routes: ClassVar[tuple[str, ...]] = SMS_ROUTES
 
     def __init__(
@@ -121,8 +126,10 @@ class TwilioSms:
         allow_unsigned: bool = False,
         rate_limit: float = 1.0,
         status_url: str = "",
+        media_policy: MediaPolicy | None = None,
     ) -> None:
         self.name = name
+        self.media_policy = media_policy or MediaPolicy((base_host(account.base_url),))
         self.account = account
         self.messaging_service_sid = messaging_service_sid
         self.allow_unsigned = allow_unsigned
@@ -149,14 +156,16 @@ class TwilioSms:
             raise ConfigError(
                 f"{opts.where('messaging_service_sid')}: expected a Messaging Service SID (MG...)"
             )
+        account = TwilioAccount.from_options(opts)
         return cls(
             name,
             client,
-            TwilioAccount.from_options(opts),
+            account,
             messaging_service_sid=service,
             allow_unsigned=opts.boolean("allow_unsigned", False),
             rate_limit=opts.number("rate_limit", 1.0),
             status_url=callback_url(public_url, name, STATUS) if public_url else "",
+            media_policy=MediaPolicy.from_options(opts, account.base_url),
         )
 
     # -- webhooks (pure) -------------------------------------------------------------

@@ -388,6 +388,7 @@ class Runtime:
             return self._engine_factory(store)
         from convo.flow.engine import Engine
         from convo.flow.triggers import Triggers
+        from convo.media import MediaInspector
 
         lines = {line.number: line.flow for line in self.settings.lines}
         triggers = Triggers({line.number: dict(line.triggers) for line in self.settings.lines})
@@ -399,6 +400,7 @@ class Runtime:
             on_turn=self.metrics.observe_turn,
             contacts=store.get_contact,
             triggers=triggers,
+            media=MediaInspector.for_providers(self.providers.values()),
         )
 
     # -- flows: reload and versions -------------------------------------------------------
