@@ -74,6 +74,10 @@ class Launch:
                 "POST /_simulator/status {message_id,status} · GET /_simulator/sent",
                 f"  auto delivery receipts: {deliver}",
             ]
+            if self.kind == "telefonie_sms":
+                lines.append(
+                    '  inbound MMS: add "media": [{content_type,base64}] to /_simulator/inbound'
+                )
         else:
             lines.append(
                 "  control API: GET|POST /_simulator/calls {from,to,inputs|live} · "

@@ -8,7 +8,8 @@ of http(s) URLs), ``validity_period`` is a positive integer, records carry ``num
 inbound MMS (sent as ``media_url`` + ``num_media``, the shape the adapter assumes), or
 ``media``: content the simulator serves itself at ``GET|HEAD /media/{id}`` (with
 ``Content-Type`` and ``Content-Length``, no API key: the URLs are unguessable), under
-``media_base`` (its own URL; the control API knows it from the request). The control API's
+``media_base`` (its own URL: from the config section's ``base_url``, else the control API
+takes it from the request). The control API's
 ``POST /_simulator/inbound`` takes an optional ``"media": [{"content_type", "base64"}]``.
 ``media_requests`` counts the requests made to ``/media/``.
 """
@@ -18,8 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -49,6 +51,17 @@ class TelefonieSmsSimulator(TelefoonFamilySimulator):
         self.media: dict[str, tuple[str, bytes]] = {}  # id -> (content type, content)
         self.media_requests = 0
         self.app.router.add_get(MEDIA_PREFIX + "{media_id}", self._media)
+
+    @classmethod
+    def config_options(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """As the family's, plus ``media_base`` from the section's ``base_url`` (where
+        convo reaches this simulator, which is also where convo's media allow-list looks
+        by default)."""
+        options = super().config_options(section)
+        parts = urlsplit(str(section.get("base_url") or ""))
+        if parts.scheme in ("http", "https") and parts.netloc:
+            options["media_base"] = f"{parts.scheme}://{parts.netloc}"
+        return options
 
     # -- media it serves (inbound MMS) --------------------------------------------------
 

@@ -503,7 +503,8 @@ def test_unknown_expect_type_and_invalid_regex(tmp_path: Path) -> None:
     )
     assert messages == [
         "6:32: error: steps.a.ask.expect: unknown expect type 'yesno' (hint: did you mean "
-        "'yes_no'? expect types: yes_no, number, digits, date, time, choice, email, text, regex)",
+        "'yes_no'? expect types: yes_no, number, digits, date, time, choice, email, text, regex, "
+        "media)",
         "9:57: error: steps.b.ask.expect.pattern: invalid regular expression: "
         "unterminated character set at position 0",
     ]

@@ -9,6 +9,7 @@ redirect) is never requested: a loopback server that counts requests stays at 0.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import runpy
@@ -16,14 +17,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.config import parse_settings
 from convo.simulators.telefonie_sms import TelefonieSmsSimulator
+from convo.simulators.twilio_sms import TwilioSmsSimulator
 from convo.web.app import create_app
-from tests.e2e.sms_world import LINE, PHONE, TOKEN, bound_socket, eventually
+from tests.e2e.sms_world import LINE, PHONE, TOKEN, TWILIO_ACCOUNT, bound_socket, eventually
 
 CLAIMS = Path(__file__).parents[2] / "bots_examples" / "claims"
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20  # 5128 bytes, served as image/png
@@ -53,10 +56,11 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 
 class Claims:
-    """convo serving the claims example on Telefonie, with the simulator, on loopback."""
+    """convo serving the claims example on a provider, with its simulator, on loopback."""
 
-    def __init__(self, sim: TelefonieSmsSimulator, photos: Path) -> None:
+    def __init__(self, sim: Any, sim_url: str, photos: Path) -> None:
         self.sim = sim
+        self.sim_url = sim_url
         self.photos = photos
 
     async def text(self, text: str, **media: Any) -> str:
@@ -76,25 +80,30 @@ class Claims:
 
 
 @contextlib.asynccontextmanager
-async def claims(tmp_path: Path, **media_options: Any) -> AsyncIterator[Claims]:
-    sim = TelefonieSmsSimulator(api_key="tk", webhook_secret="tsig")
+async def claims(
+    tmp_path: Path, *, twilio: bool = False, **media_options: Any
+) -> AsyncIterator[Claims]:
+    sim: Any
+    if twilio:
+        sim = TwilioSmsSimulator(account_sid=TWILIO_ACCOUNT, auth_token="twt")
+    else:
+        sim = TelefonieSmsSimulator(api_key="tk", webhook_secret="tsig")
     async with serve(sim.app) as sim_url:
-        sim.media_base = sim_url
+        if twilio:
+            name = "twilio"
+            options = {"account_sid": TWILIO_ACCOUNT, "auth_token": "twt", "base_url": sim_url}
+        else:
+            sim.media_base = sim_url
+            name = "telefonie_sms"
+            options = {"api_key": "tk", "webhook_secret": "tsig", "base_url": sim_url}
         sock, url = bound_socket()
         settings = parse_settings(
             {
                 "server": {"public_url": url, "api_token": TOKEN, "shutdown_timeout": 5},
                 "store": {"url": f"sqlite:///{tmp_path / 'convo.db'}"},
                 "flows": {"paths": [str(CLAIMS / "claim_photo.yaml")]},
-                "lines": [{"number": LINE, "provider": "telefonie_sms", "flow": "claim_photo"}],
-                "providers": {
-                    "telefonie_sms": {
-                        "api_key": "tk",
-                        "webhook_secret": "tsig",
-                        "base_url": sim_url,
-                        **media_options,
-                    }
-                },
+                "lines": [{"number": LINE, "provider": name, "flow": "claim_photo"}],
+                "providers": {name: options | media_options},
             },
             source="mms.toml",
             env={},
@@ -106,7 +115,7 @@ async def claims(tmp_path: Path, **media_options: Any) -> AsyncIterator[Claims]:
         await runner.setup()
         await web.SockSite(runner, sock).start()
         try:
-            yield Claims(sim, photos)
+            yield Claims(sim, sim_url, photos)
         finally:
             await runner.cleanup()
             await sim.aclose()
@@ -174,3 +183,46 @@ async def test_a_redirect_off_the_allow_list_is_not_followed(tmp_path: Path) -> 
             reply = await world.text("look", media_urls=[f"{hop}/photo.png"])
             assert "I need a picture" in reply
             assert elsewhere.requests == 0
+
+
+async def test_twilio_media_urls_reach_the_flow_the_same_way(tmp_path: Path) -> None:
+    media_host = Counting()  # Twilio's media store: allow-listed in the config
+    async with serve(media_host.app) as store:
+        hosts = [store.removeprefix("http://")]
+        async with claims(tmp_path, twilio=True, media_hosts=hosts) as world:
+            await world.at_photo_step()
+            reply = await world.text("", media=[f"{store}/ME1"])
+            assert reply.startswith(f'Got 1 photo(s) of "broken window" (image/png, {len(PICTURE)}')
+            assert (world.photos / f"{PHONE[1:]}-1.png").read_bytes() == PICTURE
+            assert media_host.requests == 2
+
+
+async def test_the_simulators_control_api_sends_a_picture(tmp_path: Path) -> None:
+    async with claims(tmp_path) as world:
+        await world.at_photo_step()
+        world.sim.media_base = None  # as `convo simulator` starts: learnt from the request
+        body = {
+            "from": PHONE,
+            "to": LINE,
+            "text": "",
+            "media": [{"content_type": "image/png", "base64": base64.b64encode(PICTURE).decode()}],
+        }
+        async with httpx.AsyncClient(base_url=world.sim_url) as client:
+            bad = await client.post("/_simulator/inbound", json={**body, "media": [{"x": 1}]})
+            assert bad.status_code == 400 and "'media' must be a list" in bad.json()["error"]
+            answer = await client.post("/_simulator/inbound", json=body)
+        assert answer.status_code == 200 and answer.json()["status"] == 200
+
+        async def replied() -> bool:
+            return len(world.sim.sent) == 3
+
+        await eventually(replied, "the reply to the picture")
+        assert str(world.sim.sent[2]["body"]).startswith("Got 1 photo(s)")
+        assert world.sim.media_base == world.sim_url
+
+
+def test_convo_simulator_serves_media_where_convo_looks_for_it() -> None:
+    section = {"api_key": "tk", "base_url": "http://127.0.0.1:8090/v1/sms"}
+    sim = TelefonieSmsSimulator.from_config(section)
+    assert sim.media_base == "http://127.0.0.1:8090"  # = the default media_hosts entry
+    assert sim.add_media("image/png", PICTURE).startswith("http://127.0.0.1:8090/media/ME")
