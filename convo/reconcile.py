@@ -5,7 +5,7 @@ provider gave up), and then a message stays ``sent`` in the log forever. Two rem
 
 * :class:`Reconciler`, for providers that can be asked about one message
   (:class:`StatusLookup`: ``get_message(provider_message_id) -> DeliveryReport``; Telefoon
-  SMS and Telefonie SMS). Every :attr:`Reconciler.interval` seconds it finds outbound
+  SMS, Telefonie SMS, Enco). Every :attr:`Reconciler.interval` seconds it finds outbound
   messages still ``sent`` whose last update is more than ``after`` seconds old
   (``[outbox] reconcile_after``, default 10 minutes), asks their provider, and applies the
   answer through ``Outbox.apply_report`` (so a status only ever moves forward). Applying an
@@ -14,10 +14,11 @@ provider gave up), and then a message stays ``sent`` in the log forever. Two rem
   ``give_up_after`` seconds ago (default 48 h) are left alone: the provider will not learn
   more, and the scan stays bounded. At most ``batch`` messages are asked about per round.
   When two or more of a provider's messages are due and it can list its messages
-  (:class:`StatusListing`: Telefoon and Telefonie ``GET /messages``), the round asks once
-  in bulk instead: one listing of its outbound messages reaching back to the oldest due
-  message's creation (less :data:`CLOCK_SKEW`), at most one page (100 messages) per due
-  message, so a listing never costs more requests than the lookups it replaces. Due
+  (:class:`StatusListing`: Telefoon and Telefonie ``GET /messages``, Enco ``GET /logs``),
+  the round asks once in bulk instead: one listing of its outbound messages reaching back
+  to the oldest due message's creation (less :data:`CLOCK_SKEW`), at most one page (100
+  messages) per due message, so a listing never costs more requests than the lookups it
+  replaces. Due
   messages the listing did not reach (older than it went, or erased at the provider) are
   then asked about one by one, as before.
 * :func:`retrack_deliveries`, at start, for providers that poll delivery statuses
@@ -59,7 +60,7 @@ CLOCK_SKEW = 300.0
 
 @runtime_checkable
 class StatusLookup(Protocol):
-    """A provider that can say where one message is (Telefoon SMS, Telefonie SMS)."""
+    """A provider that can say where one message is (Telefoon SMS, Telefonie SMS, Enco)."""
 
     name: str
 
@@ -69,7 +70,7 @@ class StatusLookup(Protocol):
 @runtime_checkable
 class StatusListing(Protocol):
     """A :class:`StatusLookup` that can also list its outbound messages in bulk (Telefoon
-    SMS, Telefonie SMS: ``GET /messages``)."""
+    SMS, Telefonie SMS: ``GET /messages``; Enco: ``GET /logs``)."""
 
     name: str
 

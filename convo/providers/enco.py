@@ -22,6 +22,11 @@ Enco has no inbound webhook, so this is a ``PollingSmsProvider``: the server cal
   (and ``delivery_callbacks`` not false) we hand Enco a ``callbackURL``; otherwise
   ``poll_status`` polls ``/deliveryinfos/{id}`` for messages sent since start (and those given
   to :meth:`EncoSms.track_delivery`).
+* Reconciliation (``convo.reconcile``: a receipt that never came, e.g. a lost callback):
+  :meth:`EncoSms.get_message` asks ``/deliveryinfos/{id}`` about one message, and
+  :meth:`EncoSms.outbound_reports` lists many at once from ``GET /logs`` (``sms-outbound``
+  entries of our address or the shared code; ``convo.providers._enco_logs`` says what we
+  assume of it).
 * Callback authentication (the document defines none): the callback URL is
   ``{public_url}/webhooks/{name}/status?ref={our message id}&token={hex HMAC-SHA256(secret,
   ref)}``; ``verify`` recomputes the token, so a token authenticates one message only, and
@@ -79,11 +84,13 @@ from convo.models import (
     SendResult,
     WebhookRequest,
 )
+from convo.providers._enco_logs import logged_status, month_windows
 from convo.providers._enco_wire import (
     FINAL_ENCO_STATUSES,
     STATUS_MAP,
     delivery_entries,
     delivery_id,
+    format_time,
     inbound_message,
     neutral_status,
     oneapi_error,
@@ -118,6 +125,7 @@ class EncoSms:
     channel: ClassVar[Channel] = "sms"
     config_options: ClassVar[frozenset[str]] = OPTIONS
     routes: ClassVar[tuple[str, ...]] = (STATUS,)  # no inbound webhook: inbound is polled
+    logs_page_size = 100  # entries asked for per ``GET /logs`` page
 
     def __init__(
         self,
@@ -405,6 +413,58 @@ class EncoSms:
                 del self._pending[info_id]
             else:
                 self._pending[info_id] = (ref, status, since)
+        return reports
+
+    # -- reconciliation -----------------------------------------------------------------
+
+    async def get_message(self, provider_message_id: str) -> DeliveryReport:
+        """Where one message is now (``GET /sms/outboundmessages/deliveryinfos/{id}``).
+        ``ProviderRejected`` when Enco does not know the id; ``ProviderUnavailable`` when
+        its answer has no status we know."""
+        path = f"/sms/outboundmessages/deliveryinfos/{quote(provider_message_id, safe='')}"
+        entries = delivery_entries(await self._request("GET", path))
+        if not entries or entries[0][1] not in STATUS_MAP:
+            raise ProviderUnavailable(
+                f"{self.name}: delivery info {provider_message_id} has no known deliveryStatus",
+                provider=self.name,
+            )
+        return self._report(provider_message_id, entries[0][1], None)
+
+    async def outbound_reports(self, since: float, *, max_pages: int) -> list[DeliveryReport]:
+        """Reports on our messages sent since ``since`` (a UNIX time), in bulk: ``GET /logs``
+        (``type=sms-outbound``, ``function=interval`` up to a minute from now, our dedicated
+        address or else the shared code), one query per calendar month, page by page
+        (:attr:`logs_page_size` entries), at most ``max_pages`` requests in all (the oldest
+        month first: what the pages did not reach is simply not listed). Entries that name
+        no message or no status we know are left out. Raises what ``_request`` raises, and
+        ``ProviderUnavailable`` for an answer that is not a list."""
+        if max_pages < 1:
+            raise ValueError("max_pages must be >= 1")
+        now = datetime.now(UTC)
+        reports: list[DeliveryReport] = []
+        requests = 0
+        windows = month_windows(datetime.fromtimestamp(since, UTC), now + timedelta(minutes=1))
+        for year, month, start, end in windows:
+            params: dict[str, str | int] = {
+                "type": "sms-outbound", "year": year, "month": month, "function": "interval",
+                "startTime": format_time(start), "endTime": format_time(end),
+                "limit": self.logs_page_size, "page": "first",
+            }  # fmt: skip
+            if not self.shared:
+                params["dedicatedaddress"] = self.address
+            while requests < max_pages:
+                page = await self._request("GET", "/logs", params=params)
+                requests += 1
+                if not isinstance(page, list):
+                    raise ProviderUnavailable(f"{self.name}: /logs answer is not a list")
+                for entry in page:
+                    found = logged_status(entry)
+                    if found is not None:
+                        reports.append(self._report(*found, None))
+                last = page[-1].get("requestId") if page and isinstance(page[-1], dict) else None
+                if len(page) < self.logs_page_size or not isinstance(last, str) or not last:
+                    break  # the month's last page (or one we cannot page on from)
+                params = {**params, "page": "next", "pageref": last}
         return reports
 
     def _report(self, info_id: str, status: str, ref: str | None) -> DeliveryReport:

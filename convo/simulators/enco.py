@@ -5,14 +5,17 @@ Served at the root of its app (point the adapter's ``base_url`` at the server an
 
 * ``POST /token``: OAuth2 client credentials (HTTP Basic or form ``client_id``/
   ``client_secret``); 401 ``invalid_client``, 400 ``unsupported_grant_type``;
-* every ``/sms/...`` path wants ``Authorization: Bearer`` with a live token, else 401 with a
-  gateway ``fault`` body; :meth:`EncoSimulator.expire_tokens` kills the live ones (so the
-  adapter must renew);
+* every ``/sms/...`` path and ``/logs`` want ``Authorization: Bearer`` with a live token,
+  else 401 with a gateway ``fault`` body; :meth:`EncoSimulator.expire_tokens` kills the
+  live ones (so the adapter must renew);
 * ``POST /sms/outboundmessages[/{address}]`` (address must be dedicated: else 404),
   ``POST /sms/outboundmessages/length``, ``GET /sms/outboundmessages/deliveryinfos/{id}``,
   ``GET /sms/inboundmessages/shared|{address}`` (``startdatetime``, ``enddatetime``,
   ``new-only`` required; ``new-only=true`` hands each message out once),
-  ``GET /sms/dedicatedaddresses``. Validation errors are OneAPI ``requestError`` bodies.
+  ``GET /sms/dedicatedaddresses``, ``GET /logs`` (each send, and each refused send, of an
+  origin, filtered by month and interval and paged: ``convo.simulators._enco_logs`` says
+  what this fake assumes where the document is silent). Validation errors are OneAPI
+  ``requestError`` bodies.
 
 The ``/_simulator/`` control API (``_callbacks.ControlApi``; no token needed): ``POST
 /_simulator/inbound`` queues a text for convo's next poll (Enco has no inbound webhook),
@@ -26,8 +29,10 @@ convo's status poll finds it), ``GET /_simulator/sent`` lists the sends.
 Test knobs: ``single_septet_extensions`` (count a GSM-7 extension character such as ``€``
 as one character, not two, in ``/length`` and the ``forceCharacterLimit`` check, as some
 networks do: then convo's count and Enco's disagree; ``length_requests`` lists the texts
-``/length`` was asked about), ``http_errors`` (statuses answered, in order, to the next
-``/sms`` requests), ``auto_status`` (``DeliveredToTerminal`` shortly after each send),
+``/length`` was asked about), ``logs`` (each origin's ``/logs`` entries: a test may
+back-date their ``moment``) and ``log_requests`` (the query of each ``/logs`` call),
+``http_errors`` (statuses answered, in order, to the next ``/sms`` and ``/logs``
+requests), ``auto_status`` (``DeliveredToTerminal`` shortly after each send),
 :meth:`queue_inbound` (a text where the next poll finds it), :meth:`deliver_status`
 (changes a delivery info and POSTs it to the message's ``callbackURL``, re-rooted at
 ``webhook_base`` when set).
@@ -52,6 +57,7 @@ from aiohttp import web
 
 from convo.providers._enco_wire import STATUS_MAP, format_time
 from convo.simulators._callbacks import ControlApi, webhook_answer
+from convo.simulators._enco_logs import BadLogQuery, answer, parse_query
 from convo.simulators._telefoon_common import E164, is_url
 from convo.sms.segments import PART_LIMIT, SINGLE_LIMIT, SegmentInfo, analyze
 
@@ -98,6 +104,9 @@ class EncoSimulator(ControlApi):
         self.inbound: list[dict[str, Any]] = []  # queued texts, with "to" and "retrieved"
         self.webhooks: list[tuple[str, dict[str, Any], int]] = []
         self.tokens_issued = 0
+        # origin address -> its /logs entries, oldest first (with "type" and "moment")
+        self.logs: dict[str, list[dict[str, Any]]] = {}
+        self.log_requests: list[dict[str, str]] = []  # the query of each GET /logs
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.app = web.Application(middlewares=[self._guard])
         route = self.app.router
@@ -108,6 +117,7 @@ class EncoSimulator(ControlApi):
         route.add_get("/sms/outboundmessages/deliveryinfos/{info_id}", self._delivery_info)
         route.add_get("/sms/inboundmessages/{address}", self._inbound)
         route.add_get("/sms/dedicatedaddresses", self._dedicated)
+        route.add_get("/logs", self._logs)
         self._init_control()
 
     @classmethod
@@ -157,7 +167,7 @@ class EncoSimulator(ControlApi):
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith("/sms/"):
+        if request.path.startswith("/sms/") or request.path == "/logs":
             token = request.headers.get("Authorization", "").removeprefix("Bearer ")
             if self._tokens.get(token, 0.0) < time.monotonic():
                 fault = {"code": 900901, "message": "Invalid Credentials",
@@ -184,6 +194,13 @@ class EncoSimulator(ControlApi):
         if address is not None and address not in self.dedicated_addresses:
             return _fault(404, "SVC0004", "No valid addresses provided in message part %1",
                           [address])  # fmt: skip
+        response = await self._accept_send(request, address or self.shared_address)
+        if response.status >= 400:  # a refused call of one of our origins: an error log
+            self._log(address or self.shared_address, "sms-outbound-error", str(uuid.uuid4()),
+                      response.status, {})  # fmt: skip
+        return response
+
+    async def _accept_send(self, request: web.Request, origin: str) -> web.Response:
         data = await self._json(request)
         if data is None:
             return _fault(400, "SVC0002", "Invalid input value for message part %1", ["body"])
@@ -218,7 +235,8 @@ class EncoSimulator(ControlApi):
             "deliveryStatus": "DeliveredToNetwork",
             "callbackURL": callback,
         }
-        self.sent.append({**data, "origin": address or self.shared_address, "id": info_id})
+        self.sent.append({**data, "origin": origin, "id": info_id})
+        self._log(origin, "sms-outbound", info_id, 201, data, info)
         if self.auto_status:
             self._spawn(self._auto_deliver(info_id))
         return web.json_response(
@@ -265,6 +283,53 @@ class EncoSimulator(ControlApi):
 
     async def _dedicated(self, _request: web.Request) -> web.Response:
         return web.json_response({"dedicatedAddresses": self.dedicated_addresses})
+
+    # -- logs ---------------------------------------------------------------------------
+
+    def _log(
+        self,
+        origin: str,
+        kind: str,
+        request_id: str,
+        status: int,
+        data: Mapping[str, Any],
+        info: SegmentInfo | None = None,
+    ) -> None:
+        destinations = data.get("destinations")
+        text = data.get("message")
+        self.logs.setdefault(origin, []).append(
+            {
+                "type": kind,
+                "moment": datetime.now(UTC),
+                "destinationAddress": destinations[0] if isinstance(destinations, list)
+                and destinations and isinstance(destinations[0], str) else "",
+                "message": text if isinstance(text, str) else "",
+                "numberOfChars": str(info.characters if info else 0),
+                "numberOfMessages": str(info.parts if info else 0),
+                "requestId": request_id,
+                "httpResponseCode": str(status),
+            }
+        )  # fmt: skip
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        self.log_requests.append(dict(request.query))
+        address = request.query.get("dedicatedaddress")
+        if address is not None and address not in self.dedicated_addresses:
+            return _fault(404, "SVC0004", "No valid addresses provided in message part %1",
+                          [address])  # fmt: skip
+        try:
+            query = parse_query(request.query)
+        except BadLogQuery as exc:
+            return _fault(400, "SVC0002", "Invalid input value for message part %1", [exc.field])
+        entries = [
+            {**e, "initialDeliveryInfo": self.delivery_infos.get(e["requestId"], {}).get(
+                "deliveryStatus", "")}
+            for e in self.logs.get(address or self.shared_address, [])
+        ]  # fmt: skip
+        try:
+            return web.json_response(answer(entries, query))
+        except KeyError:
+            return _fault(400, "SVC0002", "Invalid input value for message part %1", ["pageref"])
 
     # -- inbound ------------------------------------------------------------------------
 
