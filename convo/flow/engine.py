@@ -24,7 +24,9 @@ START, a conversation handed to a person keeps the bot quiet, a text whose first
 one of the line's keyword triggers (:mod:`convo.flow.triggers`) starts that flow in place
 of whatever conversation was open, and a stranger's first text starts the line's flow. A
 flow started by a text gets the flow's error text when it needs params, unless an
-``anytime`` handler such as STOP takes it elsewhere.
+``anytime`` handler such as STOP takes it elsewhere. On a shared short code
+(``shared_codes``: :mod:`convo.flow.shared_codes`) a conversation that has sent the contact
+nothing for 7 days no longer takes their texts: the line's flow starts instead.
 
 Flows have versions (:mod:`convo.flow.versions`): a conversation runs on the version it
 started on, or moves forward when a reloaded flow declares ``renamed:``. One whose version
@@ -55,6 +57,7 @@ from convo.flow.outputs import LoadedFlow
 from convo.flow.params import check_params
 from convo.flow.pipeline import Begin, Event, Reply, Timeout, commit, new_session, run_turn
 from convo.flow.present_sms import present_sms
+from convo.flow.shared_codes import SharedCodes
 from convo.flow.spec import FlowSpec
 from convo.flow.speech import error_text
 from convo.flow.triggers import Triggers
@@ -108,6 +111,7 @@ class Engine:
         on_turn: TurnObserver | None = None,
         triggers: Triggers | None = None,
         media: MediaLookup | None = None,
+        shared_codes: SharedCodes | None = None,
     ) -> None:
         self.versions = FlowVersions(
             {
@@ -127,6 +131,7 @@ class Engine:
         # Describes an MMS's media (type, size, downloadable) before its turn; without it
         # flows see the URLs only, none of them downloadable.
         self._media: MediaLookup = media or unchecked
+        self.shared_codes = shared_codes
         self._broken_timers: set[ConversationKey] = set()  # logged once each (fire_due)
 
     # -- public API ----------------------------------------------------------------------
@@ -309,10 +314,14 @@ class Engine:
                 )
             return await self._open(self.flows[triggered], known, key, message)
         live = session is not None and session.status is not ConversationStatus.ENDED
+        if live and self.shared_codes and await self.shared_codes.lapsed(key):
+            days = self.shared_codes.ownership / 86400
+            log.info("%s: nothing sent from this shared code in %g days: line's flow", key, days)
+            live = False  # the open conversation lapsed: a stranger's first text, below
         loaded = await self.versions.flow_of(session) if session is not None and live else None
         if session is not None and live and loaded is None:
             return await self._stranded(session, message.id)
-        if session is None or loaded is None or session.status is ConversationStatus.ENDED:
+        if session is None or loaded is None or not live:
             opening = await self.stranger(key)
             if opening is None:
                 log.warning("no flow for line %s; message %s kept unanswered", key.line, message.id)

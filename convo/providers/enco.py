@@ -181,6 +181,12 @@ class EncoSms:
     def shared(self) -> bool:
         return not self.address
 
+    @property
+    def shared_code(self) -> str | None:
+        """The shared short code we send from, None with a dedicated address: its line
+        follows the shared-code rule (``convo.flow.shared_codes``)."""
+        return self.line if self.shared else None
+
     @classmethod
     def from_config(
         cls,

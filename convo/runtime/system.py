@@ -82,6 +82,7 @@ from convo.supervisor import Supervisor
 if TYPE_CHECKING:
     from convo.campaigns.runner import CampaignRunner
     from convo.flow.calls import CallRunner
+    from convo.flow.shared_codes import SharedCodes
     from convo.flow.spec import FlowSpec
     from convo.flow.versions import FlowVersions
 
@@ -401,7 +402,19 @@ class Runtime:
             contacts=store.get_contact,
             triggers=triggers,
             media=MediaInspector.for_providers(self.providers.values()),
+            shared_codes=self._shared_codes(store),
         )
+
+    def _shared_codes(self, store: Store) -> SharedCodes:
+        """The lines whose provider sends from a shared short code (Enco ``shared = true``)."""
+        from convo.flow.shared_codes import SharedCodes, SharedCodeSender
+
+        senders = {
+            name for name, p in self.providers.items()
+            if isinstance(p, SharedCodeSender) and p.shared_code is not None
+        }  # fmt: skip
+        lines = [line.number for line in self.settings.lines if line.provider in senders]
+        return SharedCodes(store, lines)
 
     # -- flows: reload and versions -------------------------------------------------------
 

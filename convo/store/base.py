@@ -61,6 +61,10 @@ a send takes (the provider client gives up after 20 s), so only a sender that di
 its claims, and they are sent again this long after it claimed them."""
 
 
+#: The statuses of an outbound message that reached the provider's network.
+SENT_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDELIVERED)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageQuery:
     """Filters and page of :meth:`MessageLog.list_messages`; pages are 1-based."""
@@ -278,6 +282,13 @@ class MessageLog(Protocol):
         sent in parts, each with its own delivery receipt) was delivered; returns how many
         distinct parts of it are delivered now. A repeated part counts once. The parts go
         when the message does (erasure)."""
+
+    async def last_sent_to(self, line: str, contact: str, since: float) -> float | None:
+        """When (``created_at``) the newest outbound message from ``line`` to ``contact``
+        that left us (:data:`SENT_STATUSES`: ``sent``, ``delivered``, ``undelivered``) was
+        created, if that is at or after ``since``; else None. Queued, failed and dead
+        messages never reached the network, so they do not count
+        (:mod:`convo.shared_codes`)."""
 
 
 @runtime_checkable

@@ -35,6 +35,7 @@ from convo.models import (
 )
 from convo.store.base import (
     CLAIM_LEASE,
+    SENT_STATUSES,
     ConversationQuery,
     ConversationRow,
     ErasedContact,
@@ -404,6 +405,15 @@ class MemoryStore(MemoryContacts, MemoryCampaigns, MemoryFlowSources):
             return None
         records = [self._messages[i] for i in ids]
         return max(records, key=lambda r: (r.direction is Direction.OUTBOUND, self._seq[r.id]))
+
+    async def last_sent_to(self, line: str, contact: str, since: float) -> float | None:
+        times = [
+            r.created_at
+            for r in self._messages.values()
+            if r.contact == contact and r.line == line and r.direction is Direction.OUTBOUND
+            and r.status in SENT_STATUSES and r.created_at >= since
+        ]  # fmt: skip
+        return max(times, default=None)
 
     async def add_delivered_part(self, message_id: str, part_id: str) -> int:
         if message_id not in self._messages:

@@ -406,6 +406,15 @@ class PostgresStore(PostgresContacts, PostgresFlowSources):
         found = await self._messages("find message", sql.FIND_MESSAGE, *args)
         return found[0] if found else None
 
+    async def last_sent_to(self, line: str, contact: str, since: float) -> float | None:
+        contact, line = _storable((contact, line))
+
+        async def job(cx: Connection) -> float | None:
+            found = await cx.fetchval(sql.LAST_SENT_TO, contact, since, line)
+            return None if found is None else float(found)
+
+        return await self._run("last sent to", job)
+
     async def add_delivered_part(self, message_id: str, part_id: str) -> int:
         """StoreError when there is no such message."""
 

@@ -389,6 +389,11 @@ FIND_MESSAGE = (
     "ORDER BY direction = 'outbound' DESC, seq DESC LIMIT 1"
 )
 COUNT_MESSAGES = "SELECT count(*) FROM messages"
+# By messages_contact (contact, created_at): one contact's recent messages.
+LAST_SENT_TO = (
+    "SELECT max(created_at) FROM messages WHERE contact = $1 AND created_at >= $2 "
+    "AND line = $3 AND direction = 'outbound' AND status IN ('sent', 'delivered', 'undelivered')"
+)
 LIST_MESSAGES = f"SELECT {_MESSAGE} FROM messages{{where}} ORDER BY created_at DESC, seq DESC"
 
 SUPPRESS = (

@@ -374,6 +374,12 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         )
         return found[0] if found else None
 
+    async def last_sent_to(self, line: str, contact: str, since: float) -> float | None:
+        args = (contact, since, line)
+        return await self._run(
+            "last sent to", lambda cx: cx.execute(sql.LAST_SENT_TO, args).fetchone()[0]
+        )
+
     async def add_delivered_part(self, message_id: str, part_id: str) -> int:
         """StoreError when there is no such message."""
 
