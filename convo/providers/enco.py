@@ -9,7 +9,9 @@ Enco has no inbound webhook, so this is a ``PollingSmsProvider``: the server cal
   ``GET /sms/inboundmessages/{address}``), or ``shared = true`` for the shared short code
   (``/sms/outboundmessages`` and ``/sms/inboundmessages/shared``); ``shared_address`` names
   that code as our line (default ``8937``, the document's example). The document has no
-  keyword for shared codes, so there is no ``keyword`` option.
+  keyword for shared codes, so there is no ``keyword`` option. Enco routes a reply on the
+  shared code by who texted its sender lately; convo's engine applies the same 7-day rule
+  between its own conversations on that line (``shared_code``; ``convo.flow.shared_codes``).
 * Inbound: ``new-only=true`` with a window of ``inbound_lookback`` seconds (default 7 days,
   the shared code's ownership period) up to a minute from now (clock skew). Messages carry no
   id, so ``provider_message_id`` is a hash of sender, address, text and ``timeReceived``: a
