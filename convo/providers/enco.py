@@ -443,8 +443,9 @@ class EncoSms:
         (``type=sms-outbound``, ``function=interval`` up to a minute from now, our dedicated
         address or else the shared code), one query per calendar month, page by page
         (:attr:`logs_page_size` entries), at most ``max_pages`` requests in all (the oldest
-        month first: what the pages did not reach is simply not listed). Entries that name
-        no message or no status we know are left out. Raises what ``_request`` raises, and
+        month first: what the pages did not reach is simply not listed). Only entries with
+        a final status are reported (``_enco_logs``: the others may be out of date), so the
+        reconciler asks about the rest one by one. Raises what ``_request`` raises, and
         ``ProviderUnavailable`` for an answer that is not a list."""
         if max_pages < 1:
             raise ValueError("max_pages must be >= 1")
