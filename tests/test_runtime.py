@@ -180,7 +180,9 @@ async def test_polling_providers_get_a_poll_loop(tmp_path: Path) -> None:
     try:
         assert isinstance(runtime.providers["enco"], EncoSms)
         names = [loop.name for loop in runtime.loops]
-        assert names == ["timers", "long texts", "outbox backlog", "poll enco", "prune seen"]
+        # Enco can be asked about delivery (/deliveryinfos, /logs): it is reconciled too.
+        names_expected = ["timers", "long texts", "outbox backlog", "reconcile", "poll enco"]
+        assert names == [*names_expected, "prune seen"]
     finally:
         await runtime.aclose()
 
