@@ -35,6 +35,15 @@ replies were queued in the same transaction, and the outbox sends them) and the 
 is ``started``; otherwise it did not, and the recipient is ``pending`` again. A call is
 the exception: the conversation is prepared before the provider is asked to call, so a
 kill between the two counts the call as placed: at most once, never twice.
+
+Several processes on one store (PostgreSQL) each run a runner, and their pacers claim
+from the same campaigns: the store's claim gives each recipient to one of them. A process
+that dies while the others run on leaves claims that nobody restarts to recover, so the
+runner also recovers every :data:`RECOVER_EVERY` seconds. The store lists the claims no
+living process holds (its own included; on a store one process holds, every claim), and
+the runner leaves out those its own pacers hold: what it holds is noted under the same
+lock as its claims are taken and as that list is read, so a claim is never both started by
+a pacer and settled by recovery.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ POLL = 0.5  # seconds between two reads of the running campaigns
 CLAIM_AHEAD = 0.5
 MAX_IN_FLIGHT = 64  # starts under way at once, per campaign
 FALL_BEHIND = 0.05  # seconds late before a pacer restarts its schedule instead of bursting
+RECOVER_EVERY = 5.0  # seconds between two looks for claims a stopped process left
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +129,9 @@ class CampaignRunner:
         self._stopped_here: set[str] = set()
         self._unrunnable: set[str] = set()  # logged once: their line is not configured
         self._unsettled: list[Recipient] = []  # starts whose outcome the store refused
+        self._holding: set[tuple[str, int]] = set()  # (campaign, seq) its pacers claimed
+        self._claiming = asyncio.Lock()  # claims taken and noted vs. the recovery's list
+        self._next_recovery = 0.0  # time.monotonic() of the next periodic recovery
 
     def wake(self, changed: Campaign | None = None) -> None:
         """Read the campaigns now: one was created, or ``changed`` was paused, resumed or
@@ -151,6 +164,8 @@ class CampaignRunner:
         of the others, so their pacers stop."""
         if self._unsettled:
             await self._retry_unsettled()
+        if time.monotonic() >= self._next_recovery:
+            await self.recover()
         now = self.clock()
         self._stopped_here.clear()
         running = await self.store.list_campaigns(CampaignStatus.RUNNING)
@@ -169,13 +184,21 @@ class CampaignRunner:
 
     async def recover(self) -> int:
         """Settle the claims a stopped process left ``starting`` (module docstring);
-        returns how many. :meth:`run` calls it first, whenever it (re)starts: no pacer is
-        running then, so every ``starting`` row is a start that was cut short."""
+        returns how many. :meth:`run` calls it first, whenever it (re)starts, and
+        :meth:`poll` every :data:`RECOVER_EVERY` seconds; the claims this runner's pacers
+        hold, and the starts waiting to be settled, are left to them."""
         settled = 0
-        while batch := await self.store.interrupted():
-            for r in batch:
+        while True:
+            async with self._claiming:
+                mine = self._holding | {(r.campaign_id, r.seq) for r in self._unsettled}
+                batch = await self.store.interrupted()
+            cut_short = [r for r in batch if (r.campaign_id, r.seq) not in mine]
+            if not cut_short:
+                break
+            for r in cut_short:  # each settled, so the next batch holds others
                 await self._settle_cut_short(r)
                 settled += 1
+        self._next_recovery = time.monotonic() + RECOVER_EVERY
         if settled:
             log.info("campaigns: settled %d start(s) cut short by a stop", settled)
         return settled
@@ -235,7 +258,9 @@ class CampaignRunner:
         origin, sent = time.monotonic(), 0
         try:
             while self._status.get(campaign.id) is CampaignStatus.RUNNING:
-                claimed = await self.store.claim_recipients(campaign.id, self.clock(), batch)
+                async with self._claiming:
+                    claimed = await self.store.claim_recipients(campaign.id, self.clock(), batch)
+                    self._holding.update((campaign.id, r.seq) for r in claimed)
                 if not claimed:
                     if in_flight:
                         await asyncio.wait(in_flight)
@@ -248,13 +273,16 @@ class CampaignRunner:
                     r = claimed.pop(0)
                     held = self._held_until(campaign, r)
                     if held is not None:
-                        await self.store.settle(
-                            campaign.id,
-                            r.seq,
-                            RecipientState.PENDING,
-                            now=self.clock(),
-                            not_before=held,
-                        )
+                        try:
+                            await self.store.settle(
+                                campaign.id,
+                                r.seq,
+                                RecipientState.PENDING,
+                                now=self.clock(),
+                                not_before=held,
+                            )
+                        finally:  # if that failed, the claim is left to recovery
+                            self._holding.discard((campaign.id, r.seq))
                         continue
                     due = origin + sent / rate
                     late = time.monotonic() - due
@@ -271,12 +299,14 @@ class CampaignRunner:
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
         finally:
-            # Paused, cancelled or stopped: what was claimed and not started waits again.
+            # Paused, cancelled or stopped: what was claimed and not started waits again
+            # (or, when the store refuses, is left to recovery).
             for r in claimed:
                 with contextlib.suppress(StoreError):
                     await self.store.settle(
                         campaign.id, r.seq, RecipientState.PENDING, now=self.clock()
                     )
+                self._holding.discard((campaign.id, r.seq))
             if in_flight:
                 await asyncio.wait(in_flight)
 
@@ -337,6 +367,7 @@ class CampaignRunner:
                 exc,
             )
         finally:
+            self._holding.discard((campaign.id, r.seq))
             slots.release()
 
     async def _finish(self, campaign: Campaign) -> None:

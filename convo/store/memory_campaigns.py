@@ -21,6 +21,7 @@ from convo.campaigns.model import (
 )
 from convo.exceptions import StoreError
 from convo.models import ConversationKey, ConversationStatus, Direction, MessageStatus
+from convo.store.campaign_rows import counts_from
 
 if TYPE_CHECKING:
     from convo.models import MessageRecord, Session
@@ -105,8 +106,6 @@ class MemoryCampaigns:
         return campaign
 
     async def campaign_counts(self, campaign_id: str) -> CampaignCounts:
-        from convo.store.sqlite_campaigns import counts_from
-
         campaign = self._campaigns.get(campaign_id)
         rows = list(self._recipients.get(campaign_id, {}).values())
         states = Counter(r.state.value for r in rows)

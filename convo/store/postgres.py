@@ -74,6 +74,7 @@ from convo.store.checks import (
     check_query,
 )
 from convo.store.migrations import SchemaStatus
+from convo.store.postgres_campaigns import ERASE_RECIPIENTS, PostgresCampaigns
 from convo.store.postgres_connection import (
     PRESENCE,
     Job,
@@ -93,7 +94,7 @@ T = TypeVar("T")
 _TAKEN = re.compile(r"=\((.*)\) already exists")
 
 
-class PostgresStore(PostgresContacts, PostgresFlowSources):
+class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
     """A :class:`~convo.store.base.Store` in the PostgreSQL database at ``url``
     (``postgresql://user:password@host:port/database``, with libpq's options such as
     ``sslmode``; any other option is a server setting, e.g. ``search_path=convo``).
@@ -572,6 +573,7 @@ class PostgresStore(PostgresContacts, PostgresFlowSources):
             parts = int(await cx.fetchval(sql.COUNT_CONTACT_FRAGMENTS, contact))
             await cx.execute(sql.ERASE_FRAGMENT_GROUPS, contact)
             had_contact = _count(await cx.execute(sql.DELETE_CONTACT, contact)) > 0
+            await cx.execute(ERASE_RECIPIENTS, contact)
             return ErasedContact(sessions, messages, parts, tuple(copies), had_contact)
 
         return await self._run("erase contact", job, transaction=True)

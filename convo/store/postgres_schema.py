@@ -194,6 +194,55 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX step_visits_at ON step_visits (at);
     """,
+    # 5 -> 6: campaigns and one row per recipient, as SQLite's version 8 (statements in
+    # convo.store.postgres_campaigns), plus what several processes need: the store instance
+    # that claimed a starting recipient (claimed_by, as messages') and, on the database's
+    # clock, when that claim may pass to another process if its own is gone (lease_until).
+    """
+    CREATE TABLE campaigns (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        flow text NOT NULL,
+        line text NOT NULL,
+        channel text NOT NULL,
+        params text NOT NULL,
+        start_at double precision NOT NULL,
+        quiet_from text,
+        quiet_to text,
+        rate double precision NOT NULL,
+        status text NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL
+    );
+    CREATE INDEX campaigns_created ON campaigns (created_at);
+    CREATE TABLE campaign_recipients (
+        campaign_id text NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+        seq integer NOT NULL,
+        number text NOT NULL,
+        row integer NOT NULL,
+        timezone text NOT NULL,
+        name text,
+        language text,
+        fields text NOT NULL,
+        state text NOT NULL,
+        not_before double precision NOT NULL,
+        claimed_at double precision,
+        started_at double precision,
+        message_id text,
+        error text,
+        claimed_by integer NOT NULL DEFAULT 0,
+        lease_until double precision NOT NULL DEFAULT 0,
+        PRIMARY KEY (campaign_id, seq)
+    );
+    -- A number is in a campaign once (skipped rows aside): duplicates are decided here.
+    CREATE UNIQUE INDEX campaign_recipients_number ON campaign_recipients (campaign_id, number)
+        WHERE state NOT IN ('skipped_invalid', 'skipped_duplicate');
+    CREATE INDEX campaign_recipients_due ON campaign_recipients (campaign_id, not_before, seq)
+        WHERE state = 'pending';
+    CREATE INDEX campaign_recipients_starting ON campaign_recipients (claimed_at)
+        WHERE state = 'starting';
+    CREATE INDEX campaign_recipients_contact ON campaign_recipients (number);
+    """,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 

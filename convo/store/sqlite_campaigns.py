@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from convo.campaigns.model import (
     TRANSITIONS,
@@ -22,23 +22,23 @@ from convo.campaigns.model import (
     CampaignCounts,
     CampaignStatus,
     NewRecipient,
-    QuietHours,
     Recipient,
     RecipientState,
-    parse_clock,
 )
+from convo.store.campaign_rows import (
+    CAMPAIGN_COLUMNS,
+    RECIPIENT_COLUMNS,
+    campaign_row,
+    counts_from,
+)
+from convo.store.campaign_rows import campaign as _campaign
+from convo.store.campaign_rows import recipient as _recipient
 from convo.store.sqlite_connection import Job, transaction
 
 T = TypeVar("T")
 
-_CAMPAIGN = (
-    "id, name, flow, line, channel, params, start_at, quiet_from, quiet_to, rate, status, "
-    "created_at, updated_at"
-)
-_RECIPIENT = (
-    "campaign_id, seq, number, row, timezone, name, language, fields, state, not_before, "
-    "claimed_at, started_at, message_id, error"
-)
+_CAMPAIGN = CAMPAIGN_COLUMNS
+_RECIPIENT = RECIPIENT_COLUMNS
 INSERT_CAMPAIGN = f"INSERT INTO campaigns ({_CAMPAIGN}) VALUES ({', '.join('?' * 13)})"
 GET_CAMPAIGN = f"SELECT {_CAMPAIGN} FROM campaigns WHERE id = ?"
 LIST_CAMPAIGNS = f"SELECT {_CAMPAIGN} FROM campaigns ORDER BY created_at DESC, id"
@@ -121,22 +121,7 @@ class SqliteCampaigns:
         def _run(self, what: str, job: Job[T]) -> Awaitable[T]: ...
 
     async def create_campaign(self, campaign: Campaign) -> None:
-        quiet = campaign.quiet_hours
-        values = (
-            campaign.id,
-            campaign.name,
-            campaign.flow,
-            campaign.line,
-            campaign.channel,
-            json.dumps(campaign.params),
-            campaign.start_at,
-            f"{quiet.start:%H:%M}" if quiet else None,
-            f"{quiet.end:%H:%M}" if quiet else None,
-            campaign.rate_per_second,
-            campaign.status.value,
-            campaign.created_at,
-            campaign.updated_at,
-        )
+        values = campaign_row(campaign)
         await self._run("create campaign", lambda cx: cx.execute(INSERT_CAMPAIGN, values) and None)
 
     async def add_recipients(self, campaign_id: str, recipients: Sequence[NewRecipient]) -> int:
@@ -245,99 +230,3 @@ class SqliteCampaigns:
             return [_recipient(row) for row in cx.execute(INTERRUPTED, (limit,)).fetchall()]
 
         return await self._run("list interrupted campaign starts", job)
-
-
-def counts_from(
-    states: dict[str, int], sent: int, delivered: int, failed: int, replied: int, completed: int
-) -> CampaignCounts:
-    """The counts from how many recipients are in each state and the started ones'
-    outcomes (shared with the memory store)."""
-
-    def of(state: RecipientState) -> int:
-        return int(states.get(state.value, 0))
-
-    return CampaignCounts(
-        total=sum(int(n) for n in states.values()),
-        pending=of(RecipientState.PENDING) + of(RecipientState.STARTING),
-        started=of(RecipientState.STARTED),
-        sent=int(sent),
-        delivered=int(delivered),
-        failed=of(RecipientState.FAILED) + int(failed),
-        replied=int(replied),
-        completed=int(completed),
-        skipped_opted_out=of(RecipientState.SKIPPED_OPTED_OUT),
-        skipped_invalid=of(RecipientState.SKIPPED_INVALID),
-        skipped_duplicate=of(RecipientState.SKIPPED_DUPLICATE),
-    )
-
-
-def _campaign(row: Sequence[Any]) -> Campaign:
-    (
-        id_,
-        name,
-        flow,
-        line,
-        channel,
-        params,
-        start_at,
-        quiet_from,
-        quiet_to,
-        rate,
-        status,
-        created_at,
-        updated_at,
-    ) = row
-    quiet = (
-        QuietHours(parse_clock(quiet_from, "quiet_from"), parse_clock(quiet_to, "quiet_to"))
-        if quiet_from is not None
-        else None
-    )
-    return Campaign(
-        id=id_,
-        name=name,
-        flow=flow,
-        line=line,
-        channel=channel,
-        rate_per_second=rate,
-        params=json.loads(params),
-        start_at=start_at,
-        quiet_hours=quiet,
-        status=CampaignStatus(status),
-        created_at=created_at,
-        updated_at=updated_at,
-    )
-
-
-def _recipient(row: Sequence[Any]) -> Recipient:
-    (
-        campaign_id,
-        seq,
-        number,
-        row_no,
-        timezone,
-        name,
-        language,
-        fields,
-        state,
-        not_before,
-        claimed_at,
-        started_at,
-        message_id,
-        error,
-    ) = row
-    return Recipient(
-        campaign_id=campaign_id,
-        seq=seq,
-        number=number,
-        row=row_no,
-        timezone=timezone,
-        name=name,
-        language=language,
-        fields=json.loads(fields),
-        state=RecipientState(state),
-        not_before=not_before,
-        claimed_at=claimed_at,
-        started_at=started_at,
-        message_id=message_id,
-        error=error,
-    )

@@ -1,4 +1,5 @@
-"""The campaign part of the store contract, against memory and SQLite (in tmp_path)."""
+"""The campaign part of the store contract, against every backend: memory, SQLite (in
+tmp_path) and PostgreSQL (a schema of its own, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -24,18 +25,16 @@ from convo.models import (
     MessageStatus,
     Session,
 )
-from convo.store import MemoryStore, Store
-from convo.store.sqlite import SqliteStore
+from convo.store import Store
+from tests.conftest import BACKENDS, open_backend
 
 LINE = "+32460000103"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "c.db")
-    await backend.open()
-    yield backend
-    await backend.close()
+    async with open_backend(request.param, tmp_path) as backend:
+        yield backend
 
 
 def campaign(id_: str = "c1", *, created_at: float = 100.0, **kw: object) -> Campaign:

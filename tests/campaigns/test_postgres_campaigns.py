@@ -1,0 +1,146 @@
+"""Campaigns on PostgreSQL shared by several store instances (each one a process's pool and
+presence lock): claims never overlap, a gone process's claims pass to one other process
+after their lease, and two campaign runners start each recipient of one campaign once.
+
+Every test runs on the real server in a schema of its own (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from convo.campaigns.model import Campaign, CampaignStatus, NewRecipient, RecipientState
+from convo.campaigns.runner import CampaignRunner, Starter, StartOutcome, StartRequest
+from convo.models import ConversationKey, MessageRecord, OutboundMessage, Session
+from convo.store.postgres import PostgresStore
+
+LINE = "+32460000104"
+
+
+def people(count: int) -> list[NewRecipient]:
+    return [NewRecipient(f"+3247{n:07d}", n + 2) for n in range(count)]
+
+
+@pytest.fixture
+async def stores(postgres_url: str) -> AsyncIterator[list[PostgresStore]]:
+    """Three store instances on one schema: three processes, as far as the database sees."""
+    opened = [PostgresStore(postgres_url) for _ in range(3)]
+    for store in opened:
+        await store.open()
+    try:
+        yield opened
+    finally:
+        for store in opened:
+            await store.close()
+
+
+async def campaign_of(store: PostgresStore, count: int, rate: float = 100.0) -> Campaign:
+    campaign = Campaign("c1", "c1", "reminder", LINE, "sms", rate, created_at=1.0)
+    await store.create_campaign(campaign)
+    assert await store.add_recipients("c1", people(count)) == count
+    return campaign
+
+
+async def test_claims_racing_from_two_processes_never_overlap(
+    stores: list[PostgresStore],
+) -> None:
+    a, b, _ = stores
+    await campaign_of(a, 600)
+    taken: list[int] = []
+
+    async def claimer(store: PostgresStore) -> None:
+        while found := await store.claim_recipients("c1", 10.0, 7):
+            taken.extend(r.seq for r in found)
+
+    # Four claimers per process, all at once: the same rows are due for every one of them.
+    await asyncio.gather(*(claimer(s) for s in (a, b) for _ in range(4)))
+    assert sorted(taken) == list(range(1, 601))  # every row once: none twice, none left
+    counts = await a.campaign_counts("c1")
+    assert (counts.pending, counts.started) == (600, 0)  # all starting (pending counts them)
+
+
+async def test_a_gone_processs_claims_pass_to_one_other_after_their_lease(
+    stores: list[PostgresStore], postgres_url: str
+) -> None:
+    a, b, c = stores
+    await campaign_of(a, 6)
+    gone = PostgresStore(postgres_url)
+    gone.claim_lease = 0.0  # its claims may pass on as soon as it is gone
+    await gone.open()
+    mine = await a.claim_recipients("c1", 50.0, 2)  # a lives on: its claims stay its own
+    left = await gone.claim_recipients("c1", 60.0, 2)
+    slow = PostgresStore(postgres_url)  # the default lease: a minute
+    await slow.open()
+    recent = await slow.claim_recipients("c1", 70.0, 2)
+    assert [r.seq for r in (*mine, *left, *recent)] == [1, 2, 3, 4, 5, 6]
+    assert await b.interrupted() == []  # all three processes live
+    await gone.close()
+    await slow.close()  # gone as well, but its claims are a second old
+    taken = await b.interrupted()
+    assert [(r.seq, r.state, r.claimed_at) for r in taken] == [
+        (3, RecipientState.STARTING, 60.0),
+        (4, RecipientState.STARTING, 60.0),
+    ]
+    assert await c.interrupted() == []  # b has them now, and b lives
+    assert [r.seq for r in await b.interrupted()] == [3, 4]  # its own, until it settles them
+    assert [r.seq for r in await a.interrupted()] == [
+        1,
+        2,
+    ]  # a's own: its runner skips those it holds
+
+
+async def test_two_runners_start_each_recipient_of_one_campaign_once(
+    stores: list[PostgresStore],
+) -> None:
+    a, b, _ = stores
+    total = 500
+    await campaign_of(a, total, rate=400.0)
+    started: list[str] = []
+    by_process: Counter[int] = Counter()
+    both_in = asyncio.Event()
+
+    def starter(index: int, store: PostgresStore) -> Starter:
+        async def start(request: StartRequest) -> StartOutcome:
+            started.append(request.to)
+            by_process[index] += 1
+            if len(by_process) == 2:
+                both_in.set()
+            # Each runner's first start waits for the other's: both are claiming from now.
+            await asyncio.wait_for(both_in.wait(), 30)
+            key = ConversationKey(LINE, "sms", request.to)
+            text = MessageRecord.outbound(OutboundMessage(LINE, request.to, "Reminder"))
+            await store.save_turn(Session(key, "reminder", "1", "remind", "nl"), outbound=[text])
+            return StartOutcome("started", message_id=text.id)
+
+        return start
+
+    runners = [
+        CampaignRunner(
+            store,
+            starter(i, store),
+            rate_limit=lambda line, channel: 1000.0,
+            flow_params=lambda flow: (),
+        )
+        for i, store in enumerate((a, b))
+    ]
+    running = [asyncio.create_task(r.run()) for r in runners]
+    try:
+        for _ in range(600):  # bounded: 60 s
+            now = await a.get_campaign("c1")
+            assert now is not None
+            if now.status is CampaignStatus.DONE:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    assert now.status is CampaignStatus.DONE
+    assert len(started) == total
+    assert Counter(started).most_common(1)[0][1] == 1  # nobody started twice
+    assert set(by_process) == {0, 1}  # both processes started some
+    counts = await b.campaign_counts("c1")
+    assert (counts.started, counts.pending, counts.sent) == (total, 0, 0)
