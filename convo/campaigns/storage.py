@@ -2,15 +2,15 @@
 
 Crash safety rests on two atomic steps. :meth:`CampaignStore.claim_recipients` moves due
 ``pending`` recipients of a running campaign to ``starting`` (with the time of the claim)
-in one statement, so two runners never take the same one; :meth:`CampaignStore.settle`
-records what became of each afterwards. A process that dies between the two leaves its
-claims ``starting``; :meth:`CampaignStore.interrupted` lists them for the runner's
-recovery, which decides from the conversation store whether each start happened
-(:mod:`convo.campaigns.runner`).
+in one statement, so two runners never take the same one, even in two processes on one
+PostgreSQL database; :meth:`CampaignStore.settle` records what became of each afterwards.
+A process that dies between the two leaves its claims ``starting``;
+:meth:`CampaignStore.interrupted` lists them for the runner's recovery, which decides from
+the conversation store whether each start happened (:mod:`convo.campaigns.runner`).
 
 Keeping campaigns is a capability of a store beside :class:`~convo.store.base.Store`:
-memory and SQLite have it; a backend without it (PostgreSQL, for now) runs everything else,
-and :func:`campaigns_of` says so in one error wherever campaigns are asked of it.
+memory, SQLite and PostgreSQL have it, and :func:`campaigns_of` gives a store as one (an
+error names a store that keeps none).
 
 A campaign's recipients are added in batches (:meth:`CampaignStore.add_recipients`), so
 100,000 contacts stream from a CSV into the store without being held in memory; a number
@@ -84,21 +84,24 @@ class CampaignStore(Protocol):
         its claim given back)."""
 
     async def interrupted(self, limit: int = 500) -> list[Recipient]:
-        """Recipients left ``starting`` (of any campaign), oldest claims first: a runner
-        calls it when it starts, before it claims anything, so these are the claims of a
-        process that died. Memory and SQLite are held by one process; a store shared by
-        several must list only the claims of processes that are gone."""
+        """Recipients left ``starting`` (of any campaign), oldest claims first, that no
+        other living process holds: a runner calls it when it starts, before it claims
+        anything, and now and then as it runs, leaving out the claims it holds itself.
+        Memory and SQLite are held by one process: every claim. A store shared by several
+        lists the caller's own claims and those of processes that are gone, and hands
+        each to the caller, so two processes never settle the same one."""
 
 
 @runtime_checkable
 class StoreWithCampaigns(Store, CampaignStore, Protocol):
-    """A complete store that keeps campaigns too (memory, SQLite)."""
+    """A complete store that keeps campaigns too (memory, SQLite, PostgreSQL)."""
 
 
 def campaigns_of(store: Store) -> StoreWithCampaigns:
     """``store`` as a store of campaigns; ConfigError when its backend keeps none."""
     if not isinstance(store, CampaignStore):
         raise ConfigError(
-            f"campaigns: the store {store!r} keeps no campaigns (memory:// and SQLite do)"
+            f"campaigns: the store {store!r} keeps no campaigns "
+            "(memory://, SQLite and PostgreSQL do)"
         )
     return store

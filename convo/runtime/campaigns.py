@@ -15,7 +15,6 @@ runtime's store, with:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
     from convo.config import Settings
     from convo.providers.base import SmsProvider, VoiceProvider
     from convo.runtime.system import Runtime
-
-log = logging.getLogger("convo.campaigns")
 
 DEFAULT_CALL_RATE = 1.0  # calls per second, for a voice adapter that names no rate_limit
 
@@ -55,15 +52,10 @@ def line_rate_limit(
     raise ConfigError(f"line {line} is not configured")
 
 
-def campaign_runner(runtime: Runtime) -> CampaignRunner | None:
-    """The runner of a serving ``runtime`` (module docstring), its parts started; None when
-    its store keeps no campaigns (:func:`~convo.campaigns.storage.campaigns_of`)."""
-    from convo.campaigns.storage import CampaignStore, campaigns_of
+def campaign_runner(runtime: Runtime) -> CampaignRunner:
+    """The runner of a serving ``runtime`` (module docstring), its parts started."""
+    from convo.campaigns.storage import campaigns_of
     from convo.outbound import start_conversation
-
-    if not isinstance(runtime.store, CampaignStore):
-        log.info("campaigns: the store %r keeps none; no campaign runner", runtime.store)
-        return None
 
     async def start(request: StartRequest) -> StartOutcome:
         try:

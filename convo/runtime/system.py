@@ -219,9 +219,8 @@ class Runtime:
 
     @property
     def campaigns(self) -> CampaignRunner:
-        """The campaign runner (a serving runtime whose engine is convo's, on a store
-        that keeps campaigns)."""
-        return _built(self._campaigns, "campaign runner (or its store keeps no campaigns)")
+        """The campaign runner (a serving runtime whose engine is convo's)."""
+        return _built(self._campaigns, "campaign runner")
 
     def status(self) -> dict[str, bool]:
         """Each background loop's name (the outbox's included) -> alive: running, not
@@ -381,8 +380,7 @@ class Runtime:
             from convo.runtime.campaigns import campaign_runner
 
             runner = self._campaigns = campaign_runner(self)
-            if runner is not None:
-                loops.run("campaigns", runner.run)
+            loops.run("campaigns", runner.run)
 
     def _build_engine(self, store: Store) -> TurnEngine:
         if self._engine_factory is not None:
