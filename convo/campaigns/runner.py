@@ -24,7 +24,11 @@ claimed but not started go back to ``pending``.
 Pacing. Starts follow a fixed schedule, one every ``1/rate`` seconds from the pacer's
 start; a pacer that fell behind (a slow store) restarts its schedule from now rather than
 catching up in a burst, so the rate is never exceeded, and the outbox, which sends at most
-at the provider's ``rate_limit``, sends the first texts at that pace.
+at the provider's ``rate_limit``, sends the first texts at that pace. On a store several
+processes share (:class:`~convo.store.base.SharedRateLimits`), their pacers of one
+campaign also take a token per claimed recipient from the campaign's bucket in the store,
+and wait until the bucket has them, so together they keep to the rate: beyond the
+bucket's first second of tokens (it starts full), one process's batches follow another's.
 
 Crash safety (0 lost, 0 started twice). A recipient is claimed before its start and
 settled after. A process killed in between leaves it ``starting``; when the runner starts
@@ -59,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from convo.campaigns.model import Campaign, CampaignStatus, Recipient, RecipientState
 from convo.exceptions import ConfigError, ConvoError, StoreError
 from convo.models import Channel, ConversationKey, Direction
-from convo.store.base import MessageQuery
+from convo.store.base import MessageQuery, SharedRateLimits
 
 if TYPE_CHECKING:
     from convo.campaigns.storage import StoreWithCampaigns
@@ -256,6 +260,7 @@ class CampaignRunner:
         params = self.flow_params(campaign.flow)
         claimed: list[Recipient] = []
         origin, sent = time.monotonic(), 0
+        shared = self.store if isinstance(self.store, SharedRateLimits) else None
         try:
             while self._status.get(campaign.id) is CampaignStatus.RUNNING:
                 async with self._claiming:
@@ -267,6 +272,9 @@ class CampaignRunner:
                         continue
                     await self._finish(campaign)
                     return
+                if shared is not None:  # the other processes' pacers: after theirs
+                    bucket = f"campaign:{campaign.id}"
+                    await asyncio.sleep(await shared.take_tokens(bucket, rate, len(claimed)))
                 while claimed:
                     if self._status.get(campaign.id) is not CampaignStatus.RUNNING:
                         return

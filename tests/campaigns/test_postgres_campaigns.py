@@ -7,6 +7,7 @@ Every test runs on the real server in a schema of its own (tests/conftest.py).""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -25,9 +26,15 @@ def people(count: int) -> list[NewRecipient]:
 
 
 @pytest.fixture
-async def stores(postgres_url: str) -> AsyncIterator[list[PostgresStore]]:
+def small_pools(postgres_url: str) -> str:
+    """The schema's URL with pools of 4 connections: the test server is shared."""
+    return f"{postgres_url}&pool_size=4"
+
+
+@pytest.fixture
+async def stores(small_pools: str) -> AsyncIterator[list[PostgresStore]]:
     """Three store instances on one schema: three processes, as far as the database sees."""
-    opened = [PostgresStore(postgres_url) for _ in range(3)]
+    opened = [PostgresStore(small_pools) for _ in range(3)]
     for store in opened:
         await store.open()
     try:
@@ -63,16 +70,16 @@ async def test_claims_racing_from_two_processes_never_overlap(
 
 
 async def test_a_gone_processs_claims_pass_to_one_other_after_their_lease(
-    stores: list[PostgresStore], postgres_url: str
+    stores: list[PostgresStore], small_pools: str
 ) -> None:
     a, b, c = stores
     await campaign_of(a, 6)
-    gone = PostgresStore(postgres_url)
+    gone = PostgresStore(small_pools)
     gone.claim_lease = 0.0  # its claims may pass on as soon as it is gone
     await gone.open()
     mine = await a.claim_recipients("c1", 50.0, 2)  # a lives on: its claims stay its own
     left = await gone.claim_recipients("c1", 60.0, 2)
-    slow = PostgresStore(postgres_url)  # the default lease: a minute
+    slow = PostgresStore(small_pools)  # the default lease: a minute
     await slow.open()
     recent = await slow.claim_recipients("c1", 70.0, 2)
     assert [r.seq for r in (*mine, *left, *recent)] == [1, 2, 3, 4, 5, 6]
@@ -144,3 +151,40 @@ async def test_two_runners_start_each_recipient_of_one_campaign_once(
     assert set(by_process) == {0, 1}  # both processes started some
     counts = await b.campaign_counts("c1")
     assert (counts.started, counts.pending, counts.sent) == (total, 0, 0)
+
+
+async def test_two_runners_of_one_campaign_keep_to_its_rate_together(
+    stores: list[PostgresStore],
+) -> None:
+    a, b, _ = stores
+    total, rate = 140, 20.0
+    await campaign_of(a, total, rate=rate)
+    at: list[float] = []  # time.monotonic() of each start
+
+    async def start(request: StartRequest) -> StartOutcome:
+        at.append(time.monotonic())
+        return StartOutcome("opted_out")  # nothing to store: only the pace counts here
+
+    runners = [
+        CampaignRunner(
+            store, start, rate_limit=lambda line, channel: 1000.0, flow_params=lambda flow: ()
+        )
+        for store in (a, b)
+    ]
+    running = [asyncio.create_task(r.run()) for r in runners]
+    try:
+        for _ in range(600):  # bounded: 60 s
+            now = await a.get_campaign("c1")
+            assert now is not None
+            if now.status is CampaignStatus.DONE:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    assert now.status is CampaignStatus.DONE and len(at) == total
+    # The campaign's bucket starts with a second of starts (20) and then gives 20 a second:
+    # the last of 140 cannot start before 6 s after the first (each runner alone at 20 a
+    # second would be done in 3.5). A slow machine only makes it later.
+    assert max(at) - min(at) >= (total - rate) / rate - 0.5
