@@ -7,6 +7,8 @@ Every test runs on the real server in a schema of its own (tests/conftest.py).""
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,7 +17,14 @@ import pytest
 
 from convo.campaigns.model import Campaign, CampaignStatus, NewRecipient, RecipientState
 from convo.campaigns.runner import CampaignRunner, Starter, StartOutcome, StartRequest
-from convo.models import ConversationKey, MessageRecord, OutboundMessage, Session
+from convo.models import (
+    ConversationKey,
+    Direction,
+    MessageRecord,
+    OutboundMessage,
+    Session,
+)
+from convo.store.base import MessageQuery
 from convo.store.postgres import PostgresStore
 
 LINE = "+32460000104"
@@ -188,3 +197,90 @@ async def test_two_runners_of_one_campaign_keep_to_its_rate_together(
     # the last of 140 cannot start before 6 s after the first (each runner alone at 20 a
     # second would be done in 3.5). A slow machine only makes it later.
     assert max(at) - min(at) >= (total - rate) / rate - 0.5
+
+
+# A process of its own on the schema at argv[1]: a campaign runner whose starts open the
+# conversation and queue its first text, as convo's do; from the 15th on, a start hangs
+# after that (its outcome never recorded), and the process says "stuck" once.
+DOOMED = """
+import asyncio, sys
+from convo.campaigns.runner import CampaignRunner, StartOutcome
+from convo.models import ConversationKey, MessageRecord, OutboundMessage, Session
+from convo.store.postgres import PostgresStore
+
+async def main():
+    store = PostgresStore(sys.argv[1])
+    store.claim_lease = 0.5
+    await store.open()
+    done = 0
+
+    async def start(request):
+        nonlocal done
+        key = ConversationKey(request.line, "sms", request.to)
+        text = MessageRecord.outbound(OutboundMessage(request.line, request.to, "Reminder"))
+        await store.save_turn(Session(key, "reminder", "1", "remind", "nl"), outbound=[text])
+        done += 1
+        if done >= 15:
+            if done == 15:
+                print("stuck", flush=True)
+            await asyncio.Event().wait()
+        return StartOutcome("started", message_id=text.id)
+
+    runner = CampaignRunner(store, start, rate_limit=lambda line, channel: 1000.0,
+                            flow_params=lambda flow: ())
+    await runner.run()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_processs_claims_are_finished_by_another_once_each(
+    stores: list[PostgresStore], small_pools: str
+) -> None:
+    a, b, _ = stores
+    total = 100
+    await campaign_of(a, total, rate=200.0)
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-c", DOOMED, small_pools),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert doomed.stdout is not None and doomed.stderr is not None
+        line = await asyncio.wait_for(doomed.stdout.readline(), 60)
+        assert line == b"stuck\n", line + await doomed.stderr.read()
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        await doomed.wait()
+    left = await a.campaign_counts("c1")
+    assert left.started < 15 and left.pending > total - 15  # claims open when it died
+
+    async def start(request: StartRequest) -> StartOutcome:
+        key = ConversationKey(LINE, "sms", request.to)
+        text = MessageRecord.outbound(OutboundMessage(LINE, request.to, "Reminder"))
+        await b.save_turn(Session(key, "reminder", "1", "remind", "nl"), outbound=[text])
+        return StartOutcome("started", message_id=text.id)
+
+    runner = CampaignRunner(
+        b, start, rate_limit=lambda line, channel: 1000.0, flow_params=lambda flow: ()
+    )
+    running = asyncio.create_task(runner.run())
+    try:
+        for _ in range(600):  # bounded: 60 s (its lease, then the next look: about 5 s)
+            now = await a.get_campaign("c1")
+            assert now is not None
+            if now.status is CampaignStatus.DONE:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert now.status is CampaignStatus.DONE
+    counts = await a.campaign_counts("c1")
+    assert (counts.started, counts.pending) == (total, 0)
+    first_texts = Counter[str]()
+    for n in range(total):
+        query = MessageQuery(direction=Direction.OUTBOUND, number=f"+3247{n:07d}")
+        first_texts[f"+3247{n:07d}"] = (await a.list_messages(query))[1]
+    assert set(first_texts.values()) == {1}  # each started once: none lost, none twice
