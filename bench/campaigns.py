@@ -3,13 +3,18 @@ A report, not a test: it prints its figures and exits 0 (1 when a target is miss
 
 Usage: .venv/bin/python bench/campaigns.py [--only create|pace] [--contacts 100000]
        [--small 10000] [--rate 200] [--hold 2000] [--finish 1000]
+       [--store sqlite|postgresql|compare] [--rounds 1]
 
 * ``create``: ``convo broadcast reminder --to FILE.csv --no-follow`` as a user runs it (a
   child process, SQLite in a temp dir, no server), for a CSV of ``--small`` and of
   ``--contacts`` rows: the wall time of the whole command (interpreter start included) and
   its peak RSS (``wait4``), beside ``convo campaigns list``'s as the floor. Memory is flat
   when the large file's peak is close to the small one's: the rows stream from the file
-  into the store in batches. Target: < 10 s for 100,000.
+  into the store in batches. Target: < 10 s for 100,000. ``--store postgresql`` stores it
+  in PostgreSQL instead (a schema of its own on ``CONVO_TEST_POSTGRES_URL``, default
+  postgresql://postgres@127.0.0.1:5432/test, dropped after); ``--store compare`` creates
+  the large campaign on both, alternately, ``--rounds`` times, and prints the median
+  PostgreSQL / SQLite ratio of the wall times.
 * ``pace``: a Vonage-shaped fake provider (a child process) that answers 429 to a send
   beyond ``--rate``/s (a token bucket holding a quarter second of sends), and ``convo serve`` (a
   child) with one Vonage line whose ``rate_limit`` is ``--rate``. A campaign of ``--hold``
@@ -27,19 +32,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import free_port, serve_app, serve_convo, vonage_convo, wait_ready
+from _common import (
+    free_port,
+    postgres_schema,
+    serve_app,
+    serve_convo,
+    vonage_convo,
+    wait_ready,
+)
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,34 +90,82 @@ def run_measured(args: list[str], cwd: Path) -> tuple[float, float, int, float]:
     return took, usage.ru_maxrss / 1024, child.returncode, usage.ru_utime + usage.ru_stime
 
 
-def bench_create(args: argparse.Namespace) -> list[str]:
-    missed: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = folder / "convo.toml"
+@contextlib.contextmanager
+def store_config(store: str, folder: Path, name: str) -> Iterator[Path]:
+    """A configuration whose store is a new SQLite file in ``folder``, or a new PostgreSQL
+    schema (dropped on exit); the sandbox line runs the reminder flow."""
+    with contextlib.ExitStack() as stack:
+        if store == "sqlite":
+            url = f"sqlite:///{folder / f'{name}.db'}"
+        else:
+            loop = stack.enter_context(contextlib.closing(asyncio.new_event_loop()))
+            schema = postgres_schema()
+            url = loop.run_until_complete(schema.__aenter__())
+            stack.callback(lambda: loop.run_until_complete(schema.__aexit__(None, None, None)))
+        config = folder / f"{name}.toml"
         config.write_text(
-            f'[store]\nurl = "sqlite:///{folder / "convo.db"}"\n'
+            f'[store]\nurl = "{url}"\n'
             f'[flows]\npaths = ["{ROOT / "flows" / "reminder.yaml"}"]\n'
             f'[[lines]]\nnumber = "{LINE}"\nprovider = "sandbox"\nflow = "reminder"\n',
             encoding="utf-8",
         )
-        floor = run_measured([str(CONVO), "campaigns", "list", "--config", str(config)], folder)
-        print(f"create: `convo campaigns list` (the floor): {floor[0]:.2f} s "
-              f"({floor[3]:.2f} s of CPU), peak RSS {floor[1]:.0f} MiB")  # fmt: skip
+        yield config
+
+
+def broadcast(config: Path, csv: Path, folder: Path) -> tuple[float, float, int, float]:
+    return run_measured(
+        [str(CONVO), "broadcast", "reminder", "--to", str(csv), "--no-follow",
+         "--config", str(config)],
+        folder,
+    )  # fmt: skip
+
+
+def bench_create(args: argparse.Namespace) -> list[str]:
+    if args.store == "compare":
+        return compare_create(args)
+    missed: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
         for rows in (args.small, args.contacts):
-            csv = folder / f"contacts-{rows}.csv"
-            write_csv(csv, rows)
-            took, rss, code, cpu = run_measured(
-                [str(CONVO), "broadcast", "reminder", "--to", str(csv), "--no-follow",
-                 "--config", str(config)],
-                folder,
-            )  # fmt: skip
-            print(f"create: {rows:>7,} contacts from CSV: {took:.2f} s ({rows / took:,.0f} "
-                  f"rows/s; {cpu:.2f} s of CPU), peak RSS {rss:.0f} MiB, exit {code}")  # fmt: skip
-            if code:
-                missed.append(f"broadcast of {rows} exited {code}")
-            if rows >= 100_000 and took >= 10:
-                missed.append(f"{rows} contacts took {took:.1f} s (target < 10 s)")
+            write_csv(folder / f"contacts-{rows}.csv", rows)
+        with store_config(args.store, folder, "convo") as config:
+            floor = run_measured([str(CONVO), "campaigns", "list", "--config", str(config)], folder)
+            print(f"create ({args.store}): `convo campaigns list` (the floor): {floor[0]:.2f} s "
+                  f"({floor[3]:.2f} s of CPU), peak RSS {floor[1]:.0f} MiB")  # fmt: skip
+            for rows in (args.small, args.contacts):
+                took, rss, code, cpu = broadcast(config, folder / f"contacts-{rows}.csv", folder)
+                print(f"create ({args.store}): {rows:>7,} contacts from CSV: {took:.2f} s "
+                      f"({rows / took:,.0f} rows/s; {cpu:.2f} s of CPU), peak RSS {rss:.0f} "
+                      f"MiB, exit {code}")  # fmt: skip
+                if code:
+                    missed.append(f"broadcast of {rows} exited {code}")
+                if rows >= 100_000 and took >= 10:
+                    missed.append(f"{rows} contacts took {took:.1f} s (target < 10 s)")
+    return missed
+
+
+def compare_create(args: argparse.Namespace) -> list[str]:
+    """The large campaign created on SQLite and on PostgreSQL, alternately, each round on a
+    fresh store: the wall times and their median ratio."""
+    missed: list[str] = []
+    took: dict[str, list[float]] = {"sqlite": [], "postgresql": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        csv = folder / "contacts.csv"
+        write_csv(csv, args.contacts)
+        for round_ in range(args.rounds):
+            for store in ("sqlite", "postgresql"):
+                with store_config(store, folder, f"{store}-{round_}") as config:
+                    wall, rss, code, cpu = broadcast(config, csv, folder)
+                print(f"create ({store}, round {round_ + 1}): {args.contacts:,} contacts: "
+                      f"{wall:.2f} s ({cpu:.2f} s of CPU), peak RSS {rss:.0f} MiB, "
+                      f"exit {code}")  # fmt: skip
+                if code:
+                    missed.append(f"broadcast on {store} exited {code}")
+                took[store].append(wall)
+    ratios = [p / s for s, p in zip(took["sqlite"], took["postgresql"], strict=True)]
+    print(f"create: PostgreSQL / SQLite wall time, median of {len(ratios)}: "
+          f"{statistics.median(ratios):.2f}x")  # fmt: skip
     return missed
 
 
@@ -236,6 +299,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--hold", type=int, default=2000)
     parser.add_argument("--finish", type=int, default=1000)
+    parser.add_argument("--store", choices=["sqlite", "postgresql", "compare"], default="sqlite")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average {load} on {os.cpu_count()} core(s)")
