@@ -150,14 +150,17 @@ _LIVE = (
     "AND objsubid = 2 AND granted AND database = "
     "(SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-# $1 limit, $2 this store instance, $3 PRESENCE. Its own claims, and those of processes
-# that are gone whose lease has passed, become this instance's (the same claim time).
+# $1 limit, $2 this store instance, $3 PRESENCE. The claims of processes that are gone,
+# once their lease has passed, become this instance's (their claim time kept); with its
+# own claims, the oldest $1 of them.
 INTERRUPTED = (
     "WITH cut AS (SELECT campaign_id, seq FROM campaign_recipients WHERE state = 'starting' "
-    f"AND (claimed_by = $2 OR (lease_until < {_NOW} AND claimed_by NOT IN ({_LIVE}))) "
-    "ORDER BY claimed_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
-    "UPDATE campaign_recipients AS r SET claimed_by = $2 FROM cut "
-    f"WHERE r.campaign_id = cut.campaign_id AND r.seq = cut.seq RETURNING {_R_RECIPIENT}"
+    f"AND claimed_by <> $2 AND lease_until < {_NOW} AND claimed_by NOT IN ({_LIVE}) "
+    "ORDER BY claimed_at LIMIT $1 FOR UPDATE SKIP LOCKED), "
+    "taken AS (UPDATE campaign_recipients AS r SET claimed_by = $2 FROM cut "
+    f"WHERE r.campaign_id = cut.campaign_id AND r.seq = cut.seq RETURNING {_R_RECIPIENT}) "
+    f"(SELECT {_RECIPIENT} FROM taken UNION ALL SELECT {_RECIPIENT} FROM campaign_recipients "
+    "WHERE state = 'starting' AND claimed_by = $2) ORDER BY claimed_at LIMIT $1"
 )
 ERASE_RECIPIENTS = "DELETE FROM campaign_recipients WHERE number = $1"
 
@@ -243,8 +246,7 @@ class PostgresCampaigns:
             outcomes = await cx.fetchrow(COUNT_OUTCOMES, campaign_id)
             return rows.counts_from(states, *outcomes)
 
-        # One snapshot for both reads: a settle between them cannot make the counts disagree.
-        return await self._run("count campaign", job, transaction=True)
+        return await self._run("count campaign", job)
 
     async def claim_recipients(self, campaign_id: str, now: float, limit: int) -> list[Recipient]:
         (campaign_id,) = _text((campaign_id,))
@@ -253,6 +255,7 @@ class PostgresCampaigns:
         async def job(cx: Connection) -> list[Recipient]:
             return [rows.recipient(r) for r in await cx.fetch(CLAIM, *args)]
 
+        await self._cx.keep_presence()  # what keeps other processes off these claims
         found = await self._run("claim campaign recipients", job)
         return sorted(found, key=lambda r: (r.not_before, r.seq))
 
