@@ -17,6 +17,21 @@ instructions (:mod:`convo.flow.present_voice`); the provider adapter renders the
 turn logs what the caller did and what the call said in the message log
 (:mod:`convo.flow.call_log`), in its ``save_turn``, so a contact's transcript shows calls.
 
+Replays. A provider may deliver a call webhook twice (a retry after a timeout, a proxy's
+replay). Each document a turn answers names itself in its action URLs
+(``&turn=TOKEN``, :func:`~convo.flow.present_voice.action_url`), so an ``input`` webhook
+says which document it answers; with ``turn`` given, :meth:`CallRunner.input` claims
+``(provider, call id, turn)`` in the store (:class:`~convo.store.base.IdempotentRequests`)
+under the conversation's lock, runs the turn and stores the instructions it answered
+(:mod:`convo.voice.codec`). The same webhook again finds them and gets them again, and the
+flow does not advance. An ``answer`` webhook given ``replay_safe`` is claimed the same way
+by ``(provider, call id)``: a replayed answer gets the first answer, never a second start.
+A turn that fails frees its claim (nothing was committed; a retry runs it). A claim with no
+answer (the process stopped between committing the turn and storing its answer, so whether
+the turn counted is unknown) is answered with a hang-up, logged as an error, rather than
+risk running the turn twice. Without ``turn`` (a test harness, the console's phone) nothing
+is claimed.
+
 Every conversation on a call is keyed ``(line, "voice", caller)``, and every line logged
 during its turns carries that key. A call runs on the flow version it started on
 (:mod:`convo.flow.versions`); one whose version is gone and whose step the current version
@@ -25,10 +40,12 @@ lacks is hung up, logged as an error, never restarted.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import time
-from collections.abc import Mapping
-from typing import Any, Literal, assert_never
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, assert_never
 
 from convo.flow.call_log import call_records
 from convo.flow.engine import Engine
@@ -45,16 +62,16 @@ from convo.flow.pipeline import (
     new_session,
     run_turn,
 )
-from convo.flow.present_voice import instructions, locale_of
+from convo.flow.present_voice import After, instructions, locale_of
 from convo.logs import conversation_scope
 from convo.models import CallEvent, ConversationKey, ConversationStatus, Session
+from convo.voice import codec
 from convo.voice.instructions import Hangup, Instruction
 
 __all__ = ["After", "CallRunner", "instructions", "locale_of"]
 
 log = logging.getLogger("convo.calls")
 
-After = Literal["gather", "record", "dial"]
 FAILED_DIALS = ("busy", "no-answer", "failed", "canceled")
 
 
@@ -85,58 +102,117 @@ class CallRunner:
         async with self.engine.store.lock(key):
             await self.engine.store.save_turn(session)
 
-    async def answer(self, event: CallEvent, input_url: str) -> list[Instruction]:
-        """The call was answered: begin the line's flow (or the prepared outbound one)."""
-        key = event.key
-        with conversation_scope(key):
-            return await self._answer(event, input_url)
-
-    async def _answer(self, event: CallEvent, input_url: str) -> list[Instruction]:
-        key = event.key
-        async with self.engine.store.lock(key):
-            session = await self.engine.store.get_session(key)
-            if session is None or session.status is not ConversationStatus.PENDING:
-                opening = await self.engine.stranger(key)
-                if opening is None:
-                    log.warning(
-                        "call %s to line %s: no flow for that line", event.call_id, key.line
-                    )
-                    return [Hangup()]
-                loaded, known = opening
-                session = new_session(key, loaded.spec, lang=known.lang, name=known.name)
-            else:
-                session.status = ConversationStatus.ACTIVE
-                prepared = await self.engine.versions.flow_of(session)
-                loaded = prepared or self.engine.flow(session.flow)
-                if prepared is None:  # reloaded since the call was placed: begin anew
-                    session = new_session(
-                        key, loaded.spec, lang=session.lang, params=session.params
-                    )
-            return await self._turn(loaded, session, event, Begin(), input_url)
-
-    async def input(self, event: CallEvent, input_url: str, after: After) -> list[Instruction]:
-        """A Gather, Record or Dial result for the call's current step."""
+    async def answer(
+        self, event: CallEvent, input_url: str, *, replay_safe: bool = False
+    ) -> list[Instruction]:
+        """The call was answered: begin the line's flow (or the prepared outbound one).
+        ``replay_safe``: the same call's answer again gets the first answer (module
+        docstring)."""
         key = event.key
         with conversation_scope(key):
             async with self.engine.store.lock(key):
-                session = await self.engine.store.get_session(key)
-                if session is None or session.status is not ConversationStatus.ACTIVE:
-                    if session is None or session.status is not ConversationStatus.HANDOFF:
-                        log.warning(
-                            "input for call %s without an active conversation", event.call_id
-                        )
-                    return [Hangup()]  # (after a handoff: the agent's leg ended)
-                loaded = await self.engine.versions.flow_of(session)
-                if loaded is None:
-                    log.error(
-                        "call %s hung up: %s",
-                        event.call_id,
-                        self.engine.stranded_reason(session),
-                    )
-                    return [Hangup()]
-                return await self._turn(
-                    loaded, session, event, _input_event(event, after), input_url
+                if not replay_safe:
+                    return await self._answer(event, input_url)
+                claim = f"voice {event.provider} {event.call_id} answer"
+                return await self._once(
+                    claim, "answer", event, lambda: self._answer(event, input_url)
                 )
+
+    async def _answer(self, event: CallEvent, input_url: str) -> list[Instruction]:
+        """:meth:`answer`; the caller holds the conversation's lock."""
+        key = event.key
+        session = await self.engine.store.get_session(key)
+        if session is None or session.status is not ConversationStatus.PENDING:
+            opening = await self.engine.stranger(key)
+            if opening is None:
+                log.warning("call %s to line %s: no flow for that line", event.call_id, key.line)
+                return [Hangup()]
+            loaded, known = opening
+            session = new_session(key, loaded.spec, lang=known.lang, name=known.name)
+        else:
+            session.status = ConversationStatus.ACTIVE
+            prepared = await self.engine.versions.flow_of(session)
+            loaded = prepared or self.engine.flow(session.flow)
+            if prepared is None:  # reloaded since the call was placed: begin anew
+                session = new_session(key, loaded.spec, lang=session.lang, params=session.params)
+        return await self._turn(loaded, session, event, Begin(), input_url)
+
+    async def input(
+        self, event: CallEvent, input_url: str, after: After, *, turn: str | None = None
+    ) -> list[Instruction]:
+        """A Gather, Record or Dial result for the call's current step. ``turn``: the token
+        of the document it answers (from our action URL); the same ``turn`` again gets the
+        first answer and the flow does not advance (module docstring)."""
+        key = event.key
+        with conversation_scope(key):
+            async with self.engine.store.lock(key):
+                if not turn:
+                    return await self._input(event, input_url, after)
+                claim = f"voice {event.provider} {event.call_id} turn {turn}"
+                return await self._once(
+                    claim,
+                    _fingerprint(event, after),
+                    event,
+                    lambda: self._input(event, input_url, after),
+                )
+
+    async def _once(
+        self,
+        claim: str,
+        fingerprint: str,
+        event: CallEvent,
+        run: Callable[[], Awaitable[list[Instruction]]],
+    ) -> list[Instruction]:
+        """``run()`` once per ``claim``: a repeat gets the stored answer. The caller holds
+        the conversation's lock, so a repeat arriving meanwhile waits for the answer."""
+        store = self.engine.store
+        found = await store.claim_request(claim, fingerprint, self.engine.clock())
+        if found is not None:
+            if found.answer is None:
+                log.error(
+                    "call %s: webhook %r came again, but its first delivery stopped after "
+                    "its turn began and before its answer was stored; hung up rather than "
+                    "risk running the turn twice",
+                    event.call_id,
+                    claim,
+                )
+                return [Hangup()]
+            if found.fingerprint != fingerprint:
+                log.warning(
+                    "call %s: webhook %r came again with other input; it was answered "
+                    "already, so it gets that answer and changes nothing",
+                    event.call_id,
+                    claim,
+                )
+            else:
+                log.info(
+                    "call %s: webhook %r replayed: the first answer again", event.call_id, claim
+                )
+            return codec.loads(found.answer)
+        try:
+            answered = await run()
+        except BaseException:
+            await store.settle_request(claim, None)  # nothing committed: a retry may run it
+            raise
+        await store.settle_request(claim, codec.dumps(answered))
+        return answered
+
+    async def _input(self, event: CallEvent, input_url: str, after: After) -> list[Instruction]:
+        """:meth:`input`; the caller holds the conversation's lock."""
+        session = await self.engine.store.get_session(event.key)
+        if session is None or session.status is not ConversationStatus.ACTIVE:
+            if session is None or session.status is not ConversationStatus.HANDOFF:
+                log.warning("input for call %s without an active conversation", event.call_id)
+            return [Hangup()]  # (after a handoff: the agent's leg ended)
+        loaded = await self.engine.versions.flow_of(session)
+        if loaded is None:
+            log.error(
+                "call %s hung up: %s",
+                event.call_id,
+                self.engine.stranded_reason(session),
+            )
+            return [Hangup()]
+        return await self._turn(loaded, session, event, _input_event(event, after), input_url)
 
     async def status(self, event: CallEvent) -> None:
         """A call status webhook: a final status closes the conversation."""
@@ -169,12 +245,23 @@ class CallRunner:
             loaded, session, event, bot=engine.bot, clock=engine.clock, known=known
         )
         presented = instructions(
-            loaded.spec, result.outputs, input_url=input_url, handoff_numbers=self.handoff_numbers
+            loaded.spec,
+            result.outputs,
+            input_url=input_url,
+            handoff_numbers=self.handoff_numbers,
+            turn=secrets.token_urlsafe(9),
         )
         await commit(engine.store, result, call_log=call_records(call, event, presented))
         if engine.on_turn is not None:
             engine.on_turn("voice", time.perf_counter() - started, result.failed)
         return presented
+
+
+def _fingerprint(event: CallEvent, after: After) -> str:
+    """What an input webhook reports, as a digest: a repeat with other input is told."""
+    dial = event.dial_status.value if event.dial_status is not None else None
+    reported = (after, event.digits, event.speech, event.recording_url, dial)
+    return hashlib.sha256(repr(reported).encode()).hexdigest()
 
 
 def _input_event(event: CallEvent, after: After) -> Event:

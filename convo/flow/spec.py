@@ -227,6 +227,9 @@ class Dial:
     caller_id: str | None = None
     time_limit: float | None = None
     text: Text | None = None  # said before dialling
+    record: bool = False  # record the bridged call (needs consent, like a record step)
+    consent: Text | bool = False  # the GDPR notice said first, or True: asked elsewhere
+    tts_language: str | None = None  # TTS locale of the step's texts and the dialled leg
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +322,8 @@ class Step:
                 if isinstance(verb, Ask) and verb.invalid is not None:
                     yield "ask.invalid", verb.invalid
             case Handoff() | Dial() | Conference() | Hangup():
+                if isinstance(verb, Dial) and isinstance(verb.consent, Text):
+                    yield "dial.consent", verb.consent
                 said = verb.say if isinstance(verb, Handoff) else verb.text
                 if said is not None:
                     yield f"{verb.keyword}.say", said

@@ -230,7 +230,7 @@ class Turn:
                 assert_never(verb)
 
     async def _call_verb(self, step: Step, verb: Dial | Record | Conference | Hangup) -> str | None:
-        if isinstance(verb, Record) and isinstance(verb.consent, Text):
+        if isinstance(verb, Record | Dial) and isinstance(verb.consent, Text):
             self._say(step, verb.consent)  # the GDPR notice comes before the instructions
         if verb.text is not None:
             self._say(step, verb.text)

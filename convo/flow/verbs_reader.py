@@ -52,7 +52,10 @@ ASK_KEYS = ("text", "expect", "save_as", "validate", "invalid", *RETRY_KEYS)
 CHOOSE_KEYS = ("text", "options", "save_as", *RETRY_KEYS)
 EXPECT_KEYS = ("type", "pattern", "choices", "min", "max", "length", "types")
 OPTION_KEYS = ("key", "words", "goto", "set_lang", "value")
-DIAL_KEYS = ("to", "timeout", "on_fail", "caller_id", "time_limit", "say")
+DIAL_KEYS = (
+    "to", "timeout", "on_fail", "caller_id", "time_limit", "say", "record", "consent",
+    "tts_language",
+)  # fmt: skip
 RECORD_KEYS = ("text", "say", "max", "save_as", "consent", "finish_on_key", "beep")
 CONFERENCE_KEYS = ("room", "record", "say", "start_on_enter", "end_on_exit", "muted")
 
@@ -60,6 +63,9 @@ CONFERENCE_KEYS = ("room", "record", "say", "start_on_enter", "end_on_exit", "mu
 _EXPECT_OPTIONS = {"regex": ("pattern",), "choice": ("choices",), "number": ("min", "max"),
                    "digits": ("length",), "media": ("types",)}  # fmt: skip
 _EXPECT_NEEDS = {"regex": ("pattern",), "choice": ("choices",)}
+
+# A TTS locale: a language (2-3 letters) and optional subtags, e.g. nl-NL, fr-BE, zh-Hans-CN.
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 
 T = TypeVar("T")
 
@@ -303,18 +309,34 @@ class VerbReader(TextReader):
             self.duration(f["time_limit"][1], f"{where}.time_limit") if "time_limit" in f else None
         )
         say = self.text(f["say"][1], f"{where}.say") if "say" in f else None
-        return Dial(to or "", pos, timeout or 30.0, on_fail, caller_id, limit, say)
-
-    def _record(self, node: Node, where: str, pos: Pos) -> Record:
-        f = self.fields(node, where, RECORD_KEYS) or {}
-        if "text" in f and "say" in f:
-            self.report(f["say"][0], f"{where}: use text or say, not both")
-        said = "text" if "text" in f else "say" if "say" in f else None
-        if said is None and isinstance(node, MappingNode):
+        record = bool(self.boolean(f["record"][1], f"{where}.record")) if "record" in f else False
+        consent: Text | bool = False
+        if record:
+            consent = self._consent(f, where, pos, "a recorded dial")
+        elif "consent" in f:
             self.report(
-                node, f"{where}: missing required key 'text'", "what to say before the beep"
+                f["consent"][0],
+                f"{where}: consent without record: true asks for nothing",
+                "add record: true, or drop consent",
+                warning=True,
             )
-        text = self.text(f[said][1], f"{where}.{said}") if said else Text(pos)
+        tts = None
+        if "tts_language" in f:
+            tts = self.string(f["tts_language"][1], f"{where}.tts_language")
+            if tts is not None and not _LOCALE.fullmatch(tts):
+                self.report(
+                    f["tts_language"][1],
+                    f"{where}.tts_language: {tts!r} is not a locale",
+                    "write a BCP-47 locale such as nl-NL, fr-BE, de-DE or en-GB",
+                )
+                tts = None
+        return Dial(
+            to or "", pos, timeout or 30.0, on_fail, caller_id, limit, say, record, consent, tts
+        )
+
+    def _consent(self, f: Fields, where: str, pos: Pos, what: str) -> Text | bool:
+        """The ``consent`` of a verb that records (GDPR): a text said first, or ``true`` (it
+        was asked before); an error at the key (or the verb) when it is missing or false."""
         consent: Text | bool = False
         consent_node = f["consent"][1] if "consent" in f else None
         if isinstance(consent_node, ScalarNode) and consent_node.tag == BOOL:
@@ -330,9 +352,22 @@ class VerbReader(TextReader):
             self.report_at(
                 line,
                 col,
-                f"{where}: recording needs consent (GDPR): add consent: true or a consent text",
+                f"{where}: {what} needs consent (GDPR): add consent: true or a consent text",
                 'e.g. consent: "This call is recorded. Hang up if you do not agree."',
             )
+        return consent
+
+    def _record(self, node: Node, where: str, pos: Pos) -> Record:
+        f = self.fields(node, where, RECORD_KEYS) or {}
+        if "text" in f and "say" in f:
+            self.report(f["say"][0], f"{where}: use text or say, not both")
+        said = "text" if "text" in f else "say" if "say" in f else None
+        if said is None and isinstance(node, MappingNode):
+            self.report(
+                node, f"{where}: missing required key 'text'", "what to say before the beep"
+            )
+        text = self.text(f[said][1], f"{where}.{said}") if said else Text(pos)
+        consent = self._consent(f, where, pos, "recording")
         max_seconds = self.duration(f["max"][1], f"{where}.max") if "max" in f else None
         save_as = self.slot(f["save_as"][1], f"{where}.save_as") if "save_as" in f else None
         finish = "#"

@@ -244,8 +244,8 @@ class TelefoonVoice:
         """``(body, content_type)`` of the webhook answer; ``RenderError`` if impossible."""
         items = self.prepare(instructions)
         if self.document_format == "json":
-            return render_json(items), JSON_CONTENT_TYPE
-        return render_xml(items), XML_CONTENT_TYPE
+            return render_json(items, "telefoon"), JSON_CONTENT_TYPE
+        return render_xml(items, "telefoon"), XML_CONTENT_TYPE
 
     # -- REST API -----------------------------------------------------------------------
 

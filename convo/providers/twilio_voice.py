@@ -191,7 +191,7 @@ class TwilioVoice:
 
     def render(self, instructions: Sequence[object]) -> tuple[bytes, str]:
         """The TwiML ``<Response>`` answering a webhook; ``RenderError`` if impossible."""
-        return render_xml(self.prepare(instructions)), XML_CONTENT_TYPE
+        return render_xml(self.prepare(instructions), "twilio"), XML_CONTENT_TYPE
 
     # -- REST API --------------------------------------------------------------------
 

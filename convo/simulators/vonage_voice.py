@@ -130,7 +130,26 @@ class VonageDialect:
             raise ValueError(f"NCCO is not JSON: {exc}") from None
         if not isinstance(actions, list):
             raise ValueError("an NCCO is a JSON array of actions")
-        return [_node(action, index) for index, action in enumerate(actions)]
+        nodes: list[Node] = []
+        recording = False
+        for index, action in enumerate(actions):
+            if _records_call(action):
+                recording = True  # the whole call from here on: shown on the dial it records
+                continue
+            node = _node(action, index)
+            if recording and node.verb == "Dial" and node.children[0].verb != "Conference":
+                node = Node("Dial", {**node.attrs, "record": True}, node.text, node.children)
+            nodes.append(node)
+        return nodes
+
+
+def _records_call(action: object) -> bool:
+    """A ``record`` action with no end condition: asynchronous, it records until the end."""
+    return (
+        isinstance(action, dict)
+        and action.get("action") == "record"
+        and not {"endOnKey", "timeOut", "endOnSilence"} & action.keys()
+    )
 
 
 def _url(action: Mapping[str, Any]) -> str:

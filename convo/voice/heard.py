@@ -59,7 +59,8 @@ def heard(instructions: Sequence[Instruction]) -> tuple[list[Heard], CallState]:
                 out.append(Heard("record", f"records a message (at most {item.max_length} s)"))
                 state = CallState("record")
             case Dial():
-                out.append(Heard("dial", f"puts you through to {item.target}"))
+                recorded = " (the call is recorded)" if item.record else ""
+                out.append(Heard("dial", f"puts you through to {item.target}{recorded}"))
                 state = CallState("dial")
             case Conference():
                 out.append(Heard("conference", f"joins conference room {item.room}"))

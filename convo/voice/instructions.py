@@ -182,7 +182,11 @@ class Dial:
 
     ``caller_id`` is the number shown to the callee ("" = the line); ``timeout`` the ring
     time in seconds; ``time_limit`` the longest the bridged call may last (None: provider
-    default); the outcome is posted to ``action`` when set.
+    default); the outcome is posted to ``action`` when set. ``record``: record the bridged
+    call from the moment the callee answers (the flow told the caller and has their consent
+    under the GDPR). ``language``: the TTS locale (BCP-47) of the dialled leg, for a
+    provider whose dial takes one ("" = the provider's default); resolved to a supported
+    locale like a Say's, the asked one kept in ``requested_language``.
     """
 
     target: str
@@ -190,11 +194,15 @@ class Dial:
     timeout: float = 30
     time_limit: int | None = None
     action: str = ""
+    record: bool = False
+    language: str = ""
+    requested_language: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.target.strip() != "", "Dial", "target is empty")
         _positive("Dial", "timeout", self.timeout)
         _positive("Dial", "time_limit", self.time_limit)
+        _check(isinstance(self.record, bool), "Dial", f"record must be a bool, got {self.record!r}")
 
     @property
     def is_sip(self) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 
-from convo.voice.instructions import Gather, Instruction, Say
+from convo.voice.instructions import Dial, Gather, Instruction, Say
 
 # A language's "home" region when it is not simply the language code in upper case.
 _HOME_REGION = {"en": "GB", "sv": "SE", "da": "DK", "cs": "CZ", "el": "GR", "ja": "JP"}
@@ -66,11 +66,12 @@ def localize(
     supported: Collection[str],
     fallbacks: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Instruction]:
-    """Copies of ``instructions`` whose Say and Gather-speech locales are all in ``supported``.
+    """Copies of ``instructions`` whose Say, Gather-speech and Dial locales are all in
+    ``supported``.
 
     ``fallbacks`` maps an asked locale to the provider's preferred substitutes; a Say's own
     ``language_fallbacks`` are tried before them. A replaced locale is kept in
-    ``requested_language`` (Say) or ``requested_speech_language`` (Gather). An empty
+    ``requested_language`` (Say, Dial) or ``requested_speech_language`` (Gather). An empty
     language means the provider's default and is left alone. Raises ``ValueError`` (with
     the instruction index) when a locale has no substitute.
     """
@@ -121,6 +122,12 @@ def localize(
                     requested_speech_language=requested,
                 )
             )
+        elif isinstance(item, Dial) and item.language:
+            chosen = pick(item.language, (), f"{where} language")
+            requested = item.requested_language
+            if _norm(chosen) != _norm(item.language):
+                requested = requested or item.language
+            out.append(dataclasses.replace(item, language=chosen, requested_language=requested))
         else:
             out.append(item)
     return out

@@ -12,7 +12,11 @@ Gather          its prompts as ``talk``/``stream`` with ``bargeIn``, then ``inpu
 Record          ``record`` (``endOnKey``, ``timeOut``, ``endOnSilence``, ``beepStart``)
 Dial            ``connect`` to a ``phone`` (digits, no ``+``) or ``sip`` endpoint, ``timeout``,
                 ``limit``, ``from`` (the caller id), ``eventType: synchronous`` so the dial
-                outcome posted to ``eventUrl`` may answer with the next NCCO
+                outcome posted to ``eventUrl`` may answer with the next NCCO; a recorded
+                Dial is preceded by a ``record`` action with no end condition (it records
+                the bridged call until it ends; Vonage posts the recording to the
+                application's event URL); ``connect`` takes no TTS language, so a Dial's
+                ``language`` is not rendered
 Conference      ``conversation`` (``name``, ``startOnEnter``, ``endOnExit``, ``mute``,
                 ``record``)
 Redirect        ``notify`` to the URL (its answer replaces the NCCO); dropped right after
@@ -165,6 +169,10 @@ def to_ncco(instructions: Sequence[object]) -> list[Action]:
                 action["endOnKey"] = item.finish_on_key
             out.append(action)
         elif isinstance(item, Dial):
+            if item.record:
+                # Without endOnKey/timeOut/endOnSilence a record action is asynchronous:
+                # the connect that follows runs, and both legs are recorded until the end.
+                out.append({"action": "record", "beepStart": False})
             out.append(_dial(item))
         elif isinstance(item, Conference):
             out.append(

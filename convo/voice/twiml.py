@@ -16,6 +16,12 @@ well-formed. Never build these documents with string formatting.
 Seconds are rendered as whole seconds (rounded up), as TwiML expects. A neutral
 ``Conference`` renders as ``<Dial><Conference>room</Conference></Dial>``, as in TwiML.
 
+Where the two dialects differ (:data:`Dialect`) is the Dial's recording and language:
+Twilio's ``<Dial record="record-from-answer">`` takes no TTS language (the Says around it
+carry theirs); Telefoon's Dial takes the names and types its call resource has
+(``POST /calls``: ``record`` a boolean, ``tts_language`` a locale), so a recorded dial
+there is ``<Dial record="true" tts_language="nl-NL">``.
+
 :func:`check_limits` checks a provider's limits (:class:`Limits`) before rendering and
 raises :class:`RenderError` naming the instruction index, the limit and the value. The
 document states no limits except the TTS languages; the other defaults are TwiML's
@@ -30,7 +36,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from convo.exceptions import ConvoError
 from convo.voice.instructions import (
@@ -66,6 +72,8 @@ _BODY_KEY = {
 }
 
 AttrValue = str | int | bool
+#: Whose spelling of the Dial's ``record`` / TTS language a document uses (module docstring).
+Dialect = Literal["twilio", "telefoon"]
 
 
 class RenderError(ConvoError):
@@ -145,7 +153,24 @@ def _action(url: str) -> dict[str, AttrValue]:
     return {"action": url, "method": "POST"} if url else {}
 
 
-def _node(item: Instruction) -> Node:
+def _dial_node(item: Dial, dialect: Dialect) -> Node:
+    attrs: dict[str, AttrValue] = {**_action(item.action), "timeout": _seconds(item.timeout)}
+    if item.caller_id:
+        attrs["callerId"] = item.caller_id
+    if item.time_limit is not None:
+        attrs["timeLimit"] = item.time_limit
+    if dialect == "telefoon":
+        if item.record:
+            attrs["record"] = True
+        if item.language:
+            attrs["tts_language"] = item.language
+    elif item.record:
+        attrs["record"] = "record-from-answer"
+    target = Node("Sip" if item.is_sip else "Number", {}, item.target)
+    return Node("Dial", attrs, children=(target,))
+
+
+def _node(item: Instruction, dialect: Dialect) -> Node:
     """The document node for one instruction (TwiML verbs and attribute names)."""
     if isinstance(item, Say | Play | Pause):
         return _prompt_node(item)
@@ -175,13 +200,7 @@ def _node(item: Instruction) -> Node:
             },
         )
     if isinstance(item, Dial):
-        attrs = {**_action(item.action), "timeout": _seconds(item.timeout)}
-        if item.caller_id:
-            attrs["callerId"] = item.caller_id
-        if item.time_limit is not None:
-            attrs["timeLimit"] = item.time_limit
-        target = Node("Sip" if item.is_sip else "Number", {}, item.target)
-        return Node("Dial", attrs, children=(target,))
+        return _dial_node(item, dialect)
     if isinstance(item, Conference):
         room = Node(
             "Conference",
@@ -201,9 +220,9 @@ def _node(item: Instruction) -> Node:
     raise TypeError(f"not a call instruction: {type(item).__name__}")  # pragma: no cover
 
 
-def to_nodes(instructions: Sequence[object]) -> list[Node]:
+def to_nodes(instructions: Sequence[object], dialect: Dialect = "telefoon") -> list[Node]:
     """The document tree for ``instructions``; ``TypeError`` on a foreign item."""
-    return [_node(item) for item in ensure_instructions(instructions)]
+    return [_node(item, dialect) for item in ensure_instructions(instructions)]
 
 
 def _xml_safe(text: str) -> str:
@@ -218,10 +237,10 @@ def _element(node: Node) -> ET.Element:
     return element
 
 
-def render_xml(instructions: Sequence[object]) -> bytes:
+def render_xml(instructions: Sequence[object], dialect: Dialect = "telefoon") -> bytes:
     """``<Response>`` document (UTF-8, with XML declaration) for ``instructions``."""
     root = ET.Element("Response")
-    root.extend(_element(node) for node in to_nodes(instructions))
+    root.extend(_element(node) for node in to_nodes(instructions, dialect))
     document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return document
 
@@ -235,9 +254,9 @@ def _json_node(node: Node) -> dict[str, Any]:
     return obj
 
 
-def render_json(instructions: Sequence[object]) -> bytes:
+def render_json(instructions: Sequence[object], dialect: Dialect = "telefoon") -> bytes:
     """The JSON form: a list of ``{"verb": ..., attributes..., body key, "children"}``."""
-    doc = [_json_node(node) for node in to_nodes(instructions)]
+    doc = [_json_node(node) for node in to_nodes(instructions, dialect)]
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 

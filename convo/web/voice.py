@@ -29,14 +29,19 @@ the runner is ``{public_url}/webhooks/{P}/voice/input`` (``providers.callbacks``
 built from request data. Errors are raised and answered by the app's error middleware
 (``state.HTTP_STATUS``).
 
-Known limit: a provider retrying an ``input`` webhook (same call, same input) would advance
-the flow twice; Telefoon Voice documents no retries, so no de-duplication is done here.
+Replays: every provider's webhooks are replay-safe. An ``answer`` is claimed by the
+provider's call id, an ``input`` by the call id and the ``turn`` token of our own action URL
+(the document it answers); the same webhook again gets the instructions the first one got,
+and the flow neither starts again nor advances (:mod:`convo.flow.calls`). ``turn`` other
+than 1-64 of ``A-Z a-z 0-9 - _`` is 400. A ``status`` webhook is idempotent as it is (a
+final status closes the conversation once).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import cast, get_args
 
@@ -62,6 +67,7 @@ from convo.web.webhooks import keep_malformed, webhook_request
 log = logging.getLogger("convo.web.voice")
 
 AFTER: tuple[str, ...] = get_args(After)
+_TURN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def input_url(settings: Settings, provider: str) -> str:
@@ -108,6 +114,12 @@ async def _call_event(request: web.Request) -> tuple[VoiceProvider, CallEvent] |
                 f"{provider.name}: query parameter 'after' must be one of "
                 f"{', '.join(AFTER)}, got {after!r}"
             )
+        turn = request.query.get("turn")
+        if request.path.endswith(VOICE_INPUT) and turn is not None and not _TURN.fullmatch(turn):
+            raise MalformedWebhook(
+                f"{provider.name}: query parameter 'turn' must be 1-64 letters, digits, - or _, "
+                f"got {turn[:80]!r}"
+            )
     except MalformedWebhook as exc:
         await keep_malformed(request, provider.name, wreq, exc, signed)
         raise
@@ -153,7 +165,8 @@ async def answer(request: web.Request) -> web.Response:
         )
         return await _document(provider, [Hangup()])
     runner = request.app[RUNTIME].calls
-    return await _document(provider, await runner.answer(event, input_url(settings, provider.name)))
+    url = input_url(settings, provider.name)
+    return await _document(provider, await runner.answer(event, url, replay_safe=True))
 
 
 async def call_input(request: web.Request) -> web.Response:
@@ -167,7 +180,9 @@ async def call_input(request: web.Request) -> web.Response:
         # connect): nothing to decide until it ends.
         return await _document(provider, [])
     url = input_url(request.app[SETTINGS], provider.name)
-    return await _document(provider, await request.app[RUNTIME].calls.input(event, url, after))
+    turn = request.query.get("turn")  # checked by _call_event
+    runner = request.app[RUNTIME].calls
+    return await _document(provider, await runner.input(event, url, after, turn=turn))
 
 
 async def status(request: web.Request) -> web.Response:
