@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 REMINDER_BOT = ROOT / "bots_examples" / "reminder_call" / "bot.py"
 SUPPORT, ECHO, REMINDER = "+3225550111", "+3225550112", "+3225550113"
+DIALS = "+3225550114"
 RECEPTION, CALLER = "+3225550199", "+32470123456"
 SECRET = "voice-signing-secret-of-32-bytes-or-more"
 TWILIO_ACCOUNT = "AC" + "7" * 32
@@ -91,10 +92,12 @@ def settings_for(tmp_path: Path, kind: str, public_url: str, sim_url: str) -> Se
     lines = [
         {"number": SUPPORT, "provider": kind, "flow": "support_line", "channels": ["voice"]},
         {"number": ECHO, "provider": kind, "flow": "voice_echo", "channels": ["voice"]},
+        {"number": DIALS, "provider": kind, "flow": "recorded_dial", "channels": ["voice"]},
         {"number": REMINDER, "provider": "sandbox", "voice_provider": kind,
          "flow": "reminder_call", "channels": ["sms", "voice"]},
     ]  # fmt: skip
     flows = [ROOT / "flows" / "support_line.yaml", DATA / "voice_echo.yaml"]
+    flows.append(DATA / "recorded_dial.yaml")
     flows.append(ROOT / "bots_examples" / "reminder_call" / "reminder_call.yaml")
     doc = {
         "server": {"public_url": public_url, "api_token": "t", "shutdown_timeout": 5},
@@ -145,7 +148,10 @@ async def test_the_support_line_in_french(world: World) -> None:
     assert [gather.input for gather in transcript.gathers] == ["2", "1"]
     # Each document's actions name it (``turn``), so a replayed webhook is told apart.
     actions = [g.attrs["action"] for g in transcript.gathers]
-    assert all(action.startswith(f"{world.url}/webhooks/{world.kind}/voice/input?after=gather&turn=") for action in actions)
+    assert all(
+        action.startswith(f"{world.url}/webhooks/{world.kind}/voice/input?after=gather&turn=")
+        for action in actions
+    )
     assert len(set(actions)) == len(actions)
     assert transcript.status_code == 200
     session = await world.session(SUPPORT, CALLER)
@@ -287,3 +293,31 @@ async def test_a_live_callee_answers_an_outbound_call(world: World) -> None:
     assert transcript["says"][-1]["text"].startswith("Thank you, your appointment is confirmed.")
     session = await world.session(REMINDER, callee)
     assert session is not None and session.slots["confirmation"] == "2026-12-01:confirmed"
+
+
+#: How each provider's document says a Dial is recorded, and in which TTS locale.
+DIAL_RECORDED = {
+    "telefoon_voice": {"record": "true", "tts_language": "de-DE"},  # its POST /calls names
+    "twilio_voice": {"record": "record-from-answer"},  # TwiML's <Dial record>
+    "vonage_voice": {"record": "true"},  # a record action before the connect
+}
+
+
+async def test_a_recorded_dial_says_its_notice_in_its_own_locale(world: World) -> None:
+    transcript = await world.sim.place_call(CALLER, DIALS)
+    assert transcript.error == ""
+    [dial] = transcript.of("Dial")
+    assert [number.text for number in transcript.dials] == [RECEPTION]
+    recorded = {key: dial.attrs.get(key) for key in DIAL_RECORDED[world.kind]}
+    assert recorded == DIAL_RECORDED[world.kind]
+    if world.kind != "telefoon_voice":  # only Telefoon's dial takes a TTS language
+        assert "tts_language" not in dial.attrs
+    # The GDPR notice first, then what the step says, both in the dial's locale (de-DE,
+    # not the flow's en-GB); then the flow goes on once the dialled call ended.
+    assert transcript.says == [
+        ("Dieses Gespräch wird aufgezeichnet.", "de-DE"),
+        ("Einen Moment bitte, wir verbinden Sie.", "de-DE"),
+        ("Thank you for calling.", "en-GB"),
+    ]
+    steps = [step.verb for step in transcript.steps]
+    assert steps.index("Dial") > steps.index("Say")  # the notice is heard before the dial
