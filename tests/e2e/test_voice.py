@@ -190,7 +190,10 @@ async def test_support_line_tells_the_hours_in_each_language(world: World, key: 
     assert all(doc.content_type.startswith("application/xml") for doc in transcript.documents)
     # Each document's actions name it (``turn``), so a replayed webhook is told apart.
     actions = [g.attrs["action"] for g in transcript.gathers]
-    assert all(action.startswith(f"{world.url}/webhooks/telefoon_voice/voice/input?after=gather&turn=") for action in actions)
+    assert all(
+        action.startswith(f"{world.url}/webhooks/telefoon_voice/voice/input?after=gather&turn=")
+        for action in actions
+    )
     assert len(set(actions)) == len(actions)
     assert transcript.status_code == 200
     session = await world.session(SUPPORT, caller)

@@ -177,9 +177,10 @@ def test_a_dial_locale_falls_back_like_a_say() -> None:
                      supported=TELEFOON_LOCALES, fallbacks={}, limits=Limits())  # fmt: skip
     assert isinstance(dial, Dial)
     assert (dial.language, dial.requested_language) == ("nl-NL", "nl-BE")
+    japanese = [Dial("+3225550199", language="ja-JP")]
     with pytest.raises(RenderError, match="instruction 0 \\(Dial\\) language"):
-        prepare([Dial("+3225550199", language="ja-JP")], provider="telefoon_voice",
-                input_url="", supported=TELEFOON_LOCALES, fallbacks={}, limits=Limits())  # fmt: skip
+        prepare(japanese, provider="telefoon_voice", input_url="",
+                supported=TELEFOON_LOCALES, fallbacks={}, limits=Limits())  # fmt: skip
 
 
 # -- stored answers ---------------------------------------------------------------------------
