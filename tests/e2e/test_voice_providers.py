@@ -448,3 +448,13 @@ async def test_a_turn_the_store_refused_runs_when_retried(world: World) -> None:
     await phone.press(menu, "2")
     session = await world.session(SUPPORT, CALLER)
     assert session is not None and (session.step, session.lang) == ("main", "fr")
+
+
+async def test_other_input_for_an_answered_document_changes_nothing(world: World) -> None:
+    phone = Phone(world)
+    menu = phone.gather_action(await phone.answer())
+    french = await phone.press(menu, "2")
+    late = await phone.press(menu, "3")  # German, for a menu the caller already answered
+    assert late.content == french.content
+    session = await world.session(SUPPORT, CALLER)
+    assert session is not None and (session.step, session.lang) == ("main", "fr")
