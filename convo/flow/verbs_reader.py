@@ -6,7 +6,9 @@ Each verb is read by one method of :class:`VerbReader` into its
 :class:`~convo.flow.spec.Verb` value; a broken part is reported and replaced by a default,
 so reading goes on. Besides types and keys, the rules a verb carries on its own are
 checked here: options of a type that does not take them, min above max, duplicate option
-keys, recording without consent (GDPR), a recorded conference nobody is told about.
+keys, recording without consent (GDPR; a ``record`` step, or a ``dial`` with ``record:
+true``), a dial's ``tts_language`` that is not a locale, a recorded conference nobody is told
+about.
 (``say`` is only a text; where a verb is allowed is the step reader's business.)
 """
 

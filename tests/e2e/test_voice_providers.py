@@ -458,3 +458,20 @@ async def test_other_input_for_an_answered_document_changes_nothing(world: World
     assert late.content == french.content
     session = await world.session(SUPPORT, CALLER)
     assert session is not None and (session.step, session.lang) == ("main", "fr")
+
+
+async def test_a_retry_of_a_turn_that_stopped_half_way_hangs_up(world: World) -> None:
+    phone = Phone(world)
+    menu = phone.gather_action(await phone.answer())
+    # The state a server killed between saving a turn and saving its answer leaves behind:
+    # the webhook claimed, no answer stored (whether the turn counted is unknown).
+    turn = menu.rsplit("turn=", 1)[1]
+    store = world.app[RUNTIME].store
+    claim = f"voice {world.kind} {phone.call['id']} turn {turn}"
+    assert await store.claim_request(claim, "half-way", 0.0) is None
+    retried = await phone.press(menu, "2")
+    nodes = phone.caller.dialect.parse(retried.content, retried.headers["Content-Type"])
+    # Vonage has no hang-up action: its call ends where the NCCO ends.
+    assert [node.verb for node in nodes] == ([] if world.kind == "vonage_voice" else ["Hangup"])
+    session = await world.session(SUPPORT, CALLER)
+    assert session is not None and session.step == "language"  # not run a second time
