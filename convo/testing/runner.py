@@ -198,7 +198,13 @@ _VERBS: dict[str, type] = {
 }
 _FIELDS = {
     "gather": {"digits": "num_digits", "timeout": "timeout", "finish_on_key": "finish_on_key"},
-    "dial": {"to": "target", "timeout": "timeout", "caller_id": "caller_id"},
+    "dial": {
+        "to": "target",
+        "timeout": "timeout",
+        "caller_id": "caller_id",
+        "record": "record",
+        "tts_language": "language",
+    },
     "record": {"max": "max_length", "finish_on_key": "finish_on_key", "beep": "beep"},
     "conference": {"room": "room", "record": "record", "muted": "muted"},
 }

@@ -13,6 +13,7 @@ from convo.flow.loader import load_flow_text
 from convo.flow.spec import Dial as DialStep
 from convo.flow.spec import Text
 from convo.testing import FlowTester
+from convo.testing.runner import check_call
 from convo.voice import codec, ncco
 from convo.voice.instructions import (
     Conference,
@@ -181,6 +182,14 @@ def test_a_dial_locale_falls_back_like_a_say() -> None:
     with pytest.raises(RenderError, match="instruction 0 \\(Dial\\) language"):
         prepare(japanese, provider="telefoon_voice", input_url="",
                 supported=TELEFOON_LOCALES, fallbacks={}, limits=Limits())  # fmt: skip
+
+
+def test_a_conversation_test_checks_a_dial_record_and_locale() -> None:
+    document = [Say("Dit gesprek wordt opgenomen.", "nl-BE"), RECORDED_DIAL]
+    assert check_call({"dial": {"record": True, "tts_language": "de-DE"}}, document) is None
+    assert check_call({"dial": {"record": False}}, document) == (
+        "expected dial record = False, got True"
+    )
 
 
 # -- stored answers ---------------------------------------------------------------------------
