@@ -11,7 +11,12 @@
    is a tombstone of each erased inbound message (:mod:`convo.store.tombstones`: a keyed
    hash of its provider id, no number or text), for ``[store] seen_retention``: a webhook
    replayed meanwhile is a duplicate, as before erasure, and nobody is texted;
-3. every provider copy (the ``(provider, provider_message_id)`` of an erased message) is
+3. what the contact's calls were answered, kept so a retried call webhook gets the same
+   answer (``convo.flow.calls``: it holds what the call said, slot values included), is
+   sealed: replaced by a hang-up, the claims kept, so a replay after erasure still runs
+   nothing and stores nothing. This runs before step 2, which deletes the log that names
+   the calls, so an erasure that fails half-way can simply be run again;
+4. every provider copy (the ``(provider, provider_message_id)`` of an erased message) is
    deleted at its provider when the adapter can
    (:class:`~convo.providers.base.DeletesMessages`: Telefoon SMS, Telefonie SMS), at most
    :data:`MAX_CONCURRENT_DELETES` at a time. A copy whose provider cannot delete messages
@@ -37,14 +42,25 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from convo.exceptions import InvalidNumber
 from convo.providers.base import DeletesMessages, SmsProvider
 from convo.sms.phone import normalize
-from convo.store.base import Erasure
+from convo.store.base import Erasure, IdempotentRequests, MessageLog, MessageQuery
+from convo.voice import codec
+from convo.voice.instructions import Hangup
 
 log = logging.getLogger("convo.erasure")
+
+#: Messages read per page when looking for the contact's calls.
+CALLS_PAGE = 500
+
+
+class ErasableStore(Erasure, MessageLog, IdempotentRequests, Protocol):
+    """What erasing needs of a store: the erasure itself, the log that names the contact's
+    calls, and the answers stored for those calls."""
+
 
 #: Provider deletions in flight at once: fast enough for a long history, gentle on the API.
 MAX_CONCURRENT_DELETES = 4
@@ -108,7 +124,7 @@ def e164(number: str) -> str:
 
 
 async def erase_contact(
-    store: Erasure, providers: Mapping[str, SmsProvider], number: str
+    store: ErasableStore, providers: Mapping[str, SmsProvider], number: str
 ) -> ErasureReport:
     """Erase ``number`` from ``store``, then its copies at ``providers`` (keyed by the
     provider name the messages carry); see the module docstring. Raises ``ValueError`` for
@@ -116,6 +132,7 @@ async def erase_contact(
     store fails (nothing erased either: one transaction). Provider failures never raise:
     they are in the report's ``failed``."""
     contact = e164(number)
+    await _seal_calls(store, contact)
     erased = await store.erase_contact(contact)
     deletable: list[tuple[DeletesMessages, str]] = []
     kept: list[tuple[str, str]] = []
@@ -149,6 +166,28 @@ async def erase_contact(
         len(report.kept_by_provider),
     )
     return report
+
+
+async def _seal_calls(store: ErasableStore, contact: str) -> int:
+    """Seal what each of ``contact``'s calls was answered (module docstring, step 3)."""
+    calls: set[tuple[str, str]] = set()
+    page = 1
+    while True:
+        query = MessageQuery(number=contact, page=page, page_size=CALLS_PAGE)
+        found, total = await store.list_messages(query)
+        calls.update(
+            (m.provider, m.metadata["call_id"])
+            for m in found
+            if m.channel == "voice" and m.metadata.get("call_id")
+        )
+        if not found or page * CALLS_PAGE >= total:
+            break
+        page += 1
+    hangup = codec.dumps([Hangup()])
+    sealed = 0
+    for provider, call_id in sorted(calls):
+        sealed += await store.seal_requests(codec.call_key(provider, call_id), hangup)
+    return sealed
 
 
 async def _delete(copies: Sequence[tuple[DeletesMessages, str]]) -> list[str | None]:

@@ -65,6 +65,7 @@ from convo.flow.pipeline import (
 from convo.flow.present_voice import After, instructions, locale_of
 from convo.logs import conversation_scope
 from convo.models import CallEvent, ConversationKey, ConversationStatus, Session
+from convo.store.base import SEALED
 from convo.voice import codec
 from convo.voice.instructions import Hangup, Instruction
 
@@ -113,7 +114,7 @@ class CallRunner:
             async with self.engine.store.lock(key):
                 if not replay_safe:
                     return await self._answer(event, input_url)
-                claim = f"voice {event.provider} {event.call_id} answer"
+                claim = codec.call_key(event.provider, event.call_id) + "answer"
                 return await self._once(
                     claim, "answer", event, lambda: self._answer(event, input_url)
                 )
@@ -148,7 +149,7 @@ class CallRunner:
             async with self.engine.store.lock(key):
                 if not turn:
                     return await self._input(event, input_url, after)
-                claim = f"voice {event.provider} {event.call_id} turn {turn}"
+                claim = codec.call_key(event.provider, event.call_id) + f"turn {turn}"
                 return await self._once(
                     claim,
                     _fingerprint(event, after),
@@ -177,7 +178,11 @@ class CallRunner:
                     claim,
                 )
                 return [Hangup()]
-            if found.fingerprint != fingerprint:
+            if found.fingerprint == SEALED:
+                log.info(
+                    "call %s: webhook %r replayed after its caller was erased", event.call_id, claim
+                )
+            elif found.fingerprint != fingerprint:
                 log.warning(
                     "call %s: webhook %r came again with other input; it was answered "
                     "already, so it gets that answer and changes nothing",

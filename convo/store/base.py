@@ -368,6 +368,10 @@ class Contacts(Protocol):
         """Forget the contact with ``number``; True when there was one."""
 
 
+SEALED = "sealed"
+"""The fingerprint of a request :meth:`IdempotentRequests.seal_requests` sealed."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredRequest:
     """A request :meth:`IdempotentRequests.claim_request` found claimed already: its
@@ -391,6 +395,12 @@ class IdempotentRequests(Protocol):
     async def settle_request(self, key: str, answer: str | None) -> None:
         """Store ``answer`` (the response a retry gets) for claimed ``key``; None drops the
         claim instead, so the request may be made again (it failed and did nothing)."""
+
+    async def seal_requests(self, prefix: str, answer: str) -> int:
+        """Replace what every claimed request whose key starts with ``prefix`` was answered
+        by ``answer`` (its fingerprint too), keeping the claims: a repeat still runs
+        nothing and now gets ``answer``. How erasure forgets what a call was answered
+        (``convo.erasure``). Returns how many were sealed."""
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 
 from convo.models import Contact
-from convo.store.base import StoredRequest
+from convo.store.base import SEALED, StoredRequest
 from convo.store.checks import contact_json
 
 
@@ -64,6 +64,12 @@ class MemoryContacts:
             del self._requests[key]
         else:
             self._requests[key] = (kept[0], answer, kept[2])
+
+    async def seal_requests(self, prefix: str, answer: str) -> int:
+        sealed = [k for k in self._requests if k.startswith(prefix)]
+        for k in sealed:
+            self._requests[k] = (SEALED, answer, self._requests[k][2])
+        return len(sealed)
 
     def _prune_requests(self, older_than: float) -> int:
         old = [k for k, (_, _, at) in self._requests.items() if at < older_than]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import convo.store.postgres_schema as sql
 from convo.exceptions import StoreError
 from convo.models import Contact
-from convo.store.base import StoredRequest
+from convo.store.base import SEALED, StoredRequest
 from convo.store.checks import contact_json
 from convo.store.postgres_connection import Job
 
@@ -92,6 +92,13 @@ class PostgresContacts:
                 await cx.execute(sql.ANSWER_REQUEST, _text(answer), key)
 
         await self._run("settle request", job)
+
+    async def seal_requests(self, prefix: str, answer: str) -> int:
+        async def job(cx: Connection) -> int:
+            status = await cx.execute(sql.SEAL_REQUESTS, SEALED, _text(answer), _text(prefix))
+            return int(status.split()[-1])
+
+        return await self._run("seal requests", job)
 
 
 def _text(value: str | None) -> Any:

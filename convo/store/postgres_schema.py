@@ -544,4 +544,7 @@ CLAIM_REQUEST = (
 GET_REQUEST = "SELECT fingerprint, answer FROM idempotent_requests WHERE key = $1"
 ANSWER_REQUEST = "UPDATE idempotent_requests SET answer = $1 WHERE key = $2"
 DROP_REQUEST = "DELETE FROM idempotent_requests WHERE key = $1"
+SEAL_REQUESTS = (
+    "UPDATE idempotent_requests SET fingerprint = $1, answer = $2 WHERE starts_with(key, $3)"
+)
 PRUNE_REQUESTS = "DELETE FROM idempotent_requests WHERE claimed_at < $1"

@@ -13,7 +13,7 @@ from typing import TypeVar
 import convo.store.sqlite_schema as sql
 from convo.exceptions import StoreError
 from convo.models import Contact
-from convo.store.base import StoredRequest
+from convo.store.base import SEALED, StoredRequest
 from convo.store.checks import contact_json
 from convo.store.sqlite_connection import Job, transaction
 
@@ -83,3 +83,10 @@ class SqliteContacts:
                     cx.execute(sql.ANSWER_REQUEST, (answer, key))
 
         await self._run("settle request", job)
+
+    async def seal_requests(self, prefix: str, answer: str) -> int:
+        def job(cx: sqlite3.Connection) -> int:
+            with transaction(cx):
+                return cx.execute(sql.SEAL_REQUESTS, (SEALED, answer, prefix, prefix)).rowcount
+
+        return await self._run("seal requests", job)

@@ -542,4 +542,7 @@ CLAIM_REQUEST = (
 GET_REQUEST = "SELECT fingerprint, answer FROM idempotent_requests WHERE key = ?"
 ANSWER_REQUEST = "UPDATE idempotent_requests SET answer = ? WHERE key = ?"
 DROP_REQUEST = "DELETE FROM idempotent_requests WHERE key = ?"
+SEAL_REQUESTS = (  # substr, not LIKE: a prefix may hold % or _
+    "UPDATE idempotent_requests SET fingerprint = ?, answer = ? WHERE substr(key, 1, length(?)) = ?"
+)
 PRUNE_REQUESTS = "DELETE FROM idempotent_requests WHERE claimed_at < ?"

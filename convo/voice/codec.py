@@ -6,6 +6,9 @@ the stored answer needs no provider to read it. Each instruction is an object
 ``{"kind": "Say", <its fields>...}``; a Gather's prompts are nested the same way, sets and
 tuples are lists. :func:`loads` rebuilds the values (validated again by their constructors)
 and raises ``ValueError`` naming the index of what it cannot read.
+
+The answers of one call are claimed under keys that begin with :func:`call_key`, so
+erasing its caller can seal them all (``convo.erasure``).
 """
 
 from __future__ import annotations
@@ -85,3 +88,8 @@ def loads(text: str) -> list[Instruction]:
     if not isinstance(doc, list):
         raise ValueError("stored call instructions must be a JSON list")
     return [_build(obj, f"[{i}]") for i, obj in enumerate(doc)]
+
+
+def call_key(provider: str, call_id: str) -> str:
+    """The start of the key of every answer stored for call ``call_id`` of ``provider``."""
+    return f"voice {provider} {call_id} "

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from convo.models import Contact
-from convo.store.base import Store, StoredRequest
+from convo.store.base import SEALED, Store, StoredRequest
 from convo.store.sqlite import SqliteStore
 
 AN = Contact("+32470123456", "nl", "An", "Europe/Brussels", {"room": 3, "tags": ["vip"]})
@@ -70,6 +70,20 @@ async def test_idempotent_requests(any_store: Store) -> None:
     assert await any_store.prune_seen(150.0) == 1  # k1 only
     assert await any_store.claim_request("k1", "fp3", 300.0) is None
     assert await any_store.claim_request("k2", "x", 300.0) == StoredRequest("fp2", None)
+
+
+async def test_sealed_requests_keep_their_claims(any_store: Store) -> None:
+    for key in ("voice v 1_% turn a", "voice v 1_% answer", "voice v 1x turn a", "voice v 1"):
+        assert await any_store.claim_request(key, "fp", 100.0) is None
+        await any_store.settle_request(key, "said")
+    # The prefix is taken literally: "_" and "%" match only themselves.
+    assert await any_store.seal_requests("voice v 1_% ", "hangup") == 2
+    assert await any_store.claim_request("voice v 1_% turn a", "fp", 101.0) == StoredRequest(
+        SEALED, "hangup"
+    )
+    for key in ("voice v 1x turn a", "voice v 1"):
+        assert await any_store.claim_request(key, "fp", 101.0) == StoredRequest("fp", "said")
+    assert await any_store.seal_requests("nothing ", "hangup") == 0
 
 
 async def test_contacts_survive_a_restart(tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from convo.erasure import erase_contact
 from convo.flow.calls import CallRunner
 from convo.flow.engine import Engine
 from convo.flow.loader import load_flow_text
 from convo.models import CallEvent, ConversationKey
 from convo.store import Store
-from convo.voice.instructions import Gather, Instruction
+from convo.voice.instructions import Gather, Hangup, Instruction
 from tests.conftest import BACKENDS, open_backend
 
 LINE, CALLER = "+3225550111", "+32470000001"
@@ -90,3 +91,22 @@ async def test_a_replayed_answer_gets_the_first_document(store: Store) -> None:
     # Another call of the same caller is a new call: the flow begins again.
     other = await calls.answer(pressed("", "CA2"), INPUT_URL, replay_safe=True)
     assert turn_of(other) != turn_of(first) and await step(store) == "q1"
+
+
+async def test_erasing_the_caller_seals_what_the_call_was_answered(store: Store) -> None:
+    calls = runner(store)
+    first = await calls.answer(pressed("", "CA1"), INPUT_URL, replay_safe=True)
+    second = await calls.input(pressed("42"), INPUT_URL, "gather", turn=turn_of(first))
+    other_caller = CallEvent("telefoon_voice", "CA9", LINE, "+32470000009", digits="")
+    kept = await calls.answer(other_caller, INPUT_URL, replay_safe=True)
+
+    report = await erase_contact(store, {}, CALLER)
+
+    assert report.sessions == 1
+    # A replay of either webhook runs nothing, stores nothing, and says nothing of the call.
+    assert await calls.answer(pressed("", "CA1"), INPUT_URL, replay_safe=True) == [Hangup()]
+    again = await calls.input(pressed("42"), INPUT_URL, "gather", turn=turn_of(first))
+    assert again == [Hangup()] != second
+    assert await store.get_session(ConversationKey(LINE, "voice", CALLER)) is None
+    # Another caller's call keeps its answer.
+    assert await calls.answer(other_caller, INPUT_URL, replay_safe=True) == kept
