@@ -136,3 +136,18 @@ async def postgres_schema(prefix: str = "convo_bench") -> AsyncIterator[str]:
     finally:
         await connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await connection.close()
+
+
+def voice_flow(questions: int) -> str:
+    """A voice flow of ``questions`` number questions, then goodbye: the voice benches' load."""
+    steps = "".join(
+        f"  q{i}:\n    ask:\n      text: 'Question {i}: press a number, then hash.'\n"
+        f"      expect: number\n      save_as: a{i}\n      reprompt: ['Again, please?']\n"
+        f"    then: {'q' + str(i + 1) if i < questions else 'done'}\n"
+        for i in range(1, questions + 1)
+    )
+    return (
+        "flow: bench_voice\nlanguages: [en]\nchannels: [voice]\nstart: q1\nsteps:\n"
+        + steps
+        + "  done:\n    say: 'Thank you, goodbye.'\n    end: true\n"
+    )

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from _common import voice_flow
+
 from convo.flow.calls import CallRunner
 from convo.flow.engine import Engine
 from convo.flow.loader import load_flow_text
@@ -33,20 +35,6 @@ LINE = "+3225550111"
 INPUT_URL = "https://bot.example.com/webhooks/telefoon_voice/voice/input"
 
 
-def bench_flow(questions: int) -> str:
-    steps = "".join(
-        f"  q{i}:\n    ask:\n      text: 'Question {i}: press a number, then hash.'\n"
-        f"      expect: number\n      save_as: a{i}\n"
-        f"    then: {'q' + str(i + 1) if i < questions else 'done'}\n"
-        for i in range(1, questions + 1)
-    )
-    return (
-        "flow: bench_voice\nlanguages: [en]\nchannels: [voice]\nstart: q1\nsteps:\n"
-        + steps
-        + "  done:\n    say: 'Thank you, goodbye.'\n    end: true\n"
-    )
-
-
 def turn_of(document: list[object]) -> str:
     [gather] = [item for item in document if isinstance(item, Gather)]
     return parse_qs(urlsplit(gather.action).query)["turn"][0]
@@ -56,7 +44,7 @@ async def run(path: Path, calls: int, questions: int, replay_safe: bool) -> floa
     """Turns per second of one run on a fresh store at ``path``."""
     store = SqliteStore(path)
     await store.open()
-    flow = load_flow_text(bench_flow(questions), "bench_voice.yaml")
+    flow = load_flow_text(voice_flow(questions), "bench_voice.yaml")
     runner = CallRunner(Engine({"bench_voice": flow}, store, lines={LINE: "bench_voice"}))
     start = time.perf_counter()
     for n in range(calls):

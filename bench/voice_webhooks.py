@@ -40,27 +40,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_convo
+from _common import free_port, percentile, serve_convo, voice_flow
 
 from convo.providers.telefoon_voice_webhook import SIGNATURE_HEADER, sign
 
 LINE = "+3225550111"
 SECRET = "bench-secret"
 ROUTES = ("answer", "input", "status")
-
-
-def bench_flow(questions: int) -> str:
-    steps = "".join(
-        f"  q{i}:\n    ask:\n      text: 'Question {i}: press a number, then hash.'\n"
-        f"      expect: number\n      save_as: a{i}\n      reprompt: ['Again, please?']\n"
-        f"    then: {'q' + str(i + 1) if i < questions else 'done'}\n"
-        for i in range(1, questions + 1)
-    )
-    return (
-        "flow: bench_voice\nlanguages: [en]\nchannels: [voice]\nstart: q1\nsteps:\n"
-        + steps
-        + "  done:\n    say: 'Thank you, goodbye.'\n    end: true\n"
-    )
 
 
 def run_server(tmp: str, port: int, ready: Any, profile: str | None) -> None:
@@ -206,7 +192,7 @@ async def main() -> int:
     parser.add_argument("--profile", help="write the server's cProfile stats to this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "bench_voice.yaml").write_text(bench_flow(args.questions), encoding="utf-8")
+        Path(tmp, "bench_voice.yaml").write_text(voice_flow(args.questions), encoding="utf-8")
         port = free_port()
         ctx = mp.get_context("spawn")
         ready = ctx.Queue()
