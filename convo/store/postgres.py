@@ -51,6 +51,7 @@ import convo.store.rows as rows
 from convo.exceptions import StoreError
 from convo.models import (
     Channel,
+    Contact,
     ConversationKey,
     ConversationStatus,
     MessageRecord,
@@ -74,15 +75,17 @@ from convo.store.checks import (
     check_query,
 )
 from convo.store.migrations import SchemaStatus
+from convo.store.postgres_batches import Batch, columns
 from convo.store.postgres_campaigns import ERASE_RECIPIENTS, PostgresCampaigns
 from convo.store.postgres_connection import (
+    NOTHING_KEPT,
     PRESENCE,
     Job,
     PostgresConnection,
     TurnLocks,
     describe,
 )
-from convo.store.postgres_contacts import PostgresContacts
+from convo.store.postgres_contacts import PostgresContacts, contact_of
 from convo.store.postgres_flow_sources import PostgresFlowSources
 from convo.store.tombstones import new_key, tombstone
 
@@ -113,6 +116,10 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         self._locks = TurnLocks(self._cx)
         self._migrate = migrate
         self._tombstone_key: bytes | None = None
+        # Group commit of the hottest calls outside turns (convo.store.postgres_batches).
+        self._inbound = Batch(self._add_inbound_batch, key=lambda row: row[0])
+        self._claims = Batch(self._claim_batch, key=lambda args: (args[0], args[1]))
+        self._updates = Batch(self._update_batch, key=lambda args: args[-1])
 
     def __repr__(self) -> str:
         state = "open" if self._cx.is_open else "closed"
@@ -190,6 +197,12 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         return await self._run("get session", job)
 
     async def load_turn(self, key: ConversationKey) -> tuple[Session | None, bool]:
+        """What the turn's :meth:`unprocessed_of` read with its texts, if nothing was
+        written since (:mod:`convo.store.postgres_connection`, "What a turn reads first")."""
+        kept = self._cx.kept(("turn", key))
+        if kept is not NOTHING_KEPT:
+            return cast(tuple[Session | None, bool], kept)
+
         async def job(cx: Connection) -> tuple[Session | None, bool]:
             row = await cx.fetchrow(sql.LOAD_TURN, key.line, key.channel, key.contact)
             found = None if row[0] is None else rows.session(tuple(row)[:-1])
@@ -263,6 +276,15 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
 
         return await self._run("count sessions", job)
 
+    async def get_contact(self, number: str) -> Contact | None:
+        """In a turn, what its first read kept of the contact, if nothing was written
+        since (:meth:`unprocessed_of`)."""
+        (stored,) = _storable((number,))
+        kept = self._cx.kept(("contact", stored))
+        if kept is not NOTHING_KEPT:
+            return cast(Contact | None, kept)
+        return await super().get_contact(number)
+
     # -- message log -----------------------------------------------------------------------
 
     async def add_inbound(self, record: MessageRecord) -> bool:
@@ -273,8 +295,19 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         provider, pid = row[7], row[8]  # as stored: erasure's tombstones are made from these
         dead = tombstone(self._key(), provider, pid) if pid else None
 
+        if not self._cx.in_turn:
+            return await self._inbound((*row, dead))
+
         async def job(cx: Connection) -> bool:
             return await cx.fetchval(sql.INSERT_INBOUND, *row, dead) is not None
+
+        return await self._run("add inbound", job)
+
+    async def _add_inbound_batch(self, calls: Sequence[tuple[Any, ...]]) -> list[bool]:
+        async def job(cx: Connection) -> list[bool]:
+            stored = await cx.fetch(sql.INSERT_INBOUND_BATCH, *columns(calls, 21))
+            ids = {r[0] for r in stored}
+            return [row[0] in ids for row in calls]
 
         return await self._run("add inbound", job)
 
@@ -295,10 +328,23 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         return await self._messages("list unprocessed inbound", sql.INBOX, max(limit, 0))
 
     async def unprocessed_of(self, key: ConversationKey, limit: int = 100) -> list[MessageRecord]:
-        args = (key.contact, key.line, key.channel, max(limit, 0))
-        return await self._messages(
-            "list a conversation's unprocessed inbound", sql.INBOX_OF, *args
-        )
+        """Under the conversation's lock, the same statement also reads the session, the
+        suppression and the contact, kept for the turn's :meth:`load_turn` and
+        :meth:`get_contact` (one round trip instead of three)."""
+        args = _storable((key.contact, key.line, key.channel, max(limit, 0)))
+        what = "list a conversation's unprocessed inbound"
+        if not self._cx.in_turn:
+            return await self._messages(what, sql.INBOX_OF, *args)
+
+        async def job(cx: Connection) -> list[MessageRecord]:
+            found = await cx.fetch(sql.TURN_OPENING, *args)
+            first = tuple(found[0])
+            session = None if first[0] is None else rows.session(first[:16])
+            self._cx.keep(("turn", key), (session, bool(first[16])))
+            self._cx.keep(("contact", args[0]), contact_of(args[0], first[17:22]))
+            return [rows.message(tuple(r)[22:]) for r in found if r[22] is not None]
+
+        return await self._run(what, job)
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""
@@ -339,7 +385,17 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
             time.time(),
             message_id,
         )
-        return await self._one("update message", sql.UPDATE_MESSAGE, *_storable(args))
+        if self._cx.in_turn:
+            return await self._one("update message", sql.UPDATE_MESSAGE, *_storable(args))
+        return await self._updates(_storable(args))
+
+    async def _update_batch(self, calls: Sequence[tuple[Any, ...]]) -> list[MessageRecord | None]:
+        async def job(cx: Connection) -> list[MessageRecord | None]:
+            changed = await cx.fetch(sql.UPDATE_MESSAGE_BATCH, *columns(calls, 10))
+            found = {r[0]: rows.message(r) for r in changed}
+            return [found.get(args[-1]) for args in calls]
+
+        return await self._run("update message", job)
 
     async def due_outbound(self, now: float, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list due outbound", sql.DUE_OUTBOX, now, max(limit, 0))
@@ -348,9 +404,22 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         self, line: str, contact: str, now: float, *, lease: float = CLAIM_LEASE
     ) -> MessageRecord | None:
         """One statement: the recipient's head is locked, re-checked and claimed."""
-        args = (line, contact, now, now + lease, time.time(), self._cx.owner)
         await self._cx.keep_presence()
-        return await self._one("claim next outbound", sql.CLAIM_NEXT, *args)
+        if self._cx.in_turn:
+            args = (line, contact, now, now + lease, time.time(), self._cx.owner)
+            return await self._one("claim next outbound", sql.CLAIM_NEXT, *args)
+        return await self._claims((line, contact, now, now + lease))
+
+    async def _claim_batch(
+        self, calls: Sequence[tuple[str, str, float, float]]
+    ) -> list[MessageRecord | None]:
+        async def job(cx: Connection) -> list[MessageRecord | None]:
+            arrays = columns(calls, 4)
+            claimed = await cx.fetch(sql.CLAIM_NEXT_BATCH, *arrays, time.time(), self._cx.owner)
+            found = {(r[2], r[3]): rows.message(r) for r in claimed}
+            return [found.get((line, contact)) for line, contact, _due, _end in calls]
+
+        return await self._run("claim next outbound", job)
 
     async def release_claims(self, now: float) -> int:
         """Only the claims of this store instance and of processes that are gone (their

@@ -20,6 +20,20 @@ never leaves one behind. Lock keys are 64-bit hashes of the conversation key and
 schema, so two convo deployments in two schemas of one database do not share locks (a
 hash collision only makes two conversations wait for each other).
 
+Within one process, turns of one conversation first queue on an asyncio lock of their own
+(first come, first served), and only the one at its head takes a pooled connection and the
+advisory lock: a turn waiting for the conversation never holds one of the pool's
+connections meanwhile (measured: with 100 conversations and a contact's next text arriving
+while its last one was being turned, turns parked on each other's advisory locks took the
+connections that acknowledgements and the outbox were queueing for).
+
+What a turn reads first (its conversation's unprocessed texts, its session, the contact)
+may be read in one statement and kept for the calls that follow (:meth:`PostgresConnection.
+keep` and :meth:`~PostgresConnection.kept`): a round trip fewer per read, each round trip
+costing a turn its connection for a scheduling delay on a busy machine. What was kept is
+forgotten at the turn's next statement, so a read kept is never older than a write the
+turn made.
+
 Presence. Each store instance holds, on a connection of its own, a session advisory lock
 on ``(PRESENCE, owner)``, ``owner`` a random number it also writes into the outbox
 messages it claims. While the process lives the lock is held; when it dies, PostgreSQL
@@ -117,16 +131,21 @@ def store_errors(where: str, what: str) -> Iterator[None]:
 
 
 class _Turn:
-    """A held conversation lock: its connection, in its transaction."""
+    """A held conversation lock: its connection, in its transaction, and what the turn's
+    first statement read for the calls that follow (module docstring)."""
 
-    __slots__ = ("connection", "failed", "guard", "open")
+    __slots__ = ("connection", "failed", "guard", "kept", "open")
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.guard = asyncio.Lock()  # one statement at a time on the connection
         self.open = True
         self.failed = False
+        self.kept: dict[Any, Any] = {}
 
+
+NOTHING_KEPT: Any = object()
+"""What :meth:`PostgresConnection.kept` answers when nothing was kept."""
 
 _TURN: contextvars.ContextVar[_Turn | None] = contextvars.ContextVar("convo_pg_turn", default=None)
 
@@ -207,6 +226,7 @@ class PostgresConnection:
         turn = _TURN.get()
         if turn is not None and turn.open:
             async with turn.guard:
+                turn.kept.clear()  # may write: what was kept may be older than that
                 try:
                     with store_errors(self.where, what):
                         return await job(turn.connection)
@@ -222,6 +242,27 @@ class PostgresConnection:
                     return await job(connection)
                 async with connection.transaction():
                     return await job(connection)
+
+    def keep(self, name: Any, value: Any) -> None:
+        """Keep ``value`` for the caller's turn (if it holds a conversation lock) until its
+        next statement: :meth:`kept` hands it out once."""
+        turn = _TURN.get()
+        if turn is not None and turn.open:
+            turn.kept[name] = value
+
+    def kept(self, name: Any) -> Any:
+        """What :meth:`keep` kept as ``name`` for the caller's turn, once; else
+        :data:`NOTHING_KEPT`."""
+        turn = _TURN.get()
+        if turn is None or not turn.open:
+            return NOTHING_KEPT
+        return turn.kept.pop(name, NOTHING_KEPT)
+
+    @property
+    def in_turn(self) -> bool:
+        """Whether the caller holds a conversation lock of this store."""
+        turn = _TURN.get()
+        return turn is not None and turn.open
 
     async def probe(self) -> bool:
         """A write that changes no data, within :data:`PROBE_WAIT`: the server assigns this
@@ -328,19 +369,35 @@ class TurnLocks:
 
     def __init__(self, connection: PostgresConnection) -> None:
         self._cx = connection
+        self._queues: dict[ConversationKey, _Queue] = {}
 
     def lock(self, key: ConversationKey) -> _Hold:
-        return _Hold(self._cx, key)
+        return _Hold(self._cx, key, self._queues)
+
+
+class _Queue:
+    """The turns of one conversation in this process, waiting for it: an asyncio lock
+    and how many hold or wait for it (the entry goes when none does)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class _Hold:
     """``async with store.lock(key)``: a class, not a generator, as it runs every turn."""
 
-    __slots__ = ("_cx", "_key", "_pool", "_token", "_turn")
+    __slots__ = ("_cx", "_key", "_pool", "_queue", "_queues", "_token", "_turn")
 
-    def __init__(self, cx: PostgresConnection, key: ConversationKey) -> None:
+    def __init__(
+        self, cx: PostgresConnection, key: ConversationKey, queues: dict[ConversationKey, _Queue]
+    ) -> None:
         self._cx = cx
         self._key = key
+        self._queues = queues
+        self._queue: _Queue | None = None
         self._pool: asyncpg.Pool | None = None
         self._turn: _Turn | None = None
         self._token: contextvars.Token[_Turn | None] | None = None
@@ -350,8 +407,22 @@ class _Hold:
         # its own; the outer one's calls resume when it is released.
         pool = self._pool = self._cx.pool()
         where = self._cx.where
-        with store_errors(where, f"lock conversation {self._key}"):
-            connection = await pool.acquire()
+        queue = self._queues.get(self._key)
+        if queue is None:
+            queue = self._queues[self._key] = _Queue()
+        queue.users += 1
+        self._queue = queue
+        try:
+            await queue.lock.acquire()  # this process's turns of the conversation first
+        except BaseException:
+            self._leave(held=False)
+            raise
+        try:
+            with store_errors(where, f"lock conversation {self._key}"):
+                connection = await pool.acquire()
+        except BaseException:
+            self._leave()
+            raise
         try:
             with store_errors(where, f"lock conversation {self._key}"):
                 # One round trip: the key is our own integer, never caller text.
@@ -360,6 +431,7 @@ class _Hold:
                 )
         except BaseException:
             await _abandon(pool, connection)
+            self._leave()
             raise
         self._turn = _Turn(connection)
         self._token = _TURN.set(self._turn)
@@ -370,6 +442,23 @@ class _Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            await self._release(exc_type)
+        finally:
+            self._leave()
+
+    def _leave(self, *, held: bool = True) -> None:
+        """Let this process's next turn of the conversation go."""
+        queue, self._queue = self._queue, None
+        if queue is None:
+            return
+        if held:
+            queue.lock.release()
+        queue.users -= 1
+        if queue.users == 0 and self._queues.get(self._key) is queue:
+            del self._queues[self._key]
+
+    async def _release(self, exc_type: type[BaseException] | None) -> None:
         turn, token, pool = self._turn, self._token, self._pool
         assert turn is not None and token is not None and pool is not None, "lock not taken"
         _TURN.reset(token)

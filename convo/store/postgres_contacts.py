@@ -25,6 +25,18 @@ T = TypeVar("T")
 Connection = Any  # asyncpg's connection, or the pool's proxy of one
 
 
+def contact_of(number: str, row: tuple[Any, ...]) -> Contact | None:
+    """The contact of a row of ``number, lang, name, timezone, fields`` (None when the
+    number is NULL: no such contact); StoreError when its fields are not JSON."""
+    if row[0] is None:
+        return None
+    try:
+        fields = json.loads(row[4])
+    except ValueError as exc:
+        raise StoreError(f"contact {number}: fields are not JSON ({exc})") from None
+    return Contact(row[0], row[1], row[2], row[3], fields)
+
+
 class PostgresContacts:
     """:class:`~convo.store.base.Contacts` and :class:`~convo.store.base.IdempotentRequests`
     over the store's pool (``_run``, provided by the store)."""
@@ -35,13 +47,7 @@ class PostgresContacts:
     async def get_contact(self, number: str) -> Contact | None:
         async def job(cx: Connection) -> Contact | None:
             row = await cx.fetchrow(sql.GET_CONTACT, _text(number))
-            if row is None:
-                return None
-            try:
-                fields = json.loads(row[4])
-            except ValueError as exc:
-                raise StoreError(f"contact {number}: fields are not JSON ({exc})") from None
-            return Contact(row[0], row[1], row[2], row[3], fields)
+            return None if row is None else contact_of(number, tuple(row))
 
         return await self._run("get contact", job)
 

@@ -365,6 +365,24 @@ INBOX_OF = (
     f"SELECT {_MESSAGE} FROM messages WHERE contact = $1 AND line = $2 AND channel = $3 "
     "AND direction = 'inbound' AND processed = 0 ORDER BY created_at, seq LIMIT $4"
 )
+# What a turn reads first, in one round trip (convo.store.postgres_connection, "What a turn
+# reads first"): one row per unprocessed inbound text of the conversation, oldest first (one
+# row of NULLs when there is none), each with the session (16 columns, NULLs for none),
+# whether the contact is suppressed on the line, and the contact (5 columns, NULLs for none).
+# $1 contact, $2 line, $3 channel, $4 limit.
+TURN_OPENING = (
+    "SELECT "
+    + ", ".join(f"s.{c}" for c in _SESSION.split(", "))
+    + ", EXISTS (SELECT 1 FROM suppressions AS x WHERE x.line = $2 AND x.contact = $1), "
+    "c.number, c.lang, c.name, c.timezone, c.fields, "
+    + ", ".join(f"m.{c}" for c in _MESSAGE.split(", "))
+    + " FROM (SELECT 1) AS one "
+    "LEFT JOIN sessions AS s ON s.line = $2 AND s.channel = $3 AND s.contact = $1 "
+    "LEFT JOIN contacts AS c ON c.number = $1 "
+    f"LEFT JOIN LATERAL (SELECT {_MESSAGE}, seq FROM messages WHERE contact = $1 AND line = $2 "
+    "AND channel = $3 AND direction = 'inbound' AND processed = 0 "
+    "ORDER BY created_at, seq LIMIT $4) AS m ON true ORDER BY m.created_at, m.seq"
+)
 _PENDING = "direction = 'outbound' AND status IN ('queued', 'sending')"
 OUTBOX = f"SELECT {_MESSAGE} FROM messages WHERE {_PENDING} ORDER BY created_at, seq LIMIT $1"
 OUTBOX_DEPTH = f"SELECT count(*) FROM messages WHERE {_PENDING}"
@@ -389,6 +407,34 @@ CLAIM_NEXT = (
     "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
     "next_attempt_at = $4, updated_at = $5, claimed_by = $6 "
     f"WHERE seq = (SELECT seq FROM due) RETURNING {_MESSAGE}"
+)
+# Batches (convo.store.postgres_batches): one statement for many calls, each parameter an
+# array with one element per call.
+_INSERT_NAMES = _MESSAGE_INSERT.split(", ")
+# INSERT_INBOUND for many messages (and their tombstones, $21), in the order given: of two
+# with one provider id, the first is stored. Returns the ids stored.
+INSERT_INBOUND_BATCH = (
+    f"INSERT INTO messages ({_MESSAGE_INSERT}) SELECT "
+    + ", ".join(f"r.{c}" for c in _INSERT_NAMES)
+    + " FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate((*_MESSAGE_TYPES, "bytea"), 1))
+    + f") WITH ORDINALITY AS r({_MESSAGE_INSERT}, dead, n) "
+    "WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE digest = r.dead) "
+    "ORDER BY r.n ON CONFLICT DO NOTHING RETURNING id"
+)
+# CLAIM_NEXT for many recipients ($1 lines, $2 contacts, $3 due-by times, $4 lease ends;
+# $5 now, $6 the owner): the claimed messages.
+CLAIM_NEXT_BATCH = (
+    "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::text[], "
+    "$3::double precision[], $4::double precision[]) AS w(line, contact, due_by, lease_end)), "
+    "due AS (SELECT m.seq, w.lease_end FROM wanted AS w CROSS JOIN LATERAL "
+    f"(SELECT seq FROM messages WHERE {_PENDING} AND line = w.line AND contact = w.contact "
+    "ORDER BY created_at, seq LIMIT 1) AS head JOIN messages AS m ON m.seq = head.seq "
+    "WHERE m.direction = 'outbound' AND m.status IN ('queued', 'sending') "
+    "AND m.next_attempt_at <= w.due_by FOR UPDATE OF m SKIP LOCKED) "
+    "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
+    "next_attempt_at = due.lease_end, updated_at = $5, claimed_by = $6 "
+    f"FROM due WHERE messages.seq = due.seq RETURNING {_MESSAGE}"
 )
 # Claims of this store instance, or of one whose presence lock is gone (its process died):
 # convo.store.postgres_connection.PRESENCE.
@@ -430,6 +476,20 @@ UPDATE_MESSAGE = (
     "provider_message_id = coalesce($5::text, provider_message_id), "
     "segments = coalesce($6::integer, segments), price = coalesce($7::double precision, price), "
     f"error = coalesce($8::text, error), updated_at = $9 WHERE id = $10 RETURNING {_MESSAGE}"
+)
+# UPDATE_MESSAGE for many messages (a batch never holds one twice): the changed rows.
+UPDATE_MESSAGE_BATCH = (
+    "UPDATE messages SET "
+    f"status = CASE WHEN a.new_status IS NULL OR (a.forward AND a.new_rank <= {_RANK}) "
+    "THEN status ELSE a.new_status END, "
+    "provider = coalesce(a.new_provider, provider), "
+    "provider_message_id = coalesce(a.new_pid, provider_message_id), "
+    "segments = coalesce(a.new_segments, segments), price = coalesce(a.new_price, price), "
+    "error = coalesce(a.new_error, error), updated_at = a.stamp "
+    "FROM unnest($1::text[], $2::boolean[], $3::integer[], $4::text[], $5::text[], "
+    "$6::integer[], $7::double precision[], $8::text[], $9::double precision[], $10::text[]) "
+    "AS a(new_status, forward, new_rank, new_provider, new_pid, new_segments, new_price, "
+    f"new_error, stamp, message_id) WHERE id = a.message_id RETURNING {_MESSAGE}"
 )
 GET_MESSAGE = f"SELECT {_MESSAGE} FROM messages WHERE id = $1"
 FIND_MESSAGE = (
