@@ -74,7 +74,7 @@ from convo.models import (
     OutboundMessage,
     Session,
 )
-from convo.store.base import Store
+from convo.store.base import Store, TimerClaims
 
 log = logging.getLogger("convo.engine")
 
@@ -226,8 +226,11 @@ class Engine:
         now = self.clock() if now is None else now
         fired: list[list[OutboundMessage]] = []
         for _ in range(TIMER_BATCHES):
-            due = await self.store.due_timers(now, limit=TIMER_BATCH)
-            if self.store.shared and due:
+            if isinstance(self.store, TimerClaims):  # several processes: each its own
+                due = await self.store.claim_due_timers(now, limit=TIMER_BATCH)
+            else:
+                due = await self.store.due_timers(now, limit=TIMER_BATCH)
+            if self.store.shared and due and not isinstance(self.store, TimerClaims):
                 # Processes reading the same due timers start at different places, so they
                 # mostly fire different ones instead of queueing on the same locks.
                 at = random.randrange(len(due))  # noqa: S311 - spreading work, not secrecy

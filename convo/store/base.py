@@ -549,6 +549,25 @@ class SharedRateLimits(Protocol):
         callers queue in the order they asked)."""
 
 
+TIMER_LEASE = 60.0
+"""Seconds a process has the due timers it claimed to itself (:class:`TimerClaims`): a
+process that dies leaves them to the others after that."""
+
+
+@runtime_checkable
+class TimerClaims(Protocol):
+    """Due timers claimed by one process of several on a shared store (PostgreSQL), so
+    two processes never read the same ones. A claim ends when the session is saved (the
+    timer fired, or changed) or after ``lease`` seconds. Firing still re-reads the session
+    under the conversation's lock, which alone keeps a timer from firing twice."""
+
+    async def claim_due_timers(
+        self, now: float, limit: int = 100, *, lease: float = TIMER_LEASE
+    ) -> list[ConversationKey]:
+        """Like :meth:`SessionStore.due_timers`, leaving out timers another claim holds, and
+        claiming those returned until ``now + lease``."""
+
+
 @runtime_checkable
 class Notices(Protocol):
     """Work announced between the processes on a shared store (PostgreSQL LISTEN/NOTIFY),

@@ -60,6 +60,7 @@ from convo.models import (
 )
 from convo.store.base import (
     CLAIM_LEASE,
+    TIMER_LEASE,
     ConversationQuery,
     ConversationRow,
     ErasedContact,
@@ -266,6 +267,19 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
             return [ConversationKey(r[0], cast(Channel, r[1]), r[2]) for r in due]
 
         return await self._run("list due timers", job)
+
+    async def claim_due_timers(
+        self, now: float, limit: int = 100, *, lease: float = TIMER_LEASE
+    ) -> list[ConversationKey]:
+        """Due timers for this process alone until ``now + lease``, oldest first
+        (:class:`~convo.store.base.TimerClaims`; ``FOR UPDATE SKIP LOCKED``)."""
+
+        async def job(cx: Connection) -> list[ConversationKey]:
+            due = await cx.fetch(sql.CLAIM_DUE_TIMERS, now, max(limit, 0), now + lease)
+            due = sorted(due, key=lambda r: (r[3], r[0], r[1], r[2]))
+            return [ConversationKey(r[0], cast(Channel, r[1]), r[2]) for r in due]
+
+        return await self._run("claim due timers", job)
 
     async def session_counts(self) -> list[SessionCount]:
         async def job(cx: Connection) -> list[SessionCount]:

@@ -243,6 +243,9 @@ MIGRATIONS: list[str] = [
         WHERE state = 'starting';
     CREATE INDEX campaign_recipients_contact ON campaign_recipients (number);
     """,
+    # 6 -> 7: a due timer's claim (CLAIM_DUE_TIMERS): until when the process that claimed
+    # it has it to itself.
+    "ALTER TABLE sessions ADD COLUMN timer_lease double precision;",
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -290,10 +293,12 @@ LOAD_TURN = (
     "FROM (SELECT 1) AS one LEFT JOIN sessions ON line = $1 AND channel = $2 AND contact = $3"
 )
 SESSIONS_OF = f"SELECT {_SESSION} FROM sessions WHERE contact = $1 ORDER BY line, channel"
+# A save ends a timer's claim: the timer it leaves is new, or was fired.
 UPSERT_SESSION = (
     f"INSERT INTO sessions ({_SESSION}) VALUES ({_params(16)}) "
     "ON CONFLICT (line, channel, contact) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _SESSION.split(", ")[3:])
+    + ", timer_lease = NULL"
 )
 # Ordered byte-wise (COLLATE "C"), as SQLite orders text.
 SESSION_COUNTS = (
@@ -341,6 +346,18 @@ DUE_TIMERS = (
     "SELECT line, channel, contact FROM sessions "
     "WHERE status = 'active' AND timer_due IS NOT NULL AND timer_due <= $1 "
     "ORDER BY timer_due, line, channel, contact LIMIT $2"
+)
+# Due timers claimed by one process (TimerClaims): those not claimed by another process
+# whose claim still runs ($1 now, $2 how many, $3 the claim's end). SKIP LOCKED: of two
+# processes claiming at once, each passes over the rows the other is claiming, so they
+# never get the same timer.
+CLAIM_DUE_TIMERS = (
+    "UPDATE sessions AS s SET timer_lease = $3 FROM (SELECT line, channel, contact "
+    "FROM sessions WHERE status = 'active' AND timer_due IS NOT NULL AND timer_due <= $1 "
+    "AND (timer_lease IS NULL OR timer_lease <= $1) "
+    "ORDER BY timer_due, line, channel, contact LIMIT $2 FOR UPDATE SKIP LOCKED) AS due "
+    "WHERE s.line = due.line AND s.channel = due.channel AND s.contact = due.contact "
+    "RETURNING s.line, s.channel, s.contact, s.timer_due"
 )
 
 INSERT_MESSAGE = f"INSERT INTO messages ({_MESSAGE_INSERT}) VALUES ({_params(20)})"

@@ -231,3 +231,119 @@ async def test_pool_size_is_convos_option_not_a_server_setting(postgres_url: str
         await asyncio.wait_for(asyncio.gather(*holders), 5)
     finally:
         await store.close()
+
+
+def inbound(n: int, provider_id: str, contact: str = ALICE) -> MessageRecord:
+    return MessageRecord(
+        id=f"in-{n}",
+        direction=Direction.INBOUND,
+        line=LINE,
+        contact=contact,
+        text=f"text {n}",
+        status=MessageStatus.RECEIVED,
+        provider="vonage",
+        provider_message_id=provider_id,
+        created_at=1000.0 + n,
+        updated_at=1000.0 + n,
+    )
+
+
+async def test_two_processes_claiming_due_timers_never_get_the_same_one(
+    stores: list[PostgresStore],
+) -> None:
+    keys = [ConversationKey(LINE, "sms", f"+3247100{n:04d}") for n in range(300)]
+    for n, key in enumerate(keys):
+        s = Session(key=key, flow="f", flow_version="1", step="ask", lang="nl")
+        s.timer_due, s.timer_step = 100.0 + n % 7, "ask"
+        await stores[0].save_turn(s)
+
+    async def claim_all(store: PostgresStore) -> list[ConversationKey]:
+        got: list[ConversationKey] = []
+        while batch := await store.claim_due_timers(200.0, limit=25):
+            got += batch
+        return got
+
+    first, second = await asyncio.gather(*(claim_all(store) for store in stores))
+    assert first and second  # both took part
+    assert not set(first) & set(second)  # never the same timer twice
+    assert len(first + second) == 300 and set(first + second) == set(keys)  # none left out
+    # Claimed timers are due (due_timers reads them) but no one else's to claim...
+    assert len(await stores[0].due_timers(200.0, limit=1000)) == 300
+    assert await stores[1].claim_due_timers(250.0, limit=1000) == []
+    # ... until the claim's lease ends (a process that died), or the session is saved.
+    s = Session(key=keys[0], flow="f", flow_version="1", step="ask", lang="nl")
+    s.timer_due, s.timer_step = 100.0, "ask"
+    await stores[0].save_turn(s)
+    assert await stores[1].claim_due_timers(250.0, limit=1000) == [keys[0]]
+    again = await stores[1].claim_due_timers(200.0 + 61.0, limit=1000)
+    assert set(again) == set(keys[1:])
+
+
+async def test_a_turn_waiting_for_its_conversation_holds_no_connection(
+    postgres_url: str,
+) -> None:
+    # Two connections: a turn holding the conversation takes one; the next turn of that
+    # conversation in this process waits without one, so the other calls still get one.
+    store = PostgresStore(f"{postgres_url}&pool_size=2")
+    await store.open()
+    try:
+        inside, release = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with store.lock(KEY):
+                inside.set()
+                await release.wait()
+
+        async def next_turn() -> None:
+            async with store.lock(KEY):
+                await store.save_turn(session("second"))
+
+        holder = asyncio.create_task(hold())
+        await asyncio.wait_for(inside.wait(), 5)
+        waiters = [asyncio.create_task(next_turn()) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(store.add_inbound(inbound(1, "p1")), 5)
+        assert not any(w.done() for w in waiters)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(holder, *waiters), 5)
+        assert (await store.get_session(KEY)).step == "second"  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_a_turn_reads_what_it_wrote_after_its_first_read(
+    stores: list[PostgresStore],
+) -> None:
+    store = stores[0]
+    await store.add_inbound(inbound(1, "p1"))
+    async with store.lock(KEY):
+        waiting = await store.unprocessed_of(KEY)  # also reads the session: none yet
+        assert [m.id for m in waiting] == ["in-1"]
+        await store.save_turn(session("saved"), inbound_id="in-1")
+        await store.set_suppressed(LINE, ALICE, True)
+        loaded, suppressed = await store.load_turn(KEY)  # not what the first read kept
+        assert loaded is not None and loaded.step == "saved" and suppressed
+    async with store.lock(KEY):
+        assert await store.unprocessed_of(KEY) == []
+        loaded, suppressed = await store.load_turn(KEY)
+        assert loaded is not None and loaded.step == "saved" and suppressed
+
+
+async def test_inbound_texts_stored_at_once_keep_one_of_each_provider_id(
+    stores: list[PostgresStore],
+) -> None:
+    # 60 webhooks at once (they go to the database together): 12 provider ids, each sent
+    # five times, some to each process; one of each is stored, the rest are duplicates.
+    calls = [
+        stores[n % 2].add_inbound(inbound(n, f"p{n % 12}", contact=f"+3247200{n % 12:04d}"))
+        for n in range(60)
+    ]
+    stored = await asyncio.gather(*calls)
+    assert sum(stored) == 12
+    ids = [f"in-{n}" for n, fresh in enumerate(stored) if fresh]
+    assert {(await stores[0].get_message(i)).provider_message_id for i in ids} == {  # type: ignore[union-attr]
+        f"p{k}" for k in range(12)
+    }
+    # The same message twice at once: stored once, the other call told it is a duplicate.
+    twice = await asyncio.gather(*(stores[0].add_inbound(inbound(99, "p99")) for _ in range(2)))
+    assert sorted(twice) == [False, True]
