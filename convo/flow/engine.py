@@ -44,6 +44,7 @@ durable timers: a step's ``timeout`` is a due time in the store, fired by
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -80,6 +81,8 @@ log = logging.getLogger("convo.engine")
 
 TIMER_BATCH = 100
 """Due timers read from the store at a time."""
+TIMERS_AT_ONCE = 8
+"""Claimed timers (a shared store's) fired side by side at most, in one process."""
 TIMER_BATCHES = 50
 """Batches one :meth:`Engine.fire_due` fires at most, so a tick ends (5,000 timers) and the
 next continues; a campaign's reminders due at one time fire at the store's pace, not 100
@@ -225,33 +228,52 @@ class Engine:
         (the store is down) does, and propagates."""
         now = self.clock() if now is None else now
         fired: list[list[OutboundMessage]] = []
+        slots = asyncio.Semaphore(TIMERS_AT_ONCE)
+
+        async def fire(key: ConversationKey) -> list[OutboundMessage] | None:
+            async with slots:
+                return await self._fire_or_log(key, now)
+
+        claims = self.store if isinstance(self.store, TimerClaims) else None
         for _ in range(TIMER_BATCHES):
-            if isinstance(self.store, TimerClaims):  # several processes: each its own
-                due = await self.store.claim_due_timers(now, limit=TIMER_BATCH)
+            if claims is not None:  # several processes: each claims timers of its own
+                due = await claims.claim_due_timers(now, limit=TIMER_BATCH)
             else:
                 due = await self.store.due_timers(now, limit=TIMER_BATCH)
-            if self.store.shared and due and not isinstance(self.store, TimerClaims):
+            if self.store.shared and due and claims is None:
                 # Processes reading the same due timers start at different places, so they
                 # mostly fire different ones instead of queueing on the same locks.
                 at = random.randrange(len(due))  # noqa: S311 - spreading work, not secrecy
                 due = due[at:] + due[:at]
-            for key in due:
+            if claims is not None:
+                # The claimed timers are this process's alone, each another conversation:
+                # fired side by side (a few at a time), not one round trip after another.
                 try:
-                    with conversation_scope(key):
-                        replies = await self._fire(key, now)
-                except StoreError as exc:
-                    if not isinstance(exc, CorruptRecord):
-                        raise
-                    self._cannot_fire(key)
-                    continue
-                except Exception:
-                    self._cannot_fire(key)
-                    continue
-                if replies is not None:
-                    fired.append(replies)
+                    async with asyncio.TaskGroup() as group:  # a StoreError stops them all
+                        tasks = [group.create_task(fire(key)) for key in due]
+                except BaseExceptionGroup as failed:  # StoreErrors (_fire_or_log)
+                    raise failed.exceptions[0] from None
+                outcomes = [task.result() for task in tasks]
+            else:
+                outcomes = [await self._fire_or_log(key, now) for key in due]
+            fired += [replies for replies in outcomes if replies is not None]
             if len(due) < TIMER_BATCH:
                 break
         return fired
+
+    async def _fire_or_log(self, key: ConversationKey, now: float) -> list[OutboundMessage] | None:
+        """:meth:`_fire`; a timer that cannot fire is logged (None), a StoreError other
+        than a corrupt record propagates."""
+        try:
+            with conversation_scope(key):
+                return await self._fire(key, now)
+        except StoreError as exc:
+            if not isinstance(exc, CorruptRecord):
+                raise
+            self._cannot_fire(key)
+        except Exception:  # a broken conversation must not stop the others
+            self._cannot_fire(key)
+        return None
 
     def _cannot_fire(self, key: ConversationKey) -> None:
         if key not in self._broken_timers:

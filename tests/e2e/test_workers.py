@@ -167,18 +167,21 @@ steps:
     async with cluster(tmp_path, flow) as world:
         store = open_store(world.store_url)
         await store.open()
-        try:  # 1,000 conversations waiting for an answer, their timers due in a second
-            engine = Engine({"nudge": load_flow_text(flow, "nudge.yaml")}, store)
+        try:
+            # 1,000 conversations waiting for an answer, started a second ago (the engine's
+            # clock): every timer is due before the processes start.
+            flows = {"nudge": load_flow_text(flow, "nudge.yaml")}
+            engine = Engine(flows, store, clock=lambda: time.time() - 1.0)
 
             async def start(first: int) -> None:
-                for i in range(first, people, 20):
+                for i in range(first, people, 50):
                     await engine.start(ConversationKey(LINE, "sms", contact(i)), "nudge")
 
-            await asyncio.gather(*(start(k) for k in range(20)))
+            await asyncio.gather(*(start(k) for k in range(50)))
+            assert len(await store.due_timers(time.time(), limit=2 * people)) == people
         finally:
             await store.close()
         config = world.config("nudge")
-        await asyncio.sleep(1.0)  # every timer is due before the processes start
         a, b = await asyncio.gather(world.start(config), world.start(config))
         await settled(world, 2 * people, 90)
         got = world.replies()
