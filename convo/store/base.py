@@ -66,6 +66,21 @@ SENT_STATUSES = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.UNDE
 
 
 @dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What became of sending one claimed outbound message, as the outbox records it
+    (:meth:`MessageLog.record_outcome`): ``status`` (forward only, as a delivery report's)
+    and the fields the provider's answer gave; None leaves a field as it is."""
+
+    message_id: str
+    status: MessageStatus
+    provider: str
+    provider_message_id: str | None = None
+    segments: int | None = None
+    price: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class MessageQuery:
     """Filters and page of :meth:`MessageLog.list_messages`; pages are 1-based."""
 
@@ -221,6 +236,17 @@ class MessageLog(Protocol):
         over, should this one die), and it is returned. None, changing nothing, when the
         recipient has no pending message or its oldest is not due: two senders never hold
         the same message, and a later message never overtakes an earlier one."""
+
+    async def record_outcome(
+        self, outcome: SendOutcome, *, claim_at: float | None = None, lease: float = CLAIM_LEASE
+    ) -> tuple[MessageRecord | None, MessageRecord | None]:
+        """In one transaction: write ``outcome`` as ``update_message(outcome.message_id,
+        ..., forward_only=True)`` does, then, with ``claim_at``, claim the next message of
+        the same recipient (the message's ``(line, contact)``) as ``claim_next(line,
+        contact, claim_at, lease=lease)`` does. Returns the updated record (None when there
+        is no such message, and then nothing is claimed) and the claimed one (None when
+        nothing was due, or no claim was asked). The outbox's one round trip between two
+        sends to a recipient: record the last, take the next."""
 
     async def release_claims(self, now: float) -> int:
         """Make every claimed (``sending``) message due at ``now`` again; returns how many

@@ -40,6 +40,7 @@ from convo.store.base import (
     ConversationRow,
     ErasedContact,
     MessageQuery,
+    SendOutcome,
     SessionCount,
     StepCount,
 )
@@ -338,6 +339,24 @@ class MemoryStore(MemoryContacts, MemoryCampaigns, MemoryFlowSources):
         )
         self._messages[head.id] = claimed
         return claimed
+
+    async def record_outcome(
+        self, outcome: SendOutcome, *, claim_at: float | None = None, lease: float = CLAIM_LEASE
+    ) -> tuple[MessageRecord | None, MessageRecord | None]:
+        """Atomic as every method here: neither step awaits anything but this store."""
+        updated = await self.update_message(
+            outcome.message_id,
+            status=outcome.status,
+            provider=outcome.provider,
+            provider_message_id=outcome.provider_message_id,
+            segments=outcome.segments,
+            price=outcome.price,
+            error=outcome.error,
+            forward_only=True,
+        )
+        if updated is None or claim_at is None:
+            return updated, None
+        return updated, await self.claim_next(updated.line, updated.contact, claim_at, lease=lease)
 
     async def release_claims(self, now: float) -> int:
         claimed = [

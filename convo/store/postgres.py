@@ -65,6 +65,7 @@ from convo.store.base import (
     ConversationRow,
     ErasedContact,
     MessageQuery,
+    SendOutcome,
     SessionCount,
     StepCount,
 )
@@ -434,6 +435,38 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
             return [found.get((line, contact)) for line, contact, _due, _end in calls]
 
         return await self._run("claim next outbound", job)
+
+    async def record_outcome(
+        self, outcome: SendOutcome, *, claim_at: float | None = None, lease: float = CLAIM_LEASE
+    ) -> tuple[MessageRecord | None, MessageRecord | None]:
+        """One transaction: the outcome's UPDATE, then the claim's statement."""
+        update = (
+            outcome.status.value,
+            True,
+            outcome.status.rank,
+            outcome.provider,
+            outcome.provider_message_id,
+            outcome.segments,
+            outcome.price,
+            outcome.error,
+            time.time(),
+            outcome.message_id,
+        )
+        if claim_at is not None:
+            await self._cx.keep_presence()
+
+        async def job(cx: Connection) -> tuple[MessageRecord | None, MessageRecord | None]:
+            found = await cx.fetchrow(sql.UPDATE_MESSAGE, *_storable(update))
+            if found is None:
+                return None, None
+            updated = rows.message(found)
+            if claim_at is None:
+                return updated, None
+            claim = (updated.line, updated.contact, claim_at, claim_at + lease, time.time())
+            claimed = await cx.fetchrow(sql.CLAIM_NEXT, *claim, self._cx.owner)
+            return updated, (None if claimed is None else rows.message(claimed))
+
+        return await self._run("record outcome", job, transaction=True)
 
     async def release_claims(self, now: float) -> int:
         """Only the claims of this store instance and of processes that are gone (their

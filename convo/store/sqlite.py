@@ -45,6 +45,7 @@ from convo.store.base import (
     ConversationRow,
     ErasedContact,
     MessageQuery,
+    SendOutcome,
     SessionCount,
     StepCount,
 )
@@ -281,18 +282,16 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
     ) -> MessageRecord | None:
         """Changes also ``updated_at``. StoreError when the new provider id of an inbound
         message is another inbound message's."""
-        args = {
-            "status": None if status is None else status.value,
-            "forward": int(forward_only),
-            "rank": 0 if status is None else status.rank,
-            "provider": provider,
-            "pid": provider_message_id,
-            "segments": segments,
-            "price": price,
-            "error": error,
-            "now": time.time(),
-            "id": message_id,
-        }
+        args = _update_args(
+            message_id,
+            status,
+            provider=provider,
+            provider_message_id=provider_message_id,
+            segments=segments,
+            price=price,
+            error=error,
+            forward_only=forward_only,
+        )
 
         def job(cx: sqlite3.Connection) -> MessageRecord | None:
             row = cx.execute(sql.UPDATE_MESSAGE, args).fetchone()
@@ -307,14 +306,38 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         self, line: str, contact: str, now: float, *, lease: float = CLAIM_LEASE
     ) -> MessageRecord | None:
         """One UPDATE: the claim and its check cannot be split by another writer."""
-        args = {
-            "line": line,
-            "contact": contact,
-            "now": now,
-            "until": now + lease,
-            "clock": time.time(),
-        }
-        return await self._one("claim next outbound", sql.CLAIM_NEXT, args)
+        return await self._one(
+            "claim next outbound", sql.CLAIM_NEXT, _claim(line, contact, now, lease)
+        )
+
+    async def record_outcome(
+        self, outcome: SendOutcome, *, claim_at: float | None = None, lease: float = CLAIM_LEASE
+    ) -> tuple[MessageRecord | None, MessageRecord | None]:
+        """One job, one transaction: the outcome's UPDATE, then the claim's."""
+        args = _update_args(
+            outcome.message_id,
+            outcome.status,
+            provider=outcome.provider,
+            provider_message_id=outcome.provider_message_id,
+            segments=outcome.segments,
+            price=outcome.price,
+            error=outcome.error,
+            forward_only=True,
+        )
+
+        def job(cx: sqlite3.Connection) -> tuple[MessageRecord | None, MessageRecord | None]:
+            with transaction(cx):
+                found = cx.execute(sql.UPDATE_MESSAGE, args).fetchall()
+                if not found:
+                    return None, None
+                updated = rows.message(found[0])
+                if claim_at is None:
+                    return updated, None
+                claim = _claim(updated.line, updated.contact, claim_at, lease)
+                claimed = cx.execute(sql.CLAIM_NEXT, claim).fetchall()
+                return updated, (rows.message(claimed[0]) if claimed else None)
+
+        return await self._run("record outcome", job)
 
     async def release_claims(self, now: float) -> int:
         return await self._run(
@@ -565,6 +588,43 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
 
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         return self._cx.run(what, job)
+
+
+def _update_args(
+    message_id: str,
+    status: MessageStatus | None,
+    *,
+    provider: str | None,
+    provider_message_id: str | None,
+    segments: int | None,
+    price: float | None,
+    error: str | None,
+    forward_only: bool,
+) -> dict[str, Any]:
+    """The parameters of :data:`sql.UPDATE_MESSAGE`."""
+    return {
+        "status": None if status is None else status.value,
+        "forward": int(forward_only),
+        "rank": 0 if status is None else status.rank,
+        "provider": provider,
+        "pid": provider_message_id,
+        "segments": segments,
+        "price": price,
+        "error": error,
+        "now": time.time(),
+        "id": message_id,
+    }
+
+
+def _claim(line: str, contact: str, now: float, lease: float) -> dict[str, Any]:
+    """The parameters of :data:`sql.CLAIM_NEXT`."""
+    return {
+        "line": line,
+        "contact": contact,
+        "now": now,
+        "until": now + lease,
+        "clock": time.time(),
+    }
 
 
 PROBE_WAIT = 1.0

@@ -22,7 +22,7 @@ from convo.models import (
     Session,
 )
 from convo.store import MessageQuery, Store
-from convo.store.base import ErasedContact
+from convo.store.base import ErasedContact, SendOutcome
 from tests.conftest import BACKENDS, open_backend
 
 LINE = "+32470000100"
@@ -741,6 +741,67 @@ async def test_after_a_send_the_next_claim_is_the_next_message(store: Store) -> 
     assert second is not None and second.id == "out-2"
     await store.update_message(second.id, status=MessageStatus.FAILED, forward_only=True)
     assert await store.claim_next(LINE, ALICE, now=5000.0) is None
+
+
+async def test_recording_an_outcome_claims_the_recipients_next_message(store: Store) -> None:
+    await store.add_outbound([outbound(1), outbound(2), outbound(3, contact=BOB)])
+    first = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert first is not None
+    sent = SendOutcome(first.id, MessageStatus.SENT, "vonage", "V-1", segments=2, price=0.1)
+    updated, claimed = await store.record_outcome(sent, claim_at=5001.0, lease=60)
+    assert updated is not None and updated == await store.get_message("out-1")
+    assert (updated.status, updated.provider, updated.provider_message_id) == (
+        MessageStatus.SENT,
+        "vonage",
+        "V-1",
+    )
+    assert (updated.segments, updated.price) == (2, 0.1)
+    # The same recipient's next message, claimed as claim_next claims it; not Bob's.
+    assert claimed is not None and claimed.id == "out-2"
+    assert (claimed.status, claimed.attempts, claimed.next_attempt_at) == (
+        MessageStatus.SENDING,
+        1,
+        5061.0,
+    )
+    assert await store.get_message("out-2") == claimed
+    assert (await store.get_message("out-3")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    # Nothing left for Alice: recorded, nothing claimed.
+    failed = SendOutcome(claimed.id, MessageStatus.FAILED, "vonage", error="rejected")
+    updated, nothing = await store.record_outcome(failed, claim_at=5002.0)
+    assert updated is not None and updated.status is MessageStatus.FAILED
+    assert updated.error == "rejected" and nothing is None
+
+
+async def test_recording_an_outcome_is_forward_only_and_claims_only_when_asked(
+    store: Store,
+) -> None:
+    await store.add_outbound([outbound(1), outbound(2)])
+    first = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert first is not None
+    # A delivery report got there first: the send's "sent" does not undo "delivered".
+    await store.update_message(first.id, status=MessageStatus.DELIVERED, forward_only=True)
+    sent = SendOutcome(first.id, MessageStatus.SENT, "vonage", "V-1")
+    updated, claimed = await store.record_outcome(sent)
+    assert updated is not None and updated.status is MessageStatus.DELIVERED
+    assert updated.provider_message_id == "V-1" and claimed is None
+    assert (await store.get_message("out-2")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    # An unknown message: nothing recorded, nothing claimed.
+    unknown = SendOutcome("nope", MessageStatus.SENT, "vonage", "V-2")
+    assert await store.record_outcome(unknown, claim_at=5000.0) == (None, None)
+    assert (await store.get_message("out-2")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+
+
+async def test_recording_an_outcome_never_claims_a_held_message(store: Store) -> None:
+    await store.add_outbound([outbound(1), outbound(2)])
+    first = await store.claim_next(LINE, ALICE, now=5000.0)
+    assert first is not None
+    sent = SendOutcome(first.id, MessageStatus.SENT, "vonage", "V-1")
+    _, second = await store.record_outcome(sent, claim_at=5001.0, lease=60)
+    assert second is not None and second.id == "out-2"
+    # The same outcome recorded again (a retried write) claims nothing: out-2 is held.
+    updated, again = await store.record_outcome(sent, claim_at=5002.0)
+    assert updated is not None and updated.status is MessageStatus.SENT and again is None
+    assert (await store.get_message("out-2")).attempts == 1  # type: ignore[union-attr]
 
 
 async def test_a_deferred_message_blocks_its_recipient_until_due(store: Store) -> None:
