@@ -1,8 +1,9 @@
 """What becomes of a message once it is sent: send results and delivery reports.
 
-:class:`DeliveryReports` is the outbox's half that writes statuses after a send
-(:meth:`DeliveryReports.record_send`) and from the provider's delivery reports
-(:meth:`DeliveryReports.apply`, which ``Outbox.apply_report`` is).
+:class:`DeliveryReports` is the outbox's half that writes statuses from the provider's
+delivery reports (:meth:`DeliveryReports.apply`, which ``Outbox.apply_report`` is), and
+settles what they said early once the outbox recorded the send
+(:meth:`DeliveryReports.recorded_send`).
 
 Reports find the message by ``client_ref`` (our id) or by ``(provider,
 provider_message_id)``, and never move a status backwards (a final status stays final;
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from convo.models import DeliveryReport, Direction, MessageRecord, MessageStatus, SendResult
+from convo.models import DeliveryReport, Direction, MessageRecord, MessageStatus
 from convo.store.base import MessageLog
 
 log = logging.getLogger("convo.outbox")
@@ -69,20 +70,12 @@ class DeliveryReports:
             error=error,
         )
 
-    async def record_send(self, record: MessageRecord, result: SendResult) -> None:
-        """What the provider said when it accepted ``record``; settles the parts it
-        reported delivered before this was written."""
-        updated = await self.advance(
-            record,
-            result.status,
-            provider=result.provider,
-            provider_message_id=result.provider_message_id,
-            segments=result.segments,
-            price=result.price,
-        )
+    async def recorded_send(self, record: MessageRecord) -> None:
+        """The outbox recorded what the provider said when it accepted ``record`` (as it is
+        now stored): settles the parts reported delivered before that."""
         early = self._early_parts.pop(record.id, None)  # parts delivered before the send
-        if updated is not None and early is not None and updated.status is MessageStatus.SENT:
-            await self._settle(updated, early)
+        if early is not None and record.status is MessageStatus.SENT:
+            await self._settle(record, early)
 
     async def advance(
         self,

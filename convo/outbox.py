@@ -22,8 +22,25 @@ concurrently.
 Sending one message: take one of its provider's send slots and a token of its bucket
 (``rate_limit`` messages/second; given back when nothing was due), claim the message
 (``queued`` -> ``sending``, one more attempt, leased for ``claim_lease`` seconds: two
-senders never hold the same message), call ``provider.send``, give the slot back, then
-record ``sent`` (or what the provider said) with the provider's id, segments and price.
+senders never hold the same message), call ``provider.send``, then record ``sent`` (or
+what the provider said) with the provider's id, segments and price, and give the slot back.
+
+Round trips. Recording a send's outcome and claiming the recipient's next message are one
+store write (``store.record_outcome``), when that next message can go at once: a token of
+the bucket is at hand (``try_acquire``: never ahead of a sender waiting for one) and the
+sender has not sent :data:`RUN_LENGTH` messages in a row on its slot. The message claimed
+so is sent on the same slot straight away, so its lease runs only while it is sent, as
+any claim's. Usually the claim finds nothing (most turns queue one reply), and that answer
+is what ends the sender: one write per message instead of a write and a claim.
+
+Outcomes are durable. Once a provider has taken a message, the record of it (``sent``,
+``failed``, ``dead``, or back to ``queued`` for a retry) is the only thing that stops it
+from being sent again; were that write dropped (the database locked past its timeout,
+read-only, full), its claim would lapse and it would be sent a second time. So the outbox
+retries each such write, with a capped backoff, until the store takes it (or the outbox is
+stopped); meanwhile the sender keeps its recipient (later messages wait, in order) and the
+message stays claimed. Other store errors of a sender (a claim) are not retried here: the
+recipient is left to a later sweep.
 
 Failures (:mod:`convo.retry`). A permanent ``ProviderError`` (``ProviderRejected``,
 ``PartialDelivery``: the provider's final answer) marks the message ``failed`` at once, with
@@ -73,14 +90,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from convo.delivery import DeliveryReports
-from convo.exceptions import ContactOptedOut, ProviderError
+from convo.exceptions import ContactOptedOut, ProviderError, StoreError
 from convo.logs import conversation_scope
 from convo.models import (
     ConversationKey,
@@ -93,7 +112,7 @@ from convo.models import (
 from convo.providers.base import SmsProvider
 from convo.rate_limits import RateBucket, TokenBucket, local_bucket
 from convo.retry import RetryPolicy
-from convo.store.base import CLAIM_LEASE, MessageLog, Suppressions
+from convo.store.base import CLAIM_LEASE, MessageLog, SendOutcome, Suppressions
 from convo.supervisor import Supervisor
 
 __all__ = ["Outbox", "RetryPolicy", "TokenBucket"]
@@ -104,9 +123,18 @@ PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING)
 DISPATCH_WINDOW = 0.005  # seconds between two sweeps of the store while notified
 SWEEP_RETRY = 0.1  # seconds before the first retry of a failed sweep; doubles after each
 Recipient = tuple[str, str]  # (line, contact)
+T = TypeVar("T")
 
 
 AT_ONCE = 0.0  # "claim the recipient's next message at once": a time long past
+
+RUN_LENGTH = 10
+"""Messages one recipient's sender sends in a row on one send slot, each claimed with the
+outcome of the one before (module docstring, "Round trips"), before it queues for a slot
+again: a recipient with a long backlog does not keep a slot from the others."""
+
+OUTCOME_FIRST_RETRY = 0.1  # seconds before the first retry of a failed outcome write; doubles
+OUTCOME_MAX_RETRY = 5.0
 
 # Default send slots per provider (module docstring, "Send slots").
 IN_FLIGHT_SECONDS = 0.5
@@ -340,8 +368,10 @@ class Outbox:
     async def _send_next(
         self, recipient: Recipient, route: str, resume: float | None
     ) -> float | None:
-        """Claim and send ``recipient``'s oldest message if it is due. None when it was
-        not; else when to claim again: :data:`AT_ONCE`, or the end of its backoff."""
+        """Claim and send ``recipient``'s oldest message if it is due, then the ones after
+        it while each can go at once (module docstring, "Round trips"). None when the last
+        claim found nothing due; else when to claim again: :data:`AT_ONCE`, or the end of
+        a backoff."""
         line, contact = recipient
         bucket = self._buckets.get(route)
         async with self._slot(route):
@@ -354,50 +384,76 @@ class Outbox:
                 if bucket is not None:
                     bucket.refund()
                 return None
-            provider = self.provider_for(record)
-            if provider is None:
-                error = f"no provider for line {record.line}"
-                await self._reports.advance(record, MessageStatus.FAILED, error=error)
-                return AT_ONCE
-            if provider.name == route:
-                return await self._settle(record, provider, await _call(provider, record))
+            for sent in range(1, RUN_LENGTH + 1):
+                provider = self.provider_for(record)
+                if provider is None:
+                    error = f"no provider for line {record.line}"
+                    outcome = SendOutcome(record.id, MessageStatus.FAILED, record.provider)
+                    await self._record(dataclasses.replace(outcome, error=error), None)
+                    return AT_ONCE
+                if provider.name != route:
+                    break
+                result = await _call(provider, record)
+                # The next message is claimed with this one's outcome, in one store write,
+                # when it can be sent at once on this slot: a token at hand, and this slot
+                # not held too long by one recipient.
+                take = sent < RUN_LENGTH and (bucket is None or bucket.try_acquire())
+                next_at, claimed = await self._settle(
+                    record, provider, result, self._clock() if take else None
+                )
+                if claimed is None:
+                    if take and bucket is not None:
+                        bucket.refund()
+                    return next_at
+                record = claimed
+            else:
+                return AT_ONCE  # unreachable: the last round claims nothing
         # The record names another provider than its line's: send under that one's slot.
         if bucket is not None:
             bucket.refund()
         async with self._slot(provider.name):
             await self._buckets[provider.name].acquire()
-            outcome = await _call(provider, record)
-        return await self._settle(record, provider, outcome)
-
-    async def _call(
-        self, provider: SmsProvider, record: MessageRecord
-    ) -> SendResult | ProviderError:
-        try:
-            return await provider.send(_message(record))
-        except ProviderError as exc:
-            return exc
+            result = await _call(provider, record)
+        next_at, _ = await self._settle(record, provider, result, None)
+        return next_at
 
     async def _settle(
-        self, record: MessageRecord, provider: SmsProvider, outcome: SendResult | ProviderError
-    ) -> float:
-        """Record what came of sending the claimed ``record``; when to claim again."""
+        self,
+        record: MessageRecord,
+        provider: SmsProvider,
+        outcome: SendResult | ProviderError,
+        claim_at: float | None,
+    ) -> tuple[float | None, MessageRecord | None]:
+        """Record what came of sending the claimed ``record`` and, with ``claim_at`` and a
+        final outcome, claim the recipient's next message in the same write. Returns when
+        to claim again (:data:`AT_ONCE`, the end of a backoff, or None: the claim found
+        nothing due) and the message claimed, if any."""
         if isinstance(outcome, SendResult):
-            await self._reports.record_send(record, outcome)
+            sent = SendOutcome(
+                record.id,
+                outcome.status,
+                outcome.provider,
+                outcome.provider_message_id,
+                outcome.segments,
+                outcome.price,
+            )
+            updated, claimed = await self._record(sent, claim_at)
+            if updated is not None:
+                await self._reports.recorded_send(updated)
             self._on_send(provider.name, "sent")
-            return AT_ONCE
+            return _then(claim_at, claimed)
         error = str(outcome)
         if not outcome.retryable:
             self._on_send(provider.name, "failed")
             log.warning("message %s to %s failed: %s", record.id, record.contact, error)
-            await self._reports.advance(
-                record, MessageStatus.FAILED, provider=provider.name, error=error
-            )
+            failed = SendOutcome(record.id, MessageStatus.FAILED, provider.name, error=error)
+            _, claimed = await self._record(failed, claim_at)
             if isinstance(outcome, ContactOptedOut) and isinstance(self.store, Suppressions):
                 # The provider will refuse every text to them: stop queueing any, as a STOP
                 # sent to us would (they opt in again by texting START).
                 log.warning("%s opted out of %s at %s", record.contact, record.line, provider.name)
                 await self.store.set_suppressed(record.line, record.contact, True)
-            return AT_ONCE
+            return _then(claim_at, claimed)
         # Not before the claim (next_attempt_at is its time plus the lease): a clock that
         # stands still in a test still moves on from one backoff to the next.
         now = max(self._clock(), record.next_attempt_at - self.claim_lease)
@@ -408,17 +464,29 @@ class Outbox:
                 "message %s to %s is a dead letter: %d attempts in %.0f s failed; last: %s",
                 *(record.id, record.contact, record.attempts, now - record.queued_since, error),
             )
-            await self._reports.advance(
-                record, MessageStatus.DEAD, provider=provider.name, error=error
-            )
-            return AT_ONCE
+            dead = SendOutcome(record.id, MessageStatus.DEAD, provider.name, error=error)
+            _, claimed = await self._record(dead, claim_at)
+            return _then(claim_at, claimed)
         self._on_send(provider.name, "retried")
         log.info(
             "message %s: %s; attempt %d, next in %.2fs",
             *(record.id, error, record.attempts, retry_at - now),
         )
-        await self.store.defer_message(record.id, until=retry_at, error=f"retrying: {error}")
-        return retry_at
+        await _until_stored(
+            f"the retry of {record.id}",
+            lambda: self.store.defer_message(record.id, until=retry_at, error=f"retrying: {error}"),
+        )
+        return retry_at, None  # the recipient's next message waits behind this one
+
+    async def _record(
+        self, outcome: SendOutcome, claim_at: float | None
+    ) -> tuple[MessageRecord | None, MessageRecord | None]:
+        """``store.record_outcome``, retried until the store takes it (module docstring,
+        "Outcomes are durable")."""
+        return await _until_stored(
+            f"the outcome of sending {outcome.message_id}",
+            lambda: self.store.record_outcome(outcome, claim_at=claim_at, lease=self.claim_lease),
+        )
 
     def provider_for(self, record: MessageRecord) -> SmsProvider | None:
         return self.providers.get(self._route(record.line, record.provider))
@@ -440,6 +508,36 @@ class Outbox:
                 size = default_concurrency(provider.rate_limit) if provider else 1
             slots = self._slots[route] = asyncio.Semaphore(size)
         return slots
+
+
+def _then(
+    claim_at: float | None, claimed: MessageRecord | None
+) -> tuple[float | None, MessageRecord | None]:
+    """What :meth:`Outbox._settle` returns after a final outcome: claim again at once when
+    no claim came with it; else the claimed message, or None when nothing was due."""
+    if claim_at is None:
+        return AT_ONCE, None
+    return (AT_ONCE if claimed is not None else None), claimed
+
+
+async def _until_stored(what: str, write: Callable[[], Awaitable[T]]) -> T:
+    """``write()``'s result once it succeeds; a StoreError is retried after a backoff
+    (logged when it first fails and when it finally succeeds, not at each retry)."""
+    delay = OUTCOME_FIRST_RETRY
+    failures = 0
+    while True:
+        try:
+            result = await write()
+        except StoreError as exc:
+            if failures == 0:
+                log.warning("outbox: cannot record %s (%s); retrying until stored", what, exc)
+            failures += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OUTCOME_MAX_RETRY)
+            continue
+        if failures:
+            log.info("outbox: recorded %s after %d failed attempt(s)", what, failures)
+        return result
 
 
 async def _call(provider: SmsProvider, record: MessageRecord) -> SendResult | ProviderError:

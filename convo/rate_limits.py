@@ -1,8 +1,8 @@
 """Provider rate limits: a token bucket per provider, in one process or shared by all.
 
 The outbox takes a token of its provider's bucket before each send (``rate_limit``
-messages per second, bursts up to ``max(1, rate)``) and gives it back when nothing was
-due. Two buckets implement :class:`RateBucket`:
+messages per second, bursts up to :data:`BURST_SECONDS` of that rate, at least one) and
+gives it back when nothing was due. Two buckets implement :class:`RateBucket`:
 
 * :class:`TokenBucket`, in this process's memory: the limit of one process (memory and
   SQLite stores, which one process holds);
@@ -29,6 +29,18 @@ from typing import Protocol
 
 from convo.store.base import SharedRateLimits
 
+BURST_SECONDS = 0.2
+"""A bucket holds at most this many seconds of its rate (at least one token): after a
+quiet spell the outbox sends that burst at once, then at the rate. A provider counts its
+limit over windows of its own; a whole second of rate on top of the steady rate would
+double what it sees in one of them and draw 429s, so the burst stays well below it."""
+
+
+def burst(rate: float) -> float:
+    """The most tokens a bucket of ``rate`` tokens a second holds (:data:`BURST_SECONDS`)."""
+    return max(1.0, rate * BURST_SECONDS)
+
+
 BATCH_WINDOW = 0.05
 """Seconds of a shared bucket's rate that one process takes from the store at a time."""
 
@@ -39,18 +51,22 @@ class RateBucket(Protocol):
     async def acquire(self) -> None:
         """Wait for a token and take it."""
 
+    def try_acquire(self) -> bool:
+        """Take a token if one is at hand now and nobody waits for one; never waits."""
+
     def refund(self) -> None:
         """Give back a token taken for a send that did not happen."""
 
 
 class TokenBucket:
-    """``rate`` tokens per second, bursts up to ``max(1, rate)``; ``acquire`` waits for one."""
+    """``rate`` tokens per second, bursts up to :func:`burst` of them; ``acquire`` waits
+    for one."""
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         if rate <= 0:
             raise ValueError(f"rate limit must be greater than 0, got {rate}")
         self.rate = rate
-        self.capacity = max(1.0, rate)
+        self.capacity = burst(rate)
         self._tokens = self.capacity
         self._clock = clock
         self._last = clock()
@@ -59,17 +75,26 @@ class TokenBucket:
     async def acquire(self) -> None:
         async with self._lock:
             while True:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
+                if self._take():
                     return
                 await asyncio.sleep((1.0 - self._tokens) / self.rate)
+
+    def try_acquire(self) -> bool:
+        """A token if one is at hand and nobody waits for one (they came first)."""
+        return not self._lock.locked() and self._take()
 
     def refund(self) -> None:
         """Give back a token taken for a send that did not happen."""
         self._tokens = min(self.capacity, self._tokens + 1.0)
+
+    def _take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
 
 
 class SharedTokenBucket:
@@ -106,6 +131,13 @@ class SharedTokenBucket:
                 await asyncio.sleep(wait)  # the batch is ours from then on
             self._tokens = self.batch - 1
             self._expires = self._clock() + BATCH_WINDOW
+
+    def try_acquire(self) -> bool:
+        """A token of the batch in hand, if there is one and nobody waits for one."""
+        if self._lock.locked() or self._tokens < 1 or self._clock() >= self._expires:
+            return False
+        self._tokens -= 1
+        return True
 
     def refund(self) -> None:
         """Keep the token for this process's next send (within the batch's window)."""

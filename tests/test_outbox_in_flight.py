@@ -21,6 +21,7 @@ from convo.models import MessageRecord, OutboundMessage
 from convo.outbox import MAX_IN_FLIGHT, Outbox, default_concurrency
 from convo.providers.http import provider_client
 from convo.providers.vonage import VonageSms
+from convo.rate_limits import burst
 from convo.simulators.vonage import VonageSimulator
 from convo.store.memory import MemoryStore
 
@@ -63,10 +64,12 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def most_in_flight(
-    client: httpx.AsyncClient, rate_limit: float, concurrency: int | None
+    client: httpx.AsyncClient, rate_limit: float, concurrency: int | None, bound: int
 ) -> int:
     """Queue one reply to each of RECIPIENTS contacts with the provider holding every
-    request; how many reached it at once, once the outbox could send no more."""
+    request; how many reached it at once, once the outbox could send no more. The provider
+    holds them long enough for the rate limit to let more than ``bound`` through (its
+    bucket starts with a burst of ``burst(rate_limit)``, then refills at the rate)."""
     sim, valve = VonageSimulator(), Valve()
     api = web.Application(middlewares=[valve.hold])
     api.add_subapp("/v", sim.app)
@@ -94,7 +97,9 @@ async def most_in_flight(
         await store.add_outbound([MessageRecord.outbound(m) for m in messages])
         outbox.submit(messages)
         await until(lambda: valve.waiting > 0)
-        await asyncio.sleep(0.3)  # time for more sends to start, were any slot free
+        # Time for more sends to start, were any slot free: the bucket's tokens beyond the
+        # bound, with room to spare.
+        await asyncio.sleep(0.3 + max(0.0, bound + 1 - burst(rate_limit)) / rate_limit)
         most = valve.most
         valve.open.set()
         await until(lambda: len(sim.sent) == RECIPIENTS)  # held, not lost
@@ -107,7 +112,7 @@ async def most_in_flight(
 
 
 async def test_concurrency_bounds_the_sends_in_flight(client: httpx.AsyncClient) -> None:
-    assert await most_in_flight(client, rate_limit=1000, concurrency=3) == 3
+    assert await most_in_flight(client, rate_limit=1000, concurrency=3, bound=3) == 3
 
 
 async def test_by_default_a_provider_gets_the_slots_its_rate_limit_needs(
@@ -115,7 +120,7 @@ async def test_by_default_a_provider_gets_the_slots_its_rate_limit_needs(
 ) -> None:
     # 10/s at half a second per send: 5 in flight hold the rate; more would not send faster
     assert default_concurrency(10) == 5
-    assert await most_in_flight(client, rate_limit=10, concurrency=None) == 5
+    assert await most_in_flight(client, rate_limit=10, concurrency=None, bound=5) == 5
 
 
 def test_the_default_is_between_one_and_the_maximum() -> None:

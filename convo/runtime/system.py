@@ -43,7 +43,7 @@ and messages still ``sent`` at providers that poll delivery statuses themselves 
 back to them (``convo.reconcile.retrack_deliveries``). While the process runs, the same
 recovery turns again the messages whose turn failed (``Intake.redeliver``, every
 :data:`RECOVERY_RETRY` seconds or more while they fail), and the outbox records every
-send's outcome even if the store refuses it for a while (``convo.runtime.outcomes``), so
+send's outcome even if the store refuses it for a while (``convo.outbox``), so
 when the store takes writes again, processing resumes by itself and nothing is sent twice.
 """
 
@@ -73,7 +73,6 @@ from convo.providers.http import provider_client
 from convo.rate_limits import bucket_factory
 from convo.reconcile import retrack_deliveries
 from convo.runtime.loops import Loop, background_loops, notice_listener
-from convo.runtime.outcomes import DurableOutcomes
 from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
 from convo.store import open_store
 from convo.store.base import Notices, Store
@@ -327,7 +326,7 @@ class Runtime:
         settings = self.settings
         box = settings.outbox
         outbox = self._outbox = Outbox(
-            DurableOutcomes.wrap(store),
+            store,
             self.providers,
             {line.number: line.provider for line in settings.lines},
             policy=RetryPolicy.from_settings(box),

@@ -14,13 +14,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.exceptions import ProviderUnavailable, RateLimited
+from convo.metrics import Metrics, TimedStore
 from convo.models import DeliveryReport, MessageRecord, MessageStatus, OutboundMessage
-from convo.outbox import Outbox, RetryPolicy, TokenBucket
+from convo.outbox import RUN_LENGTH, Outbox, RetryPolicy, TokenBucket
 from convo.providers.telefoon_sms import TelefoonSms
+from convo.rate_limits import BURST_SECONDS, burst
 from convo.store.base import Store
 
 LINE = "+32460000101"
 ALICE = "+32470000001"
+BOB = "+32470000002"
 
 
 class FakeProvider:
@@ -173,6 +176,47 @@ async def test_one_recipient_gets_messages_in_order(
     assert [r["body"] for r in fake.requests] == ["one", "one", "two", "three"]
 
 
+def store_calls(metrics: Metrics, method: str) -> int:
+    """How many times the outbox called the store's ``method`` (the store's metrics)."""
+    return sum(metrics.store_seconds.series(method).counts)
+
+
+async def test_each_message_takes_one_store_write_claiming_the_next_with_it(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    metrics = Metrics()
+    store = TimedStore.wrap(any_store, metrics)
+    fake = FakeProvider([])
+    # A rate limit far above what is sent: a token is always at hand.
+    outbox, server = await outbox_for(store, http, fake, buckets=lambda _, __: TokenBucket(1e6))
+    await queue(store, *(f"a{i}" for i in range(RUN_LENGTH + 2)))
+    await queue(store, "b0", to=BOB)
+    await run(outbox, server)
+    to_alice = [r["body"] for r in fake.requests if r["to"] == ALICE]
+    assert to_alice == [f"a{i}" for i in range(RUN_LENGTH + 2)]  # in order
+    assert len(fake.requests) == RUN_LENGTH + 3  # each once
+    # A claim per recipient and per run of RUN_LENGTH messages on one slot; every other
+    # message came with the outcome of the one before, and the last outcome found nothing.
+    assert store_calls(metrics, "claim_next") == 3
+    assert store_calls(metrics, "record_outcome") == RUN_LENGTH + 3
+    assert store_calls(metrics, "update_message") == 0
+
+
+async def test_without_a_token_at_hand_the_next_message_is_claimed_on_its_own(
+    any_store: Store, http: httpx.AsyncClient
+) -> None:
+    metrics = Metrics()
+    store = TimedStore.wrap(any_store, metrics)
+    fake = FakeProvider([])
+    # 5/s with a burst of one token: none is at hand when a send's outcome is recorded.
+    outbox, server = await outbox_for(store, http, fake, buckets=lambda _, __: TokenBucket(5.0))
+    assert TokenBucket(5.0).capacity == 1.0
+    await queue(store, "one", "two", "three")
+    await run(outbox, server)
+    assert [r["body"] for r in fake.requests] == ["one", "two", "three"]
+    assert store_calls(metrics, "claim_next") >= 3
+
+
 async def test_message_left_sending_by_a_crash_is_sent_on_start(
     any_store: Store, http: httpx.AsyncClient
 ) -> None:
@@ -221,11 +265,25 @@ def test_backoff_is_exponential_with_full_jitter_and_honours_retry_after() -> No
 async def test_token_bucket_limits_the_rate() -> None:
     bucket = TokenBucket(50.0)
     start = time.monotonic()
-    for _ in range(60):  # a burst of 50, then 10 more at 50/s
+    for _ in range(20):  # a burst of 10, then 10 more at 50/s
         await bucket.acquire()
     assert time.monotonic() - start >= 0.15
     with pytest.raises(ValueError, match="rate limit"):
         TokenBucket(0)
+
+
+def test_token_bucket_bursts_well_below_a_second_of_its_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(50.0, clock=lambda: now[0])
+    assert bucket.capacity == burst(50.0) == 50.0 * BURST_SECONDS < 50.0
+    assert sum(bucket.try_acquire() for _ in range(60)) == 10  # full: the burst, no more
+    now[0] += 0.1
+    assert sum(bucket.try_acquire() for _ in range(60)) == 5  # then the rate
+    now[0] += 3600.0
+    assert sum(bucket.try_acquire() for _ in range(60)) == 10  # a long quiet spell: the burst
+    bucket.refund()
+    assert bucket.try_acquire() and not bucket.try_acquire()
+    assert TokenBucket(2.0).capacity == 1.0  # at least one token, however slow
 
 
 async def test_unknown_line_fails_with_a_clear_error(any_store: Store) -> None:
