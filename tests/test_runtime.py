@@ -16,6 +16,7 @@ from convo.config import Settings, StoreSettings, parse_settings
 from convo.exceptions import ConfigError, FlowError
 from convo.models import ConversationKey
 from convo.providers.enco import EncoSms
+from convo.providers.http import DEFAULT_CONNECTIONS, ProviderClient
 from convo.providers.sandbox import SandboxSms
 from convo.providers.telefoon_voice import TelefoonVoice
 from convo.runtime import DIALER, ERASER, SERVER, Runtime
@@ -45,6 +46,28 @@ def with_voice(tmp_path: Path) -> Settings:
     ]  # fmt: skip
     phone = {"type": "telefoon_voice", "api_key": "k", "webhook_secret": "w"}
     return settings(tmp_path, lines=lines, providers={"phone": phone})
+
+
+async def test_each_provider_gets_its_own_client_with_a_pool_of_the_outbox_concurrency(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        {"number": LINE, "provider": "vonage", "flow": "greet"},
+        {"number": VOICE_LINE, "provider": "sandbox", "voice_provider": "phone",
+         "channels": ["sms", "voice"], "flow": "greet"},
+    ]  # fmt: skip
+    providers = {
+        "phone": {"type": "telefoon_voice", "api_key": "k", "webhook_secret": "w"},
+        "vonage": {"api_key": "k", "api_secret": "s", "allow_unsigned": True},
+    }
+    given = settings(tmp_path, lines=lines, providers=providers, outbox={"concurrency": 7})
+    async with Runtime(given, parts=SERVER) as runtime:
+        texts = runtime.providers["vonage"]._client  # type: ignore[attr-defined]
+        calls = runtime.voice_providers["phone"]._client  # type: ignore[attr-defined]
+        assert isinstance(texts, ProviderClient) and isinstance(calls, ProviderClient)
+        assert texts is not calls
+        assert texts.connections == 7  # the outbox's send slots
+        assert calls.connections == DEFAULT_CONNECTIONS  # calls are not the outbox's
 
 
 def closed_port() -> int:

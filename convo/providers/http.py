@@ -62,6 +62,11 @@ class ProviderClient(httpx.AsyncClient):
             sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
         )
 
+    @property
+    def connections(self) -> int | None:
+        """The most connections its pool opens at once."""
+        return self._pool.limits.max_connections
+
     def _session(self) -> aiohttp.ClientSession:
         pool = self._pool
         if not isinstance(pool.client, aiohttp.ClientSession):

@@ -67,13 +67,13 @@ from convo.exceptions import ConfigError, ConvoError, Diagnostic, StoreError
 from convo.intake import Intake
 from convo.metrics import Metrics, TimedStore
 from convo.models import ConversationKey, InboundMessage, OutboundMessage
-from convo.outbox import Outbox, RetryPolicy
+from convo.outbox import MAX_IN_FLIGHT, Outbox, RetryPolicy
 from convo.providers.base import Provider, SmsProvider, VoiceProvider
-from convo.providers.http import provider_client
+from convo.providers.http import DEFAULT_CONNECTIONS, provider_client
 from convo.rate_limits import bucket_factory
 from convo.reconcile import retrack_deliveries
 from convo.runtime.loops import Loop, background_loops, notice_listener
-from convo.runtime.wiring import build_providers, line_flows, voice_provider_name
+from convo.runtime.wiring import build_providers, channel_of, line_flows, voice_provider_name
 from convo.store import open_store
 from convo.store.base import Notices, Store
 from convo.supervisor import Supervisor
@@ -293,13 +293,11 @@ class Runtime:
             for line in settings.lines:  # a misnamed voice_provider fails the start
                 if voice_provider_name(settings, line) is None and "voice" in line.channels:
                     log.info("line %s: no voice provider; its calls are not answered", line.number)
-        client = self._given_client
-        if client is None:
-            client = await stack.enter_async_context(provider_client())
+        clients = await self._provider_clients(stack)
         if parts.sms:
-            self.providers = build_providers(settings, client, "sms")
+            self.providers = build_providers(settings, clients, "sms")
         if parts.voice:
-            self.voice_providers = build_providers(settings, client, "voice")
+            self.voice_providers = build_providers(settings, clients, "voice")
 
         store = self._store = TimedStore.wrap(
             open_store(settings.store.url, f"{settings.source}: [store] url"), self.metrics
@@ -321,6 +319,22 @@ class Runtime:
             # source in the store after a restart.
             await self.forget_unused_versions()
             await self._start_serving(stack, store, self.engine)
+
+    async def _provider_clients(
+        self, stack: AsyncExitStack
+    ) -> httpx.AsyncClient | Callable[[str], httpx.AsyncClient]:
+        """The given client, or one client per provider, closed with ``stack``: one
+        provider's connections never wait for another's, and a text provider's pool holds
+        what its send slots (``[outbox] concurrency``, at most ``MAX_IN_FLIGHT``) use."""
+        if self._given_client is not None:
+            return self._given_client
+        settings = self.settings
+        texts = settings.outbox.concurrency or MAX_IN_FLIGHT
+        clients: dict[str, httpx.AsyncClient] = {}
+        for name in settings.provider_names():
+            size = texts if channel_of(settings, name) == "sms" else DEFAULT_CONNECTIONS
+            clients[name] = await stack.enter_async_context(provider_client(connections=size))
+        return clients.__getitem__
 
     async def _start_serving(self, stack: AsyncExitStack, store: Store, engine: TurnEngine) -> None:
         settings = self.settings

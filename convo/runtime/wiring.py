@@ -16,6 +16,7 @@ web app and the dialer agree:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from convo.exceptions import ConfigError
@@ -36,16 +37,19 @@ def channel_of(settings: Settings, name: str) -> Channel:
 
 
 def build_providers(
-    settings: Settings, client: httpx.AsyncClient, channel: Channel
+    settings: Settings,
+    client: httpx.AsyncClient | Callable[[str], httpx.AsyncClient],
+    channel: Channel,
 ) -> dict[str, Any]:
-    """The adapter of every configured provider of ``channel``, by name, sharing
-    ``client``. ``ConfigError`` names a bad section. Building acquires nothing, so a failure
-    half-way leaks nothing."""
+    """The adapter of every configured provider of ``channel``, by name, each with its
+    HTTP client: ``client`` for all of them, or ``client(name)`` for each. ``ConfigError``
+    names a bad section. Building acquires nothing, so a failure half-way leaks nothing."""
+    client_for = client if callable(client) else (lambda _name: client)
     return {
         name: create_provider(
             name,
             settings.providers.get(name, {}),
-            client,
+            client_for(name),
             public_url=settings.server.public_url,
         )
         for name in settings.provider_names()
