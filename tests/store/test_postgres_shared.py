@@ -15,7 +15,7 @@ import pytest
 
 from convo.exceptions import StoreError
 from convo.models import MessageRecord, OutboundMessage
-from convo.rate_limits import SharedTokenBucket, bucket_factory
+from convo.rate_limits import BATCH_WINDOW, SharedTokenBucket, bucket_factory
 from convo.runtime.loops import notice_listener
 from convo.store import open_store
 from convo.store.base import Store
@@ -63,6 +63,20 @@ async def test_the_limit_holds_for_two_processes_together(
     # 80 sends: 40 in the first burst, 40 more at 40/s. Each process alone would have let
     # its 40 go at once; the shared bucket makes the two wait about a second.
     assert took >= (2 * each - rate) / rate * 0.9
+
+
+async def test_a_shared_bucket_gives_at_once_only_what_its_batch_holds(
+    two_stores: tuple[Store, Store],
+) -> None:
+    store, _ = two_stores
+    now = [0.0]
+    bucket = SharedTokenBucket(store, "vonage", 200.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert not bucket.try_acquire()  # no batch in hand yet: never asks the store
+    await bucket.acquire()  # takes a batch of 10 (0.05 s at 200/s), uses one
+    assert sum(bucket.try_acquire() for _ in range(20)) == bucket.batch - 1 == 9
+    bucket.refund()
+    now[0] += BATCH_WINDOW  # the batch lapses: what is left of it is not used
+    assert not bucket.try_acquire()
 
 
 async def test_queued_messages_wake_the_other_processes(two_stores: tuple[Store, Store]) -> None:
