@@ -90,7 +90,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import math
 import random
@@ -384,16 +383,20 @@ class Outbox:
                 if bucket is not None:
                     bucket.refund()
                 return None
-            for sent in range(1, RUN_LENGTH + 1):
+            sent = 0  # messages sent in a row on this slot
+            while True:
                 provider = self.provider_for(record)
                 if provider is None:
                     error = f"no provider for line {record.line}"
-                    outcome = SendOutcome(record.id, MessageStatus.FAILED, record.provider)
-                    await self._record(dataclasses.replace(outcome, error=error), None)
+                    failed = SendOutcome(
+                        record.id, MessageStatus.FAILED, record.provider, error=error
+                    )
+                    await self._record(failed, None)
                     return AT_ONCE
                 if provider.name != route:
                     break
                 result = await _call(provider, record)
+                sent += 1
                 # The next message is claimed with this one's outcome, in one store write,
                 # when it can be sent at once on this slot: a token at hand, and this slot
                 # not held too long by one recipient.
@@ -406,8 +409,6 @@ class Outbox:
                         bucket.refund()
                     return next_at
                 record = claimed
-            else:
-                return AT_ONCE  # unreachable: the last round claims nothing
         # The record names another provider than its line's: send under that one's slot.
         if bucket is not None:
             bucket.refund()
