@@ -10,14 +10,14 @@ loops. The web app, ``convo serve``, ``convo call`` and ``convo erase`` all buil
 :meth:`Runtime.start` brings the parts up in this order, checking everything that needs no
 I/O before acquiring anything::
 
-    flows (+ every line's flow) -> provider adapters (config validated) -> http client
+    flows (+ every line's flow) -> http clients -> provider adapters (config validated)
     -> store -> providers' start hooks -> re-tracked deliveries -> engine -> call runner
     -> outbox -> intake (+ recovery of unprocessed inbound) -> background loops
     (+ the campaign runner, :mod:`convo.runtime.campaigns`)
 
 and :meth:`Runtime.aclose` stops them backwards, which is what a graceful shutdown needs:
 stop the loops, wait for the turns in flight, drain the outbox (the sends in flight), then
-close providers, store and client. Waiting is bounded by one grace period,
+close providers, store and clients. Waiting is bounded by one grace period,
 ``server.shutdown_grace`` seconds counted from :meth:`Runtime.begin_stop` (``convo serve``
 calls it on SIGTERM, before the requests in flight finish; else :meth:`Runtime.aclose`
 does): whatever has not finished by then is cancelled and stays in the store (an
@@ -158,9 +158,10 @@ class Runtime:
         http_client: httpx.AsyncClient | None = None,
         engine_factory: EngineFactory | None = None,
     ) -> None:
-        """``http_client`` (shared by the adapters; not closed here) defaults to one the
-        runtime opens and closes; ``engine_factory`` builds the engine over the opened
-        store (default: convo's :class:`~convo.flow.engine.Engine` over the flows)."""
+        """``http_client`` (shared by the adapters; not closed here) defaults to one client
+        per provider that the runtime opens and closes; ``engine_factory`` builds the
+        engine over the opened store (default: convo's :class:`~convo.flow.engine.Engine`
+        over the flows)."""
         self.settings = settings
         self.parts = parts
         self.bot = bot
