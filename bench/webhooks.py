@@ -46,7 +46,10 @@ after) instead of SQLite. ``--store compare`` measures only convo's capacity, on
 SQLite and once on PostgreSQL, side by side in one run (``--rounds`` times each,
 alternating), and prints both, each round's ratio and their median against the target: one
 process on PostgreSQL at least 70% of one process on SQLite (``--profile``: of the
-PostgreSQL runs).
+PostgreSQL runs). There each PostgreSQL run has a database of its own, and the run also
+prints what each answered text cost the database: round trips (convo's asyncpg calls,
+counted in its process), transactions committed and rows written (the server's
+``pg_stat_database`` for that database, read after convo stopped).
 """
 
 from __future__ import annotations
@@ -57,10 +60,13 @@ import contextlib
 import itertools
 import math
 import multiprocessing as mp
+import os
+import signal
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -79,6 +85,7 @@ from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
 
+ADMIN_URL = os.environ.get("CONVO_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 LINE = "+3225550120"
 KEY, SECRET, SIG_SECRET = "bench-key", "bench-secret", "bench-signature-secret"
 FLOW = """\
@@ -143,10 +150,13 @@ def run_convo(
     ready: Any,
     profile: str | None,
     store_url: str | None = None,
+    counts_file: str | None = None,
 ) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    if counts_file is not None:
+        count_round_trips(counts_file)
     settings = vonage_convo(
         tmp,
         flow="bench_sms",
@@ -158,6 +168,75 @@ def run_convo(
         store_url=store_url,
     )
     serve_convo(settings, ready, profile)
+
+
+def count_round_trips(counts_file: str) -> None:
+    """Count this process's asyncpg round trips (a statement with parameters, a batch of
+    them, or one simple query, which may hold several statements); on SIGUSR1, write the
+    count to ``counts_file``."""
+    import signal
+
+    from asyncpg.connection import Connection
+
+    calls = [0]
+    execute = Connection.execute
+    extended, many = getattr(Connection, "_execute"), getattr(Connection, "_executemany")  # noqa: B009
+
+    async def simple(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += not args  # with arguments it goes through _execute, counted there
+        return await execute(self, query, *args, **kwargs)
+
+    async def one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await extended(self, *args, **kwargs)
+
+    async def batch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await many(self, *args, **kwargs)
+
+    for name, counted in (("execute", simple), ("_execute", one), ("_executemany", batch)):
+        setattr(Connection, name, counted)
+    signal.signal(signal.SIGUSR1, lambda *_: Path(counts_file).write_text(str(calls[0])))
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[tuple[str, str]]:
+    """A fresh database on the server at ``CONVO_TEST_POSTGRES_URL``, dropped on exit: its
+    URL and its name (its ``pg_stat_database`` row counts convo's work alone)."""
+    import secrets
+    import urllib.parse
+
+    import asyncpg
+
+    name = f"convo_bench_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield urllib.parse.urlsplit(ADMIN_URL)._replace(path=f"/{name}").geturl(), name
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+async def database_counts(name: str) -> tuple[int, int]:
+    """Transactions committed and rows written (inserted + updated + deleted) in database
+    ``name``, read from another database once the server has its statistics (a backend
+    sends them when it exits, or within a second of a transaction)."""
+    import asyncpg
+
+    admin = await asyncpg.connect(ADMIN_URL, timeout=5)
+    try:
+        await asyncio.sleep(1.5)
+        await admin.execute("SELECT pg_stat_clear_snapshot()")
+        row = await admin.fetchrow(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted "
+            "FROM pg_stat_database WHERE datname = $1",
+            name,
+        )
+        assert row is not None, f"no statistics for database {name}"
+        return int(row[0]), int(row[1])
+    finally:
+        await admin.close()
 
 
 # -- the load generator --------------------------------------------------------------------
@@ -451,15 +530,17 @@ async def compare_stores(args: argparse.Namespace) -> int:
         for _ in range(args.rounds):
             for store in ("sqlite", "postgresql"):
                 async with contextlib.AsyncExitStack() as stack:
-                    url = None
-                    if store == "postgresql":
-                        url = await stack.enter_async_context(postgres_schema())
+                    url = database = counts_file = None
                     tmp = stack.enter_context(tempfile.TemporaryDirectory())
+                    if store == "postgresql":
+                        url, database = await stack.enter_async_context(postgres_database())
+                        counts_file = str(Path(tmp, "round_trips"))
                     Path(tmp, "bench_sms.yaml").write_text(FLOW, encoding="utf-8")
                     port = free_port()
                     profile = args.profile if store == "postgresql" else None
                     child = ctx.Process(
-                        target=run_convo, args=(tmp, port, sim_url, ready, profile, url)
+                        target=run_convo,
+                        args=(tmp, port, sim_url, ready, profile, url, counts_file),
                     )
                     child.start()
                     try:
@@ -473,9 +554,21 @@ async def compare_stores(args: argparse.Namespace) -> int:
                         )
                         answered = run.warm_accepted + run.accepted
                         done = await replies(sim_url, before + answered, start)
+                        if counts_file is not None and child.pid is not None:
+                            os.kill(child.pid, signal.SIGUSR1)
+                            for _ in range(500):
+                                if Path(counts_file).exists():
+                                    break
+                                await asyncio.sleep(0.01)
                     finally:
                         child.terminate()
                         await asyncio.to_thread(child.join, 30)
+                    if database is not None and counts_file is not None:
+                        trips = int(Path(counts_file).read_text() or 0)
+                        commits, written = await database_counts(database)
+                        print(f"  {'':<22} per text answered: {trips / answered:.2f} round "
+                              f"trips, {commits / answered:.2f} transactions, "
+                              f"{written / answered:.2f} rows written")  # fmt: skip
                     capacity = min(run.rps, answered / done)
                     figures[store].append(capacity)
                     print(run.line(f"{store}, saturated"))
