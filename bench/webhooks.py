@@ -563,17 +563,17 @@ async def compare_stores(args: argparse.Namespace) -> int:
                     finally:
                         child.terminate()
                         await asyncio.to_thread(child.join, 30)
+                    capacity = min(run.rps, answered / done)
+                    figures[store].append(capacity)
+                    print(run.line(f"{store}, saturated"))
+                    print(f"  {'':<22} replies: {answered / done:,.0f}/s; capacity "
+                          f"{capacity:,.0f} texts answered/s")  # fmt: skip
                     if database is not None and counts_file is not None:
                         trips = int(Path(counts_file).read_text() or 0)
                         commits, written = await database_counts(database)
                         print(f"  {'':<22} per text answered: {trips / answered:.2f} round "
                               f"trips, {commits / answered:.2f} transactions, "
                               f"{written / answered:.2f} rows written")  # fmt: skip
-                    capacity = min(run.rps, answered / done)
-                    figures[store].append(capacity)
-                    print(run.line(f"{store}, saturated"))
-                    print(f"  {'':<22} replies: {answered / done:,.0f}/s; capacity "
-                          f"{capacity:,.0f} texts answered/s")  # fmt: skip
                     if run.errors:
                         failures.append(f"{store}: {len(run.errors)} error(s): {run.errors[0]}")
     finally:

@@ -96,6 +96,9 @@ MIGRATIONS: list[str] = sql.MIGRATIONS
 
 Connection = Any  # asyncpg's connection, or the pool's proxy of one
 T = TypeVar("T")
+OutcomeCall = tuple[tuple[Any, ...], float | None, float | None]
+"""One ``record_outcome`` call: UPDATE_MESSAGE's arguments, the claim time and lease end."""
+Outcome = tuple[MessageRecord | None, MessageRecord | None]
 _TAKEN = re.compile(r"=\((.*)\) already exists")
 
 
@@ -122,6 +125,7 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         self._inbound = Batch(self._add_inbound_batch, key=lambda row: row[0])
         self._claims = Batch(self._claim_batch, key=lambda args: (args[0], args[1]))
         self._updates = Batch(self._update_batch, key=lambda args: args[-1])
+        self._outcomes = Batch(self._outcome_batch, key=lambda call: call[0][-1])
 
     def __repr__(self) -> str:
         state = "open" if self._cx.is_open else "closed"
@@ -439,34 +443,87 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
     async def record_outcome(
         self, outcome: SendOutcome, *, claim_at: float | None = None, lease: float = CLAIM_LEASE
     ) -> tuple[MessageRecord | None, MessageRecord | None]:
-        """One transaction: the outcome's UPDATE, then the claim's statement."""
-        update = (
-            outcome.status.value,
-            True,
-            outcome.status.rank,
-            outcome.provider,
-            outcome.provider_message_id,
-            outcome.segments,
-            outcome.price,
-            outcome.error,
-            time.time(),
-            outcome.message_id,
+        """One transaction: the outcome's UPDATE, then the claim. Outside a turn, the
+        outcomes recorded at once go together, as one statement (:meth:`_outcome_batch`)."""
+        update = _storable(
+            (
+                outcome.status.value,
+                True,
+                outcome.status.rank,
+                outcome.provider,
+                outcome.provider_message_id,
+                outcome.segments,
+                outcome.price,
+                outcome.error,
+                time.time(),
+                outcome.message_id,
+            )
         )
         if claim_at is not None:
             await self._cx.keep_presence()
+        call = (update, claim_at, None if claim_at is None else claim_at + lease)
+        if not self._cx.in_turn:
+            return await self._outcomes(call)
 
-        async def job(cx: Connection) -> tuple[MessageRecord | None, MessageRecord | None]:
-            found = await cx.fetchrow(sql.UPDATE_MESSAGE, *_storable(update))
-            if found is None:
-                return None, None
-            updated = rows.message(found)
-            if claim_at is None:
-                return updated, None
-            claim = (updated.line, updated.contact, claim_at, claim_at + lease, time.time())
-            claimed = await cx.fetchrow(sql.CLAIM_NEXT, *claim, self._cx.owner)
-            return updated, (None if claimed is None else rows.message(claimed))
+        async def job(cx: Connection) -> Outcome:
+            return await self._record_alone(cx, call)
 
-        return await self._run("record outcome", job, transaction=True)
+        return await self._run("record outcome", job)
+
+    async def _outcome_batch(self, calls: Sequence[OutcomeCall]) -> list[Outcome]:
+        """:data:`~convo.store.postgres_schema.RECORD_OUTCOMES` for ``calls``; then, one by
+        one, what it left: an outcome whose recipient already had one in the statement
+        (rare: the outbox sends to a recipient one message at a time) is recorded alone,
+        and an outcome that left its message pending (a status no higher than the stored
+        one) claims through ``CLAIM_NEXT``, which then sees that message as it is."""
+
+        async def job(cx: Connection) -> list[Outcome]:
+            arrays = columns([(*update, at, end) for update, at, end in calls], 12)
+            found = await cx.fetch(sql.RECORD_OUTCOMES, *arrays, time.time(), self._cx.owner)
+            updated: dict[int, MessageRecord] = {}
+            claimed: dict[int, MessageRecord] = {}
+            later: set[int] = set()
+            for r in found:
+                kind, n = r[0], r[1] - 1
+                if kind == "later":
+                    later.add(n)
+                else:
+                    (updated if kind == "updated" else claimed)[n] = rows.message(tuple(r)[2:])
+            results: list[Outcome] = []
+            for n, call in enumerate(calls):
+                message = updated.get(n)
+                if n in later:
+                    async with cx.transaction():
+                        results.append(await self._record_alone(cx, call))
+                elif message is None or call[1] is None:
+                    results.append((message, None))
+                elif message.status in (MessageStatus.QUEUED, MessageStatus.SENDING):
+                    results.append((message, await self._claim_after(cx, message, call)))
+                else:
+                    results.append((message, claimed.get(n)))
+            return results
+
+        return await self._run("record outcome", job)
+
+    async def _record_alone(self, cx: Connection, call: OutcomeCall) -> Outcome:
+        """One outcome as two statements: the UPDATE, then the claim (in the caller's
+        transaction)."""
+        update, claim_at, _end = call
+        found = await cx.fetchrow(sql.UPDATE_MESSAGE, *update)
+        if found is None:
+            return None, None
+        updated = rows.message(found)
+        if claim_at is None:
+            return updated, None
+        return updated, await self._claim_after(cx, updated, call)
+
+    async def _claim_after(
+        self, cx: Connection, updated: MessageRecord, call: OutcomeCall
+    ) -> MessageRecord | None:
+        _update, claim_at, end = call
+        claim = (updated.line, updated.contact, claim_at, end, time.time(), self._cx.owner)
+        claimed = await cx.fetchrow(sql.CLAIM_NEXT, *claim)
+        return None if claimed is None else rows.message(claimed)
 
     async def release_claims(self, now: float) -> int:
         """Only the claims of this store instance and of processes that are gone (their

@@ -1,7 +1,8 @@
 """Group commit for the PostgreSQL store: calls of one statement made together, one round trip.
 
 Outside a turn, the store's hottest calls (storing an inbound text, claiming a recipient's
-next reply, recording what came of a send) are each one statement on a pooled connection.
+next reply, recording what came of a send and claiming the next) are each one statement on
+a pooled connection.
 Under load many are made at once, and each round trip costs more than the statement: a
 connection taken from the pool, a PostgreSQL backend woken and a commit, and on a busy
 machine a wait for a core at each end. So, as the SQLite store's thread does with the jobs

@@ -509,6 +509,49 @@ UPDATE_MESSAGE_BATCH = (
     "AS a(new_status, forward, new_rank, new_provider, new_pid, new_segments, new_price, "
     f"new_error, stamp, message_id) WHERE id = a.message_id RETURNING {_MESSAGE}"
 )
+# record_outcome for many outcomes (convo.store.postgres_batches), in one statement: each
+# outcome's UPDATE_MESSAGE (forward only), then, for those with a claim time ($11; NULL
+# for none) whose message left the outbox, CLAIM_NEXT for the message's recipient. Its
+# parameters are UPDATE_MESSAGE_BATCH's, then $11 the claim times, $12 the lease ends; $13
+# now, $14 the owner. The statement's parts share one snapshot, in which the updated message
+# is still pending: the claim passes over it by its seq. One message per recipient at most
+# (the first, by the order given); the others are answered ``later`` and changed nothing.
+# Rows: ``updated`` or ``claimed`` (n: the outcome's place, from 1), then the message.
+_OUTCOME_COLUMNS = ", ".join(f"m.{c}" for c in _MESSAGE.split(", "))
+RECORD_OUTCOMES = (
+    "WITH a AS (SELECT * FROM unnest($1::text[], $2::boolean[], $3::integer[], $4::text[], "
+    "$5::text[], $6::integer[], $7::double precision[], $8::text[], $9::double precision[], "
+    "$10::text[], $11::double precision[], $12::double precision[]) WITH ORDINALITY "
+    "AS a(new_status, forward, new_rank, new_provider, new_pid, new_segments, new_price, "
+    "new_error, stamp, message_id, claim_at, lease_end, n)), "
+    "target AS (SELECT DISTINCT ON (m.line, m.contact) a.*, m.seq AS target_seq "
+    "FROM a JOIN messages AS m ON m.id = a.message_id ORDER BY m.line, m.contact, a.n), "
+    "updated AS (UPDATE messages AS m SET "
+    f"status = CASE WHEN t.new_status IS NULL OR (t.forward AND t.new_rank <= {_RANK}) "
+    "THEN status ELSE t.new_status END, "
+    "provider = coalesce(t.new_provider, provider), "
+    "provider_message_id = coalesce(t.new_pid, provider_message_id), "
+    "segments = coalesce(t.new_segments, segments), price = coalesce(t.new_price, price), "
+    "error = coalesce(t.new_error, error), updated_at = t.stamp "
+    "FROM target AS t WHERE m.seq = t.target_seq "
+    f"RETURNING t.n, t.claim_at, t.lease_end, m.seq, {_OUTCOME_COLUMNS}), "
+    "due AS (SELECT u.n, h.seq, u.lease_end FROM updated AS u CROSS JOIN LATERAL "
+    "(SELECT seq FROM messages WHERE seq = (SELECT seq FROM messages "
+    f"WHERE {_PENDING} AND line = u.line AND contact = u.contact AND seq <> u.seq "
+    "ORDER BY created_at, seq LIMIT 1) "
+    "AND direction = 'outbound' AND status IN ('queued', 'sending') "
+    "AND next_attempt_at <= u.claim_at FOR UPDATE SKIP LOCKED) AS h "
+    "WHERE u.claim_at IS NOT NULL AND u.status NOT IN ('queued', 'sending')), "
+    "claimed AS (UPDATE messages AS m SET status = 'sending', attempts = attempts + 1, "
+    "next_attempt_at = due.lease_end, updated_at = $13, claimed_by = $14 "
+    f"FROM due WHERE m.seq = due.seq RETURNING due.n, {_OUTCOME_COLUMNS}) "
+    f"SELECT 'updated', n, {_MESSAGE} FROM updated "
+    f"UNION ALL SELECT 'claimed', n, {_MESSAGE} FROM claimed "
+    "UNION ALL SELECT 'later', a.n, "
+    + ", ".join(["NULL"] * len(_MESSAGE.split(", ")))
+    + " FROM a WHERE EXISTS (SELECT 1 FROM messages WHERE id = a.message_id) "
+    "AND NOT EXISTS (SELECT 1 FROM target WHERE target.n = a.n)"
+)
 GET_MESSAGE = f"SELECT {_MESSAGE} FROM messages WHERE id = $1"
 FIND_MESSAGE = (
     f"SELECT {_MESSAGE} FROM messages "

@@ -15,6 +15,7 @@ import pytest
 
 from convo.exceptions import StoreError
 from convo.models import ConversationKey, Direction, MessageRecord, MessageStatus, Session
+from convo.store.base import SendOutcome
 from convo.store.postgres import MIGRATIONS, PostgresStore
 
 LINE = "+32470000100"
@@ -347,3 +348,83 @@ async def test_inbound_texts_stored_at_once_keep_one_of_each_provider_id(
     # The same message twice at once: stored once, the other call told it is a duplicate.
     twice = await asyncio.gather(*(stores[0].add_inbound(inbound(99, "p99")) for _ in range(2)))
     assert sorted(twice) == [False, True]
+
+
+async def test_outcomes_recorded_at_once_each_claim_their_own_recipients_next(
+    stores: list[PostgresStore],
+) -> None:
+    # 20 recipients with three replies each, their first ones claimed; the outcomes of all
+    # 20 sends are recorded at once (they go to the database together), with a 21st whose
+    # caller asks no claim and one for a message that does not exist.
+    store, other = stores
+    people = [f"+3247300{k:04d}" for k in range(21)]
+    await store.add_outbound(
+        [outbound(10 * k + i, contact) for k, contact in enumerate(people) for i in range(3)]
+    )
+    for contact in people:
+        assert await other.claim_next(LINE, contact, now=5000.0) is not None
+    calls = [
+        store.record_outcome(
+            SendOutcome(f"out-{10 * k}", MessageStatus.SENT, "vonage", f"V-{k}"),
+            claim_at=5001.0 + k,
+            lease=60,
+        )
+        for k in range(20)
+    ]
+    calls.append(store.record_outcome(SendOutcome("out-200", MessageStatus.SENT, "vonage")))
+    calls.append(
+        store.record_outcome(SendOutcome("nope", MessageStatus.SENT, "vonage"), claim_at=1.0)
+    )
+    results = await asyncio.gather(*calls)
+    for k, (updated, claimed) in enumerate(results[:20]):
+        assert updated is not None and updated.id == f"out-{10 * k}"
+        assert (updated.status, updated.provider_message_id) == (MessageStatus.SENT, f"V-{k}")
+        # The recipient's next reply, leased from the caller's own claim time; not its third.
+        assert claimed is not None and claimed.id == f"out-{10 * k + 1}"
+        assert (claimed.status, claimed.attempts) == (MessageStatus.SENDING, 1)
+        assert claimed.next_attempt_at == 5061.0 + k
+        assert await store.get_message(claimed.id) == claimed
+        assert (await store.get_message(f"out-{10 * k + 2}")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    updated, nothing = results[20]
+    assert updated is not None and updated.status is MessageStatus.SENT and nothing is None
+    assert (await store.get_message("out-201")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+    assert results[21] == (None, None)
+
+
+async def test_two_outcomes_for_one_recipient_at_once_are_recorded_one_after_the_other(
+    stores: list[PostgresStore],
+) -> None:
+    # out-1 and out-2 are both being sent (out-1 leased until 5060, out-2 due again at
+    # once); their outcomes arrive together, out-2's first. As if one after the other:
+    # out-2's claim finds out-1 at the head, held, so takes nothing (never overtaking it);
+    # out-1's then takes out-3.
+    store = stores[0]
+    await store.add_outbound([outbound(1), outbound(2), outbound(3)])
+    assert (await store.claim_next(LINE, ALICE, now=5000.0, lease=60)).id == "out-1"  # type: ignore[union-attr]
+    await store.update_message("out-2", status=MessageStatus.SENDING)
+    second, first = await asyncio.gather(
+        store.record_outcome(SendOutcome("out-2", MessageStatus.SENT, "vonage"), claim_at=5001.0),
+        store.record_outcome(SendOutcome("out-1", MessageStatus.SENT, "vonage"), claim_at=5001.0),
+    )
+    assert second[0] is not None and second[0].status is MessageStatus.SENT
+    assert second[1] is None
+    assert first[0] is not None and first[0].status is MessageStatus.SENT
+    assert first[1] is not None and first[1].id == "out-3"
+
+
+async def test_an_outcome_that_leaves_its_message_pending_claims_it_again_when_due(
+    stores: list[PostgresStore],
+) -> None:
+    # A "queued" outcome cannot move a message back (forward only): it stays "sending",
+    # the head of its recipient's replies, and the claim takes it again once its lease
+    # ended, as claim_next would; never the reply behind it.
+    store = stores[0]
+    await store.add_outbound([outbound(1), outbound(2)])
+    assert (await store.claim_next(LINE, ALICE, now=5000.0, lease=60)).id == "out-1"  # type: ignore[union-attr]
+    queued = SendOutcome("out-1", MessageStatus.QUEUED, "vonage", error="later")
+    updated, claimed = await store.record_outcome(queued, claim_at=5010.0)
+    assert updated is not None and updated.status is MessageStatus.SENDING and claimed is None
+    updated, claimed = await store.record_outcome(queued, claim_at=6000.0, lease=60)
+    assert claimed is not None and claimed.id == "out-1"
+    assert (claimed.attempts, claimed.next_attempt_at) == (2, 6060.0)
+    assert (await store.get_message("out-2")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
