@@ -11,6 +11,11 @@ how a crash between acknowledgement and turn is repaired. The runtime runs it at
 again after turns failed (:meth:`Intake.redeliver`), so an acknowledged text is answered
 once the store takes writes again, without a restart.
 
+When no turn of the conversation runs or waits and the store can (SQLite), storing the
+text and loading its turn are one store job (``Engine.receive_held``): the conversation's
+lock is taken before the text is stored and handed to the turn's task, which releases it
+(its done callback does, should the task be cancelled before it ran).
+
 Within this process a message id is *claimed* before it is stored, and recovery skips
 claimed ids, so a message is never turned twice by a webhook and by recovery at once.
 
@@ -38,7 +43,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,6 +51,7 @@ from convo.exceptions import MalformedWebhook, StoreError
 from convo.models import InboundMessage, OutboundMessage
 
 if TYPE_CHECKING:
+    from convo.flow.engine import HeldTurn
     from convo.runtime import TurnEngine
 
 log = logging.getLogger("convo.intake")
@@ -74,6 +80,14 @@ class Intake:
         self.concat_timeout = concat_timeout
         self.clock = clock
         self._claimed: set[str] = set()
+        # The engine's receive_held (convo.flow.engine.Engine), when it has one: a text's
+        # turn loaded in the store job that stores it.
+        self._receive_held: (
+            Callable[[InboundMessage], Awaitable[tuple[bool, HeldTurn | None]]] | None
+        ) = getattr(engine, "receive_held", None)
+        self._process_held: Callable[
+            [InboundMessage, HeldTurn], Awaitable[list[OutboundMessage]]
+        ] = getattr(engine, "process")  # noqa: B009 - one with receive_held takes a HeldTurn
         self._tasks: set[asyncio.Task[list[OutboundMessage]]] = set()
         self._failed = asyncio.Event()  # a turn failed since recovery last looked
         # Messages may be stored that no turn has taken (a previous process died, or a turn
@@ -100,8 +114,12 @@ class Intake:
                 return None
             message = group.message
         self._claimed.add(message.id)
+        held: HeldTurn | None = None
         try:
-            fresh = await self.engine.receive(message)
+            if self._receive_held is not None and group is None:
+                fresh, held = await self._receive_held(message)
+            else:
+                fresh = await self.engine.receive(message)
         except BaseException:
             self._claimed.discard(message.id)
             raise
@@ -116,20 +134,32 @@ class Intake:
             )
             return None
         if self._backlog:
+            if held is not None:
+                held.release()
             self._claimed.discard(message.id)
             self._held.set()
             return None
-        return self._start(message)
+        return self._start(message, held)
 
-    def _start(self, message: InboundMessage) -> asyncio.Task[list[OutboundMessage]]:
-        task = asyncio.create_task(self._turn(message), name=f"convo-turn-{message.id}")
+    def _start(
+        self, message: InboundMessage, held: HeldTurn | None = None
+    ) -> asyncio.Task[list[OutboundMessage]]:
+        task = asyncio.create_task(self._turn(message, held), name=f"convo-turn-{message.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if held is not None:
+            # A task cancelled before its first step never runs its own ``finally``.
+            task.add_done_callback(lambda _: held.release())
         return task
 
-    async def _turn(self, message: InboundMessage) -> list[OutboundMessage]:
+    async def _turn(
+        self, message: InboundMessage, held: HeldTurn | None = None
+    ) -> list[OutboundMessage]:
         try:
-            replies = await self.engine.process(message)
+            if held is not None:
+                replies = await self._process_held(message, held)
+            else:
+                replies = await self.engine.process(message)
         except Exception:
             # The message stays unprocessed in the store: recovery turns it (redeliver).
             log.exception("turn for inbound %s (%s) failed", message.id, message.key)

@@ -55,6 +55,11 @@ class _Hold:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Let go of the held lock, from any task: a lock taken where a text was stored is
+        released by the task that runs its turn (:meth:`convo.flow.engine.Engine.receive_held`)."""
         assert self._entry is not None, "lock released without being taken"
         self._entry.lock.release()
         self._release_entry()
@@ -84,6 +89,10 @@ class LocalLocks:
         """True while a turn of ``key`` holds its lock."""
         entry = self._table.get(key)
         return entry is not None and entry.lock.locked()
+
+    def idle(self, key: ConversationKey) -> bool:
+        """True when no turn of ``key`` holds or waits for its lock: taking it does not wait."""
+        return key not in self._table
 
     def __len__(self) -> int:
         """How many conversations have a turn running or waiting."""

@@ -159,12 +159,31 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         return await self._run("get session", job)
 
     async def load_turn(self, key: ConversationKey) -> tuple[Session | None, bool]:
-        def job(cx: sqlite3.Connection) -> tuple[Session | None, bool]:
-            row = cx.execute(sql.GET_SESSION, (key.line, key.channel, key.contact)).fetchone()
-            suppressed = cx.execute(sql.IS_SUPPRESSED, (key.line, key.contact)).fetchone()
-            return (None if row is None else rows.session(row)), suppressed is not None
+        return await self._run("load turn", lambda cx: _load_turn(cx, key))
 
-        return await self._run("load turn", job)
+    def turn_idle(self, key: ConversationKey) -> bool:
+        """True when no turn of ``key`` holds or waits for its lock (``lock(key)`` would
+        not wait)."""
+        return self._locks.idle(key)
+
+    async def add_inbound_loading(
+        self, record: MessageRecord, key: ConversationKey
+    ) -> tuple[bool, tuple[Session | None, bool]]:
+        """:meth:`add_inbound` and, when the message is new, :meth:`load_turn` of its
+        conversation ``key``, in one job (one hop to the connection's thread, not two). Meant for a
+        caller that holds the conversation's lock: only then is what it loaded still true
+        when its turn runs. For a duplicate the turn is not read: ``(False, (None, False))``."""
+        check_inbound(record)
+        row = rows.message_row(record, processed=False)
+        pid = record.provider_message_id
+        dead = tombstone(self._key(), record.provider, pid) if pid else None
+
+        def job(cx: sqlite3.Connection) -> tuple[bool, tuple[Session | None, bool]]:
+            if cx.execute(sql.INSERT_INBOUND, (*row, dead)).rowcount != 1:
+                return False, (None, False)
+            return True, _load_turn(cx, key)
+
+        return await self._run("add inbound", job)
 
     async def sessions_of(self, contact: str) -> list[Session]:
         def job(cx: sqlite3.Connection) -> list[Session]:
@@ -641,3 +660,10 @@ def _probe_write(cx: sqlite3.Connection) -> bool:
     finally:
         cx.execute(f"PRAGMA busy_timeout = {int(waited)}")
     return True
+
+
+def _load_turn(cx: sqlite3.Connection, key: ConversationKey) -> tuple[Session | None, bool]:
+    """The conversation's session (None when it has none) and whether its contact opted out."""
+    row = cx.execute(sql.GET_SESSION, (key.line, key.channel, key.contact)).fetchone()
+    suppressed = cx.execute(sql.IS_SUPPRESSED, (key.line, key.contact)).fetchone()
+    return (None if row is None else rows.session(row)), suppressed is not None

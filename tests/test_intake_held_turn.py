@@ -1,0 +1,154 @@
+"""A text to a conversation with no turn running is stored and its turn loaded in one SQLite
+job (``Engine.receive_held``): one store round trip fewer per text. The conversation's lock
+is taken where the text is stored and released by its turn, whatever happens to it: these
+tests check that nothing is left holding it (a later text of the same conversation would
+then never be turned) and that a contact's texts are still turned in order.
+
+Real parts: a SQLite file, the real engine and intake; a failing store write is a SQLite
+trigger's ``RAISE(ABORT)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from convo.flow.engine import Engine
+from convo.flow.loader import load_flow_text
+from convo.intake import Intake
+from convo.metrics import Metrics, TimedStore
+from convo.models import ConversationKey, Direction, InboundMessage
+from convo.store.base import MessageQuery
+from convo.store.sqlite import SqliteStore
+
+LINE, ALICE = "+32470000100", "+32470000001"
+KEY = ConversationKey(LINE, "sms", ALICE)
+FLOW = """
+flow: echo
+languages: [en]
+start: first
+steps:
+  first:
+    ask: {text: {en: "ready"}, expect: text, save_as: said}
+    then: again
+  again:
+    ask: {text: {en: "got {{ slots.said }}"}, expect: text, save_as: said}
+    then: again
+"""
+
+
+def text(n: int, body: str) -> InboundMessage:
+    return InboundMessage(
+        line=LINE,
+        sender=ALICE,
+        text=body,
+        provider="vonage",
+        provider_message_id=f"m{n}",
+        received_at=1000.0 + n,
+    )
+
+
+async def caught_up(store: SqliteStore) -> tuple[Intake, Metrics]:
+    metrics = Metrics()
+    timed = TimedStore.wrap(store, metrics)
+    engine = Engine({"echo": load_flow_text(FLOW, "echo.yaml")}, timed, lines={LINE: "echo"})
+    intake = Intake(engine)
+    await intake.recover()  # as the runtime does at start: the intake turns texts now
+    return intake, metrics
+
+
+def calls(metrics: Metrics, method: str) -> int:
+    return sum(metrics.store_seconds.series(method).counts)
+
+
+async def replies(store: SqliteStore) -> list[str]:
+    found, _ = await store.list_messages(MessageQuery(direction=Direction.OUTBOUND))
+    return [r.text for r in reversed(found)]
+
+
+async def test_a_text_is_stored_with_its_turn_loaded_in_one_store_call(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    try:
+        intake, metrics = await caught_up(store)
+        for n, body in enumerate(["hi", "one", "two"]):
+            task = await intake.accept(text(n, body))
+            assert task is not None
+            await task
+        assert await replies(store) == ["ready", "got one", "got two"]
+        assert calls(metrics, "add_inbound_loading") == 3
+        assert calls(metrics, "add_inbound") == calls(metrics, "load_turn") == 0
+        assert store.turn_idle(KEY)  # every turn let go of the lock
+
+        # A duplicate is stored once, turned never, and lets go of the lock too.
+        assert await intake.accept(text(2, "two")) is None
+        assert store.turn_idle(KEY)
+        assert await replies(store) == ["ready", "got one", "got two"]
+    finally:
+        await store.close()
+
+
+async def test_texts_arriving_while_a_turn_runs_are_turned_in_order(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    try:
+        intake, metrics = await caught_up(store)
+        # All stored before the first turn ran: the first takes the lock with its store
+        # job, the others find the conversation busy and queue on the lock.
+        tasks = [await intake.accept(text(n, body)) for n, body in enumerate("abcd")]
+        assert all(task is not None for task in tasks)
+        assert await intake.wait(10)
+        assert await replies(store) == ["ready", "got b", "got c", "got d"]
+        assert calls(metrics, "add_inbound_loading") >= 1
+        assert calls(metrics, "load_turn") >= 1  # the queued ones loaded under the lock
+        assert store.turn_idle(KEY)
+    finally:
+        await store.close()
+
+
+async def test_a_failed_turn_lets_go_of_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "convo.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        intake, _ = await caught_up(store)
+        first = await intake.accept(text(1, "hi"))
+        assert first is not None
+        await first
+        with sqlite3.connect(path) as cx:  # the next turn's save fails in SQLite itself
+            cx.execute(
+                "CREATE TRIGGER no_save BEFORE UPDATE ON sessions "
+                "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+            )
+        failed = await intake.accept(text(2, "lost"))
+        assert failed is not None
+        assert await failed == []  # left unprocessed, for recovery
+        assert store.turn_idle(KEY)
+        with sqlite3.connect(path) as cx:
+            cx.execute("DROP TRIGGER no_save")
+        assert await intake.recover() == 1  # the failed text, turned now
+        assert await intake.wait(10)
+        assert await replies(store) == ["ready", "got lost"]
+        assert store.turn_idle(KEY)
+    finally:
+        await store.close()
+
+
+async def test_a_turn_cancelled_before_it_ran_lets_go_of_the_lock(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    try:
+        intake, _ = await caught_up(store)
+        task = await intake.accept(text(1, "hi"))
+        assert task is not None
+        assert not store.turn_idle(KEY)  # held for the turn, which has not run yet
+        await intake.cancel()  # cancelled before its first step: its body never runs
+        assert task.cancelled()
+        await asyncio.sleep(0)
+        assert store.turn_idle(KEY)
+        restarted, _ = await caught_up(store)  # the text is still there, unprocessed
+        assert await restarted.wait(10)
+        assert await replies(store) == ["ready"]
+    finally:
+        await store.close()
