@@ -214,10 +214,13 @@ class Engine:
         return True, HeldTurn(release, session, suppressed)
 
     async def handle(self, message: InboundMessage) -> list[OutboundMessage]:
-        """``receive`` then ``process``: the whole inbound path in one call."""
-        if not await self.receive(message):
+        """``receive`` then ``process``: the whole inbound path in one call (one store job
+        for both the text and the turn's load when the conversation is idle:
+        :meth:`receive_held`)."""
+        fresh, held = await self.receive_held(message)
+        if not fresh:
             return []
-        return await self.process(message)
+        return await self.process(message, held)
 
     async def process(
         self, message: InboundMessage, held: HeldTurn | None = None
