@@ -152,3 +152,24 @@ async def test_a_turn_cancelled_before_it_ran_lets_go_of_the_lock(tmp_path: Path
         assert await replies(store) == ["ready"]
     finally:
         await store.close()
+
+
+async def test_a_corrupt_session_never_undoes_storing_the_text(tmp_path: Path) -> None:
+    path = tmp_path / "convo.db"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        intake, _ = await caught_up(store)
+        first = await intake.accept(text(1, "hi"))
+        assert first is not None
+        await first
+        with sqlite3.connect(path) as cx:
+            cx.execute("UPDATE sessions SET slots = '{broken'")
+        turn = await intake.accept(text(2, "kept"))  # stored: the webhook may say 200
+        assert turn is not None
+        assert await turn == []  # the turn reports the corrupt session (and is logged)
+        assert store.turn_idle(KEY)
+        waiting = await store.unprocessed_of(KEY)
+        assert [m.text for m in waiting] == ["kept"]
+    finally:
+        await store.close()

@@ -108,10 +108,10 @@ class HeldTurn:
     __slots__ = ("_release", "loaded")
 
     def __init__(
-        self, release: Callable[[], None], session: Session | None, suppressed: bool
+        self, release: Callable[[], None], loaded: tuple[Session | None, bool] | None
     ) -> None:
         self._release: Callable[[], None] | None = release
-        self.loaded = (session, suppressed)
+        self.loaded = loaded  # (session, suppressed); None: not read, the turn reads it
 
     def release(self) -> None:
         release, self._release = self._release, None
@@ -204,14 +204,14 @@ class Engine:
             return await self.receive(message), None
         await hold.__aenter__()  # idle: taken at once, never waited for
         try:
-            fresh, (session, suppressed) = await loading(MessageRecord.inbound(message), key)
+            fresh, loaded = await loading(MessageRecord.inbound(message), key)
         except BaseException:
             release()
             raise
         if not fresh:
             release()
             return False, None
-        return True, HeldTurn(release, session, suppressed)
+        return True, HeldTurn(release, loaded)
 
     async def handle(self, message: InboundMessage) -> list[OutboundMessage]:
         """``receive`` then ``process``: the whole inbound path in one call (one store job

@@ -168,20 +168,25 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
 
     async def add_inbound_loading(
         self, record: MessageRecord, key: ConversationKey
-    ) -> tuple[bool, tuple[Session | None, bool]]:
+    ) -> tuple[bool, tuple[Session | None, bool] | None]:
         """:meth:`add_inbound` and, when the message is new, :meth:`load_turn` of its
-        conversation ``key``, in one job (one hop to the connection's thread, not two). Meant for a
-        caller that holds the conversation's lock: only then is what it loaded still true
-        when its turn runs. For a duplicate the turn is not read: ``(False, (None, False))``."""
+        conversation ``key``, in one job (one hop to the connection's thread, not two).
+        Meant for a caller that holds the conversation's lock: only then is what it loaded
+        still true when its turn runs. For a duplicate the turn is not read: ``(False,
+        None)``. A turn that cannot be read (a corrupt session) never undoes storing the
+        text: ``(True, None)``, and the caller's ``load_turn`` raises what is wrong."""
         check_inbound(record)
         row = rows.message_row(record, processed=False)
         pid = record.provider_message_id
         dead = tombstone(self._key(), record.provider, pid) if pid else None
 
-        def job(cx: sqlite3.Connection) -> tuple[bool, tuple[Session | None, bool]]:
+        def job(cx: sqlite3.Connection) -> tuple[bool, tuple[Session | None, bool] | None]:
             if cx.execute(sql.INSERT_INBOUND, (*row, dead)).rowcount != 1:
-                return False, (None, False)
-            return True, _load_turn(cx, key)
+                return False, None
+            try:
+                return True, _load_turn(cx, key)
+            except Exception:  # the text is stored all the same; its turn reports this
+                return True, None
 
         return await self._run("add inbound", job)
 
