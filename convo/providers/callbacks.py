@@ -34,6 +34,12 @@ def webhook_path(provider: str, route: str) -> str:
     return f"/webhooks/{provider}/{route}"
 
 
+def voice_input_url(public_url: str, provider: str) -> str:
+    """Where a call's Gather, Record and Dial results go (``voice/input``); empty without
+    a public URL, so the call's instructions carry no action URL."""
+    return callback_url(public_url, provider, VOICE_INPUT) if public_url else ""
+
+
 def callback_url(
     public_url: str, provider: str, route: str, query: Mapping[str, str] | None = None
 ) -> str:

@@ -40,7 +40,7 @@ import httpx
 from convo.exceptions import ConfigError, ProviderError
 from convo.models import CallEvent, CallStatus, Channel, WebhookRequest
 from convo.providers import http
-from convo.providers.callbacks import VOICE_ROUTES, callback_url
+from convo.providers.callbacks import VOICE_ROUTES, callback_url, voice_input_url
 from convo.providers.telefoon_voice_records import (
     CallInfo,
     CallList,
@@ -234,7 +234,7 @@ class TelefoonVoice:
         return prepare(
             instructions,
             provider=self.name,
-            input_url=self.webhook_url("input") if self.public_url else "",
+            input_url=voice_input_url(self.public_url, self.name),
             supported=self.supported_languages,
             fallbacks=self.locale_fallbacks,
             limits=self.limits,

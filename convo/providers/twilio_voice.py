@@ -47,10 +47,10 @@ from convo.providers._twilio_common import ACCOUNT_OPTIONS, TwilioAccount, form_
 from convo.providers._wire import answered_id
 from convo.providers.callbacks import (
     VOICE_ANSWER,
-    VOICE_INPUT,
     VOICE_ROUTES,
     VOICE_STATUS,
     callback_url,
+    voice_input_url,
 )
 from convo.providers.telefoon_voice_webhook import phone_or_sip
 from convo.voice.instructions import DTMF_KEYS, Instruction
@@ -181,9 +181,7 @@ class TwilioVoice:
         return prepare(
             instructions,
             provider=self.name,
-            input_url=callback_url(self.public_url, self.name, VOICE_INPUT)
-            if self.public_url
-            else "",
+            input_url=voice_input_url(self.public_url, self.name),
             supported=self.supported_languages,
             fallbacks=self.locale_fallbacks,
             limits=self.limits,

@@ -51,10 +51,10 @@ from convo.providers._options import ProviderOptions
 from convo.providers._wire import answered_id
 from convo.providers.callbacks import (
     VOICE_ANSWER,
-    VOICE_INPUT,
     VOICE_ROUTES,
     VOICE_STATUS,
     callback_url,
+    voice_input_url,
 )
 from convo.providers.signing import must_check
 from convo.providers.vonage_voice_webhooks import CallMemory, bearer, parse_event, verify_jwt
@@ -194,9 +194,7 @@ class VonageVoice:
         return prepare(
             instructions,
             provider=self.name,
-            input_url=callback_url(self.public_url, self.name, VOICE_INPUT)
-            if self.public_url
-            else "",
+            input_url=voice_input_url(self.public_url, self.name),
             supported=self.supported_languages,
             fallbacks=self.locale_fallbacks,
             limits=self.limits,
