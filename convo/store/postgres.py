@@ -355,15 +355,18 @@ class PostgresStore(PostgresContacts, PostgresFlowSources, PostgresCampaigns):
         if not self._cx.in_turn:
             return await self._messages(what, sql.INBOX_OF, *args)
 
-        async def job(cx: Connection) -> list[MessageRecord]:
-            found = await cx.fetch(sql.TURN_OPENING, *args)
+        async def job(cx: Connection, lock_key: int | None = None) -> list[MessageRecord]:
+            if lock_key is None:
+                found = await cx.fetch(sql.TURN_OPENING, *args)
+            else:  # the turn's lock is still to be taken: by the same round trip
+                found = await cx.fetch(sql.OPEN_TURN, *args, lock_key)
             first = tuple(found[0])
             session = None if first[0] is None else rows.session(first[:16])
             self._cx.keep(("turn", key), (session, bool(first[16])))
             self._cx.keep(("contact", args[0]), contact_of(args[0], first[17:22]))
             return [rows.message(tuple(r)[22:]) for r in found if r[22] is not None]
 
-        return await self._run(what, job)
+        return await self._cx.run(what, job, locking=job)
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""

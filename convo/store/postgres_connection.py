@@ -20,19 +20,18 @@ never leaves one behind. Lock keys are 64-bit hashes of the conversation key and
 schema, so two convo deployments in two schemas of one database do not share locks (a
 hash collision only makes two conversations wait for each other).
 
-Within one process, turns of one conversation first queue on an asyncio lock of their own
-(first come, first served), and only the one at its head takes a pooled connection and the
-advisory lock: a turn waiting for the conversation never holds one of the pool's
-connections meanwhile (measured: with 100 conversations and a contact's next text arriving
-while its last one was being turned, turns parked on each other's advisory locks took the
-connections that acknowledgements and the outbox were queueing for).
-
-What a turn reads first (its conversation's unprocessed texts, its session, the contact)
-may be read in one statement and kept for the calls that follow (:meth:`PostgresConnection.
-keep` and :meth:`~PostgresConnection.kept`): a round trip fewer per read, each round trip
-costing a turn its connection for a scheduling delay on a busy machine. What was kept is
-forgotten at the turn's next statement, so a read kept is never older than a write the
-turn made.
+Connections between turns. At most :attr:`PostgresConnection.turn_limit` turns of a
+process hold a connection at once (three quarters of the pool; the rest serve
+acknowledgements and the outbox, which never wait for turns); the others wait for one of
+them. A turn that commits says ``COMMIT; BEGIN`` (one round trip) and leaves its
+connection, in a new, empty transaction, to the next turn. That turn takes its lock with
+its first statement: the turn's opening read (``convo_open_turn``, a function that takes
+the lock and then reads: a plain statement's snapshot may be older than the lock it waits
+for) or else a lock statement of its own. So a turn costs three round trips: lock and read,
+save, commit. An empty transaction takes no snapshot and holds no lock (it shows as "idle
+in transaction" in ``pg_stat_activity``); a kept connection that the server closed
+meanwhile is dropped when taken, and any other failure on it fails that turn alone, as a
+broken pooled connection would.
 
 Presence. Each store instance holds, on a connection of its own, a session advisory lock
 on ``(PRESENCE, owner)``, ``owner`` a random number it also writes into the outbox
@@ -82,7 +81,8 @@ PROBE_WAIT = 1.0
 """Seconds the readiness probe (``writable``) waits, like the SQLite store's."""
 POOL_SIZE = 20
 """Connections per store instance (each process) unless the URL says ``?pool_size=N``:
-turns in flight hold one each while they hold their conversation's lock."""
+turns in flight hold one each while they hold their conversation's lock, up to
+:attr:`PostgresConnection.turn_limit` of them."""
 POOL_OPTION = "pool_size"
 """The URL option that is convo's, not a server setting (:func:`split_pool_size`)."""
 
@@ -134,10 +134,12 @@ class _Turn:
     """A held conversation lock: its connection, in its transaction, and what the turn's
     first statement read for the calls that follow (module docstring)."""
 
-    __slots__ = ("connection", "failed", "guard", "kept", "open")
+    __slots__ = ("connection", "failed", "guard", "kept", "lock_key", "locked", "open")
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, lock_key: int, *, locked: bool) -> None:
         self.connection = connection
+        self.lock_key = lock_key
+        self.locked = locked  # else the turn's first statement takes the lock
         self.guard = asyncio.Lock()  # one statement at a time on the connection
         self.open = True
         self.failed = False
@@ -162,6 +164,11 @@ class PostgresConnection:
         self._presence: Any = None  # the connection holding the presence lock
         self._presence_guard = asyncio.Lock()
         self._migrator: Any = None  # the connection holding the migration lock, meanwhile
+        self._between_turns: list[Any] = []  # connections in an empty transaction
+        self.turn_limit = max(1, self.pool_size - max(1, self.pool_size // 4))
+        """Turns holding a connection at once: the pool's other connections are for
+        everything else (acknowledgements, the outbox), which turns never wait for."""
+        self._turn_slots = asyncio.Semaphore(self.turn_limit)
 
     @property
     def is_open(self) -> bool:
@@ -199,6 +206,10 @@ class PostgresConnection:
         the calls in flight. Closing twice is harmless."""
         pool, self._pool = self._pool, None
         presence, self._presence = self._presence, None
+        if pool is not None:
+            kept, self._between_turns = self._between_turns, []
+            for connection in kept:
+                await _abandon(pool, connection)
         try:
             if presence is not None and not presence.is_closed():
                 try:
@@ -219,16 +230,31 @@ class PostgresConnection:
 
     # -- running statements --------------------------------------------------------------
 
-    async def run(self, what: str, job: Job[T], *, transaction: bool = False) -> T:
+    async def run(
+        self,
+        what: str,
+        job: Job[T],
+        *,
+        transaction: bool = False,
+        locking: Callable[[Any, int], Awaitable[T]] | None = None,
+    ) -> T:
         """Run ``job(connection)``: in the caller's turn when it holds a conversation lock
         (:class:`TurnLocks`), else on a pooled connection, in a transaction of its own
-        when ``transaction`` (several statements as one unit). Errors as StoreError."""
+        when ``transaction`` (several statements as one unit). ``locking(connection,
+        lock_key)`` is the same job that takes the turn's lock itself, run instead when
+        the turn's lock is still to be taken (module docstring, "Connections between
+        turns"). Errors as StoreError."""
         turn = _TURN.get()
         if turn is not None and turn.open:
             async with turn.guard:
                 turn.kept.clear()  # may write: what was kept may be older than that
                 try:
                     with store_errors(self.where, what):
+                        if not turn.locked:
+                            turn.locked = True
+                            if locking is not None:
+                                return await locking(turn.connection, turn.lock_key)
+                            await turn.connection.execute(_lock_statement(turn.lock_key))
                         return await job(turn.connection)
                 except BaseException:
                     turn.failed = True
@@ -242,6 +268,51 @@ class PostgresConnection:
                     return await job(connection)
                 async with connection.transaction():
                     return await job(connection)
+
+    async def take_turn_connection(self) -> tuple[Any, bool]:
+        """A connection for a turn, once fewer than :attr:`turn_limit` turns hold one, and
+        whether it is in an empty transaction already (kept by
+        :meth:`give_back_turn_connection`), else fresh from the pool. Give it back with
+        :meth:`give_back_turn_connection` or :meth:`drop_turn_connection`."""
+        await self._turn_slots.acquire()
+        try:
+            kept = self._between_turns
+            while kept:
+                connection = kept.pop()
+                if not connection.is_closed():
+                    return connection, True
+                await self.pool().release(connection)  # the pool replaces it
+            return await self.pool().acquire(), False
+        except BaseException:
+            self._turn_slots.release()
+            raise
+
+    async def give_back_turn_connection(
+        self, pool: asyncpg.Pool, connection: Any, *, commit: bool, turn: str
+    ) -> None:
+        """End ``turn`` on ``connection``: commit it (``commit``; else it wrote nothing) and
+        keep the connection, in a new transaction, for the next turn. StoreError when the
+        commit fails; the connection then goes back to ``pool`` (the one it came from),
+        rolled back."""
+        try:
+            if commit:
+                await connection.execute("COMMIT; BEGIN")
+        except BaseException:
+            await self.drop_turn_connection(pool, connection)
+            raise
+        if self._pool is pool:
+            self._between_turns.append(connection)
+            self._turn_slots.release()
+        else:  # closed meanwhile
+            await self.drop_turn_connection(pool, connection)
+
+    async def drop_turn_connection(self, pool: asyncpg.Pool, connection: Any) -> None:
+        """End a turn on ``connection`` without committing: roll it back and give the
+        connection back to ``pool``."""
+        try:
+            await _abandon(pool, connection)
+        finally:
+            self._turn_slots.release()
 
     def keep(self, name: Any, value: Any) -> None:
         """Keep ``value`` for the caller's turn (if it holds a conversation lock) until its
@@ -417,23 +488,22 @@ class _Hold:
         except BaseException:
             self._leave(held=False)
             raise
+        lock_key = self._cx.lock_key(self._key)
         try:
             with store_errors(where, f"lock conversation {self._key}"):
-                connection = await pool.acquire()
+                connection, begun = await self._cx.take_turn_connection()
         except BaseException:
             self._leave()
             raise
-        try:
-            with store_errors(where, f"lock conversation {self._key}"):
-                # One round trip: the key is our own integer, never caller text.
-                await connection.execute(
-                    f"BEGIN; SELECT pg_advisory_xact_lock({self._cx.lock_key(self._key)})"
-                )
-        except BaseException:
-            await _abandon(pool, connection)
-            self._leave()
-            raise
-        self._turn = _Turn(connection)
+        if not begun:
+            try:
+                with store_errors(where, f"lock conversation {self._key}"):
+                    await connection.execute(f"BEGIN; {_lock_statement(lock_key)}")
+            except BaseException:
+                await self._cx.drop_turn_connection(pool, connection)
+                self._leave()
+                raise
+        self._turn = _Turn(connection, lock_key, locked=not begun)
         self._token = _TURN.set(self._turn)
 
     async def __aexit__(
@@ -466,19 +536,15 @@ class _Hold:
         connection = turn.connection
         where = self._cx.where
         if exc_type is not None or turn.failed:
-            await _abandon(pool, connection)
+            await self._cx.drop_turn_connection(pool, connection)
             if exc_type is None:  # a failed call was caught inside: say so, don't commit
                 raise StoreError(f"{where}: the turn of {self._key} failed and was rolled back")
             return
-        try:
-            with store_errors(where, f"commit the turn of {self._key}"):
-                status = await connection.execute("COMMIT")
-        except BaseException:
-            await _abandon(pool, connection)
-            raise
-        await pool.release(connection)
-        if status != "COMMIT":  # PostgreSQL answers ROLLBACK to an aborted transaction
-            raise StoreError(f"{where}: the turn of {self._key} was rolled back")
+        what = f"the turn of {self._key}"
+        with store_errors(where, f"commit {what}"):
+            await self._cx.give_back_turn_connection(
+                pool, connection, commit=turn.locked, turn=what
+            )
 
 
 async def _abandon(pool: asyncpg.Pool, connection: Any) -> None:
@@ -491,6 +557,12 @@ async def _abandon(pool: asyncpg.Pool, connection: Any) -> None:
         connection.terminate()  # broken, or busy with a cancelled statement: start afresh
     finally:
         await pool.release(connection)
+
+
+def _lock_statement(lock_key: int) -> str:
+    """The statement that takes a turn's lock: the key is our own integer, never caller
+    text, so it is written into the statement (which then can share a round trip)."""
+    return f"SELECT pg_advisory_xact_lock({lock_key})"
 
 
 async def _keep(connection: Any) -> None:

@@ -246,6 +246,36 @@ MIGRATIONS: list[str] = [
     # 6 -> 7: a due timer's claim (CLAIM_DUE_TIMERS): until when the process that claimed
     # it has it to itself.
     "ALTER TABLE sessions ADD COLUMN timer_lease double precision;",
+    # 7 -> 8: a turn's lock and its first read in one round trip (OPEN_TURN). A statement
+    # sees what was committed when it started, which may be before the lock it waits for
+    # is granted; a PL/pgSQL function's query takes its own snapshot, after the PERFORM.
+    # Whole rows (sessions, contacts, messages) so the function follows later columns.
+    """
+    CREATE FUNCTION convo_open_turn(lock_key bigint, p_contact text, p_line text,
+                                    p_channel text, p_limit integer)
+    RETURNS TABLE (o_session sessions, o_suppressed boolean, o_contact contacts,
+                   o_message messages)
+    LANGUAGE plpgsql VOLATILE AS $$
+    BEGIN
+        PERFORM pg_advisory_xact_lock(lock_key);
+        RETURN QUERY
+        SELECT s, EXISTS (SELECT 1 FROM suppressions AS x
+                          WHERE x.line = p_line AND x.contact = p_contact),
+               c, m.row
+        FROM (SELECT 1) AS one
+        LEFT JOIN sessions AS s
+            ON s.line = p_line AND s.channel = p_channel AND s.contact = p_contact
+        LEFT JOIN contacts AS c ON c.number = p_contact
+        LEFT JOIN LATERAL (
+            SELECT x AS row FROM messages AS x
+            WHERE x.contact = p_contact AND x.line = p_line AND x.channel = p_channel
+              AND x.direction = 'inbound' AND x.processed = 0
+            ORDER BY x.created_at, x.seq LIMIT p_limit
+        ) AS m ON true
+        ORDER BY (m.row).created_at, (m.row).seq;
+    END
+    $$;
+    """,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -399,6 +429,15 @@ TURN_OPENING = (
     f"LEFT JOIN LATERAL (SELECT {_MESSAGE}, seq FROM messages WHERE contact = $1 AND line = $2 "
     "AND channel = $3 AND direction = 'inbound' AND processed = 0 "
     "ORDER BY created_at, seq LIMIT $4) AS m ON true ORDER BY m.created_at, m.seq"
+)
+# TURN_OPENING's columns, from convo_open_turn (migration 8), which first takes the lock.
+OPEN_TURN = (
+    "SELECT "
+    + ", ".join(f"(o_session).{c}" for c in _SESSION.split(", "))
+    + ", o_suppressed, (o_contact).number, (o_contact).lang, (o_contact).name, "
+    "(o_contact).timezone, (o_contact).fields, "
+    + ", ".join(f"(o_message).{c}" for c in _MESSAGE.split(", "))
+    + " FROM convo_open_turn($5, $1, $2, $3, $4)"
 )
 _PENDING = "direction = 'outbound' AND status IN ('queued', 'sending')"
 OUTBOX = f"SELECT {_MESSAGE} FROM messages WHERE {_PENDING} ORDER BY created_at, seq LIMIT $1"

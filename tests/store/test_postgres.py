@@ -114,6 +114,44 @@ async def test_a_turn_holds_its_conversation_in_every_process(stores: list[Postg
     assert await asyncio.wait_for(waiter, 5) == "held"
 
 
+async def test_a_turn_on_a_kept_connection_locks_with_its_first_read(
+    stores: list[PostgresStore],
+) -> None:
+    """A connection kept between turns (in an empty transaction) takes the next turn's lock
+    with that turn's opening read, and the read sees what the turn it waited for committed,
+    including what was committed while it waited."""
+    first, second = stores
+    other = ConversationKey(LINE, "sms", "+32470000002")
+    async with second.lock(other):
+        await second.save_turn(Session(key=other, flow="f", flow_version="1", step="s", lang="nl"))
+    assert len(second._cx._between_turns) == 1  # the next turn starts on it
+    await first.add_inbound(inbound(1, "p-1"))
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with first.lock(KEY):
+            assert [m.id for m in await first.unprocessed_of(KEY)] == ["in-1"]
+            await first.save_turn(session("held"), inbound_id="in-1")
+            await first.add_inbound(inbound(2, "p-2"))
+            inside.set()
+            await release.wait()
+
+    async def next_turn() -> tuple[list[str], str | None]:
+        async with second.lock(KEY):
+            texts = [m.id for m in await second.unprocessed_of(KEY)]
+            loaded, _ = await second.load_turn(KEY)
+            return texts, None if loaded is None else loaded.step
+
+    holder = asyncio.create_task(hold())
+    await asyncio.wait_for(inside.wait(), 5)
+    waiter = asyncio.create_task(next_turn())
+    await asyncio.sleep(0.3)
+    assert not waiter.done()  # its first read waits for the lock
+    release.set()
+    await asyncio.wait_for(holder, 5)
+    assert await asyncio.wait_for(waiter, 5) == (["in-2"], "held")
+
+
 async def test_a_turn_that_fails_inside_its_lock_leaves_nothing(
     stores: list[PostgresStore],
 ) -> None:
@@ -217,19 +255,27 @@ async def test_pool_size_is_convos_option_not_a_server_setting(postgres_url: str
     try:
         held = asyncio.Event()
         release = asyncio.Event()
+        inside = 0
         keys = [ConversationKey(LINE, "sms", f"+3247000{n:04d}") for n in range(4)]
 
         async def hold(key: ConversationKey) -> None:
+            nonlocal inside
             async with store.lock(key):
+                inside += 1
                 held.set()
                 await release.wait()
 
         holders = [asyncio.create_task(hold(key)) for key in keys]
         await asyncio.wait_for(held.wait(), 5)
         await asyncio.sleep(0.2)
-        assert store._cx.pool().get_size() == 3  # the fourth turn waits for a connection
+        # Two turns hold a connection; the third is kept for everything else, which
+        # still answers while the other turns wait.
+        assert inside == store._cx.turn_limit == 2
+        assert await store.get_session(keys[0]) is None
+        assert store._cx.pool().get_size() == 3
         release.set()
         await asyncio.wait_for(asyncio.gather(*holders), 5)
+        assert inside == 4
     finally:
         await store.close()
 
