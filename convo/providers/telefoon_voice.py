@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +40,7 @@ import httpx
 from convo.exceptions import ConfigError, ProviderError
 from convo.models import CallEvent, CallStatus, Channel, WebhookRequest
 from convo.providers import http
+from convo.providers._options import ProviderOptions
 from convo.providers.callbacks import VOICE_ROUTES, callback_url, voice_input_url
 from convo.providers.telefoon_voice_records import (
     CallInfo,
@@ -68,23 +69,6 @@ DEFAULT_BASE_URL = "https://api.telefoon.com/v1/voice"
 #: The TTS locales the document names for ``tts_language``.
 TTS_LANGUAGES: tuple[str, ...] = ("nl-NL", "fr-BE", "de-DE", "en-GB")
 _DIRECTIONS = ("inbound", "outbound")
-
-
-def _option_error(name: str, key: str, expected: str, value: object) -> ConfigError:
-    return ConfigError(f"[providers.{name}] {key}: expected {expected}, got {value!r}")
-
-
-def _str_option(name: str, options: Mapping[str, Any], key: str, default: str) -> str:
-    value = options.get(key, default)
-    if not isinstance(value, str):
-        raise _option_error(name, key, "a string", value)
-    return value
-
-
-def _str_list(name: str, key: str, value: object) -> tuple[str, ...]:
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise _option_error(name, key, "a list of locale strings", value)
-    return tuple(value)
 
 
 class TelefoonVoice:
@@ -152,59 +136,36 @@ class TelefoonVoice:
         *,
         public_url: str = "",
     ) -> Self:
-        """Build from ``[providers.NAME]``; ``ConfigError`` names the bad key."""
-        unknown = sorted(set(options) - cls.config_options - {"type"})
-        if unknown:
-            raise ConfigError(
-                f"[providers.{name}] unknown option(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(cls.config_options | {'type'}))}"
-            )
-        api_key = _str_option(name, options, "api_key", "")
-        if not api_key:
-            raise ConfigError(f"[providers.{name}] api_key: required (the X-API-Key value)")
-        secret = _str_option(name, options, "webhook_secret", "")
-        allow_unsigned = options.get("allow_unsigned", False)
-        if not isinstance(allow_unsigned, bool):
-            raise _option_error(name, "allow_unsigned", "true or false", allow_unsigned)
+        """Build from ``[providers.NAME]``; ``ConfigError`` names the bad key (never its
+        value: many are secrets)."""
+        opts = ProviderOptions(name, options, cls.config_options)
+        allow_unsigned = opts.boolean("allow_unsigned", False)
+        secret = opts.string("webhook_secret")
         if not secret and not allow_unsigned:
             raise ConfigError(
-                f"[providers.{name}] webhook_secret: required to check X-Signature "
-                "(or set allow_unsigned = true)"
+                f"{opts.where('webhook_secret')}: missing; Telefoon Voice webhooks are checked "
+                "with it (X-Signature; set allow_unsigned = true to accept unsigned ones)"
             )
-        base_url = _str_option(name, options, "base_url", DEFAULT_BASE_URL)
-        if not base_url.startswith(("http://", "https://")):
-            raise _option_error(name, "base_url", "an http(s) URL", base_url)
-        fmt = options.get("format", "xml")
+        fmt = opts.string("format", "xml")
         if fmt not in ("xml", "json"):
-            raise _option_error(name, "format", '"xml" or "json"', fmt)
-        languages = _str_list(
-            name, "supported_languages", options.get("supported_languages", list(TTS_LANGUAGES))
-        )
-        if not languages:
-            raise _option_error(name, "supported_languages", "a non-empty list", [])
-        fallbacks_opt = options.get("locale_fallbacks", {})
-        if not isinstance(fallbacks_opt, Mapping):
-            raise _option_error(
-                name, "locale_fallbacks", "a table locale -> [locales]", fallbacks_opt
-            )
-        fallbacks = {
-            str(k): _str_list(name, f"locale_fallbacks.{k}", v) for k, v in fallbacks_opt.items()
-        }
-        rate = options.get("rate_limit", 1.0)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
-            raise _option_error(name, "rate_limit", "a positive number", rate)
+            raise ConfigError(f'{opts.where("format")}: expected "xml" or "json"')
+        api_key = opts.string("api_key", required=True)
+        base_url = opts.base_url(DEFAULT_BASE_URL)
+        languages = opts.locales("supported_languages", TTS_LANGUAGES)
+        fallbacks = opts.locale_table("locale_fallbacks")
+        rate = opts.number("rate_limit", 1.0)
         return cls(
             name,
             client,
             api_key=api_key,
             webhook_secret=secret,
             base_url=base_url,
-            document_format=fmt,
+            document_format=cast(Literal["xml", "json"], fmt),
             allow_unsigned=allow_unsigned,
             supported_languages=languages,
             locale_fallbacks=fallbacks,
             public_url=public_url,
-            rate_limit=float(rate),
+            rate_limit=rate,
         )
 
     # -- URLs we hand to Telefoon: from public_url only, never from request data --------
