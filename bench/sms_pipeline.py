@@ -1,7 +1,7 @@
 """Replies sent per second: ``convo serve`` against a bare handler and send-only floors.
 
 Usage: .venv/bin/python bench/sms_pipeline.py [--quick] [--seconds 10] [--connections 32]
-       [--senders 32] [--floors aiohttp,httpx-aiohttp] [--uvloop] [--profile FILE]
+       [--senders 32] [--floors aiohttp,httpx-aiohttp,durable] [--uvloop] [--profile FILE]
 
 What a user feels is how many replies per second reach the provider, sustained, not how
 fast webhooks are acknowledged. Every server below gets the same load and its own fake
@@ -15,6 +15,13 @@ what it accepted, with the time the last one arrived):
 * **floor-httpx-aiohttp**: the same with the client convo's adapters use
   (``convo.providers.http.provider_client``: httpx's API over aiohttp's pool);
 * **floor-httpx** (only with ``--floors``): plain httpx, one shared ``AsyncClient``;
+* **floor-durable**: the aiohttp floor plus the least durable work convo's contract needs,
+  in SQLite with convo's pragmas (WAL, ``synchronous=NORMAL``) and its group commit (one
+  thread; the jobs queued while it is busy commit as one transaction): the text is stored
+  and its reply queued before the 200 (a repeated ``messageId`` gets no reply), a sender
+  commits the reply as ``sending`` before posting it and records ``sent`` after the fake
+  answered. No flow, no signature check, no retries. It is what durability alone costs:
+  the ceiling of any server that keeps convo's promises on SQLite with this client;
 * **convo**: ``convo serve`` with SQLite and the durable outbox (every reply stored before
   the ack), signed webhooks, a 3-step flow that answers every text with exactly one reply,
   and the provider's rate limit far above the load.
@@ -37,10 +44,12 @@ The table's last column is the CPU time the server process used (all its threads
 start of the load until its last reply) divided by the texts it acknowledged: the figure
 that moves least when other work shares the machine, so compare code changes by it.
 
-Prints one table and the ratios ``convo replies/s / best floor`` (target >= 0.5, aim 0.8)
-and ``convo acks/s / bare``, and whether p99 ack at half load is under 25 ms. Exits 1 when
-a run had errors or replies went missing. ``--quick``: 3-second runs, the aiohttp and
-httpx-aiohttp floors. ``--uvloop`` runs every server on uvloop (the ``speed`` extra).
+Prints one table and the ratios ``convo replies/s / best floor`` (the best send-only
+floor; target >= 0.5, aim 0.8), ``floor-durable / floor-aiohttp`` (by replies/s and by
+CPU/text: what durability alone costs), ``convo replies/s / floor-durable`` and ``convo
+acks/s / bare``, and whether p99 ack at half load is under 25 ms. Exits 1 when a run had
+errors or replies went missing. ``--quick``: 3-second runs. ``--uvloop`` runs every server
+on uvloop (the ``speed`` extra).
 ``--profile FILE`` writes convo's cProfile stats (with a profiler attached, figures drop).
 """
 
@@ -89,6 +98,8 @@ steps:
     end: true
 """
 TEXTS = ("hello", "Ann", "monday")
+# Servers that answer a repeated ``messageId`` with no reply: wrk must not cycle for them.
+DISTINCT_TEXTS = ("convo", "floor-durable")
 # wrk: cycle through the pre-signed bodies from an offset; print the summary as JSON.
 WRK_SCRIPT = """\
 local requests, count, next_one = {}, 0, 0
@@ -223,6 +234,128 @@ def run_floor(port: int, ready: Any, uvloop: bool, fake: str, kind: str, senders
         for task in tasks:
             task.cancel()
         await client.aclose() if kind != "aiohttp" else await client.close()
+
+    app = web.Application()
+    app.router.add_post("/webhooks/vonage/inbound", inbound)
+    app.cleanup_ctx.append(senders_ctx)
+    _serve(app, port, ready)
+
+
+# The durable floor's tables: what convo's contract needs kept, and nothing else.
+DURABLE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbound (
+    seq INTEGER PRIMARY KEY, provider_message_id TEXT NOT NULL UNIQUE, line TEXT NOT NULL,
+    contact TEXT NOT NULL, text TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY, line TEXT NOT NULL, contact TEXT NOT NULL, text TEXT NOT NULL,
+    status TEXT NOT NULL, provider_message_id TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL);
+"""
+STORE_TEXT = "INSERT INTO inbound VALUES (NULL, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+QUEUE_REPLY = "INSERT INTO outbox VALUES (NULL, ?, ?, ?, 'queued', '', ?, ?)"
+CLAIM = "UPDATE outbox SET status = 'sending', updated_at = ? WHERE seq = ? AND status = 'queued'"
+RECORD = "UPDATE outbox SET status = ?, provider_message_id = ?, updated_at = ? WHERE seq = ?"
+
+
+class GroupCommit:
+    """The durable floor's writer: one SQLite connection (WAL, convo's pragmas) on one
+    thread; the jobs queued while the thread is busy go to it as one batch, one
+    ``BEGIN IMMEDIATE ... COMMIT`` (convo's group commit, without its savepoints). ``run``
+    returns once its job committed."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.thread = ThreadPoolExecutor(1)
+        self.cx = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode = WAL", "synchronous = NORMAL",
+                       "wal_autocheckpoint = 4000", "foreign_keys = ON"):  # fmt: skip
+            self.cx.execute(f"PRAGMA {pragma}")
+        self.cx.executescript(DURABLE_SCHEMA)
+        self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.committer: asyncio.Task[None] | None = None
+
+    async def run(self, job: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.append((job, future))
+        if self.committer is None or self.committer.done():
+            self.committer = asyncio.create_task(self._commit())
+        return await future
+
+    async def _commit(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.queue:
+            batch, self.queue = self.queue, []
+            results = await loop.run_in_executor(self.thread, self._batch, [j for j, _ in batch])
+            for (_, future), value in zip(batch, results, strict=True):
+                future.set_result(value)
+
+    def _batch(self, jobs: list[Any]) -> list[Any]:
+        self.cx.execute("BEGIN IMMEDIATE")
+        results = [job(self.cx) for job in jobs]
+        self.cx.execute("COMMIT")
+        return results
+
+
+def run_floor_durable(
+    port: int, ready: Any, uvloop: bool, fake: str, tmp: str, senders: int
+) -> None:
+    """The aiohttp floor plus the least durable work convo's contract needs: the text is
+    stored (a repeated ``messageId`` is a duplicate: no reply) and its reply queued in
+    SQLite before the 200; a sender marks the reply ``sending`` (committed) before it
+    posts it, and records ``sent`` (with the provider's id) after the fake answered. No
+    flow, no signature check, no retries."""
+    _loop_policy(uvloop)
+    db = GroupCommit(str(Path(tmp, "floor-durable.db")))
+    queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+
+    def store_text(message_id: str, line: str, contact: str, text: str) -> Any:
+        def job(cx: Any) -> int | None:
+            now = time.time()
+            if cx.execute(STORE_TEXT, (message_id, line, contact, text, now)).rowcount == 0:
+                return None  # a duplicate: stored already, answered already
+            reply = "Hello! What is your name?"
+            return int(cx.execute(QUEUE_REPLY, (line, contact, reply, now, now)).lastrowid)
+
+        return job
+
+    def claim(seq: int) -> Any:
+        return lambda cx: cx.execute(CLAIM, (time.time(), seq)).rowcount == 1
+
+    def record(seq: int, status: str, provider_id: str) -> Any:
+        return lambda cx: cx.execute(RECORD, (status, provider_id, time.time(), seq))
+
+    async def inbound(request: web.Request) -> web.Response:
+        form = await request.post()
+        line, contact = str(form["to"]), str(form["msisdn"])
+        seq = await db.run(store_text(str(form["messageId"]), line, contact, str(form["text"])))
+        if seq is not None:
+            queue.put_nowait((seq, line, contact))
+        return web.Response(status=200)
+
+    async def send(session: aiohttp.ClientSession) -> None:
+        while True:
+            seq, line, contact = await queue.get()
+            if not await db.run(claim(seq)):
+                continue
+            reply = {"api_key": KEY, "api_secret": SECRET, "type": "text", "from": line,
+                     "to": contact, "text": "Hello! What is your name?"}  # fmt: skip
+            async with session.post(f"{fake}/sms/json", data=reply) as response:
+                answer = json.loads(await response.read())
+                response.raise_for_status()
+            message = answer["messages"][0]
+            sent = message.get("status") == "0"
+            await db.run(record(seq, "sent" if sent else "failed", message.get("message-id", "")))
+
+    async def senders_ctx(_app: web.Application) -> Any:
+        connector = aiohttp.TCPConnector(limit=senders)
+        client = aiohttp.ClientSession(connector=connector)
+        tasks = [asyncio.create_task(send(client)) for _ in range(senders)]
+        yield
+        for task in tasks:
+            task.cancel()
+        await client.close()
 
     app = web.Application()
     app.router.add_post("/webhooks/vonage/inbound", inbound)
@@ -427,7 +560,7 @@ async def measure(
         result.errors.append(
             f"{out['status_errors']} non-2xx answers, {out['socket_errors']} socket errors"
         )
-    if name == "convo" and out["requests"] > count - WARM_UP:
+    if name in DISTINCT_TEXTS and out["requests"] > count - WARM_UP:
         result.errors.append(f"wrk ran out of distinct texts ({count}): raise --max-rate")
     if fake is not None:
         sent, last = await replies(fake, before + result.acks, args.drain_timeout)
@@ -465,6 +598,9 @@ async def run_one(name: str, args: argparse.Namespace, tmp: str) -> tuple[Result
                 if sent < expected:
                     paced_result.errors.append(f"only {sent - before} replies arrived")
             return result, paced_result
+        if name == "floor-durable":
+            base = await servers.start(run_floor_durable, args.uvloop, fake, tmp, args.senders)
+            return await measure(name, base, fake, args, tmp, servers.pid), None
         kind = name.removeprefix("floor-")
         base = await servers.start(run_floor, args.uvloop, fake, kind, args.senders)
         return await measure(name, base, fake, args, tmp, servers.pid), None
@@ -483,12 +619,14 @@ def row(result: Result) -> str:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 s runs, two floors")
+    parser.add_argument("--quick", action="store_true", help="3 s runs")
     parser.add_argument("--seconds", type=float, help="length of each wrk run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--senders", type=int, default=32, help="sender tasks of the floors")
     parser.add_argument(
-        "--floors", default="aiohttp,httpx-aiohttp", help="of aiohttp, httpx-aiohttp, httpx"
+        "--floors",
+        default="aiohttp,httpx-aiohttp,durable",
+        help="of aiohttp, httpx-aiohttp, httpx, durable",
     )
     parser.add_argument("--max-rate", type=float, default=6000.0,
                         help="distinct texts signed per second of load")  # fmt: skip
@@ -528,11 +666,20 @@ async def main() -> int:
         print(row(paced_result) + " (paced: latency from when each text was due)")
     failures = [f"{r.name}: {e}" for r in [*results.values(), paced_result] if r for e in r.errors]
     convo, bare = results.get("convo"), results.get("bare")
-    floors = [r for n, r in results.items() if n.startswith("floor-")]
+    floors = [r for n, r in results.items() if n.startswith("floor-") and n != "floor-durable"]
+    durable, aiohttp_floor = results.get("floor-durable"), results.get("floor-aiohttp")
     if convo is not None and floors:
         best = max(floors, key=lambda r: r.replies_per_s)
         ratio = convo.replies_per_s / best.replies_per_s
         print(f"\nconvo replies/s / best floor ({best.name}): {ratio:.2f} (>= 0.5; aim 0.8)")
+    if durable is not None and aiohttp_floor is not None:
+        ratio = durable.replies_per_s / aiohttp_floor.replies_per_s
+        cpu = (durable.cpu / max(1, durable.acks)) / (
+            aiohttp_floor.cpu / max(1, aiohttp_floor.acks)
+        )
+        print(f"floor-durable / floor-aiohttp: {ratio:.2f} by replies/s, {cpu:.2f}x the CPU/text")
+    if convo is not None and durable is not None:
+        print(f"convo replies/s / floor-durable: {convo.replies_per_s / durable.replies_per_s:.2f}")
     if convo is not None and bare is not None:
         print(f"convo acks/s / bare: {convo.acks_per_s / bare.acks_per_s:.2f}")
     if paced_result is not None:
