@@ -1,6 +1,6 @@
 """Enco's wire formats: delivery infos, OneAPI error bodies, datetimes, status names.
 
-Pure functions over decoded JSON (or an ``httpx.Response`` for errors), so ``enco.py`` keeps
+Pure functions over decoded JSON (or a ``ProviderAnswer`` for errors), so ``enco.py`` keeps
 to the protocol and Enco's JSON shapes are written down in one place.
 """
 
@@ -10,11 +10,10 @@ import hashlib
 import time
 from datetime import datetime, timedelta
 
-import httpx
-
 from convo.exceptions import InvalidNumber, MalformedWebhook
 from convo.models import InboundMessage, MessageStatus
 from convo.providers._wire import e164
+from convo.providers.http import ProviderAnswer
 
 #: The document's ``deliveryStatus`` values and what they mean for us.
 STATUS_MAP: dict[str, MessageStatus] = {
@@ -68,7 +67,7 @@ def delivery_entries(data: object) -> list[tuple[str, str]]:
     return entries
 
 
-def oneapi_error(response: httpx.Response) -> tuple[str, str]:
+def oneapi_error(response: ProviderAnswer) -> tuple[str, str]:
     """``(code, text)`` of an error answer: OneAPI ``requestError`` when present, else the
     HTTP status and the start of the body."""
     try:

@@ -141,7 +141,7 @@ class TwilioAccount:
 
     async def request(
         self, client: httpx.AsyncClient, method: str, resource: str, *, provider: str, **kw: Any
-    ) -> httpx.Response:
+    ) -> http.ProviderAnswer:
         """One REST request; success (2xx) is returned, failure raised by
         :func:`raise_for_error` (network errors: ``ProviderUnavailable``)."""
         response = await http.call(
@@ -255,7 +255,7 @@ def required(fields: Mapping[str, str], key: str, what: str) -> str:
     return value
 
 
-def raise_for_error(response: httpx.Response, provider: str) -> NoReturn:
+def raise_for_error(response: http.ProviderAnswer, provider: str) -> NoReturn:
     """Raise the ``ProviderError`` for a failed REST answer: by Twilio's error ``code``
     (:data:`ERROR_CODES`) when the body has one we know, else by HTTP status. 429 and 503
     carry ``Retry-After`` when Twilio sent one."""

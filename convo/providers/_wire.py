@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from convo.exceptions import MalformedWebhook, ProviderError
 from convo.models import WebhookRequest
+from convo.providers.http import ProviderAnswer
 from convo.providers.payload import decode_json, price
 from convo.sms.phone import normalize
 from convo.sms.segments import analyze
@@ -59,7 +58,7 @@ def media_urls(value: object, field: str, name: str) -> tuple[str, ...]:
 
 
 def answered_id(
-    response: httpx.Response, field: str, *, provider: str, what: str
+    response: ProviderAnswer, field: str, *, provider: str, what: str
 ) -> tuple[str, dict[str, Any]]:
     """The non-empty string ``field`` of a 2xx answer's JSON object (the id the provider
     gave the message or call), with the object. An answer we cannot read is a

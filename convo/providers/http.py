@@ -9,13 +9,17 @@ with 100, against 2,097 and 1,115 over aiohttp. Adapters see an ordinary
 ``httpx.AsyncClient``.
 
 Requests made through :func:`call` with that client (every provider API request) skip
-httpx's own layers: they go to the same aiohttp pool directly and come back as an
-``httpx.Response``, with the same error mapping. httpx's request building, cookie jar,
-auth and redirect layers cost more than the HTTP exchange itself (``bench/sms_pipeline.py``:
-the same send-only server sent 2,245 replies/s through httpx over aiohttp and 4,930 through
-aiohttp). A request with what the direct path does not take (``auth``, files, non-string
-form values) goes through httpx as before; so does any other client (a test's
-``MockTransport``).
+httpx's own layers: they go to the same aiohttp pool directly, with the same error
+mapping. httpx's request building, cookie jar, auth and redirect layers cost more than the
+HTTP exchange itself (``bench/sms_pipeline.py``: the same send-only server sent 2,245
+replies/s through httpx over aiohttp and 4,930 through aiohttp). A request with what the
+direct path does not take (``auth``, files, non-string form values) goes through httpx as
+before; so does any other client (a test's ``MockTransport``).
+
+Either way :func:`call` answers a :class:`ProviderAnswer`: the status, headers and body
+read whole (decompressed), which is all an adapter reads of an answer. It is not an
+``httpx.Response`` because building one (and the ``httpx.Request`` it needs) per send cost
+about as much as parsing the webhook's form.
 
 Adapters call :func:`call` for every provider API request. Network errors and 5xx become
 ``ProviderUnavailable`` (retryable), 429 becomes ``RateLimited``; both carry the answer's
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,7 +61,6 @@ class ProviderClient(httpx.AsyncClient):
         limits = httpx.Limits(max_connections=connections, keepalive_expiry=5.0)
         self._pool = AiohttpTransport(limits=limits)
         super().__init__(timeout=timeout, transport=self._pool)
-        self._urls: dict[str, httpx.URL] = {}
         # What the transport gives aiohttp for httpx's timeouts, for the direct path.
         self._direct_timeout = aiohttp.ClientTimeout(
             sock_connect=timeout.connect, sock_read=timeout.read, connect=timeout.pool
@@ -72,15 +76,6 @@ class ProviderClient(httpx.AsyncClient):
         if not isinstance(pool.client, aiohttp.ClientSession):
             pool.client = pool.get_client()  # made in the loop, once, as the transport does
         return pool.client
-
-    def _url(self, url: str) -> httpx.URL:
-        """``url`` parsed, once per URL (an adapter calls a few, again and again)."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = httpx.URL(url)
-            if len(self._urls) < 1024:
-                self._urls[url] = parsed
-        return parsed
 
     def takes_directly(self, options: Mapping[str, Any]) -> bool:
         """Whether a request with these keyword arguments can skip httpx."""
@@ -102,9 +97,9 @@ class ProviderClient(httpx.AsyncClient):
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send one request on the aiohttp pool; the answer read whole, as httpx's. Raises
-        httpx's exceptions, as the transport does."""
+    ) -> ProviderAnswer:
+        """Send one request on the aiohttp pool; the answer read whole. Raises httpx's
+        exceptions, as the transport does."""
         sent = dict(headers or {})
         body: bytes | None = None
         if json is not None:
@@ -121,18 +116,65 @@ class ProviderClient(httpx.AsyncClient):
                 data=body,
                 headers=sent,
                 allow_redirects=False,
-                auto_decompress=False,  # httpx.Response decodes, as on the httpx path
                 timeout=self._direct_timeout,
-            ) as answer:
+            ) as answer:  # its body decompressed by aiohttp, as httpx would
                 content = await answer.read()
-        extensions = {"reason_phrase": answer.reason.encode()} if answer.reason else {}
-        return httpx.Response(
-            answer.status,
-            headers=answer.raw_headers,
-            content=content,
-            request=httpx.Request(method, self._url(url), params=params),
-            extensions=extensions,
-        )
+        return ProviderAnswer(answer.status, answer.reason or "", answer.headers, content)
+
+
+class ProviderAnswer:
+    """A provider API's answer, read whole: what :func:`call` returns (module docstring).
+    ``headers`` is case-insensitive; ``text`` decodes the body in the charset its
+    ``Content-Type`` names (UTF-8 when none, or an unknown one), replacing what cannot be
+    decoded, as httpx does; ``json()`` raises ``ValueError`` for a body that is not JSON."""
+
+    __slots__ = ("content", "headers", "reason_phrase", "status_code")
+
+    def __init__(
+        self, status_code: int, reason_phrase: str, headers: Mapping[str, str], content: bytes
+    ) -> None:
+        self.status_code = status_code
+        self.reason_phrase = reason_phrase or _standard_reason(status_code)
+        self.headers = headers
+        self.content = content
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> ProviderAnswer:
+        """An answer that came through httpx (read whole)."""
+        return cls(response.status_code, response.reason_phrase, response.headers, response.content)
+
+    def __repr__(self) -> str:
+        return f"<ProviderAnswer [{self.status_code} {self.reason_phrase}]>"
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        charset = _charset(self.headers.get("Content-Type", ""))
+        try:
+            return self.content.decode(charset, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _charset(content_type: str) -> str:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip(' "'):
+            return value.strip(' "')
+    return "utf-8"
+
+
+def _standard_reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def _json_body(value: Any) -> bytes:
@@ -149,14 +191,14 @@ def provider_client(
     return ProviderClient(timeout, connections)
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: ProviderAnswer) -> float | None:
     """The response's ``Retry-After`` in seconds (integer or HTTP date, capped), or None
     when it has none or it cannot be read: callers fall back to their own backoff."""
     value = response.headers.get("Retry-After")
     return None if value is None else parse_retry_after(value, time.time())
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: ProviderAnswer) -> str:
     text = response.text[:300]
     return f"{response.status_code} {response.reason_phrase}: {text}".strip()
 
@@ -169,8 +211,8 @@ async def call(
     provider: str,
     expected: tuple[int, ...] = (200, 201, 202, 204),
     **kwargs: Any,
-) -> httpx.Response:
-    """Send one request; return the response if its status is in ``expected``.
+) -> ProviderAnswer:
+    """Send one request; return its answer if its status is in ``expected``.
 
     Raises ``RateLimited``, ``ProviderUnavailable`` or ``ProviderRejected`` otherwise;
     ``code`` on the error is the HTTP status as a string.
@@ -179,7 +221,7 @@ async def call(
         if isinstance(client, ProviderClient) and client.takes_directly(kwargs):
             response = await client.direct(method, url, **kwargs)
         else:
-            response = await client.request(method, url, **kwargs)
+            response = ProviderAnswer.of(await client.request(method, url, **kwargs))
     except httpx.TimeoutException as exc:
         cause = exc.__cause__
         if cause is not None and not isinstance(cause, TimeoutError):

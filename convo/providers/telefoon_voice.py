@@ -210,7 +210,7 @@ class TelefoonVoice:
 
     # -- REST API -----------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> http.ProviderAnswer:
         """Every API request goes through here (auth header, error mapping)."""
         return await http.call(
             self._client,
@@ -221,7 +221,7 @@ class TelefoonVoice:
             **kwargs,
         )
 
-    def _read(self, response: httpx.Response, reader: Callable[[object], T], what: str) -> T:
+    def _read(self, response: http.ProviderAnswer, reader: Callable[[object], T], what: str) -> T:
         """Decode a success answer with ``reader``; one we cannot read is a ProviderError
         (not retried: the request may have taken effect)."""
         try:

@@ -74,6 +74,7 @@ from convo.providers._twilio_common import (
 )
 from convo.providers._wire import answered_id
 from convo.providers.callbacks import SMS_ROUTES, STATUS, callback_url
+from convo.providers.http import ProviderAnswer
 from convo.providers.payload import storable, whole_number
 from convo.sms.phone import normalize
 
@@ -242,7 +243,7 @@ class TwilioSms:
         )
         return self._result(response)
 
-    def _result(self, response: httpx.Response) -> SendResult:
+    def _result(self, response: ProviderAnswer) -> SendResult:
         sid, body = answered_id(response, "sid", provider=self.name, what="a send")
         segments = body.get("num_segments")
         price = _amount(body.get("price"))

@@ -75,7 +75,7 @@ from convo.models import (
 )
 from convo.providers._options import ProviderOptions
 from convo.providers.callbacks import SMS_ROUTES, STATUS, callback_url
-from convo.providers.http import call
+from convo.providers.http import ProviderAnswer, call
 from convo.providers.signing import must_check
 from convo.providers.vonage_webhooks import (
     CURRENCY,
@@ -398,7 +398,7 @@ class VonageSms:
         while len(self._part_owner) > PART_MEMORY:
             del self._part_owner[next(iter(self._part_owner))]
 
-    def _result(self, response: httpx.Response) -> tuple[SendResult, list[str]]:
+    def _result(self, response: ProviderAnswer) -> tuple[SendResult, list[str]]:
         """Map the 200 body: every part ok -> SendResult (and every part's message-id),
         else the status table."""
         try:

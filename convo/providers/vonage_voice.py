@@ -217,7 +217,7 @@ class VonageVoice:
         }
         return jwt.encode(claims, self._private_key, algorithm="RS256")
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kwargs: Any) -> http.ProviderAnswer:
         return await http.call(
             self._client,
             method,

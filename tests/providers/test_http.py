@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import socket
 import time
 import urllib.parse
@@ -102,3 +103,49 @@ async def test_retry_after_is_read_as_seconds_or_an_http_date_capped_or_ignored(
                     await call(client, "GET", url, provider="p")
                 seconds = caught.value.retry_after  # type: ignore[attr-defined]
                 assert expected(seconds), (status, after, seconds)
+
+
+async def test_answers_are_read_whole_decompressed_and_decoded_in_their_charset(
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
+) -> None:
+    async def gzipped(_request: web.Request) -> web.Response:
+        body = gzip.compress('{"messages": [{"status": "0", "to": "été"}]}'.encode())
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        return web.Response(body=body, headers=headers)
+
+    async def latin(_request: web.Request) -> web.Response:
+        headers = {"Content-Type": 'text/plain; charset="latin-1"', "X-Seen": "yes"}
+        return web.Response(body="déjà".encode("latin-1"), headers=headers, reason="")
+
+    async def unknown_charset(_request: web.Request) -> web.Response:
+        return web.Response(
+            body="ok ✓".encode(), headers={"Content-Type": "text/plain; charset=nope"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/gzipped", gzipped)
+    app.router.add_get("/latin", latin)
+    app.router.add_get("/unknown", unknown_charset)
+    server = await aiohttp_server(app)
+    base = str(server.make_url(""))
+    async with provider_client() as client:
+        answer = await call(client, "GET", f"{base}/gzipped", provider="p")
+        assert answer.json() == {"messages": [{"status": "0", "to": "été"}]}
+        assert answer.is_success and answer.reason_phrase == "OK"
+        answer = await call(client, "GET", f"{base}/latin", provider="p")
+        assert answer.text == "déjà" and answer.headers["x-seen"] == "yes"
+        with pytest.raises(ValueError):
+            answer.json()
+        answer = await call(client, "GET", f"{base}/unknown", provider="p")
+        assert answer.text == "ok ✓"
+
+
+async def test_an_answer_through_httpx_reads_as_one_from_the_direct_path() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/json; charset=utf-8", "Retry-After": "3"}
+        return httpx.Response(200, content=b'{"id": "x1"}', headers=headers)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        answer = await call(client, "POST", "https://api.example.com/m", provider="p")
+    assert answer.json() == {"id": "x1"} and answer.headers["retry-after"] == "3"
+    assert answer.status_code == 200 and answer.text == '{"id": "x1"}'
