@@ -35,7 +35,6 @@ import time
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import httpx
@@ -43,6 +42,7 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from convo.exceptions import ProviderRejected, ProviderUnavailable, RateLimited
+from convo.providers import form
 from convo.retry import parse_retry_after
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -106,7 +106,7 @@ class ProviderClient(httpx.AsyncClient):
             body = _json_body(json)
             sent.setdefault("Content-Type", "application/json")
         elif data is not None:
-            body = urlencode(data).encode()
+            body = form.encode(data).encode()
             sent.setdefault("Content-Type", _FORM)
         with map_aiohttp_exceptions():
             async with self._session().request(

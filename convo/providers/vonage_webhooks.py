@@ -27,10 +27,10 @@ import hmac
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl
 
 from convo.exceptions import InvalidNumber, MalformedWebhook, SignatureError
 from convo.models import DeliveryReport, InboundMessage, MessagePart, MessageStatus, WebhookRequest
+from convo.providers import form
 from convo.providers.payload import MAX_DIGITS, decode_json, whole_number
 from convo.providers.payload import price as payload_price
 from convo.sms.phone import normalize_possible
@@ -71,7 +71,8 @@ def signature(params: Mapping[str, object], secret: str, method: str = "md5hash"
         return hashlib.md5((base + secret).encode(), usedforsecurity=False).hexdigest()
     if method not in SIGNATURE_METHODS:
         raise ValueError(f"unknown signature method {method!r}")
-    return hmac.new(secret.encode(), base.encode(), method).hexdigest().upper()
+    # hmac.digest: OpenSSL's one-shot HMAC, half the cost of an hmac.new object
+    return hmac.digest(secret.encode(), base.encode(), method).hex().upper()
 
 
 def signature_matches(params: Mapping[str, object], secret: str, method: str) -> bool:
@@ -122,7 +123,7 @@ def webhook_fields(request: WebhookRequest) -> dict[str, str]:
         if request.form:
             return dict(request.form)
         try:
-            return dict(parse_qsl(request.body.decode(), keep_blank_values=True))
+            return form.decode(request.body.decode())
         except UnicodeDecodeError as exc:
             raise MalformedWebhook("form body is not UTF-8") from exc
     if not request.body and request.query:

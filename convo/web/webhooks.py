@@ -31,12 +31,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import cast
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from convo.exceptions import MalformedWebhook
 from convo.models import WebhookRequest
+from convo.providers import form as forms
 from convo.providers.base import AcknowledgesInbound, SmsProvider
 from convo.providers.callbacks import INBOUND, STATUS, webhook_path
 from convo.web.rejected import RejectedWebhooks
@@ -82,7 +82,7 @@ async def webhook_request(request: web.Request, max_body: int) -> WebhookRequest
     form: dict[str, str] = {}
     if content_type == "application/x-www-form-urlencoded":
         try:
-            form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            form = forms.decode(body.decode("utf-8"))
         except UnicodeDecodeError:
             form = {}  # the adapter reports the missing fields
     public = request.app[SETTINGS].server.public_url.rstrip("/")
