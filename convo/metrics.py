@@ -75,6 +75,10 @@ class Metrics:
         # scrape carries and no dashboard here reads them (a process-wide switch).
         disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        # The labelled counters of webhooks and sends, each found once: Counter.labels
+        # validates and locks on every call (~2 us; once per webhook and once per send).
+        # Their label values are few (configured providers, routes, statuses, results).
+        self._counted: dict[tuple[str, ...], Counter] = {}
         self.webhooks = Counter(
             "convo_webhooks",
             "Provider webhooks answered, by provider, route and HTTP status.",
@@ -158,7 +162,11 @@ class Metrics:
     # -- as it happens ------------------------------------------------------------------
 
     def observe_webhook(self, provider: str, route: str, status: int, seconds: float) -> None:
-        self.webhooks.labels(provider, route, str(status)).inc()
+        key = ("webhook", provider, route, str(status))
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.webhooks.labels(*key[1:])
+        counter.inc()
         self.webhook_seconds.series(provider, route).observe(seconds)
 
     def observe_turn(self, channel: str, seconds: float, failed: bool) -> None:
@@ -167,7 +175,11 @@ class Metrics:
             self.turn_failures.labels(channel).inc()
 
     def observe_send(self, provider: str, result: str) -> None:
-        self.sends.labels(provider, result).inc()
+        key = ("send", provider, result)
+        counter = self._counted.get(key)
+        if counter is None:
+            counter = self._counted[key] = self.sends.labels(*key[1:])
+        counter.inc()
 
     def observe_reload(self, ok: bool) -> None:
         self.reloads.labels("ok" if ok else "failed").inc()

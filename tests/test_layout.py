@@ -190,7 +190,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 #: (module, import) pairs exempt from FORBIDDEN, each with its reason.
 EXEMPT: dict[tuple[str, str], str] = {
     ("convo.providers.http", "aiohttp"): (
-        "the provider client sends over aiohttp's client pool; adapters see httpx only"
+        "the provider client sends over aiohttp's client pool; adapters see httpx's client "
+        "and ProviderAnswer"
     ),
 }
 
