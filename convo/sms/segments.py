@@ -42,6 +42,8 @@ _GSM_BASIC_TABLE = (
 GSM_BASIC: frozenset[str] = frozenset(_GSM_BASIC_TABLE) - {"\x1b"}
 #: Extension table (each costs ESC + code = 2 septets): form feed ^ { } \ [ ~ ] | €.
 GSM_EXTENSION: frozenset[str] = frozenset("\x0c^{}\\[~]|€")
+# Both tables: a text is GSM-7 when this holds every character of it.
+_GSM_ANY: frozenset[str] = GSM_BASIC | GSM_EXTENSION
 
 SINGLE_LIMIT: dict[Encoding, int] = {"GSM-7": 160, "UCS-2": 70}
 PART_LIMIT: dict[Encoding, int] = {"GSM-7": 153, "UCS-2": 67}
@@ -86,7 +88,8 @@ def non_gsm_chars(text: str) -> list[str]:
 
 def encoding_of(text: str) -> Encoding:
     """``"GSM-7"`` if every character is in the GSM tables, else ``"UCS-2"``."""
-    return "GSM-7" if all(is_gsm(c) for c in text) else "UCS-2"
+    # issuperset walks the text in C: every reply is checked before it is sent
+    return "GSM-7" if _GSM_ANY.issuperset(text) else "UCS-2"
 
 
 def counted_differently(text: str) -> bool:
