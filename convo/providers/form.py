@@ -41,8 +41,9 @@ def _unescaped(part: str) -> str:
 
 def encode(fields: Mapping[str, str]) -> str:
     """``fields`` as a form body (module docstring)."""
-    return "&".join(f"{_escaped(name)}={_escaped(value)}" for name, value in fields.items())
-
-
-def _escaped(part: str) -> str:
-    return part if _PLAIN.fullmatch(part) else quote_plus(part)
+    plain = _PLAIN.fullmatch
+    pairs = []
+    for name, value in fields.items():
+        escaped = name if plain(name) else quote_plus(name)
+        pairs.append(f"{escaped}={value if plain(value) else quote_plus(value)}")
+    return "&".join(pairs)
