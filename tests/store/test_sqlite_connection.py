@@ -83,3 +83,15 @@ def test_a_transaction_whose_commit_fails_is_rolled_back(tmp_path: Path) -> None
     assert other.execute("SELECT count(*) FROM parent").fetchone() == (1,)
     assert other.execute("SELECT count(*) FROM child").fetchone() == (0,)
     other.close()
+
+
+async def test_savepoint_journals_stay_in_memory(tmp_path: Path) -> None:
+    """A batch's savepoints journal every page its jobs write; on disk (SQLite's default
+    past 64 KiB) that doubled the writes of a busy server's batches of turns."""
+    cx = SqliteConnection(tmp_path / "c.db")
+    await cx.open()
+    try:
+        temp_store = await cx.run("temp_store", lambda c: c.execute("PRAGMA temp_store").fetchone())
+        assert temp_store == (2,)  # MEMORY
+    finally:
+        await cx.close()
