@@ -116,6 +116,9 @@ class FlowVersions:
     async def flow_of(self, session: Session) -> LoadedFlow | None:
         """:meth:`for_session`, once ``session``'s version has been read back from
         ``sources`` when it is neither current nor in memory (module docstring)."""
+        current = self.current.get(session.flow)
+        if current is not None and current.spec.version == session.flow_version:
+            return current  # nearly every turn: no coroutine to recall what is at hand
         await self.recall(session.flow, session.flow_version)
         return self.for_session(session)
 
