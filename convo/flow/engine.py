@@ -217,6 +217,12 @@ class Engine:
         """``receive`` then ``process``: the whole inbound path in one call (one store job
         for both the text and the turn's load when the conversation is idle:
         :meth:`receive_held`)."""
+        store = self.store
+        if store.shared or getattr(store, "add_inbound_loading", None) is None:
+            # Nothing to hold (memory, PostgreSQL): no coroutine of receive_held's per text.
+            if not await self.receive(message):
+                return []
+            return await self.process(message)
         fresh, held = await self.receive_held(message)
         if not fresh:
             return []
