@@ -454,11 +454,13 @@ async def benchmark(args: argparse.Namespace, store_url: str | None) -> int:
             floor_url = f"http://127.0.0.1:{floor_port}"
             floor = await saturate(floor_url, bare_people, args.concurrency, args.seconds)
             print(floor.line("send-only, saturated"))
+            async with aiohttp.ClientSession() as http:  # the floor's replies: not convo's
+                before = await sent_at_simulator(http, sim_url)
             start = time.perf_counter()
             convo = await saturate(convo_url, people, args.concurrency, args.seconds)
             print(convo.line("convo, saturated"))
             answered = convo.warm_accepted + convo.accepted
-            done = await replies(sim_url, answered, start)
+            done = await replies(sim_url, before + answered, start)
             replies_rps = answered / done
             print(f"  {'':<22} replies: {replies_rps:,.0f}/s (the last arrived "
                   f"{done - convo.elapsed:.2f} s after the last request)")  # fmt: skip

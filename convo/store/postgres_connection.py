@@ -21,10 +21,10 @@ schema, so two convo deployments in two schemas of one database do not share loc
 hash collision only makes two conversations wait for each other).
 
 Connections between turns. At most :attr:`PostgresConnection.turn_limit` turns of a
-process hold a connection at once (three quarters of the pool; the rest serve
-acknowledgements and the outbox, which never wait for turns); the others wait for one of
-them. A turn that commits says ``COMMIT; BEGIN`` (one round trip) and leaves its
-connection, in a new, empty transaction, to the next turn. That turn takes its lock with
+process hold a connection at once (all but one of the pool's; that one serves
+acknowledgements and the outbox whatever the turns do); the others wait for one of them.
+A turn that commits says ``COMMIT; BEGIN`` (one round trip) and leaves its connection, in
+a new, empty transaction, to the next turn. That turn takes its lock with
 its first statement: the turn's opening read (``convo_open_turn``, a function that takes
 the lock and then reads: a plain statement's snapshot may be older than the lock it waits
 for) or else a lock statement of its own. So a turn costs three round trips: lock and read,
@@ -165,9 +165,12 @@ class PostgresConnection:
         self._presence_guard = asyncio.Lock()
         self._migrator: Any = None  # the connection holding the migration lock, meanwhile
         self._between_turns: list[Any] = []  # connections in an empty transaction
-        self.turn_limit = max(1, self.pool_size - max(1, self.pool_size // 4))
-        """Turns holding a connection at once: the pool's other connections are for
-        everything else (acknowledgements, the outbox), which turns never wait for."""
+        self.turn_limit = max(1, self.pool_size - 1)
+        """Turns holding a connection at once: one connection is always left for
+        everything else (acknowledgements, the outbox), so connections kept between turns
+        never keep those waiting. Not more: with half the pool left to them
+        (``bench/webhooks.py --store compare``), acknowledgements ran ahead of the turns
+        (1,300 texts/s acknowledged, 400 answered: a growing backlog of unanswered texts)."""
         self._turn_slots = asyncio.Semaphore(self.turn_limit)
 
     @property

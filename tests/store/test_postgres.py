@@ -268,7 +268,7 @@ async def test_pool_size_is_convos_option_not_a_server_setting(postgres_url: str
         holders = [asyncio.create_task(hold(key)) for key in keys]
         await asyncio.wait_for(held.wait(), 5)
         await asyncio.sleep(0.2)
-        # Two turns hold a connection; the third is kept for everything else, which
+        # Two turns hold a connection; the third is left for everything else, which
         # still answers while the other turns wait.
         assert inside == store._cx.turn_limit == 2
         assert await store.get_session(keys[0]) is None
