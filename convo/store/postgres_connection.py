@@ -282,7 +282,7 @@ class PostgresConnection:
             kept = self._between_turns
             while kept:
                 connection = kept.pop()
-                if not connection.is_closed():
+                if _alive(connection):
                     return connection, True
                 await self.pool().release(connection)  # the pool replaces it
             return await self.pool().acquire(), False
@@ -554,12 +554,22 @@ async def _abandon(pool: asyncpg.Pool, connection: Any) -> None:
     """Roll back ``connection``'s transaction, if it can, and give it back to ``pool`` (a
     broken one is replaced by the pool)."""
     try:
-        if not connection.is_closed() and connection.is_in_transaction():
+        if _alive(connection) and connection.is_in_transaction():
             await connection.execute("ROLLBACK")
     except _ERRORS:
-        connection.terminate()  # broken, or busy with a cancelled statement: start afresh
+        if _alive(connection):
+            connection.terminate()  # broken, or busy with a cancelled statement: start afresh
     finally:
-        await pool.release(connection)
+        await pool.release(connection)  # nothing to do for one the pool took back
+
+
+def _alive(connection: Any) -> bool:
+    """Whether ``connection`` (a pool's) can still be used: not closed, and not taken back
+    by its pool, which does that by itself when the server closes a connection it lent."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _lock_statement(lock_key: int) -> str:

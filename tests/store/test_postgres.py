@@ -152,6 +152,26 @@ async def test_a_turn_on_a_kept_connection_locks_with_its_first_read(
     assert await asyncio.wait_for(waiter, 5) == (["in-2"], "held")
 
 
+async def test_a_kept_connection_the_server_closed_costs_a_new_one(postgres_url: str) -> None:
+    """A server that ends idle transactions (``idle_in_transaction_session_timeout``) closes
+    the connections kept between turns; the next turn gets a new one and succeeds."""
+    store = PostgresStore(f"{postgres_url}&idle_in_transaction_session_timeout=200")
+    await store.open()
+    try:
+        await store.add_inbound(inbound(1, "p-1"))
+        async with store.lock(KEY):
+            await store.save_turn(session("first"))
+        assert len(store._cx._between_turns) == 1
+        await asyncio.sleep(0.8)  # the server closes it meanwhile
+        async with store.lock(KEY):
+            assert [m.id for m in await store.unprocessed_of(KEY)] == ["in-1"]
+            await store.save_turn(session("second"), inbound_id="in-1")
+        loaded = await store.get_session(KEY)
+        assert loaded is not None and loaded.step == "second"
+    finally:
+        await store.close()
+
+
 async def test_a_turn_that_fails_inside_its_lock_leaves_nothing(
     stores: list[PostgresStore],
 ) -> None:
