@@ -14,57 +14,25 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from convo.flow.engine import Engine
-from convo.flow.loader import load_flow_text
 from convo.intake import Intake
 from convo.metrics import Metrics, TimedStore
-from convo.models import ConversationKey, Direction, InboundMessage
-from convo.store.base import MessageQuery
+from convo.models import ConversationKey
 from convo.store.sqlite import SqliteStore
+from tests.echo_world import ALICE, LINE, echo_engine, replies, text
 
-LINE, ALICE = "+32470000100", "+32470000001"
 KEY = ConversationKey(LINE, "sms", ALICE)
-FLOW = """
-flow: echo
-languages: [en]
-start: first
-steps:
-  first:
-    ask: {text: {en: "ready"}, expect: text, save_as: said}
-    then: again
-  again:
-    ask: {text: {en: "got {{ slots.said }}"}, expect: text, save_as: said}
-    then: again
-"""
-
-
-def text(n: int, body: str) -> InboundMessage:
-    return InboundMessage(
-        line=LINE,
-        sender=ALICE,
-        text=body,
-        provider="vonage",
-        provider_message_id=f"m{n}",
-        received_at=1000.0 + n,
-    )
 
 
 async def caught_up(store: SqliteStore) -> tuple[Intake, Metrics]:
     metrics = Metrics()
     timed = TimedStore.wrap(store, metrics)
-    engine = Engine({"echo": load_flow_text(FLOW, "echo.yaml")}, timed, lines={LINE: "echo"})
-    intake = Intake(engine)
+    intake = Intake(echo_engine(timed))
     await intake.recover()  # as the runtime does at start: the intake turns texts now
     return intake, metrics
 
 
 def calls(metrics: Metrics, method: str) -> int:
     return sum(metrics.store_seconds.series(method).counts)
-
-
-async def replies(store: SqliteStore) -> list[str]:
-    found, _ = await store.list_messages(MessageQuery(direction=Direction.OUTBOUND))
-    return [r.text for r in reversed(found)]
 
 
 async def test_a_text_is_stored_with_its_turn_loaded_in_one_store_call(tmp_path: Path) -> None:

@@ -12,37 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from convo.flow.engine import Engine
-from convo.flow.loader import load_flow_text
 from convo.intake import Intake
-from convo.models import Direction, InboundMessage, MessageRecord
-from convo.store.base import MessageQuery
+from convo.models import MessageRecord
 from convo.store.sqlite import SqliteStore
-
-LINE, ALICE = "+32470000100", "+32470000001"
-FLOW = """
-flow: echo
-languages: [en]
-start: first
-steps:
-  first:
-    ask: {text: {en: "ready"}, expect: text, save_as: said}
-    then: again
-  again:
-    ask: {text: {en: "got {{ slots.said }}"}, expect: text, save_as: said}
-    then: again
-"""
-
-
-def text(n: int, body: str) -> InboundMessage:
-    return InboundMessage(
-        line=LINE,
-        sender=ALICE,
-        text=body,
-        provider="vonage",
-        provider_message_id=f"m{n}",
-        received_at=1000.0 + n,
-    )
+from tests.echo_world import echo_engine, replies, text
 
 
 async def test_a_text_resent_after_a_crash_waits_for_the_older_one(tmp_path: Path) -> None:
@@ -50,14 +23,12 @@ async def test_a_text_resent_after_a_crash_waits_for_the_older_one(tmp_path: Pat
     await store.open()
     try:
         await store.add_inbound(MessageRecord.inbound(text(1, "hello")))  # then the crash
-        engine = Engine({"echo": load_flow_text(FLOW, "echo.yaml")}, store, lines={LINE: "echo"})
-        intake = Intake(engine)  # the restarted server
+        intake = Intake(echo_engine(store))  # the restarted server
 
         assert await intake.accept(text(2, "m1")) is None  # stored, left to recovery
         assert await intake.recover() == 2
         assert await intake.wait(5)
-        replies, _ = await store.list_messages(MessageQuery(direction=Direction.OUTBOUND))
-        assert [r.text for r in reversed(replies)] == ["ready", "got m1"]
+        assert await replies(store) == ["ready", "got m1"]
 
         # Caught up: the next text is turned as it comes.
         task = await intake.accept(text(3, "m2"))

@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from convo.models import (
     Contact,
@@ -78,6 +78,17 @@ class SendOutcome:
     segments: int | None = None
     price: float | None = None
     error: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The message fields the outcome sets, as ``update_message``'s keyword arguments
+        (besides ``status``)."""
+        return {
+            "provider": self.provider,
+            "provider_message_id": self.provider_message_id,
+            "segments": self.segments,
+            "price": self.price,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,14 +345,7 @@ class MemoryStore(MemoryContacts, MemoryCampaigns, MemoryFlowSources):
     ) -> tuple[MessageRecord | None, MessageRecord | None]:
         """Atomic as every method here: neither step awaits anything but this store."""
         updated = await self.update_message(
-            outcome.message_id,
-            status=outcome.status,
-            provider=outcome.provider,
-            provider_message_id=outcome.provider_message_id,
-            segments=outcome.segments,
-            price=outcome.price,
-            error=outcome.error,
-            forward_only=True,
+            outcome.message_id, status=outcome.status, forward_only=True, **outcome.fields()
         )
         if updated is None or claim_at is None:
             return updated, None

@@ -291,12 +291,12 @@ class PostgresConnection:
             raise
 
     async def give_back_turn_connection(
-        self, pool: asyncpg.Pool, connection: Any, *, commit: bool, turn: str
+        self, pool: asyncpg.Pool, connection: Any, *, commit: bool
     ) -> None:
-        """End ``turn`` on ``connection``: commit it (``commit``; else it wrote nothing) and
-        keep the connection, in a new transaction, for the next turn. StoreError when the
-        commit fails; the connection then goes back to ``pool`` (the one it came from),
-        rolled back."""
+        """End a turn on ``connection``: commit it (``commit``; else it wrote nothing) and
+        keep the connection, in a new transaction, for the next turn. When the commit
+        fails, its error; the connection then goes back to ``pool`` (the one it came
+        from), rolled back."""
         try:
             if commit:
                 await connection.execute("COMMIT; BEGIN")
@@ -543,11 +543,8 @@ class _Hold:
             if exc_type is None:  # a failed call was caught inside: say so, don't commit
                 raise StoreError(f"{where}: the turn of {self._key} failed and was rolled back")
             return
-        what = f"the turn of {self._key}"
-        with store_errors(where, f"commit {what}"):
-            await self._cx.give_back_turn_connection(
-                pool, connection, commit=turn.locked, turn=what
-            )
+        with store_errors(where, f"commit the turn of {self._key}"):
+            await self._cx.give_back_turn_connection(pool, connection, commit=turn.locked)
 
 
 async def _abandon(pool: asyncpg.Pool, connection: Any) -> None:

@@ -339,14 +339,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
     ) -> tuple[MessageRecord | None, MessageRecord | None]:
         """One job, one transaction: the outcome's UPDATE, then the claim's."""
         args = _update_args(
-            outcome.message_id,
-            outcome.status,
-            provider=outcome.provider,
-            provider_message_id=outcome.provider_message_id,
-            segments=outcome.segments,
-            price=outcome.price,
-            error=outcome.error,
-            forward_only=True,
+            outcome.message_id, outcome.status, forward_only=True, **outcome.fields()
         )
 
         def job(cx: sqlite3.Connection) -> tuple[MessageRecord | None, MessageRecord | None]:
