@@ -78,7 +78,7 @@ class Metrics:
         # The labelled counters of webhooks and sends, each found once: Counter.labels
         # validates and locks on every call (~2 us; once per webhook and once per send).
         # Their label values are few (configured providers, routes, statuses, results).
-        self._counted: dict[tuple[str, ...], Counter] = {}
+        self._counted: dict[tuple[object, ...], Counter] = {}
         self.webhooks = Counter(
             "convo_webhooks",
             "Provider webhooks answered, by provider, route and HTTP status.",
@@ -162,11 +162,7 @@ class Metrics:
     # -- as it happens ------------------------------------------------------------------
 
     def observe_webhook(self, provider: str, route: str, status: int, seconds: float) -> None:
-        key = ("webhook", provider, route, str(status))
-        counter = self._counted.get(key)
-        if counter is None:
-            counter = self._counted[key] = self.webhooks.labels(*key[1:])
-        counter.inc()
+        self._child(self.webhooks, provider, route, str(status)).inc()
         self.webhook_seconds.series(provider, route).observe(seconds)
 
     def observe_turn(self, channel: str, seconds: float, failed: bool) -> None:
@@ -175,11 +171,15 @@ class Metrics:
             self.turn_failures.labels(channel).inc()
 
     def observe_send(self, provider: str, result: str) -> None:
-        key = ("send", provider, result)
-        counter = self._counted.get(key)
-        if counter is None:
-            counter = self._counted[key] = self.sends.labels(*key[1:])
-        counter.inc()
+        self._child(self.sends, provider, result).inc()
+
+    def _child(self, counter: Counter, *values: str) -> Counter:
+        """``counter.labels(*values)``, found once (``_counted``)."""
+        key = (counter, *values)
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = counter.labels(*values)
+        return child
 
     def observe_reload(self, ok: bool) -> None:
         self.reloads.labels("ok" if ok else "failed").inc()
