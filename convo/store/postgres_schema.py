@@ -283,6 +283,109 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_inbox_of ON messages (contact, line, channel, created_at, seq)
         WHERE direction = 'inbound' AND processed = 0;
     """,
+    # 9 -> 10: the outbox's claims (CLAIM_NEXT_BATCH) and outcomes with their claims
+    # (RECORD_OUTCOMES) as functions that are planned at each call (plan_cache_mode). A
+    # prepared statement keeps the plan made when its connection first ran it: made while
+    # the table was small, it joined by scanning all of messages, so each batch cost more
+    # as the table grew (4.7 and 7.5 ms a batch at ~5,000 messages, against ~2 ms planned
+    # for the table as it is). The head is locked through the primary key, and whether it
+    # is still due is checked on the row as locked: a lock through the partial outbox
+    # index scanned that whole index for the seq.
+    """
+    CREATE FUNCTION convo_claim_next(p_lines text[], p_contacts text[],
+                                     p_due_by double precision[],
+                                     p_lease_end double precision[],
+                                     p_now double precision, p_owner integer)
+    RETURNS SETOF messages
+    LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_custom_plan AS $$
+    BEGIN
+        RETURN QUERY
+        WITH wanted AS (
+            SELECT * FROM unnest(p_lines, p_contacts, p_due_by, p_lease_end)
+                AS w(line, contact, due_by, lease_end)
+        ), due AS (
+            SELECT h.seq, w.lease_end FROM wanted AS w CROSS JOIN LATERAL (
+                SELECT x.seq, x.direction, x.status, x.next_attempt_at FROM messages AS x
+                WHERE x.seq = (
+                    SELECT y.seq FROM messages AS y
+                    WHERE y.direction = 'outbound' AND y.status IN ('queued', 'sending')
+                      AND y.line = w.line AND y.contact = w.contact
+                    ORDER BY y.created_at, y.seq LIMIT 1)
+                LIMIT 1 FOR UPDATE SKIP LOCKED
+            ) AS h
+            WHERE h.direction = 'outbound' AND h.status IN ('queued', 'sending')
+              AND h.next_attempt_at <= w.due_by
+        )
+        UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1,
+            next_attempt_at = due.lease_end, updated_at = p_now, claimed_by = p_owner
+        FROM due WHERE m.seq = due.seq
+        RETURNING m.*;
+    END
+    $$;
+    CREATE FUNCTION convo_record_outcomes(p_status text[], p_forward boolean[],
+                                          p_rank integer[], p_provider text[],
+                                          p_pid text[], p_segments integer[],
+                                          p_price double precision[], p_error text[],
+                                          p_stamp double precision[], p_id text[],
+                                          p_claim_at double precision[],
+                                          p_lease_end double precision[],
+                                          p_now double precision, p_owner integer)
+    RETURNS TABLE (o_kind text, o_n bigint, o_message messages)
+    LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_custom_plan AS $$
+    BEGIN
+        RETURN QUERY
+        WITH a AS (
+            SELECT * FROM unnest(p_status, p_forward, p_rank, p_provider, p_pid,
+                                 p_segments, p_price, p_error, p_stamp, p_id,
+                                 p_claim_at, p_lease_end) WITH ORDINALITY
+                AS a(new_status, forward, new_rank, new_provider, new_pid, new_segments,
+                     new_price, new_error, stamp, message_id, claim_at, lease_end, n)
+        ), target AS (
+            SELECT DISTINCT ON (m.line, m.contact) a.*, m.seq AS target_seq
+            FROM a JOIN messages AS m ON m.id = a.message_id
+            ORDER BY m.line, m.contact, a.n
+        ), updated AS (
+            UPDATE messages AS m SET
+                status = CASE WHEN t.new_status IS NULL OR (t.forward AND t.new_rank <=
+                    CASE m.status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2
+                        WHEN 'delivered' THEN 3 WHEN 'undelivered' THEN 3
+                        WHEN 'failed' THEN 3 WHEN 'dead' THEN 3 ELSE 0 END)
+                    THEN m.status ELSE t.new_status END,
+                provider = coalesce(t.new_provider, m.provider),
+                provider_message_id = coalesce(t.new_pid, m.provider_message_id),
+                segments = coalesce(t.new_segments, m.segments),
+                price = coalesce(t.new_price, m.price),
+                error = coalesce(t.new_error, m.error), updated_at = t.stamp
+            FROM target AS t WHERE m.seq = t.target_seq
+            RETURNING t.n, t.claim_at, t.lease_end, m.seq, m.line, m.contact, m.status,
+                      m AS row
+        ), due AS (
+            SELECT u.n, h.seq, u.lease_end FROM updated AS u CROSS JOIN LATERAL (
+                SELECT x.seq, x.direction, x.status, x.next_attempt_at FROM messages AS x
+                WHERE x.seq = (
+                    SELECT y.seq FROM messages AS y
+                    WHERE y.direction = 'outbound' AND y.status IN ('queued', 'sending')
+                      AND y.line = u.line AND y.contact = u.contact AND y.seq <> u.seq
+                    ORDER BY y.created_at, y.seq LIMIT 1)
+                LIMIT 1 FOR UPDATE SKIP LOCKED
+            ) AS h
+            WHERE u.claim_at IS NOT NULL AND u.status NOT IN ('queued', 'sending')
+              AND h.direction = 'outbound' AND h.status IN ('queued', 'sending')
+              AND h.next_attempt_at <= u.claim_at
+        ), claimed AS (
+            UPDATE messages AS m SET status = 'sending', attempts = m.attempts + 1,
+                next_attempt_at = due.lease_end, updated_at = p_now, claimed_by = p_owner
+            FROM due WHERE m.seq = due.seq
+            RETURNING due.n, m AS row
+        )
+        SELECT 'updated'::text, updated.n, updated.row FROM updated
+        UNION ALL SELECT 'claimed'::text, claimed.n, claimed.row FROM claimed
+        UNION ALL SELECT 'later'::text, a.n, NULL::messages FROM a
+        WHERE EXISTS (SELECT 1 FROM messages AS x WHERE x.id = a.message_id)
+          AND NOT EXISTS (SELECT 1 FROM target WHERE target.n = a.n);
+    END
+    $$;
+    """,
 ]
 """``MIGRATIONS[i]`` brings a database from schema version ``i`` to ``i + 1``. Append only."""
 
@@ -459,17 +562,12 @@ DUE_OUTBOX = (
 )
 # The recipient's oldest pending message, if it is due and no other sender is claiming it
 # right now (SKIP LOCKED: that sender has the recipient; never take the next one instead,
-# which would overtake it). FOR UPDATE re-reads the row as committed and re-checks it, so
-# of two senders one claims and the other finds it not due.
+# which would overtake it), claimed: convo_claim_next (migration 10) for one recipient. The
+# lock re-reads the row as committed and the function re-checks it, so of two senders one
+# claims and the other finds it not due.
 CLAIM_NEXT = (
-    "WITH head AS (SELECT seq FROM messages "
-    f"WHERE {_PENDING} AND line = $1 AND contact = $2 ORDER BY created_at, seq LIMIT 1), "
-    "due AS (SELECT m.seq FROM messages AS m JOIN head ON m.seq = head.seq "
-    "WHERE m.direction = 'outbound' AND m.status IN ('queued', 'sending') "
-    "AND m.next_attempt_at <= $3 FOR UPDATE OF m SKIP LOCKED) "
-    "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
-    "next_attempt_at = $4, updated_at = $5, claimed_by = $6 "
-    f"WHERE seq = (SELECT seq FROM due) RETURNING {_MESSAGE}"
+    f"SELECT {_MESSAGE} FROM convo_claim_next(ARRAY[$1::text], ARRAY[$2::text], "
+    "ARRAY[$3::double precision], ARRAY[$4::double precision], $5, $6)"
 )
 # Batches (convo.store.postgres_batches): one statement for many calls, each parameter an
 # array with one element per call.
@@ -487,19 +585,7 @@ INSERT_INBOUND_BATCH = (
 )
 # CLAIM_NEXT for many recipients ($1 lines, $2 contacts, $3 due-by times, $4 lease ends;
 # $5 now, $6 the owner): the claimed messages.
-CLAIM_NEXT_BATCH = (
-    "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::text[], "
-    "$3::double precision[], $4::double precision[]) AS w(line, contact, due_by, lease_end)), "
-    "due AS (SELECT m.seq, w.lease_end FROM wanted AS w CROSS JOIN LATERAL "
-    "(SELECT seq FROM messages WHERE seq = (SELECT seq FROM messages "
-    f"WHERE {_PENDING} AND line = w.line AND contact = w.contact "
-    "ORDER BY created_at, seq LIMIT 1) "
-    "AND direction = 'outbound' AND status IN ('queued', 'sending') "
-    "AND next_attempt_at <= w.due_by FOR UPDATE SKIP LOCKED) AS m) "
-    "UPDATE messages SET status = 'sending', attempts = attempts + 1, "
-    "next_attempt_at = due.lease_end, updated_at = $5, claimed_by = $6 "
-    f"FROM due WHERE messages.seq = due.seq RETURNING {_MESSAGE}"
-)
+CLAIM_NEXT_BATCH = f"SELECT {_MESSAGE} FROM convo_claim_next($1, $2, $3, $4, $5, $6)"
 # Claims of this store instance, or of one whose presence lock is gone (its process died):
 # convo.store.postgres_connection.PRESENCE.
 RELEASE_CLAIMS = (
@@ -526,7 +612,8 @@ _REQUEUE = (
 REQUEUE_ALL_DEAD = f"{_REQUEUE}WHERE {_DEAD} RETURNING id, created_at, seq"
 REQUEUE_DEAD = f"{_REQUEUE}WHERE {_DEAD} AND id = ANY($3::text[]) RETURNING id, created_at, seq"
 
-# MessageStatus.rank, in SQL (keep the two in step).
+# MessageStatus.rank, in SQL (keep the two in step; convo_record_outcomes, migration 10, has
+# a copy).
 _RANK = (
     "CASE status WHEN 'sending' THEN 1 WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 "
     "WHEN 'undelivered' THEN 3 WHEN 'failed' THEN 3 WHEN 'dead' THEN 3 ELSE 0 END"
@@ -555,48 +642,21 @@ UPDATE_MESSAGE_BATCH = (
     "AS a(new_status, forward, new_rank, new_provider, new_pid, new_segments, new_price, "
     f"new_error, stamp, message_id) WHERE id = a.message_id RETURNING {_MESSAGE}"
 )
-# record_outcome for many outcomes (convo.store.postgres_batches), in one statement: each
-# outcome's UPDATE_MESSAGE (forward only), then, for those with a claim time ($11; NULL
-# for none) whose message left the outbox, CLAIM_NEXT for the message's recipient. Its
-# parameters are UPDATE_MESSAGE_BATCH's, then $11 the claim times, $12 the lease ends; $13
-# now, $14 the owner. The statement's parts share one snapshot, in which the updated message
-# is still pending: the claim passes over it by its seq. One message per recipient at most
-# (the first, by the order given); the others are answered ``later`` and changed nothing.
-# Rows: ``updated`` or ``claimed`` (n: the outcome's place, from 1), then the message.
-_OUTCOME_COLUMNS = ", ".join(f"m.{c}" for c in _MESSAGE.split(", "))
+# record_outcome for many outcomes (convo.store.postgres_batches), in one statement
+# (convo_record_outcomes, migration 10): each outcome's UPDATE_MESSAGE (forward only), then,
+# for those with a claim time ($11; NULL for none) whose message left the outbox,
+# CLAIM_NEXT for the message's recipient. Its parameters are UPDATE_MESSAGE_BATCH's, then
+# $11 the claim times, $12 the lease ends; $13 now, $14 the owner. The statement's parts
+# share one snapshot, in which the updated message is still pending: the claim passes over
+# it by its seq. One message per recipient at most (the first, by the order given); the
+# others are answered ``later`` and changed nothing. Rows: ``updated`` or ``claimed`` (n:
+# the outcome's place, from 1), then the message.
 RECORD_OUTCOMES = (
-    "WITH a AS (SELECT * FROM unnest($1::text[], $2::boolean[], $3::integer[], $4::text[], "
-    "$5::text[], $6::integer[], $7::double precision[], $8::text[], $9::double precision[], "
-    "$10::text[], $11::double precision[], $12::double precision[]) WITH ORDINALITY "
-    "AS a(new_status, forward, new_rank, new_provider, new_pid, new_segments, new_price, "
-    "new_error, stamp, message_id, claim_at, lease_end, n)), "
-    "target AS (SELECT DISTINCT ON (m.line, m.contact) a.*, m.seq AS target_seq "
-    "FROM a JOIN messages AS m ON m.id = a.message_id ORDER BY m.line, m.contact, a.n), "
-    "updated AS (UPDATE messages AS m SET "
-    f"status = CASE WHEN t.new_status IS NULL OR (t.forward AND t.new_rank <= {_RANK}) "
-    "THEN status ELSE t.new_status END, "
-    "provider = coalesce(t.new_provider, provider), "
-    "provider_message_id = coalesce(t.new_pid, provider_message_id), "
-    "segments = coalesce(t.new_segments, segments), price = coalesce(t.new_price, price), "
-    "error = coalesce(t.new_error, error), updated_at = t.stamp "
-    "FROM target AS t WHERE m.seq = t.target_seq "
-    f"RETURNING t.n, t.claim_at, t.lease_end, m.seq, {_OUTCOME_COLUMNS}), "
-    "due AS (SELECT u.n, h.seq, u.lease_end FROM updated AS u CROSS JOIN LATERAL "
-    "(SELECT seq FROM messages WHERE seq = (SELECT seq FROM messages "
-    f"WHERE {_PENDING} AND line = u.line AND contact = u.contact AND seq <> u.seq "
-    "ORDER BY created_at, seq LIMIT 1) "
-    "AND direction = 'outbound' AND status IN ('queued', 'sending') "
-    "AND next_attempt_at <= u.claim_at FOR UPDATE SKIP LOCKED) AS h "
-    "WHERE u.claim_at IS NOT NULL AND u.status NOT IN ('queued', 'sending')), "
-    "claimed AS (UPDATE messages AS m SET status = 'sending', attempts = attempts + 1, "
-    "next_attempt_at = due.lease_end, updated_at = $13, claimed_by = $14 "
-    f"FROM due WHERE m.seq = due.seq RETURNING due.n, {_OUTCOME_COLUMNS}) "
-    f"SELECT 'updated', n, {_MESSAGE} FROM updated "
-    f"UNION ALL SELECT 'claimed', n, {_MESSAGE} FROM claimed "
-    "UNION ALL SELECT 'later', a.n, "
-    + ", ".join(["NULL"] * len(_MESSAGE.split(", ")))
-    + " FROM a WHERE EXISTS (SELECT 1 FROM messages WHERE id = a.message_id) "
-    "AND NOT EXISTS (SELECT 1 FROM target WHERE target.n = a.n)"
+    "SELECT o_kind, o_n, "
+    + ", ".join(f"(o_message).{c}" for c in _MESSAGE.split(", "))
+    + " FROM convo_record_outcomes("
+    + _params(14)
+    + ")"
 )
 GET_MESSAGE = f"SELECT {_MESSAGE} FROM messages WHERE id = $1"
 FIND_MESSAGE = (

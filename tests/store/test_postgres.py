@@ -15,6 +15,7 @@ import pytest
 
 from convo.exceptions import StoreError
 from convo.models import ConversationKey, Direction, MessageRecord, MessageStatus, Session
+from convo.store import postgres_schema as sql
 from convo.store.base import SendOutcome
 from convo.store.postgres import MIGRATIONS, PostgresStore
 
@@ -494,3 +495,63 @@ async def test_an_outcome_that_leaves_its_message_pending_claims_it_again_when_d
     assert claimed is not None and claimed.id == "out-1"
     assert (claimed.attempts, claimed.next_attempt_at) == (2, 6060.0)
     assert (await store.get_message("out-2")).status is MessageStatus.QUEUED  # type: ignore[union-attr]
+
+
+async def test_the_outbox_batches_do_not_scan_a_table_that_grew_after_they_first_ran(
+    postgres_url: str,
+) -> None:
+    # A prepared statement keeps the plan made for the table as it was when its connection
+    # first ran it: made for a near-empty table, a join scans the whole table, however large
+    # it grows. The outbox's batches are planned at each call instead. auto_explain (sent to
+    # this client as notices) shows every plan run, the functions' inner statements too.
+    store = PostgresStore(postgres_url)
+    await store.open()
+    connection = await asyncpg.connect(postgres_url)
+    plans: list[str] = []
+    try:
+        await connection.execute(
+            "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; "
+            "SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = notice"
+        )
+        connection.add_log_listener(lambda _cx, message: plans.append(message.message))
+
+        async def batches(n: int) -> None:
+            # 40 recipients with two replies each: the first claimed, then sent.
+            people = [f"+3247400{k:04d}" for k in range(n, n + 40)]
+            await store.add_outbound(
+                [
+                    outbound(10 * k + i, contact)
+                    for k, contact in enumerate(people, n)
+                    for i in (0, 1)
+                ]
+            )
+            lines, ends = [LINE] * 40, [9e9 + 60] * 40
+            await connection.fetch(sql.CLAIM_NEXT_BATCH, lines, people, [9e9] * 40, ends, 1.0, 1)
+            sent = ["sent", True, 2, "vonage", None, 1, None, None, 1.0]
+            await connection.fetch(
+                sql.RECORD_OUTCOMES,
+                *([value] * 40 for value in sent),
+                [f"out-{10 * k}" for k in range(n, n + 40)],
+                [9e9] * 40,
+                ends,
+                1.0,
+                1,
+            )
+
+        for n in range(0, 400, 40):  # more runs than PostgreSQL needs to keep a generic plan
+            await batches(n)
+        await connection.execute(
+            "INSERT INTO messages (id, direction, line, contact, channel, text, status, "
+            "provider, provider_message_id, segments, media_urls, processed, created_at, "
+            "updated_at) SELECT 'old-' || n, 'outbound', $1, '+3247' || n, 'sms', 'x', "
+            "'sent', 'vonage', 'old-' || n, 1, '[]', 1, n, n "
+            "FROM generate_series(1, 20000) AS n",
+            LINE,
+        )
+        plans.clear()
+        await batches(1000)
+    finally:
+        await connection.close()
+        await store.close()
+    assert plans and any("messages_pkey" in plan for plan in plans)
+    assert not [plan for plan in plans if "Seq Scan on messages" in plan]
