@@ -1,14 +1,18 @@
 """What the server benchmarks share: a free port, percentiles, the settings of a convo with
 one signed Vonage line, serving convo (optionally under cProfile) or any aiohttp app in a
-child process, waiting for a child to be ready, and a PostgreSQL schema of its own."""
+child process, waiting for a child to be ready, a PostgreSQL schema of its own, and load
+from wrk."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -151,3 +155,44 @@ def voice_flow(questions: int) -> str:
         + steps
         + "  done:\n    say: 'Thank you, goodbye.'\n    end: true\n"
     )
+
+
+# wrk: cycle through the pre-signed bodies from an offset; print the summary as JSON.
+WRK_SCRIPT = """\
+local requests, count, next_one = {}, 0, 0
+function init(args)
+  local offset = tonumber(args[2])
+  local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
+  for line in io.lines(args[1]) do
+    count = count + 1
+    requests[count] = wrk.format("POST", nil, headers, line)
+  end
+  next_one = offset
+end
+function request()
+  next_one = next_one + 1
+  return requests[(next_one - 1) % count + 1]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, '
+    .. '"p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+def wrk(url: str, bodies: Path, offset: int, connections: int, seconds: float, tmp: str) -> Any:
+    """Load ``url`` with wrk (C, one thread, ``connections`` keep-alive connections, each
+    posting its next body when the previous one is answered) for ``seconds``: the bodies
+    are ``bodies``' lines (form posts), in order from ``offset``, cycling. Returns wrk's
+    summary: requests, duration_us, status_errors, socket_errors, p50_us, p99_us, max_us.
+    A load generator in C leaves the servers the cores a Python one would take."""
+    script = Path(tmp, "texts.lua")
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
+    command += ["-s", str(script), url, "--", str(bodies), str(offset)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])

@@ -62,7 +62,6 @@ import math
 import multiprocessing as mp
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -72,7 +71,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, percentile, serve_convo, vonage_convo, wait_ready
+from _common import free_port, percentile, serve_convo, vonage_convo, wait_ready, wrk
 from aiohttp import web
 
 from convo.providers.vonage_webhooks import signature
@@ -100,31 +99,6 @@ steps:
 TEXTS = ("hello", "Ann", "monday")
 # Servers that answer a repeated ``messageId`` with no reply: wrk must not cycle for them.
 DISTINCT_TEXTS = ("convo", "floor-durable")
-# wrk: cycle through the pre-signed bodies from an offset; print the summary as JSON.
-WRK_SCRIPT = """\
-local requests, count, next_one = {}, 0, 0
-function init(args)
-  local offset = tonumber(args[2])
-  local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
-  for line in io.lines(args[1]) do
-    count = count + 1
-    requests[count] = wrk.format("POST", nil, headers, line)
-  end
-  next_one = offset
-end
-function request()
-  next_one = next_one + 1
-  return requests[(next_one - 1) % count + 1]
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, '
-    .. '"p50_us": %d, "p99_us": %d, "max_us": %d}\\n',
-    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-end
-"""
 
 
 def _loop_policy(uvloop: bool) -> None:
@@ -429,15 +403,6 @@ class Result:
     @property
     def replies_per_s(self) -> float:
         return self.replies / self.reply_seconds if self.replies else math.nan
-
-
-def wrk(url: str, bodies: Path, offset: int, connections: int, seconds: float, tmp: str) -> Any:
-    script = Path(tmp, "texts.lua")
-    script.write_text(WRK_SCRIPT, encoding="utf-8")
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
-    command += ["-s", str(script), url, "--", str(bodies), str(offset)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 async def post(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, bytes]:

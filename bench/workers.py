@@ -2,26 +2,32 @@
 PostgreSQL.
 
 Usage: .venv/bin/python bench/workers.py [--seconds 10] [--concurrency 100]
-       [--messages 3] [--rounds 1] [--workers 2] [--postgres URL]
+       [--messages 3] [--rounds 1] [--workers 2] [--load wrk|python] [--postgres URL]
 
 On one machine, all on 127.0.0.1: the Vonage simulator (a child process, counting the
-replies it receives, from bench/webhooks.py), the load generator (this process, the same
-conversations as bench/webhooks.py: signed Vonage webhooks, each text answered by one
-reply) and ``convo serve --config ... --workers N`` as a user runs it (a subprocess), on a
-fresh schema of the PostgreSQL database (``--postgres``, else ``CONVO_TEST_POSTGRES_URL``,
-else ``postgresql://postgres@127.0.0.1:5432/test``) dropped afterwards, the provider's
-``rate_limit`` raised to 10 000/s. For one worker, then for ``--workers``: ``--concurrency``
-conversations post their next text as soon as the previous one is answered, for
-``--seconds``; then the run waits until every acknowledged text's reply reached the
-simulator. Capacity is the smaller of requests/s and replies/s (replies counted until the
-last one arrived). ``--rounds`` repeats the pair. Prints each run, the cores each part used
-while saturated (convo, PostgreSQL, the load generator and simulator, and everything else
-on the machine: where the limit is), and the ratio of the workers' capacity to one
-worker's, against the issue's target of 1.5x.
+replies it receives, from bench/webhooks.py), the load generator (the same conversations as
+bench/webhooks.py: signed Vonage webhooks, each text answered by one reply) and ``convo
+serve --config ... --workers N`` as a user runs it (a subprocess), on a fresh schema of the
+PostgreSQL database (``--postgres``, else ``CONVO_TEST_POSTGRES_URL``, else
+``postgresql://postgres@127.0.0.1:5432/test``) dropped afterwards, the provider's
+``rate_limit`` raised to 10 000/s.
+
+For one worker, then for ``--workers``: ``--concurrency`` connections each post their next
+text as soon as the previous one is answered, for ``--seconds``; then the run waits until
+every acknowledged text's reply reached the simulator. The load generator is wrk (``--load
+wrk``, the default: C, one thread; a person's texts are 2,000 posts apart, so one person
+never has two in flight) or this process (``--load python``: an aiohttp client playing
+``--concurrency`` conversations, each text after the previous one's answer). Capacity is
+the smaller of requests/s and replies/s (replies counted until the last one arrived).
+``--rounds`` repeats the pair. Prints each run, the cores each part used while saturated
+(convo, PostgreSQL, the load generator and simulator, and everything else on the machine:
+where the limit is), and the ratio of the workers' capacity to one worker's, against the
+issue's target of 1.5x.
 
 Everything shares the machine's cores: the load generator, the simulator and PostgreSQL
 take their part of them too, which is the point (the issue asks for the figure "with the
-load generator running").
+load generator running"); with wrk the generator takes the least of them, as it would on
+a machine of its own.
 """
 
 from __future__ import annotations
@@ -30,16 +36,18 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-from _common import free_port, wait_ready
+from _common import free_port, percentile, wait_ready, wrk
 from webhooks import (
     FLOW,
     KEY,
@@ -47,6 +55,7 @@ from webhooks import (
     SECRET,
     SIG_SECRET,
     People,
+    Run,
     replies,
     run_simulator,
     saturate,
@@ -129,16 +138,21 @@ async def one_run(
             before = await _sent(sim_url)
             start = time.perf_counter()
             cpu_before = cpu_seconds(process.pid, sim_pid)
-            run = await saturate(url, people, args.concurrency, args.seconds)
+            if args.load == "wrk":
+                run = await saturate_wrk(url, people, args, Path(tmp))
+            else:
+                run = await saturate_python(url, people, args)
             cpu_after = cpu_seconds(process.pid, sim_pid)
             wall = time.perf_counter() - start
             spent = dict.fromkeys(GROUPS, 0.0)
             for pid, (group, seconds) in cpu_after.items():  # processes gone are not counted
                 spent[group] += seconds - cpu_before.get(pid, (group, 0.0))[1]
-            answered = run.warm_accepted + run.accepted
+            answered = run.warm + run.accepted
             done = await replies(sim_url, before + answered, start)
             replies_rps = answered / done
             print(run.line(f"{workers} worker{'s' if workers > 1 else ''}, saturated"))
+            if run.errors:
+                print(f"  {'':<22} errors: {len(run.errors)}, first: {run.errors[0]}")
             print(f"  {'':<22} replies: {replies_rps:,.0f}/s")
             cores = {k: v / wall for k, v in spent.items()}
             used = ", ".join(f"{k} {v:.2f}" for k, v in cores.items())
@@ -150,6 +164,69 @@ async def one_run(
             await process.wait()
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
+
+
+SPREAD = 2000
+"""With wrk, a person's texts are this many posts apart."""
+WARM_UP = 30
+
+
+@dataclass
+class Load:
+    """One saturated run, whichever generator made it: the texts answered 200 (the warm-up's
+    and the measured run's), the measured run's length, its ack latency and what failed."""
+
+    warm: int
+    accepted: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: list[str]
+
+    @property
+    def rps(self) -> float:
+        return self.accepted / self.seconds
+
+    def line(self, name: str) -> str:
+        return (
+            f"  {name:<22} {self.accepted:7d} answered in {self.seconds:5.2f} s:"
+            f" {self.rps:7,.0f} req/s   p50 {self.p50_ms:7.2f} ms   p99 {self.p99_ms:7.2f} ms"
+        )
+
+
+async def saturate_python(url: str, people: People, args: argparse.Namespace) -> Load:
+    """Capacity under this process's aiohttp client (bench/webhooks.py's)."""
+    run = await saturate(url, people, args.concurrency, args.seconds)
+    p50, p99 = percentile(run.latency, 0.5), percentile(run.latency, 0.99)
+    return Load(run.warm_accepted, run.accepted, run.elapsed, p50, p99, run.errors)
+
+
+async def saturate_wrk(url: str, people: People, args: argparse.Namespace, tmp: Path) -> Load:
+    """Capacity under wrk: ``args.concurrency`` connections for ``args.seconds``, after a
+    warm-up of WARM_UP texts from this process. The texts are ``people``'s conversations in
+    blocks of SPREAD: each one's first text, then each one's second, and so on."""
+    bodies: list[bytes] = []
+    while len(bodies) < WARM_UP + args.seconds * 4000:  # more than any run here takes
+        block = [people.next() for _ in range(SPREAD)]
+        for i in range(args.messages):
+            bodies.extend(texts[i] for texts in block)
+    path = tmp / "texts.txt"
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    warm = Run(url)
+    async with aiohttp.ClientSession() as http:
+        for body in bodies[:WARM_UP]:
+            await warm.post(http, body, time.perf_counter())
+    out = await asyncio.to_thread(
+        wrk, warm.url, path, WARM_UP, args.concurrency, args.seconds, str(tmp)
+    )
+    errors = warm.errors
+    if out["status_errors"] or out["socket_errors"]:
+        errors.append(f"{out['status_errors']} non-2xx, {out['socket_errors']} socket errors")
+    if out["requests"] > len(bodies) - WARM_UP:
+        errors.append(f"wrk ran out of distinct texts ({len(bodies)})")
+    accepted = out["requests"] - out["status_errors"]
+    seconds = out["duration_us"] / 1e6
+    return Load(warm.accepted, accepted, seconds, out["p50_us"] / 1e3, out["p99_us"] / 1e3, errors)
 
 
 GROUPS = ("convo", "postgresql", "load generator + simulator", "everything else")
@@ -181,7 +258,7 @@ def cpu_seconds(convo_pid: int, sim_pid: int) -> dict[int, tuple[str, float]]:
             group = "convo"
         elif commands[pid].startswith("postgres"):
             group = "postgresql"
-        elif pid in (os.getpid(), sim_pid):
+        elif pid in (os.getpid(), sim_pid) or commands[pid].startswith("wrk "):
             group = "load generator + simulator"
         else:
             group = "everything else"
@@ -202,6 +279,9 @@ async def main() -> int:
     parser.add_argument("--rounds", type=int, default=1, help="how many pairs of runs")
     parser.add_argument("--workers", type=int, default=2, help="the workers to compare with 1")
     parser.add_argument(
+        "--load", choices=("wrk", "python"), default="wrk", help="the load generator"
+    )
+    parser.add_argument(
         "--postgres",
         default=os.environ.get(
             "CONVO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -216,8 +296,10 @@ async def main() -> int:
     simulator.start()
     try:
         await wait_ready(ready)
-        print(f"{args.concurrency} conversations at once, {args.messages} texts each, "
-              f"{args.seconds:g} s per run, PostgreSQL:")  # fmt: skip
+        if args.load == "wrk" and shutil.which("wrk") is None:
+            raise SystemExit("bench: wrk is not installed (apt-get install wrk), or --load python")
+        print(f"{args.concurrency} connections at once ({args.load}), {args.messages} texts "
+              f"a conversation, {args.seconds:g} s per run, PostgreSQL:")  # fmt: skip
         ratios = []
         for r in range(args.rounds):
             capacity = {}
