@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/webhooks.py [--seconds 10] [--concurrency 100]
        [--messages 3] [--share 0.30] [--profile FILE] [--store sqlite|postgresql|compare]
+       [--rounds 2] [--load wrk|python]
 
 Four child processes, each with its own event loop, all on 127.0.0.1:
 
@@ -46,7 +47,10 @@ after) instead of SQLite. ``--store compare`` measures only convo's capacity, on
 SQLite and once on PostgreSQL, side by side in one run (``--rounds`` times each,
 alternating), and prints both, each round's ratio and their median against the target: one
 process on PostgreSQL at least 70% of one process on SQLite (``--profile``: of the
-PostgreSQL runs). There each PostgreSQL run has a database of its own, and the run also
+PostgreSQL runs). Its load generator is wrk (``--load wrk``, the default: C, one thread, as
+in bench/workers.py), which leaves the stores the cores an aiohttp client here would take,
+or this process's client (``--load python``, as the other runs here). There each
+PostgreSQL run has a database of its own, and the run also
 prints what each answered text cost the database: round trips (convo's asyncpg calls,
 counted in its process), transactions committed and rows written (the server's
 ``pg_stat_database`` for that database, read after convo stopped).
@@ -67,6 +71,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -80,6 +85,7 @@ from _common import (
     serve_convo,
     serve_counting_vonage,
     vonage_convo,
+    wrk,
 )
 from aiohttp import web
 
@@ -370,6 +376,69 @@ async def paced(base: str, people: People, rate: float, concurrency: int, second
     return run
 
 
+SPREAD = 2000
+"""With wrk, a person's texts are this many posts apart."""
+WARM_UP = 30
+
+
+@dataclass
+class Load:
+    """One saturated run, whichever generator made it: the texts answered 200 (the warm-up's
+    and the measured run's), the measured run's length, its ack latency and what failed."""
+
+    warm: int
+    accepted: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: list[str]
+
+    @property
+    def rps(self) -> float:
+        return self.accepted / self.seconds
+
+    def line(self, name: str) -> str:
+        return (
+            f"  {name:<22} {self.accepted:7d} answered in {self.seconds:5.2f} s:"
+            f" {self.rps:7,.0f} req/s   p50 {self.p50_ms:7.2f} ms   p99 {self.p99_ms:7.2f} ms"
+        )
+
+
+async def saturate_python(url: str, people: People, args: argparse.Namespace) -> Load:
+    """Capacity under this process's aiohttp client (bench/webhooks.py's)."""
+    run = await saturate(url, people, args.concurrency, args.seconds)
+    p50, p99 = percentile(run.latency, 0.5), percentile(run.latency, 0.99)
+    return Load(run.warm_accepted, run.accepted, run.elapsed, p50, p99, run.errors)
+
+
+async def saturate_wrk(url: str, people: People, args: argparse.Namespace, tmp: Path) -> Load:
+    """Capacity under wrk: ``args.concurrency`` connections for ``args.seconds``, after a
+    warm-up of WARM_UP texts from this process. The texts are ``people``'s conversations in
+    blocks of SPREAD: each one's first text, then each one's second, and so on."""
+    bodies: list[bytes] = []
+    while len(bodies) < WARM_UP + args.seconds * 4000:  # more than any run here takes
+        block = [people.next() for _ in range(SPREAD)]
+        for i in range(args.messages):
+            bodies.extend(texts[i] for texts in block)
+    path = tmp / "texts.txt"
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    warm = Run(url)
+    async with aiohttp.ClientSession() as http:
+        for body in bodies[:WARM_UP]:
+            await warm.post(http, body, time.perf_counter())
+    out = await asyncio.to_thread(
+        wrk, warm.url, path, WARM_UP, args.concurrency, args.seconds, str(tmp)
+    )
+    errors = warm.errors
+    if out["status_errors"] or out["socket_errors"]:
+        errors.append(f"{out['status_errors']} non-2xx, {out['socket_errors']} socket errors")
+    if out["requests"] > len(bodies) - WARM_UP:
+        errors.append(f"wrk ran out of distinct texts ({len(bodies)})")
+    accepted = out["requests"] - out["status_errors"]
+    seconds = out["duration_us"] / 1e6
+    return Load(warm.accepted, accepted, seconds, out["p50_us"] / 1e3, out["p99_us"] / 1e3, errors)
+
+
 async def sent_at_simulator(http: aiohttp.ClientSession, sim_url: str) -> int:
     async with http.get(sim_url + "/_bench/sent") as resp:
         return int((await resp.json())["sent"])
@@ -409,6 +478,12 @@ async def main() -> int:
         help="convo's store; compare: SQLite against PostgreSQL, capacity only",
     )
     parser.add_argument("--rounds", type=int, default=2, help="--store compare: runs of each")
+    parser.add_argument(
+        "--load",
+        choices=("wrk", "python"),
+        default="wrk",
+        help="--store compare: the load generator (wrk, or this process's aiohttp client)",
+    )
     args = parser.parse_args()
     if args.store == "compare":
         return await compare_stores(args)
@@ -527,8 +602,8 @@ async def compare_stores(args: argparse.Namespace) -> int:
     prefixes = (f"+3247{n}" for n in itertools.count(2))  # fresh numbers for every run
     try:
         await asyncio.to_thread(ready.get, True, 30)
-        print(f"convo's capacity, {args.concurrency} conversations at once, {args.messages} "
-              f"texts each, {args.seconds:g} s per run:")  # fmt: skip
+        print(f"convo's capacity, {args.concurrency} connections at once ({args.load}), "
+              f"{args.messages} texts a conversation, {args.seconds:g} s per run:")  # fmt: skip
         for _ in range(args.rounds):
             for store in ("sqlite", "postgresql"):
                 async with contextlib.AsyncExitStack() as stack:
@@ -551,10 +626,12 @@ async def compare_stores(args: argparse.Namespace) -> int:
                         async with aiohttp.ClientSession() as http:
                             before = await sent_at_simulator(http, sim_url)
                         start = time.perf_counter()
-                        run = await saturate(
-                            f"http://127.0.0.1:{port}", people, args.concurrency, args.seconds
-                        )
-                        answered = run.warm_accepted + run.accepted
+                        base = f"http://127.0.0.1:{port}"
+                        if args.load == "wrk":
+                            run = await saturate_wrk(base, people, args, Path(tmp))
+                        else:
+                            run = await saturate_python(base, people, args)
+                        answered = run.warm + run.accepted
                         done = await replies(sim_url, before + answered, start)
                         if counts_file is not None and child.pid is not None:
                             os.kill(child.pid, signal.SIGUSR1)

@@ -42,12 +42,11 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-from _common import free_port, percentile, wait_ready, wrk
+from _common import free_port, wait_ready
 from webhooks import (
     FLOW,
     KEY,
@@ -55,10 +54,10 @@ from webhooks import (
     SECRET,
     SIG_SECRET,
     People,
-    Run,
     replies,
     run_simulator,
-    saturate,
+    saturate_python,
+    saturate_wrk,
     sent_at_simulator,
 )
 
@@ -164,69 +163,6 @@ async def one_run(
             await process.wait()
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
-
-
-SPREAD = 2000
-"""With wrk, a person's texts are this many posts apart."""
-WARM_UP = 30
-
-
-@dataclass
-class Load:
-    """One saturated run, whichever generator made it: the texts answered 200 (the warm-up's
-    and the measured run's), the measured run's length, its ack latency and what failed."""
-
-    warm: int
-    accepted: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: list[str]
-
-    @property
-    def rps(self) -> float:
-        return self.accepted / self.seconds
-
-    def line(self, name: str) -> str:
-        return (
-            f"  {name:<22} {self.accepted:7d} answered in {self.seconds:5.2f} s:"
-            f" {self.rps:7,.0f} req/s   p50 {self.p50_ms:7.2f} ms   p99 {self.p99_ms:7.2f} ms"
-        )
-
-
-async def saturate_python(url: str, people: People, args: argparse.Namespace) -> Load:
-    """Capacity under this process's aiohttp client (bench/webhooks.py's)."""
-    run = await saturate(url, people, args.concurrency, args.seconds)
-    p50, p99 = percentile(run.latency, 0.5), percentile(run.latency, 0.99)
-    return Load(run.warm_accepted, run.accepted, run.elapsed, p50, p99, run.errors)
-
-
-async def saturate_wrk(url: str, people: People, args: argparse.Namespace, tmp: Path) -> Load:
-    """Capacity under wrk: ``args.concurrency`` connections for ``args.seconds``, after a
-    warm-up of WARM_UP texts from this process. The texts are ``people``'s conversations in
-    blocks of SPREAD: each one's first text, then each one's second, and so on."""
-    bodies: list[bytes] = []
-    while len(bodies) < WARM_UP + args.seconds * 4000:  # more than any run here takes
-        block = [people.next() for _ in range(SPREAD)]
-        for i in range(args.messages):
-            bodies.extend(texts[i] for texts in block)
-    path = tmp / "texts.txt"
-    path.write_bytes(b"\n".join(bodies) + b"\n")
-    warm = Run(url)
-    async with aiohttp.ClientSession() as http:
-        for body in bodies[:WARM_UP]:
-            await warm.post(http, body, time.perf_counter())
-    out = await asyncio.to_thread(
-        wrk, warm.url, path, WARM_UP, args.concurrency, args.seconds, str(tmp)
-    )
-    errors = warm.errors
-    if out["status_errors"] or out["socket_errors"]:
-        errors.append(f"{out['status_errors']} non-2xx, {out['socket_errors']} socket errors")
-    if out["requests"] > len(bodies) - WARM_UP:
-        errors.append(f"wrk ran out of distinct texts ({len(bodies)})")
-    accepted = out["requests"] - out["status_errors"]
-    seconds = out["duration_us"] / 1e6
-    return Load(warm.accepted, accepted, seconds, out["p50_us"] / 1e3, out["p99_us"] / 1e3, errors)
 
 
 GROUPS = ("convo", "postgresql", "load generator + simulator", "everything else")
