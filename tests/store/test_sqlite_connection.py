@@ -95,3 +95,42 @@ async def test_savepoint_journals_stay_in_memory(tmp_path: Path) -> None:
         assert temp_store == (2,)  # MEMORY
     finally:
         await cx.close()
+
+
+async def test_a_job_that_raises_in_a_batch_is_undone_alone(tmp_path: Path) -> None:
+    """A batch runs its jobs without savepoints first; when one raises, the batch runs
+    again with a savepoint per job: each job then sees what the jobs before it did, the
+    failed one's writes undone, and nothing of the first pass stays."""
+    cx = SqliteConnection(tmp_path / "c.db")
+    await cx.open()
+
+    def insert(value: int, *, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
+        def job(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO t VALUES (?)", (value,))
+            if fail:
+                raise ValueError(f"job {value} failed after writing")
+            return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
+
+        return job
+
+    try:
+        await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        gate = threading.Event()
+        first = asyncio.create_task(cx.run("first", held(gate, 0)))  # holds the thread
+        await asyncio.sleep(0)
+        batched = [
+            asyncio.create_task(cx.run("a", insert(1))),
+            asyncio.create_task(cx.run("b", insert(2, fail=True))),
+            asyncio.create_task(cx.run("c", insert(3))),
+        ]
+        await asyncio.sleep(0)
+        gate.set()
+        async with asyncio.timeout(DEADLINE):
+            assert await first == 0
+            a, b, c = await asyncio.gather(*batched, return_exceptions=True)
+        assert (a, c) == (1, 2)
+        assert isinstance(b, ValueError)
+        rows = await cx.run("read", lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall())
+        assert rows == [(1,), (3,)]
+    finally:
+        await cx.close()
