@@ -8,7 +8,9 @@ Three modules beside this one make it up, one concern each:
 * :mod:`convo.store.sqlite_rows`        rows to and from sessions and messages.
 
 Here, each method of the store protocols is one job on the connection: the statements it
-runs and the rows it decodes, in one transaction (a savepoint of the batch it commits in).
+runs and the rows it decodes, in one transaction (or the batch it commits in). A job is a
+function of the database alone: run twice on the same data, it does the same and has no
+effect outside the connection (a batch that fails runs again: ``sqlite_connection``).
 A method returns once its job committed, so what it wrote is durable then.
 
 Schema. ``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied; ``open()``
@@ -181,7 +183,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         dead = tombstone(self._key(), record.provider, pid) if pid else None
 
         def job(cx: sqlite3.Connection) -> tuple[bool, tuple[Session | None, bool] | None]:
-            if cx.execute(sql.INSERT_INBOUND, (*row, dead)).rowcount != 1:
+            if not _add_inbound(cx, row, dead):
                 return False, None
             try:
                 return True, _load_turn(cx, key)
@@ -212,13 +214,12 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         check_outbound(outbound)
         check_call_log(call_log)
         row = rows.session_row(session)
-        visit = reports.visit_args(session)
         messages = [rows.message_row(m, processed=True) for m in (*outbound, *call_log)]
         line, contact = session.key.line, session.key.contact
 
         def job(cx: sqlite3.Connection) -> None:
             with transaction(cx):
-                cx.execute(reports.RECORD_VISIT, visit)  # before the upsert: compares
+                reports.record_visit(cx, session)  # before the upsert: compares
                 cx.execute(sql.UPSERT_SESSION, row)
                 if inbound_id is not None:
                     cx.execute(sql.MARK_PROCESSED, (inbound_id,))
@@ -255,9 +256,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         row = rows.message_row(record, processed=False)
         pid = record.provider_message_id
         dead = tombstone(self._key(), record.provider, pid) if pid else None
-        return await self._run(
-            "add inbound", lambda cx: cx.execute(sql.INSERT_INBOUND, (*row, dead)).rowcount == 1
-        )
+        return await self._run("add inbound", lambda cx: _add_inbound(cx, row, dead))
 
     async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
         """Log outbound messages in one transaction; StoreError (nothing logged) when an id
@@ -658,6 +657,18 @@ def _probe_write(cx: sqlite3.Connection) -> bool:
     finally:
         cx.execute(f"PRAGMA busy_timeout = {int(waited)}")
     return True
+
+
+def _add_inbound(cx: sqlite3.Connection, row: rows.Row, dead: bytes | None) -> bool:
+    """Insert the inbound message ``row`` unless it is a duplicate: its id or provider id
+    taken, or its tombstone ``dead`` (None without a provider id) there. One unit: an
+    erasure cannot fall between the tombstone check and the insert (the two forms:
+    :data:`sql.INSERT_INBOUND`)."""
+    if not cx.in_transaction:
+        return cx.execute(sql.INSERT_INBOUND_CHECKED, (*row, dead)).rowcount == 1
+    if dead is not None and cx.execute(sql.TOMBSTONED, (dead,)).fetchone() is not None:
+        return False
+    return cx.execute(sql.INSERT_INBOUND, row).rowcount == 1
 
 
 def _load_turn(cx: sqlite3.Connection, key: ConversationKey) -> tuple[Session | None, bool]:

@@ -1,7 +1,7 @@
 """The SQLite store's reports (:class:`~convo.store.base.Reports`) and step visits.
 
 A step visit is a row of ``step_visits`` (schema version 9), written by ``save_turn`` in
-its transaction when a conversation enters a step (:data:`RECORD_VISIT`, run before the
+its transaction when a conversation enters a step (:func:`record_visit`, run before the
 session's upsert so it can compare with the stored session). The reports read it and
 ``sessions``; each query reads one page or one flow, through an index, so a page costs
 the same with ten or a hundred thousand conversations in the file.
@@ -14,21 +14,21 @@ the same with ten or a hundred thousand conversations in the file.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 import convo.store.sqlite_rows as rows
 from convo.models import Session
 from convo.store.base import ConversationQuery, ConversationRow, StepCount
 from convo.store.sqlite_schema import MESSAGE_COLUMNS, SESSION_COLUMNS
 
-# Nothing when the stored session is on the same flow and step (and has not ended while
-# the new one has not): otherwise the session enters its step.
+# The stored session's flow, step and status, which record_visit compares with the new one.
+STORED_STEP = (
+    "SELECT flow, step, status FROM sessions WHERE line = ? AND channel = ? AND contact = ?"
+)
+# A plain INSERT ... VALUES: unlike INSERT ... SELECT it needs no statement journal inside a
+# transaction (that journal copied each of the four pages it wrote, every turn).
 RECORD_VISIT = (
     "INSERT INTO step_visits (line, channel, contact, flow, step, started_at, at) "
-    "SELECT :line, :channel, :contact, :flow, :step, :started_at, :at "
-    "WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE line = :line AND channel = :channel "
-    "AND contact = :contact AND flow = :flow AND step = :step "
-    "AND (status != 'ended' OR :status = 'ended'))"
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 ERASE_VISITS = "DELETE FROM step_visits WHERE contact = ?"
 PRUNE_VISITS = "DELETE FROM step_visits WHERE at < ?"  # index step_visits_at (version 10)
@@ -57,19 +57,19 @@ STEP_ENDS = (
 )
 
 
-def visit_args(session: Session) -> dict[str, Any]:
-    """The parameters of :data:`RECORD_VISIT` for saving ``session``."""
+def record_visit(cx: sqlite3.Connection, session: Session) -> None:
+    """Record that ``session`` enters its step, unless the stored session (read here, so
+    call this before the session is saved) is on the same flow and step and has not ended
+    while the new one has not."""
     k = session.key
-    return {
-        "line": k.line,
-        "channel": k.channel,
-        "contact": k.contact,
-        "flow": session.flow,
-        "step": session.step,
-        "started_at": session.created_at,
-        "at": session.updated_at,
-        "status": session.status.value,
-    }
+    stored = cx.execute(STORED_STEP, (k.line, k.channel, k.contact)).fetchone()
+    status = session.status.value
+    if stored is not None:
+        flow, step, was = stored
+        if flow == session.flow and step == session.step and (was != "ended" or status == "ended"):
+            return
+    visit = (k.line, k.channel, k.contact, session.flow, session.step)
+    cx.execute(RECORD_VISIT, (*visit, session.created_at, session.updated_at))
 
 
 def _filter(query: ConversationQuery) -> tuple[str, tuple[str, ...]]:

@@ -7,6 +7,7 @@ table holds keyed hashes and nothing else, and a version-5 file gains both on op
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from convo.models import Direction, MessageRecord, MessageStatus
+from convo.store.base import MessageQuery
 from convo.store.sqlite import MIGRATIONS, SqliteStore
 
 LINE = "+32470000100"
@@ -100,6 +102,32 @@ async def test_the_tombstone_table_holds_keyed_hashes_and_nothing_else(tmp_path:
     unkeyed = {hashlib.sha256(f"{PROVIDER}\0{pid}".encode()).digest() for pid in pids}
     assert not unkeyed & digests
     assert read(path, "SELECT count(*) FROM messages") == [(0,)]
+
+
+async def test_a_tombstone_refuses_a_replay_alone_and_in_a_batch(tmp_path: Path) -> None:
+    # A text stored alone runs one statement; in a batch (the thread busy) the tombstone is
+    # read first, then the text inserted: both forms refuse the same duplicates.
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    try:
+        for n in (1, 2):
+            assert await store.add_inbound(inbound(n, f"SMold{n}"))
+        await store.erase_contact(ALICE)
+        calls = [
+            inbound(10, "SMold1"),  # alone (the thread is free): erased, refused
+            inbound(11, "SMold2"),  # the rest in one batch: erased, refused
+            inbound(12, "SMnew"),  # new
+            inbound(13, "SMnew"),  # its provider id just taken in the same batch
+            dataclasses.replace(inbound(12, "SMother"), id="in-12"),  # its id taken
+            inbound(14, ""),  # no provider id: no tombstone to look for
+            inbound(15, "SMold1"),
+        ]
+        stored = await asyncio.gather(*(store.add_inbound(m) for m in calls))
+        assert stored == [False, False, True, False, False, True, False]
+        kept = await store.list_messages(MessageQuery(page_size=50))
+        assert sorted(m.id for m in kept[0]) == ["in-12", "in-14"]
+    finally:
+        await store.close()
 
 
 async def test_a_version_5_file_gains_a_key_and_tombstones(tmp_path: Path) -> None:
