@@ -22,16 +22,35 @@ CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 
 
 def new_id() -> str:
-    """A new unique, URL-safe message id: 128 random bits from the OS as 32 hex digits
-    (what ``secrets.token_hex(16)`` returns). The bits are read from the OS 256 ids at a
-    time: every read is a system call that lets go of the GIL, and under load (a store
-    thread busy) the event loop then waited to get it back, three times per text."""
+    """A new unique, URL-safe id: 128 random bits from the OS as 32 hex digits (what
+    ``secrets.token_hex(16)`` returns)."""
+    return _random_hex(32)
+
+
+def new_message_id() -> str:
+    """A new unique, URL-safe message id (of every :class:`InboundMessage` and
+    :class:`OutboundMessage`): 32 hex digits like :func:`new_id`'s, of which the first 12
+    are the milliseconds since the epoch and the other 20 random (80 bits from the OS).
+
+    So ids made later mostly sort after those made earlier, and the message log's index of
+    ids grows at its end, where a random id wrote to a page anywhere in that index for
+    every message (a SQLite file with 200,000 messages, 50 turns in flight: 40% of the
+    pages each turn wrote, a fifth of the time a turn took). That order is a matter of
+    speed only, never of meaning (the clock can step back): messages are ordered by when
+    they were made and stored, never by id."""
+    return f"{time.time_ns() // 1_000_000:012x}{_random_hex(20)}"
+
+
+def _random_hex(digits: int) -> str:
+    """``digits`` random hex digits. The bits are read from the OS 256 ids at a time: every
+    read is a system call that lets go of the GIL, and under load (a store thread busy) the
+    event loop then waited to get it back, three times per text."""
     global _id_bits, _id_next
     with _ID_LOCK:
-        if _id_next >= len(_id_bits):
+        if _id_next + digits > len(_id_bits):
             _id_bits, _id_next = os.urandom(16 * 256).hex(), 0
         start = _id_next
-        _id_next += 32
+        _id_next += digits
         return _id_bits[start:_id_next]
 
 
@@ -148,7 +167,7 @@ class InboundMessage:
     provider: str = ""
     provider_message_id: str = ""
     media_urls: tuple[str, ...] = ()
-    id: str = field(default_factory=new_id)
+    id: str = field(default_factory=new_message_id)
     received_at: float = field(default_factory=now)
     part: MessagePart | None = None
 
@@ -167,7 +186,7 @@ class OutboundMessage:
     channel: Channel = "sms"
     lang: str | None = None
     media_urls: tuple[str, ...] = ()
-    id: str = field(default_factory=new_id)
+    id: str = field(default_factory=new_message_id)
     created_at: float = field(default_factory=now)
     # Passed through to providers that support it (MESSAGE_METADATA_KEYS); kept in the
     # message log with the message, so a send after a restart carries it too.
