@@ -243,11 +243,14 @@ class TimedStore:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._store, name)
-        if not inspect.iscoroutinefunction(attr):
-            return attr
-        timed = _timed(attr, self._times.series(name))
-        setattr(self, name, timed)  # built once per method
-        return timed
+        if not inspect.ismethod(attr):
+            return attr  # a plain attribute (``shared``): the store's, read each time
+        if inspect.iscoroutinefunction(attr):
+            attr = _timed(attr, self._times.series(name))
+        # Built once per method: the engine asks for some on every text (``turn_idle``,
+        # ``lock``), and the coroutine check costs more than the call.
+        setattr(self, name, attr)
+        return attr
 
 
 def _timed(method: Callable[..., Awaitable[Any]], series: _Series) -> Callable[..., Awaitable[Any]]:

@@ -133,3 +133,33 @@ def test_store_call_times_are_a_prometheus_histogram() -> None:
     assert value(samples, f"{name}_bucket", operation="save_turn", le="+Inf") == 4
     assert value(samples, f"{name}_count", operation="save_turn") == 4
     assert value(samples, f"{name}_sum", operation="save_turn") == pytest.approx(7.0064)
+
+
+async def test_a_timed_store_times_coroutines_and_passes_the_rest_through(
+    tmp_path: Path,
+) -> None:
+    from convo.metrics import Metrics, TimedStore
+    from convo.models import ConversationKey
+    from convo.store.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "convo.db")
+    await store.open()
+    try:
+        metrics = Metrics()
+        timed = TimedStore.wrap(store, metrics)
+        assert await timed.pending_outbound(limit=1) == []
+        assert await timed.pending_outbound(limit=1) == []
+        assert sum(metrics.store_seconds.series("pending_outbound").counts) == 2
+        # A plain method is the store's own, found once; it is not timed.
+        key = ConversationKey("+3225550120", "sms", "+32470000001")
+        assert timed.turn_idle is timed.turn_idle
+        assert timed.turn_idle(key) is store.turn_idle(key)
+        assert sum(metrics.store_seconds.series("turn_idle").counts) == 0
+        # A plain attribute is read from the store each time.
+        shared = store.shared
+        store.shared = not shared  # type: ignore[misc]
+        assert timed.shared is (not shared)
+        store.shared = shared  # type: ignore[misc]
+        assert timed.shared is shared
+    finally:
+        await store.close()
