@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from convo import logs
-from convo.logs import LogSettings, mask_numbers
+from convo.logs import LogSettings, mask_numbers, new_request_id
 from convo.web.access import AccessLog
 from convo.web.app import create_app
 from tests.web.conftest import ALICE, LINE, make_settings
@@ -130,3 +132,29 @@ def test_a_bad_level_or_format_is_refused() -> None:
         logs.configure(LogSettings(level="loud"))
     with pytest.raises(ValueError, match="log format"):
         logs.configure(LogSettings(format="xml"))  # type: ignore[arg-type]
+
+
+def test_new_request_ids_are_sixteen_hex_digits_each_its_own() -> None:
+    ids = [new_request_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", request_id) for request_id in ids)
+    assert new_request_id("lb-7f3a.2") == "lb-7f3a.2"  # a client's well-formed id is kept
+    assert re.fullmatch(r"[0-9a-f]{16}", new_request_id("not an id!"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_makes_other_request_ids_than_its_parent() -> None:
+    # Request ids come from the random module, which a forked child seeds again: workers
+    # forked from one parent must not repeat each other's ids.
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.write(writer, " ".join(new_request_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(pid, 0)
+    with os.fdopen(reader) as pipe:
+        theirs = set(pipe.read().split())
+    ours = {new_request_id() for _ in range(5)}
+    assert len(theirs) == 5
+    assert not ours & theirs
