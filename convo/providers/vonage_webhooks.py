@@ -238,6 +238,12 @@ def _message_time(fields: Mapping[str, str], kind: str) -> float:
     raw = fields.get("message-timestamp")
     if not raw:
         return time.time()
+    return _stamp_seconds(raw, kind)
+
+
+# Texts arriving in the same second carry the same stamp: each is read once.
+@functools.lru_cache(maxsize=256)
+def _stamp_seconds(raw: str, kind: str) -> float:
     try:
         if len(raw) != 19 or raw[10] != " ":
             raise ValueError(raw)

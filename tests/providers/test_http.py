@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import gzip
+import json
 import socket
 import time
 import urllib.parse
@@ -16,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.exceptions import ProviderRejected, ProviderUnavailable, RateLimited
-from convo.providers.http import call, provider_client
+from convo.providers.http import ProviderAnswer, ProviderClient, call, provider_client
 
 
 def closed_port() -> int:
@@ -149,3 +150,38 @@ async def test_an_answer_through_httpx_reads_as_one_from_the_direct_path() -> No
         answer = await call(client, "POST", "https://api.example.com/m", provider="p")
     assert answer.json() == {"id": "x1"} and answer.headers["retry-after"] == "3"
     assert answer.status_code == 200 and answer.text == '{"id": "x1"}'
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"messages": [{"status": "0", "to": "été"}]}'.encode(),
+        b'["a", 1]',
+        b"{",  # not JSON: ValueError either way
+        b"{\x00",
+        '{"a": "é"}'.encode("utf-16-le"),  # "{" then a zero byte: not UTF-8 to json
+        '{"a": "é"}'.encode("utf-16"),  # with a byte order mark
+        '{"a": "é"}'.encode("utf-8-sig"),
+        b'{"lone": "\xed\xa0\x80"}',  # a surrogate in UTF-8: json.loads lets it through
+        b' {"a": 1}',
+    ],
+)
+def test_a_json_answer_reads_as_json_loads_reads_its_bytes(content: bytes) -> None:
+    answer = ProviderAnswer(200, "OK", {}, content)
+    try:
+        expected = json.loads(content)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            answer.json()
+    else:
+        assert answer.json() == expected
+
+
+def test_requests_take_the_direct_path_only_with_string_fields() -> None:
+    client = provider_client()
+    assert isinstance(client, ProviderClient)
+    assert client.takes_directly({"data": {"to": "1", "text": "hi"}, "headers": None})
+    assert client.takes_directly({"json": {"n": 1}, "params": {"a": "b"}})
+    assert not client.takes_directly({"data": {"to": "1", "n": 1}})
+    assert not client.takes_directly({"data": [("a", "b")]})
+    assert not client.takes_directly({"auth": ("u", "p")})
