@@ -38,7 +38,14 @@ def new_message_id() -> str:
     pages each turn wrote, a fifth of the time a turn took). That order is a matter of
     speed only, never of meaning (the clock can step back): messages are ordered by when
     they were made and stored, never by id."""
-    return f"{time.time_ns() // 1_000_000:012x}{_random_hex(20)}"
+    global _stamp
+    ms = time.time_ns() // 1_000_000
+    if ms != _stamp[0]:  # ids made in one millisecond share its digits, formatted once
+        _stamp = (ms, f"{ms:012x}")
+    return _stamp[1] + _random_hex(20)
+
+
+_stamp = (0, "")  # the last millisecond an id was made in, and its 12 hex digits
 
 
 def _random_hex(digits: int) -> str:
