@@ -337,15 +337,11 @@ def run_floor_durable(
     _serve(app, port, ready)
 
 
-def run_convo(
-    port: int, ready: Any, uvloop: bool, tmp: str, fake: str, profile: str | None
-) -> None:
-    _loop_policy(uvloop)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
-    settings = vonage_convo(
-        tmp,
+def convo_settings(home: str, fake: str, port: int) -> Any:
+    """convo on ``port`` with its SQLite and FLOW in ``home``, its Vonage line's API at
+    ``fake`` and the rate limit far above any load here."""
+    return vonage_convo(
+        home,
         flow="bench_pipeline",
         line=LINE,
         credentials=(KEY, SECRET, SIG_SECRET),
@@ -353,7 +349,16 @@ def run_convo(
         rate_limit=100_000.0,
         server={"port": port, "shutdown_timeout": 5},
     )
-    serve_convo(settings, ready, profile)
+
+
+def run_convo(
+    port: int, ready: Any, uvloop: bool, tmp: str, fake: str, profile: str | None
+) -> None:
+    _loop_policy(uvloop)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    serve_convo(convo_settings(tmp, fake, port), ready, profile)
 
 
 # -- the load ------------------------------------------------------------------------------

@@ -49,30 +49,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from _common import free_port, vonage_convo
+from _common import free_port
 from aiohttp import web
+from sms_pipeline import FLOW, KEY, LINE, SECRET, SIG_SECRET, TEXTS, convo_settings
 
 from convo.providers.vonage_webhooks import signature
 
-LINE = "+3225550120"
-KEY, SECRET, SIG_SECRET = "bench-key", "bench-secret", "bench-signature-secret"
-FLOW = """\
-flow: bench_pipeline
-languages: [en]
-channels: [sms]
-start: name
-steps:
-  name:
-    ask: {text: "Hello! What is your name?", expect: text, save_as: name}
-    then: day
-  day:
-    ask: {text: "Thanks {{ name }}. Which day suits you?", expect: text, save_as: day}
-    then: done
-  done:
-    say: "See you on {{ day }}, {{ name }}."
-    end: true
-"""
-TEXTS = ("hello", "Ann", "monday")  # one conversation: each contact texts these in turn
+# One conversation is the flow of bench/sms_pipeline.py: each contact texts TEXTS in turn.
 WARM_UP = 30
 
 
@@ -88,15 +71,7 @@ def serve(home: str, fake: str, port: int, profile: str) -> None:
     from _common import serve_convo
 
     logging.basicConfig(level=logging.WARNING)
-    settings = vonage_convo(
-        home,
-        flow="bench_pipeline",
-        line=LINE,
-        credentials=(KEY, SECRET, SIG_SECRET),
-        provider_url=fake,
-        rate_limit=100_000.0,
-        server={"port": port, "shutdown_timeout": 5},
-    )
+    settings = convo_settings(home, fake, port)
 
     class Ready:
         @staticmethod
