@@ -43,17 +43,14 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 from _common import free_port
 from aiohttp import web
-from sms_pipeline import FLOW, KEY, LINE, SECRET, SIG_SECRET, TEXTS, convo_settings
-
-from convo.providers.vonage_webhooks import signature
+from sms_pipeline import FLOW, KEY, SECRET, SIG_SECRET, TEXTS, convo_settings
+from webhooks import inbound_body
 
 # One conversation is the flow of bench/sms_pipeline.py: each contact texts TEXTS in turn.
 WARM_UP = 30
@@ -92,25 +89,6 @@ def serve(home: str, fake: str, port: int, profile: str) -> None:
 # -- the driver -----------------------------------------------------------------------------
 
 
-def signed_text(contact: str, text: str) -> bytes:
-    """One Vonage inbound post (form, signed), with a new ``messageId``."""
-    now = int(time.time())
-    fields = {
-        "api-key": KEY,
-        "msisdn": contact.lstrip("+"),
-        "to": LINE.lstrip("+"),
-        "messageId": uuid.uuid4().hex[:16].upper(),
-        "text": text,
-        "type": "text",
-        "keyword": text.upper(),
-        "message-timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)),
-        "timestamp": str(now),
-        "nonce": uuid.uuid4().hex,
-    }
-    fields["sig"] = signature(fields, SIG_SECRET, "sha256")
-    return urlencode(fields).encode()
-
-
 class Fake:
     """The Vonage simulator on loopback, telling who waits for a reply that it came."""
 
@@ -145,7 +123,7 @@ async def play(url: str, fake: Fake, prefix: str, count: int, concurrency: int) 
     in flight, the next after the reply to the previous; ``concurrency`` contacts at once."""
     contacts = [f"{prefix}{n:06d}" for n in range((count + len(TEXTS) - 1) // len(TEXTS))]
     texts = [(contact, TEXTS[i]) for contact in contacts for i in range(len(TEXTS))][:count]
-    bodies = [signed_text(contact, text) for contact, text in texts]
+    bodies = [inbound_body(contact, text) for contact, text in texts]
     per_contact: dict[str, list[bytes]] = {}
     for (contact, _), body in zip(texts, bodies, strict=True):
         per_contact.setdefault(contact, []).append(body)

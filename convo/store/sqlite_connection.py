@@ -236,9 +236,9 @@ class SqliteConnection:
 
 @contextmanager
 def transaction(cx: sqlite3.Connection) -> Iterator[None]:
-    """The statements of one job as one unit. Inside a batch (always, at run time) the
-    batch's savepoint is that unit already; outside one (opening the file) it is a
-    transaction of its own."""
+    """The statements of one job as one unit. Inside a batch's transaction the batch keeps
+    them one (a job that raises is undone alone: ``_run_batch``); outside one (a job run
+    alone, opening the file) it is a transaction of its own."""
     if cx.in_transaction:
         yield
         return
