@@ -272,6 +272,20 @@ def test_bad_outbox_backpressure_limits_are_refused(tmp_path: Path, text: str, e
         load_settings(write(tmp_path, f"[outbox]\n{text}\n"), env={})
 
 
+@pytest.mark.parametrize(
+    ("text", "limit"), [("", 10_000), ("max_pending_turns = 50", 50), ("max_pending_turns = 0", 0)]
+)
+def test_the_pending_turns_limit(tmp_path: Path, text: str, limit: int) -> None:
+    settings = load_settings(write(tmp_path, f"[webhooks]\n{text}\n"), env={})
+    assert settings.webhooks.max_pending_turns == limit
+
+
+def test_a_negative_pending_turns_limit_is_refused(tmp_path: Path) -> None:
+    error = r"\[webhooks\] max_pending_turns: expected at least 0, got -1"
+    with pytest.raises(ConfigError, match=error):
+        load_settings(write(tmp_path, "[webhooks]\nmax_pending_turns = -1\n"), env={})
+
+
 def test_outbox_max_attempts_is_still_accepted_but_no_longer_ends_retrying(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,7 +19,9 @@ Tables beyond the basic ones (``[server]``, ``[store]``, ``[flows]``, ``[[lines]
   inspection, see ``convo.web.rejected``), ``rejected_quota`` (bytes those files may take
   together, default 100 MiB, the oldest evicted first; 0 keeps none), ``concat_timeout``
   (seconds to wait for the missing parts of a long text before delivering what arrived,
-  default 60);
+  default 60), ``max_pending_turns`` (texts acknowledged whose turns have not finished in
+  this process, default 10,000: beyond it inbound texts are refused with 503 until the
+  turns catch up, see ``convo.backpressure``; 0 turns the limit off);
 * ``[outbox]`` ``max_age`` (seconds or a duration such as ``"24h"``, the default: how long
   failed sends are retried before the message is dead-lettered, see ``convo.retry``),
   ``base_delay`` (1.0 s), ``max_delay`` (60 s), ``sweep_interval`` (5 s),
@@ -388,13 +390,16 @@ def parse_settings(
         source,
         "[webhooks]",
         doc.get("webhooks", {}),
-        frozenset({"max_body", "rejected_dir", "concat_timeout", "rejected_quota"}),
+        frozenset(
+            {"max_body", "rejected_dir", "concat_timeout", "rejected_quota", "max_pending_turns"}
+        ),
     )
     webhooks = WebhookSettings(
         hooks.integer("max_body", 1024 * 1024, minimum=1),
         hooks.string("rejected_dir", "var/rejected"),
         hooks.number("concat_timeout", 60.0),
         hooks.integer("rejected_quota", 100 * 1024 * 1024),
+        hooks.integer("max_pending_turns", WebhookSettings().max_pending_turns),
     )
 
     box = Table(

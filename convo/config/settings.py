@@ -138,10 +138,15 @@ class LineSettings:
 
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
+    """``[webhooks]``; ``max_pending_turns``: texts acknowledged whose turns have not
+    finished in this process beyond which inbound texts are refused (0: no limit;
+    :mod:`convo.backpressure`)."""
+
     max_body: int = 1024 * 1024
     rejected_dir: str = "var/rejected"
     concat_timeout: float = 60.0
     rejected_quota: int = 100 * 1024 * 1024
+    max_pending_turns: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -373,7 +373,11 @@ class Runtime:
 
         loops.run("inbound recovery", recover)
         pressure = self._backpressure = Backpressure(
-            store, max_backlog=box.max_backlog, max_lag=box.max_lag
+            store,
+            max_backlog=box.max_backlog,
+            max_lag=box.max_lag,
+            max_pending_turns=settings.webhooks.max_pending_turns,
+            pending_turns=lambda: intake.in_flight,
         )
         if isinstance(store, Notices):  # other processes announce the messages they queue
             loops.run("notices", notice_listener(store, outbox.notify))

@@ -137,3 +137,67 @@ async def test_lag_is_how_long_the_oldest_due_reply_waited() -> None:
     await pressure.refresh()
     pressure.check()  # caught up
     assert not pressure.behind
+
+
+async def test_texts_are_refused_while_too_many_wait_for_their_turns(
+    aiohttp_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The turns, not the sends, fall behind: two texts' turns wait in a hook, so with
+    ``max_pending_turns = 2`` a third contact's text is refused (nothing stored) until they
+    finish; then its retry is taken and answered, and the episode is logged once."""
+    from convo.bot import Bot
+
+    caplog.set_level(logging.WARNING, logger="convo.backpressure")
+    gate = asyncio.Event()
+    bot = Bot("slow")
+
+    @bot.action("slow.wait")
+    async def wait(conv: Any) -> None:
+        await gate.wait()
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "slow.yaml").write_text(
+        "flow: slow\nlanguages: [en]\nstart: hello\nsteps:\n"
+        "  hello:\n    say: {en: 'Done waiting.'}\n    do: [slow.wait]\n    end: true\n"
+    )
+    settings = make_settings(
+        tmp_path,
+        flows={"paths": [str(flows)]},
+        lines=[{"number": LINE, "provider": "sandbox", "flow": "slow"}],
+        webhooks={"rejected_dir": str(tmp_path / "rejected"), "max_pending_turns": 2},
+    )
+    client = await aiohttp_client(create_app(settings, bot=bot))
+    for n in range(2):
+        resp = await client.post("/webhooks/sandbox/inbound", json=text(f"m{n}", f"+3247000010{n}"))
+        assert resp.status == 200  # acknowledged; its turn waits in the hook
+
+    late = "+32470000200"
+    for _ in range(3):  # the provider retries: refused each time, nothing stored
+        resp = await client.post("/webhooks/sandbox/inbound", json=text("late", late))
+        assert resp.status == 503
+        assert 0 < int(resp.headers["Retry-After"]) < 60
+        assert "turns are behind (2 texts wait for theirs" in (await resp.json())["error"]
+    assert await inbound_count(client) == 2
+
+    gate.set()
+    runtime = client.app[RUNTIME]
+    assert await runtime.intake.wait(5)
+    resp = await client.post("/webhooks/sandbox/inbound", json=text("late", late))
+    assert resp.status == 200  # the turns caught up: the retry is taken at once
+    assert await runtime.intake.wait(5)
+    assert await runtime.outbox.drain(15)
+    replies, _ = await runtime.store.list_messages(
+        MessageQuery(number=late, direction=Direction.OUTBOUND)
+    )
+    assert [r.text for r in replies] == ["Done waiting."]
+
+    deadline = time.monotonic() + 5  # the end is logged by the next refresh (twice a second)
+    while len(logged := [r.getMessage() for r in caplog.records]) < 2:
+        assert time.monotonic() < deadline, logged
+        await asyncio.sleep(0.05)
+    assert len(logged) == 2, logged  # one episode: its start and its end
+    assert logged[0].startswith("turns behind: 2 texts wait for their turns")
+    assert logged[1].startswith("turns caught up ") and logged[1].endswith(
+        "3 webhook(s) refused meanwhile"
+    )
