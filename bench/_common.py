@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from convo.config import Settings, parse_settings
-from convo.web.server import serve
+from convo.web.server import serve, tune_gc
 
 
 def free_port() -> int:
@@ -72,8 +72,14 @@ def vonage_convo(
 
 
 def serve_convo(settings: Settings, ready: Any, profile: str | None) -> None:
-    """Run ``convo serve`` until stopped; with ``profile``, write cProfile stats there."""
-    main = serve(settings, on_ready=ready.put)
+    """Run ``convo serve`` until stopped, its garbage collector tuned as ``convo serve``
+    tunes it (``run_server``); with ``profile``, write cProfile stats there."""
+
+    def on_ready(url: str) -> None:
+        tune_gc()
+        ready.put(url)
+
+    main = serve(settings, on_ready=on_ready)
     if profile is None:
         asyncio.run(main)
         return
