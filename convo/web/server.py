@@ -33,9 +33,9 @@ Garbage collection. A process that runs :func:`run_server` (``convo serve``, eac
 (a loop iteration's requests, a batch's rows), so the default young-generation threshold
 of 700 started a collection in the middle of nearly every burst, which found little garbage
 but traversed everything young. Measured with ``bench/sms_pipeline.py`` (convo, SQLite,
-32 connections, 10 s; collections timed by ``gc.callbacks``): 1.1 s of collections per
-run (~85 µs a text, a tenth of convo's CPU per text) with the defaults, 2 ms with a
-threshold of 10,000 and the objects of start-up frozen.
+32 connections, 10 s; each collection's CPU time taken by ``gc.callbacks``): 0.9 s of
+collections per run with the defaults (~58 µs a text, near a tenth of convo's CPU per
+text), 2 ms with a threshold of 10,000 and the objects of start-up frozen.
 """
 
 from __future__ import annotations

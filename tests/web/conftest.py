@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from convo.bot import Bot
 from convo.config import Settings, parse_settings
 from convo.web.app import create_app
 
@@ -50,3 +53,36 @@ async def client(
     aiohttp_client: Callable[[Application], Any], settings: Settings
 ) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
+
+
+@dataclass
+class WaitingFlow:
+    """A one-step flow (``slow``, on LINE) whose turn waits in a hook until ``gate`` is set:
+    ``started`` is set when a turn reaches the hook. Give ``bot`` to ``create_app`` and
+    ``tables`` to :func:`make_settings`."""
+
+    bot: Bot
+    tables: dict[str, Any]
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def waiting_flow(tmp_path: Path) -> WaitingFlow:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "slow.yaml").write_text(
+        "flow: slow\nlanguages: [en]\nstart: hello\nsteps:\n"
+        "  hello:\n    say: {en: 'Done waiting.'}\n    do: [slow.wait]\n    end: true\n"
+    )
+    tables = {
+        "flows": {"paths": [str(flows)]},
+        "lines": [{"number": LINE, "provider": "sandbox", "flow": "slow"}],
+    }
+    waiting = WaitingFlow(Bot("slow"), tables)
+
+    @waiting.bot.action("slow.wait")
+    async def wait(conv: Any) -> None:
+        waiting.started.set()
+        await waiting.gate.wait()
+
+    return waiting

@@ -22,7 +22,7 @@ from convo.store import MemoryStore
 from convo.store.base import MessageQuery
 from convo.web.app import create_app
 from convo.web.state import RUNTIME
-from tests.web.conftest import LINE, make_settings
+from tests.web.conftest import LINE, make_settings, waiting_flow
 
 
 def text(msg_id: str, sender: str) -> dict[str, str]:
@@ -145,29 +145,14 @@ async def test_texts_are_refused_while_too_many_wait_for_their_turns(
     """The turns, not the sends, fall behind: two texts' turns wait in a hook, so with
     ``max_pending_turns = 2`` a third contact's text is refused (nothing stored) until they
     finish; then its retry is taken and answered, and the episode is logged once."""
-    from convo.bot import Bot
-
     caplog.set_level(logging.WARNING, logger="convo.backpressure")
-    gate = asyncio.Event()
-    bot = Bot("slow")
-
-    @bot.action("slow.wait")
-    async def wait(conv: Any) -> None:
-        await gate.wait()
-
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "slow.yaml").write_text(
-        "flow: slow\nlanguages: [en]\nstart: hello\nsteps:\n"
-        "  hello:\n    say: {en: 'Done waiting.'}\n    do: [slow.wait]\n    end: true\n"
-    )
+    waiting = waiting_flow(tmp_path)
     settings = make_settings(
         tmp_path,
-        flows={"paths": [str(flows)]},
-        lines=[{"number": LINE, "provider": "sandbox", "flow": "slow"}],
+        **waiting.tables,
         webhooks={"rejected_dir": str(tmp_path / "rejected"), "max_pending_turns": 2},
     )
-    client = await aiohttp_client(create_app(settings, bot=bot))
+    client = await aiohttp_client(create_app(settings, bot=waiting.bot))
     for n in range(2):
         resp = await client.post("/webhooks/sandbox/inbound", json=text(f"m{n}", f"+3247000010{n}"))
         assert resp.status == 200  # acknowledged; its turn waits in the hook
@@ -180,7 +165,7 @@ async def test_texts_are_refused_while_too_many_wait_for_their_turns(
         assert "turns are behind (2 texts wait for theirs" in (await resp.json())["error"]
     assert await inbound_count(client) == 2
 
-    gate.set()
+    waiting.gate.set()
     runtime = client.app[RUNTIME]
     assert await runtime.intake.wait(5)
     resp = await client.post("/webhooks/sandbox/inbound", json=text("late", late))

@@ -15,7 +15,7 @@ from convo.providers.sandbox import sign
 from convo.store.base import MessageQuery
 from convo.web.app import create_app
 from convo.web.state import RUNTIME
-from tests.web.conftest import ALICE, LINE, make_settings
+from tests.web.conftest import ALICE, LINE, make_settings, waiting_flow
 
 Client = TestClient[Any, Any]
 
@@ -180,37 +180,16 @@ async def test_incomplete_parts_are_delivered_after_the_timeout(client: Client) 
 
 
 async def test_shutdown_waits_for_an_in_flight_turn(aiohttp_client: Any, tmp_path: Path) -> None:
-    from convo.bot import Bot
-
-    gate = asyncio.Event()
-    started = asyncio.Event()
-    bot = Bot("slow")
-
-    @bot.action("slow.wait")
-    async def wait(conv: Any) -> None:
-        started.set()
-        await gate.wait()
-
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "slow.yaml").write_text(
-        "flow: slow\nlanguages: [en]\nstart: hello\nsteps:\n"
-        "  hello:\n    say: {en: 'Done waiting.'}\n    do: [slow.wait]\n    end: true\n"
-    )
-    settings = make_settings(
-        tmp_path,
-        flows={"paths": [str(flows)]},
-        lines=[{"number": LINE, "provider": "sandbox", "flow": "slow"}],
-    )
-    app = create_app(settings, bot=bot)
+    waiting = waiting_flow(tmp_path)
+    app = create_app(make_settings(tmp_path, **waiting.tables), bot=waiting.bot)
     client = await aiohttp_client(app)
     resp = await client.post("/webhooks/sandbox/inbound", json=inbound("hi"))
     assert resp.status == 200  # acknowledged while the turn is still running
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(waiting.started.wait(), 5)
     closing = asyncio.create_task(client.close())
     await asyncio.sleep(0.1)
     assert not closing.done()  # shutdown waits for the turn
-    gate.set()
+    waiting.gate.set()
     await asyncio.wait_for(closing, 5)
     # The turn finished and its reply was sent before the store closed.
     from convo.store.sqlite import SqliteStore
