@@ -32,7 +32,9 @@ tracking, and right across restarts and processes sharing a store:
 * ``convo_conversations{flow,step,status}``: open conversations (not ended);
 * ``convo_timers_pending{flow}``: step timeouts waiting to fire;
 * ``convo_flow_versions{flow}``: versions of a flow in memory (the current one, and
-  older ones live conversations still run on).
+  older ones live conversations still run on);
+* ``convo_turns_pending``: texts this process acknowledged whose turns have not finished
+  (read from the intake: beyond ``[webhooks] max_pending_turns`` texts are refused).
 """
 
 from __future__ import annotations
@@ -158,6 +160,11 @@ class Metrics:
             ["flow"],
             registry=registry,
         )
+        self.turns_pending = Gauge(
+            "convo_turns_pending",
+            "Texts this process acknowledged whose turns have not finished.",
+            registry=registry,
+        )
 
     # -- as it happens ------------------------------------------------------------------
 
@@ -187,11 +194,17 @@ class Metrics:
     # -- at scrape time -----------------------------------------------------------------
 
     async def refresh(
-        self, store: Store, flow_versions: Mapping[str, int], *, now: float | None = None
+        self,
+        store: Store,
+        flow_versions: Mapping[str, int],
+        *,
+        turns_pending: int = 0,
+        now: float | None = None,
     ) -> None:
-        """Set the gauges read from the store (module docstring) and the flow versions
-        held in memory (``flow id -> how many``)."""
+        """Set the gauges read from the store (module docstring), the flow versions held
+        in memory (``flow id -> how many``) and the turns pending in this process."""
         now = time.time() if now is None else now
+        self.turns_pending.set(turns_pending)
         for pending in (MessageStatus.QUEUED, MessageStatus.SENDING):
             _, total = await store.list_messages(
                 MessageQuery(direction=Direction.OUTBOUND, status=pending, page_size=1)

@@ -36,11 +36,13 @@ WEBHOOK_PREFIX = "/webhooks/{provider}/"
 
 async def _exposition(runtime: Runtime) -> web.Response:
     try:
-        store = runtime.store
+        store, intake = runtime.store, runtime.intake
     except RuntimeError:  # not started, or stopping: what is counted so far
         pass
     else:
-        await runtime.metrics.refresh(store, runtime.flow_version_counts())
+        await runtime.metrics.refresh(
+            store, runtime.flow_version_counts(), turns_pending=intake.in_flight
+        )
     response = web.Response(body=runtime.metrics.exposition())
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -71,6 +71,7 @@ async def test_metrics_after_real_traffic(tmp_path: Path) -> None:
                      status="active") == 1  # fmt: skip
         assert value(samples, "convo_timers_pending", flow="sms_two_questions") == 0
         assert value(samples, "convo_flow_versions", flow="sms_two_questions") == 1
+        assert value(samples, "convo_turns_pending") == 0  # the turn finished
         assert (
             value(samples, "convo_store_duration_seconds_count", operation="save_turn") or 0
         ) >= 1

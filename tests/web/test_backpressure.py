@@ -22,7 +22,7 @@ from convo.store import MemoryStore
 from convo.store.base import MessageQuery
 from convo.web.app import create_app
 from convo.web.state import RUNTIME
-from tests.web.conftest import LINE, make_settings, waiting_flow
+from tests.web.conftest import LINE, TOKEN, make_settings, waiting_flow
 
 
 def text(msg_id: str, sender: str) -> dict[str, str]:
@@ -164,6 +164,8 @@ async def test_texts_are_refused_while_too_many_wait_for_their_turns(
         assert 0 < int(resp.headers["Retry-After"]) < 60
         assert "turns are behind (2 texts wait for theirs" in (await resp.json())["error"]
     assert await inbound_count(client) == 2
+    scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert "\nconvo_turns_pending 2.0\n" in await scraped.text()
 
     waiting.gate.set()
     runtime = client.app[RUNTIME]
