@@ -182,7 +182,9 @@ def tune_gc() -> None:
     """Set this process's garbage collector for serving (module docstring): what start-up
     made (modules, flows, settings) is frozen, out of every later collection, and a young
     collection starts after :data:`GC_THRESHOLD` net allocations. For the process that
-    runs the server only: it changes the whole process."""
+    runs the server only: it changes the whole process. What is frozen is never collected:
+    the flow versions loaded at start stay in memory after a reload replaces them, if they
+    hold reference cycles (once: versions loaded later are collected as usual)."""
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
