@@ -87,7 +87,7 @@ async def test_a_server_runtime_builds_every_part(tmp_path: Path) -> None:
         assert isinstance(runtime.voice_providers["phone"], TelefoonVoice)
         assert "phone" not in runtime.providers  # a voice provider never sends texts
         assert [loop.name for loop in runtime.loops] == [
-            *("timers", "long texts", "outbox backlog", "prune seen")
+            *("timers", "long texts", "backpressure", "prune seen")
         ]
         key = ConversationKey(LINE, "sms", ALICE)
         replies = await runtime.engine.start(key, "greet")
@@ -95,7 +95,7 @@ async def test_a_server_runtime_builds_every_part(tmp_path: Path) -> None:
         assert await runtime.outbox.drain(2)  # the sandbox "delivered" it
         assert runtime.status() == dict.fromkeys(
             [
-                *("outbox", "inbound recovery", "timers", "long texts", "outbox backlog"),
+                *("outbox", "inbound recovery", "timers", "long texts", "backpressure"),
                 *("prune seen", "flow versions", "campaigns"),
             ],
             True,
@@ -204,7 +204,7 @@ async def test_polling_providers_get_a_poll_loop(tmp_path: Path) -> None:
         assert isinstance(runtime.providers["enco"], EncoSms)
         names = [loop.name for loop in runtime.loops]
         # Enco can be asked about delivery (/deliveryinfos, /logs): it is reconciled too.
-        names_expected = ["timers", "long texts", "outbox backlog", "reconcile", "poll enco"]
+        names_expected = ["timers", "long texts", "backpressure", "reconcile", "poll enco"]
         assert names == [*names_expected, "prune seen"]
     finally:
         await runtime.aclose()

@@ -15,9 +15,10 @@ traceback and the loop's name, and the next tick still runs on time):
   delivery reports into the outbox. A provider that is down or refuses (``ProviderError``)
   is logged as one warning line, not a traceback: it is an expected condition that recurs
   every few seconds while it lasts;
-* ``outbox backlog`` (every :data:`convo.backpressure.REFRESH_INTERVAL` seconds), when
-  ``[outbox] max_backlog`` or ``max_lag`` is set: whether inbound texts are refused
-  (:mod:`convo.backpressure`); a polled provider's texts are not fetched meanwhile;
+* ``backpressure`` (every :data:`convo.backpressure.REFRESH_INTERVAL` seconds), when
+  ``[outbox] max_backlog`` or ``max_lag``, or ``[webhooks] max_pending_turns``, is set:
+  whether inbound texts are refused (:mod:`convo.backpressure`); a polled provider's texts
+  are not fetched meanwhile;
 * ``prune seen`` (hourly; more often when ``[store] seen_retention`` is shorter than a day:
   24 times per retention period, at least every 50 ms): forget the seen tokens (provider
   message ids kept to drop retries) and erasure's tombstones (keyed hashes of erased
@@ -111,7 +112,7 @@ def background_loops(
         Loop("long texts", min(5.0, concat / 4), expire_long_texts),
     ]
     if backpressure is not None and backpressure.enabled:
-        loops.append(Loop("outbox backlog", REFRESH_INTERVAL, backpressure.refresh))
+        loops.append(Loop("backpressure", REFRESH_INTERVAL, backpressure.refresh))
     after = settings.outbox.reconcile_after
     reconciler = Reconciler(store, providers, outbox.apply_report, after=after)
     if reconciler.lookups:
