@@ -16,12 +16,13 @@ what it accepted, with the time the last one arrived):
   (``convo.providers.http.provider_client``: httpx's API over aiohttp's pool);
 * **floor-httpx** (only with ``--floors``): plain httpx, one shared ``AsyncClient``;
 * **floor-durable**: the aiohttp floor plus the least durable work convo's contract needs,
-  in SQLite with convo's pragmas (WAL, ``synchronous=NORMAL``) and its group commit (one
-  thread; the jobs queued while it is busy commit as one transaction): the text is stored
-  and its reply queued before the 200 (a repeated ``messageId`` gets no reply), a sender
-  commits the reply as ``sending`` before posting it and records ``sent`` after the fake
-  answered. No flow, no signature check, no retries. It is what durability alone costs:
-  the ceiling of any server that keeps convo's promises on SQLite with this client;
+  in SQLite with convo's pragmas (WAL, ``synchronous=NORMAL``), its group commit (one
+  thread; the jobs queued while it is busy commit as one transaction) and its checkpoint
+  thread: the text is stored and its reply queued before the 200 (a repeated
+  ``messageId`` gets no reply), a sender commits the reply as ``sending`` before posting
+  it and records ``sent`` after the fake answered. No flow, no signature check, no
+  retries. It is what durability alone costs: the ceiling of any server that keeps
+  convo's promises on SQLite with this client;
 * **convo**: ``convo serve`` with SQLite and the durable outbox (every reply stored before
   the ack), signed webhooks, a 3-step flow that answers every text with exactly one reply,
   and the provider's rate limit far above the load.
@@ -235,11 +236,14 @@ class GroupCommit:
     """The durable floor's writer: one SQLite connection (WAL, convo's pragmas) on one
     thread; the jobs queued while the thread is busy go to it as one batch, one
     ``BEGIN IMMEDIATE ... COMMIT`` (convo's group commit, without its savepoints). ``run``
-    returns once its job committed."""
+    returns once its job committed. The WAL is checkpointed as convo's is, by convo's
+    checkpoint thread."""
 
     def __init__(self, path: str) -> None:
         import sqlite3
         from concurrent.futures import ThreadPoolExecutor
+
+        from convo.store.sqlite_checkpoints import Checkpointer
 
         self.thread = ThreadPoolExecutor(1)
         self.cx = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -247,6 +251,8 @@ class GroupCommit:
                        "wal_autocheckpoint = 4000", "foreign_keys = ON"):  # fmt: skip
             self.cx.execute(f"PRAGMA {pragma}")
         self.cx.executescript(DURABLE_SCHEMA)
+        self.checkpointer = Checkpointer(Path(path))
+        self.checkpointer.start()
         self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
         self.committer: asyncio.Task[None] | None = None
 
@@ -262,6 +268,7 @@ class GroupCommit:
         while self.queue:
             batch, self.queue = self.queue, []
             results = await loop.run_in_executor(self.thread, self._batch, [j for j, _ in batch])
+            self.checkpointer.written()
             for (_, future), value in zip(batch, results, strict=True):
                 future.set_result(value)
 
