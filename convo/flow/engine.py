@@ -65,7 +65,7 @@ from convo.flow.triggers import Triggers
 from convo.flow.turn import match_anytime
 from convo.flow.versions import FlowVersions
 from convo.logs import conversation_scope
-from convo.media import MediaLookup, unchecked
+from convo.media import Media, MediaLookup, unchecked
 from convo.models import (
     Contact,
     ConversationKey,
@@ -243,6 +243,13 @@ class Engine:
             finally:
                 held.release()
         with conversation_scope(key):
+            media = None
+            if self.store.shared and message.media_urls:
+                # There the lock holds one of a few database connections, in a transaction
+                # (PostgreSQL): an MMS's media are described before it is taken, so that a
+                # slow media host holds neither (media an opening text turns out to have
+                # are described all the same, and not used).
+                media = await self._media(message)
             async with self.store.lock(key):
                 if not self.store.shared:
                     return await self._process_locked(message)
@@ -251,7 +258,8 @@ class Engine:
                     return []  # turned meanwhile, by another process or a recovery
                 replies: list[OutboundMessage] = []
                 for record in waiting:  # oldest first, up to and including this message
-                    replies += await self._process_locked(record.to_inbound())
+                    described = media if record.id == message.id else None
+                    replies += await self._process_locked(record.to_inbound(), media=described)
                     if record.id == message.id:
                         break
                 return replies
@@ -378,8 +386,15 @@ class Engine:
     # -- internals -----------------------------------------------------------------------
 
     async def _process_locked(
-        self, message: InboundMessage, loaded_turn: tuple[Session | None, bool] | None = None
+        self,
+        message: InboundMessage,
+        loaded_turn: tuple[Session | None, bool] | None = None,
+        *,
+        media: tuple[Media, ...] | None = None,
     ) -> list[OutboundMessage]:
+        """The turn of ``message`` (the caller holds the lock): ``loaded_turn`` and
+        ``media`` are what the caller read and described already, else read and described
+        here."""
         key = message.key
         text = message.text
         log.debug("message %s: %r", message.id, text)  # what people write: DEBUG only
@@ -425,7 +440,8 @@ class Engine:
                 await self.store.mark_processed(message.id)
                 return []
             return await self._open(*opening, key=key, message=message)
-        media = await self._media(message) if message.media_urls else ()
+        if media is None:
+            media = await self._media(message) if message.media_urls else ()
         return await self._turn(loaded, session, Reply(text, media), message.id)
 
     async def _open(
