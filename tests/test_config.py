@@ -300,6 +300,24 @@ def test_outbox_max_attempts_is_still_accepted_but_no_longer_ends_retrying(
     assert load_settings(write(tmp_path, "")).outbox.max_attempts is None
 
 
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = parse_settings(
+        {"server": {"trusted_proxies": ["10.0.0.0/8", "192.0.2.7", "fd00::/8"]}},
+        source="c.toml",
+        env={},
+    )
+    assert [str(n) for n in settings.server.trusted_proxies] == [
+        "10.0.0.0/8",
+        "192.0.2.7/32",
+        "fd00::/8",
+    ]
+    assert parse_settings({}, source="c.toml", env={}).server.trusted_proxies == ()
+    with pytest.raises(
+        ConfigError, match=r"c\.toml: \[server\] trusted_proxies: 'nginx' is not an IP address"
+    ):
+        parse_settings({"server": {"trusted_proxies": ["nginx"]}}, source="c.toml", env={})
+
+
 def test_outbox_claim_lease_and_server_workers() -> None:
     settings = parse_settings(
         {"outbox": {"claim_lease": 30}, "server": {"workers": 4}}, source="c.toml", env={}

@@ -61,6 +61,7 @@ on provider ``sandbox``; the calls of a flow with the ``voice`` channel go throu
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -73,6 +74,7 @@ from convo.config.reading import Table, expand_document, shown
 from convo.config.settings import (
     EVENT_LOOPS,
     FlowSettings,
+    IPNetwork,
     LineSettings,
     MetricsSettings,
     OutboxSettings,
@@ -229,6 +231,20 @@ def _check_provider_kinds(
             check(line.voice_provider, f"{source}: [[lines]] #{i + 1} voice_provider")
 
 
+def _networks(where: str, entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """``[server] trusted_proxies``: each an address (``10.0.0.5``) or a network
+    (``10.0.0.0/8``, ``fd00::/8``)."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"
+            ) from None
+    return tuple(networks)
+
+
 def _store(source: str, raw: object) -> StoreSettings:
     keys = frozenset({"url", "seen_retention", "visits_retention"})
     table = Table(source, "[store]", raw, keys)
@@ -351,8 +367,7 @@ def parse_settings(
             {
                 *("host", "port", "public_url", "api_token", "shutdown_grace"),
                 *("shutdown_timeout", "keepalive_timeout", "body_timeout", "max_connections"),
-                "event_loop",
-                "workers",
+                *("event_loop", "workers", "trusted_proxies"),
             }
         ),
     )
@@ -379,6 +394,7 @@ def parse_settings(
         srv.integer("max_connections", defaults.max_connections, minimum=1),
         srv.choice("event_loop", defaults.event_loop, EVENT_LOOPS),
         srv.integer("workers", defaults.workers, minimum=1),
+        _networks(srv.where("trusted_proxies"), srv.strings("trusted_proxies", ())),
     )
 
     store = _store(source, doc.get("store", {}))

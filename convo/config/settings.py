@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from convo.logs import LogSettings
 from convo.models import Channel
 
 EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SECRET_WORDS = ("secret", "key", "token", "password", "passwd")
 
 
@@ -84,7 +86,10 @@ class ServerSettings:
       ``speed`` extra, else asyncio's own), ``asyncio`` or ``uvloop``;
     * ``workers``: how many ``convo serve`` processes share the port (``--workers``
       overrides it; above 1 needs a store several processes share, see
-      :mod:`convo.web.workers`).
+      :mod:`convo.web.workers`);
+    * ``trusted_proxies``: the reverse proxies in front of convo (addresses or networks):
+      a request from one of them comes from the client its ``X-Forwarded-For`` names
+      (:mod:`convo.web.clients`); from any other peer that header is ignored.
     """
 
     host: str = "127.0.0.1"
@@ -97,6 +102,7 @@ class ServerSettings:
     max_connections: int = 1000
     event_loop: str = "auto"
     workers: int = 1
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @property
     def shutdown_timeout(self) -> float:

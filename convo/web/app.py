@@ -108,7 +108,8 @@ def create_app(
         settings, bot=bot, http_client=http_client, engine_factory=engine_factory
     )
     app[REJECTED] = webhooks.RejectedWebhooks.from_settings(settings)
-    app[TOKEN_THROTTLE] = TokenThrottle()  # wrong admin tokens, console and API together
+    # Wrong admin tokens, console and API together.
+    app[TOKEN_THROTTLE] = TokenThrottle(trusted=settings.server.trusted_proxies)
     app.cleanup_ctx.append(_runtime_ctx)
     webhooks.add_routes(app)
     voice.add_routes(app)

@@ -9,9 +9,10 @@ presents a token is answered 429 with ``Retry-After`` (whole seconds until one i
 **before its token is compared**: while an address is throttled, even the right token
 is refused, or the answer would still tell a right guess from a wrong one.
 
-The address is the TCP peer (``request.remote``), never a header a client can write
-(``X-Forwarded-For``): behind a reverse proxy every client shares the proxy's address,
-so one guesser there slows everybody's sign-ins, not only its own. At most
+The address is the TCP peer (``request.remote``), or, from a reverse proxy named in
+``[server] trusted_proxies``, the client it names (:mod:`convo.web.clients`); never a header
+any client can write. Behind a proxy that is not named there every client shares the
+proxy's address, so one guesser slows everybody's sign-ins, not only its own. At most
 :data:`MAX_ADDRESSES` addresses are remembered; the longest-idle are forgotten first.
 """
 
@@ -19,9 +20,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
+
+from convo.config.settings import IPNetwork
+from convo.web.clients import client_address
 
 __all__ = [
     "FREE_TRIES",
@@ -42,22 +46,29 @@ MAX_ADDRESSES = 10_000
 
 class TokenThrottle:
     """Wrong-token budgets by client address (module docstring). ``clock`` gives seconds
-    that only go forward."""
+    that only go forward; ``trusted`` are the reverse proxies whose ``X-Forwarded-For`` is
+    believed."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        trusted: Sequence[IPNetwork] = (),
+    ) -> None:
         self.clock = clock
+        self.trusted = tuple(trusted)
         # address -> (tries left, when counted); in order of last change, oldest first
         self._tries: dict[str, tuple[float, float]] = {}
 
     def wait(self, request: web.Request) -> float:
         """Seconds the address of ``request`` must wait before a token of its is compared:
         0 when it may try now."""
-        left = self._left(_address(request))
+        left = self._left(client_address(request, self.trusted))
         return 0.0 if left >= 1 else (1 - left) * REFILL
 
     def failed(self, request: web.Request) -> None:
         """Count a wrong token from the address of ``request``."""
-        address = _address(request)
+        address = client_address(request, self.trusted)
         left = self._left(address) - 1
         self._tries.pop(address, None)  # to the end: the most recent
         self._tries[address] = (max(left, 0.0), self.clock())
@@ -86,10 +97,6 @@ class TokenThrottle:
 def retry_after(seconds: float) -> str:
     """A ``Retry-After`` value: whole seconds, rounded up."""
     return str(math.ceil(seconds))
-
-
-def _address(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 TOKEN_THROTTLE: web.AppKey[TokenThrottle] = web.AppKey("token_throttle", TokenThrottle)

@@ -68,3 +68,35 @@ async def test_wrong_tokens_are_throttled_then_forgiven(
     for _ in range(FREE_TRIES + 1):  # right tokens take nothing
         assert (await api(client, TOKEN)).status == 200
     assert (await sign_in(client, TOKEN)).status == 303
+
+
+async def api_from(client: TestClient[Any, Any], token: str, forwarded: str) -> Any:
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": forwarded}
+    return await client.get("/api/messages", headers=headers)
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_budget(
+    aiohttp_client: Callable[[Application], Any], tmp_path: Path
+) -> None:
+    # The test client connects from 127.0.0.1: here, the proxy in front of convo.
+    app = create_app(make_settings(tmp_path, server={"trusted_proxies": ["127.0.0.0/8"]}))
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    guesser, other = "203.0.113.7", "198.51.100.9"
+    for _ in range(FREE_TRIES):
+        assert (await api_from(client, "guess", guesser)).status == 401
+    assert (await api_from(client, TOKEN, guesser)).status == 429
+    # Before: every client shared the proxy's address, and the guesser locked them out.
+    assert (await api_from(client, TOKEN, other)).status == 200
+    # What the guesser writes into the header itself comes before what the proxy appends:
+    # the entry the proxy vouches for (its right end) is still the guesser.
+    assert (await api_from(client, TOKEN, f"{other}, {guesser}")).status == 429
+
+
+async def test_a_peer_that_is_not_a_trusted_proxy_cannot_pick_its_address(
+    aiohttp_client: Callable[[Application], Any], tmp_path: Path
+) -> None:
+    app = create_app(make_settings(tmp_path, server={"trusted_proxies": ["10.0.0.0/8"]}))
+    client: TestClient[Any, Any] = await aiohttp_client(app)
+    for n in range(FREE_TRIES):  # a new made-up address each time: all counted as the peer's
+        assert (await api_from(client, "guess", f"192.0.2.{n}")).status == 401
+    assert (await api_from(client, TOKEN, "192.0.2.200")).status == 429
