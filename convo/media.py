@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urljoin, urlsplit
 
+import anyio
+import anyio.to_thread
 import httpx
 
 from convo.exceptions import ConfigError, ConvoError
@@ -189,24 +191,30 @@ class Media:
     async def read(self) -> bytes:
         """The media's bytes, within the policy (see the module docstring)."""
         chunks: list[bytes] = []
-        await self._fetch(chunks.append)
+
+        async def keep(chunk: bytes) -> None:
+            chunks.append(chunk)
+
+        await self._fetch(keep)
         return b"".join(chunks)
 
     async def save(self, path: str | os.PathLike[str]) -> int:
         """Stream the media into file ``path``; returns its size. Nothing is left at
-        ``path`` when the fetch fails (over the cap included)."""
+        ``path`` when the fetch fails (over the cap included). The file is opened, written
+        and renamed on worker threads: a slow disk holds this call, never the event loop
+        (only the clean-up after a failure runs on it, so that it runs when cancelled)."""
         target = Path(path)
         partial = target.with_name(target.name + ".part")
         try:
-            with partial.open("wb") as out:
+            async with await anyio.open_file(partial, "wb") as out:
                 written = await self._fetch(out.write)
-            partial.replace(target)
+            await anyio.to_thread.run_sync(partial.replace, target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
         return written
 
-    async def _fetch(self, sink: Callable[[bytes], object]) -> int:
+    async def _fetch(self, sink: Callable[[bytes], Awaitable[object]]) -> int:
         """GET the media, handing each chunk to ``sink``; returns the bytes read."""
         policy = self.policy
         if not self.downloadable or policy is None:
@@ -230,7 +238,7 @@ class Media:
                             f"media {_safe(self.url)} is over the cap of {policy.max_bytes} bytes",
                             read=read,
                         )
-                    sink(chunk)
+                    await sink(chunk)
         except TimeoutError:
             raise MediaError(
                 f"media {_safe(self.url)}: not fetched within {policy.timeout:g}s"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -275,3 +277,33 @@ async def test_media_off_the_list_or_without_policy_is_never_fetched() -> None:
         [media] = await inspector(message)
         assert not media.downloadable
         assert elsewhere.requests == 0
+
+
+async def test_a_slow_file_holds_the_save_not_the_event_loop(
+    media_server: tuple[MediaServer, str], tmp_path: Path
+) -> None:
+    _, url = media_server
+    media = await describe(f"{url}/declared", policy_for(url))
+    target = tmp_path / "photo.gif"
+    slow = tmp_path / "photo.gif.part"  # where save writes first: a pipe, read late
+    os.mkfifo(slow)
+    received: list[bytes] = []
+
+    def late_reader() -> None:
+        time.sleep(0.5)  # until then, opening the pipe to write waits
+        with slow.open("rb") as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=late_reader)
+    reader.start()
+    try:
+        loop = asyncio.get_running_loop()
+        saving = asyncio.create_task(media.save(target))
+        before = loop.time()
+        await asyncio.sleep(0.05)
+        # Before: the file was opened on the event loop, which stood still until the reader.
+        assert loop.time() - before < 0.4
+        assert await asyncio.wait_for(saving, 30) == 5000
+    finally:
+        reader.join(10)
+    assert received == [b"y" * 5000]
