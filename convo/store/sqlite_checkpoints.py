@@ -57,9 +57,10 @@ class Checkpointer:
         self._thread.start()
 
     def written(self) -> None:
-        """Say the writer committed: a checkpoint follows within :attr:`interval`. Cheap
-        enough for every batch (an event already set is set again)."""
-        self._wrote.set()
+        """Say the writer committed: a checkpoint follows within :attr:`interval`. Called
+        after every batch, so it only reads a flag while one is already due."""
+        if not self._wrote.is_set():
+            self._wrote.set()
 
     def stop(self) -> None:
         """End the thread, after the checkpoint in progress, and close its connection.
