@@ -158,10 +158,10 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
             row = cx.execute(sql.GET_SESSION, (key.line, key.channel, key.contact)).fetchone()
             return None if row is None else rows.session(row)
 
-        return await self._run("get session", job)
+        return await self._brief("get session", job)
 
     async def load_turn(self, key: ConversationKey) -> tuple[Session | None, bool]:
-        return await self._run("load turn", lambda cx: _load_turn(cx, key))
+        return await self._brief("load turn", lambda cx: _load_turn(cx, key))
 
     def turn_idle(self, key: ConversationKey) -> bool:
         """True when no turn of ``key`` holds or waits for its lock (``lock(key)`` would
@@ -190,7 +190,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
             except Exception:  # the text is stored all the same; its turn reports this
                 return True, None
 
-        return await self._run("add inbound", job)
+        return await self._brief("add inbound", job)
 
     async def sessions_of(self, contact: str) -> list[Session]:
         def job(cx: sqlite3.Connection) -> list[Session]:
@@ -229,7 +229,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                 elif suppressed is not None:
                     cx.execute(sql.UNSUPPRESS, (line, contact))
 
-        await self._run("save turn", job)
+        await self._brief("save turn", job)
 
     async def due_timers(self, now: float, limit: int = 100) -> list[ConversationKey]:
         def job(cx: sqlite3.Connection) -> list[ConversationKey]:
@@ -256,7 +256,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
         row = rows.message_row(record, processed=False)
         pid = record.provider_message_id
         dead = tombstone(self._key(), record.provider, pid) if pid else None
-        return await self._run("add inbound", lambda cx: _add_inbound(cx, row, dead))
+        return await self._brief("add inbound", lambda cx: _add_inbound(cx, row, dead))
 
     async def add_outbound(self, records: Sequence[MessageRecord]) -> None:
         """Log outbound messages in one transaction; StoreError (nothing logged) when an id
@@ -269,7 +269,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                 rows.insert_messages(cx, messages)
 
         if messages:
-            await self._run("add outbound", job)
+            await self._brief("add outbound", job)
 
     async def unprocessed_inbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list unprocessed inbound", sql.INBOX, (max(limit, 0),))
@@ -280,7 +280,9 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
 
     async def mark_processed(self, message_id: str) -> None:
         """An unknown or already processed id is ignored."""
-        await self._run("mark processed", lambda cx: cx.execute(sql.MARK_PROCESSED, (message_id,)))
+        await self._brief(
+            "mark processed", lambda cx: cx.execute(sql.MARK_PROCESSED, (message_id,))
+        )
 
     async def pending_outbound(self, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list pending outbound", sql.OUTBOX, (max(limit, 0),))
@@ -320,7 +322,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
             row = cx.execute(sql.UPDATE_MESSAGE, args).fetchone()
             return None if row is None else rows.message(row)
 
-        return await self._run("update message", job)
+        return await self._brief("update message", job)
 
     async def due_outbound(self, now: float, limit: int = 100) -> list[MessageRecord]:
         return await self._messages("list due outbound", sql.DUE_OUTBOX, (now, max(limit, 0)))
@@ -353,7 +355,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                 claimed = cx.execute(sql.CLAIM_NEXT, claim).fetchall()
                 return updated, (rows.message(claimed[0]) if claimed else None)
 
-        return await self._run("record outcome", job)
+        return await self._brief("record outcome", job)
 
     async def release_claims(self, now: float) -> int:
         return await self._run(
@@ -372,7 +374,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                     found = cx.execute(sql.GET_MESSAGE, (message_id,)).fetchall()
                 return rows.message(found[0]) if found else None
 
-        return await self._run("defer message", job)
+        return await self._brief("defer message", job)
 
     async def dead_letters(
         self, page: int = 1, page_size: int = 50
@@ -415,7 +417,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
 
     async def last_sent_to(self, line: str, contact: str, since: float) -> float | None:
         args = (contact, since, line)
-        return await self._run(
+        return await self._brief(
             "last sent to", lambda cx: cx.execute(sql.LAST_SENT_TO, args).fetchone()[0]
         )
 
@@ -429,7 +431,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                 raise StoreError(f"delivered part {part_id!r}: no message {message_id}") from None
             return int(cx.execute(sql.COUNT_DELIVERED_PARTS, (message_id,)).fetchone()[0])
 
-        return await self._run("add delivered part", job)
+        return await self._brief("add delivered part", job)
 
     async def list_messages(self, query: MessageQuery) -> tuple[list[MessageRecord], int]:
         """ValueError for a page or page size below 1."""
@@ -477,13 +479,13 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
     async def set_suppressed(self, line: str, contact: str, suppressed: bool) -> None:
         if suppressed:
             args: tuple[Any, ...] = (line, contact, time.time())
-            await self._run("suppress", lambda cx: cx.execute(sql.SUPPRESS, args))
+            await self._brief("suppress", lambda cx: cx.execute(sql.SUPPRESS, args))
         else:
             args = (line, contact)
-            await self._run("unsuppress", lambda cx: cx.execute(sql.UNSUPPRESS, args))
+            await self._brief("unsuppress", lambda cx: cx.execute(sql.UNSUPPRESS, args))
 
     async def is_suppressed(self, line: str, contact: str) -> bool:
-        return await self._run(
+        return await self._brief(
             "read suppression",
             lambda cx: cx.execute(sql.IS_SUPPRESSED, (line, contact)).fetchone() is not None,
         )
@@ -506,7 +508,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                 parts = [t for (t,) in cx.execute(sql.FRAGMENT_PARTS, (group,))]
                 return parts if len(parts) == group_total else None
 
-        return await self._run("add fragment", job)
+        return await self._brief("add fragment", job)
 
     async def expired_fragments(self, older_than: float) -> list[tuple[str, list[str]]]:
         def job(cx: sqlite3.Connection) -> list[tuple[str, list[str]]]:
@@ -594,7 +596,7 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
                 found = cx.execute(change, args).fetchall()
                 return rows.message(found[0]) if found else None
 
-        return await self._run(what, job)
+        return await self._brief(what, job)
 
     def _key(self) -> bytes:
         """The file's tombstone key; StoreError when the store is not open."""
@@ -604,6 +606,11 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
 
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         return self._cx.run(what, job)
+
+    def _brief(self, what: str, job: Job[T]) -> Awaitable[T]:
+        """A job that reads and writes a few rows found by key (a turn, a message, a
+        claim): it may run on the event loop (:mod:`convo.store.sqlite_connection`)."""
+        return self._cx.run(what, job, brief=True)
 
 
 def _update_args(

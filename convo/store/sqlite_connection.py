@@ -1,20 +1,30 @@
-"""The SQLite store's connection: one file, one connection, one thread, group commit.
+"""The SQLite store's connection: one file, one connection, group commit.
 
-How it runs. aiosqlite owns the connection and one thread that executes everything on it.
-Each store method is **one job** on that thread: a plain function that runs its statements
-and decodes the rows. No other job can slip between the statements of a job, without any
-asyncio lock. Statements are constant strings, so sqlite3's statement cache prepares each of
-them once per connection.
+How it runs. aiosqlite owns the connection and a thread that executes on it. Each store
+method is **one job**: a plain function that runs its statements and decodes the rows. No
+other job can slip between the statements of a job, without any asyncio lock. Statements
+are constant strings, so sqlite3's statement cache prepares each of them once per
+connection.
 
-Group commit. Jobs are queued, and whatever is queued when the thread is free goes to it as
-**one batch**: one hop from the event loop to the thread and back, and one ``BEGIN IMMEDIATE
-... COMMIT`` transaction. A job that raises is rolled back alone and its caller gets the
-error; the others commit (the batch then runs again with a savepoint per job: see
-``_run_batch``, and why a job must be a function of the database alone).
-:meth:`SqliteConnection.run` returns only after its batch committed, so what a job wrote is
-durable when it returns. With
-one caller at a time a batch is one job; under load (many webhooks and turns in flight)
-dozens of jobs share a hop and a commit, which is where SQLite spent its time.
+Group commit. Jobs are queued, and whatever is queued when the connection is free runs as
+**one batch**: one ``BEGIN IMMEDIATE ... COMMIT`` transaction. A job that raises is rolled
+back alone and its caller gets the error; the others commit (the batch then runs again with
+a savepoint per job: see ``_run_batch``, and why a job must be a function of the database
+alone). :meth:`SqliteConnection.run` returns only after its batch committed, so what a job
+wrote is durable when it returns. With one caller at a time a batch is one job; under load
+(many webhooks and turns in flight) dozens of jobs share a commit, which is where SQLite
+spent its time.
+
+Brief jobs. A job that reads and writes a few rows found by key (storing a text, saving a
+turn, claiming and settling a message: the store marks them ``brief``) takes tens of
+microseconds, less than the hop to the thread and back, and the thread's every step then
+waited for the event loop to let go of the GIL. So a batch of brief jobs runs on the event
+loop itself, in the loop iteration after they were queued (the jobs queued by that
+iteration's callbacks go together), without waiting for a lock: when another connection
+(another process) holds the write lock, the batch goes to the thread, which waits for it
+(``BUSY_TIMEOUT_MS``), and the jobs queued behind it follow it there, in order. A batch with
+any other job (a listing, a report, a purge) runs on the thread. The connection runs one
+batch at a time, wherever it runs.
 
 Durability. ``journal_mode=WAL`` with ``synchronous=NORMAL``: a committed job survives a
 crash of the process; a power cut may lose the last few commits but never corrupts the file.
@@ -53,6 +63,8 @@ from convo.store.sqlite_schema import MIGRATIONS, statements
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]
 Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the job raised)
+Queued = tuple[Job[Any], "asyncio.Future[Any]", bool]  # a job, its caller's future, brief
+BUSY_TIMEOUT_MS = 5000  # how long a batch on the thread waits for another connection's lock
 
 
 def _null(value: None) -> None:
@@ -73,9 +85,9 @@ class SqliteConnection:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
-        self._queue: list[tuple[Job[Any], asyncio.Future[Any]]] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._running_alone = False  # a job sent at once (not in a batch) is on the thread
+        self._queue: list[Queued] = []
+        self._flush: asyncio.Handle | None = None  # the queue's next batch, when scheduled
+        self._committer: asyncio.Task[None] | None = None  # while a batch is on the thread
         self._checkpointer: Checkpointer | None = None
 
     @property
@@ -96,7 +108,14 @@ class SqliteConnection:
             raise StoreError(f"SQLite store {self.path}: cannot open: it is a folder")
         try:
             # isolation_level=None: sqlite3 opens no implicit transactions; we say BEGIN.
-            self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+            # check_same_thread=False: brief jobs run on the event loop's thread, never at
+            # the same time as the connection's own thread runs anything.
+            self._db = await aiosqlite.connect(
+                self.path,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
         except sqlite3.Error as exc:
             # aiosqlite stops its worker thread on a failed connect without waiting for it;
             # give the thread a moment to hand back its result while our loop still runs.
@@ -154,10 +173,13 @@ class SqliteConnection:
         """Wait for the jobs in flight, then close. Closing a closed connection is harmless.
         Cancelling ``close`` stops the waiting, never the jobs: their callers still get
         their outcomes, and the connection stays open."""
-        if self._committer is not None:
-            # asyncio.wait, not gather: cancelling close() (a shutdown that ran out of time)
-            # must not cancel the committer, whose jobs are other callers'.
-            await asyncio.wait([self._committer])
+        while self._queue or self._committing():
+            if self._committer is not None and self._committing():
+                # asyncio.wait, not gather: cancelling close() (a shutdown that ran out of
+                # time) must not cancel the committer, whose jobs are other callers'.
+                await asyncio.wait([self._committer])
+            else:
+                self._flush_queue()
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None and self._db is not None:
             # Before the writer closes (the last connection to close copies what is left of
@@ -172,30 +194,19 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path}: close failed: {exc}") from exc
 
-    async def run(self, what: str, job: Job[T]) -> T:
-        """Run ``job`` on the connection's thread: at once when the thread is free, else
-        in the next batch (module docstring, "Group commit"). What ``job`` raises reaches
+    async def run(self, what: str, job: Job[T], *, brief: bool = False) -> T:
+        """Run ``job`` in the next batch (module docstring, "Group commit"); a ``brief``
+        job may run on the event loop itself ("Brief jobs"). What ``job`` raises reaches
         the caller, a SQLite error or corrupt JSON as StoreError naming ``what``."""
         if self._db is None:
             raise StoreError(f"SQLite store {self.path} is not open (await store.open() first)")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((job, future, brief))
+        if not self._committing() and self._flush is None:
+            # Next iteration: the jobs queued by this one's callbacks go with it.
+            self._flush = asyncio.get_running_loop().call_soon(self._flush_queue)
         try:
-            busy = self._running_alone or self._committing()
-            if busy or self._queue:
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._queue.append((job, future))
-                if not busy:  # left by a cancelled committer: send them now, with this one
-                    self._start_committer()
-                return cast(T, await future)
-            self._running_alone = True
-            try:
-                [(ok, value)] = await self._call(_run_batch, [job])
-            finally:
-                self._running_alone = False
-                if self._queue:  # queued while the thread ran this one
-                    self._start_committer()
-            if not ok:
-                raise value
-            return cast(T, value)
+            return cast(T, await future)
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite store {self.path}: {what} failed: {exc}") from exc
         except json.JSONDecodeError as exc:
@@ -209,22 +220,56 @@ class SqliteConnection:
         clear one (and every later job would queue for ever)."""
         return self._committer is not None and not self._committer.done()
 
-    def _start_committer(self) -> None:
-        self._committer = asyncio.create_task(self._commit_batches(), name="convo-sqlite")
+    def _flush_queue(self) -> None:
+        """Run the queued jobs: here, when they are all brief and the write lock is free at
+        once; else on the thread, by the committer."""
+        self._flush = None
+        if self._committing() or not self._queue:
+            return  # the committer takes the queue when its batch is back
+        if not self._run_here():
+            self._committer = asyncio.create_task(self._commit_batches(), name="convo-sqlite")
+
+    def _run_here(self) -> bool:
+        """Run the whole queue as one batch on the event loop, if every job in it is brief
+        and the write lock can be had without waiting. False, having run nothing, when not:
+        the queue is then the committer's, in the same order."""
+        db = self._db
+        batch = self._queue
+        if db is None or not all(brief for _, _, brief in batch):
+            return False
+        self._queue = []
+        try:
+            outcomes = _run_brief(db._conn, [job for job, _, _ in batch])
+        except Exception as exc:  # the connection failed, not a job (those are outcomes)
+            outcomes = [(False, exc)] * len(batch)
+        except BaseException:
+            for _, future, _ in batch:
+                future.cancel()
+            raise
+        if outcomes is None:  # another connection holds the write lock
+            self._queue = batch + self._queue
+            return False
+        _settle(batch, outcomes)
+        if self._checkpointer is not None:
+            self._checkpointer.written()
+        return True
 
     async def _commit_batches(self) -> None:
         """Send the queued jobs to the thread, all of them as one batch, until none are
-        left (a job queued while a batch runs goes in the next one); then the thread is
-        free again. Only the event loop's end cancels it (``close`` does not): then
-        every job it holds or that is queued is cancelled, none left waiting."""
+        left (a job queued while a batch runs goes in the next one; a queue of brief jobs
+        runs here, when it can); then the thread is free again. Only the event loop's end
+        cancels it (``close`` does not): then every job it holds or that is queued is
+        cancelled, none left waiting."""
         while self._queue:
+            if self._run_here():
+                continue
             batch, self._queue = self._queue, []
-            jobs = [job for job, _ in batch]
+            jobs = [job for job, _, _ in batch]
             try:
                 outcomes = await self._call(_run_batch, jobs)
             except asyncio.CancelledError:
                 batch, self._queue = batch + self._queue, []
-                for _, future in batch:
+                for _, future, _ in batch:
                     future.cancel()
                 raise
             except Exception as exc:  # the store was closed under the queued jobs
@@ -275,10 +320,14 @@ def user_version(cx: sqlite3.Connection) -> int:
     return int(cx.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _run_batch(cx: sqlite3.Connection, jobs: list[Job[Any]]) -> list[Outcome]:
+def _run_batch(
+    cx: sqlite3.Connection, jobs: list[Job[Any]], *, on_loop: bool = False
+) -> list[Outcome]:
     """Run ``jobs`` in order in one transaction: a job that raises is rolled back alone and
     gets its exception; the others commit together. When the commit fails, every job gets
-    that error (none of them happened).
+    that error (none of them happened). ``on_loop``: :func:`_run_brief` began the
+    transaction, and a second pass that cannot take the write lock at once raises
+    ``_LockTaken`` (nothing of the batch stays).
 
     Jobs run together first, with no savepoint: a savepoint copies every page its job then
     writes to a journal, which cost a fifth of the thread's time with 50 turns in flight.
@@ -287,19 +336,23 @@ def _run_batch(cx: sqlite3.Connection, jobs: list[Job[Any]]) -> list[Outcome]:
     sound because a job is a function of the database alone: run again on the same data it
     does the same, and it has no effect outside the connection (every job in
     ``convo.store.sqlite*`` is written so)."""
-    if len(jobs) == 1:  # alone: the job is its own unit (``transaction``), as it would be
+    if len(jobs) == 1 and not on_loop:  # alone: the job is its own unit (``transaction``)
         try:
             return [(True, jobs[0](cx))]
         except Exception as exc:
             return [(False, exc)]
-    cx.execute("BEGIN IMMEDIATE")
+    if not on_loop:
+        cx.execute("BEGIN IMMEDIATE")
     try:
         try:
             outcomes: list[Outcome] = [(True, job(cx)) for job in jobs]
-        except Exception:
+        except Exception as exc:
             if cx.in_transaction:
                 cx.execute("ROLLBACK")
-            cx.execute("BEGIN IMMEDIATE")
+            if len(jobs) == 1:
+                return [(False, exc)]
+            if not _begin(cx, wait=not on_loop):
+                raise _LockTaken from None
             outcomes = _each_in_savepoint(cx, jobs)
         cx.execute("COMMIT")
     except sqlite3.Error as exc:
@@ -328,8 +381,38 @@ def _each_in_savepoint(cx: sqlite3.Connection, jobs: list[Job[Any]]) -> list[Out
     return outcomes
 
 
-def _settle(batch: list[tuple[Any, asyncio.Future[Any]]], outcomes: list[Outcome]) -> None:
-    for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+def _run_brief(cx: sqlite3.Connection, jobs: list[Job[Any]]) -> list[Outcome] | None:
+    """:func:`_run_batch` on the event loop: None, having run nothing, when another
+    connection holds the write lock (waiting for it here would stop the loop)."""
+    cx.execute("PRAGMA busy_timeout = 0")
+    try:
+        if not _begin(cx, wait=False):
+            return None
+        return _run_batch(cx, jobs, on_loop=True)
+    except _LockTaken:
+        return None
+    finally:
+        cx.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+class _LockTaken(Exception):
+    """Another connection took the write lock between two passes of a batch on the loop."""
+
+
+def _begin(cx: sqlite3.Connection, *, wait: bool = True) -> bool:
+    """BEGIN IMMEDIATE; without ``wait`` (busy timeout 0), False when the write lock is
+    another connection's."""
+    try:
+        cx.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    return True
+
+
+def _settle(batch: list[Queued], outcomes: list[Outcome]) -> None:
+    for (_, future, _), (ok, value) in zip(batch, outcomes, strict=True):
         if future.done():
             continue  # its caller was cancelled; the job ran (or not) all the same
         if ok:

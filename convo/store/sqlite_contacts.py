@@ -27,6 +27,9 @@ class SqliteContacts:
     def _run(self, what: str, job: Job[T]) -> Awaitable[T]:
         raise NotImplementedError  # SqliteStore's
 
+    def _brief(self, what: str, job: Job[T]) -> Awaitable[T]:
+        raise NotImplementedError  # SqliteStore's
+
     async def get_contact(self, number: str) -> Contact | None:
         def job(cx: sqlite3.Connection) -> Contact | None:
             row = cx.execute(sql.GET_CONTACT, (number,)).fetchone()
@@ -38,7 +41,7 @@ class SqliteContacts:
                 raise StoreError(f"contact {number}: fields are not JSON ({exc})") from None
             return Contact(row[0], row[1], row[2], row[3], fields)
 
-        return await self._run("get contact", job)
+        return await self._brief("get contact", job)
 
     async def put_contact(self, contact: Contact) -> bool:
         return await self.put_contacts([contact]) == 1

@@ -1,5 +1,6 @@
-"""The SQLite connection's group commit under cancellation: every queued job's caller gets
-its outcome, whoever else is cancelled meanwhile."""
+"""The SQLite connection's group commit: every queued job's caller gets its outcome,
+whoever else is cancelled meanwhile; brief jobs run on the event loop, and off it while
+another connection holds the write lock."""
 
 from __future__ import annotations
 
@@ -16,19 +17,42 @@ from convo.store.sqlite_connection import SqliteConnection, transaction
 DEADLINE = 10.0  # seconds: generous; a stranded job waits forever, a slow machine does not
 
 
-def held(gate: threading.Event, value: int) -> Callable[[sqlite3.Connection], int]:
+def held(
+    gate: threading.Event, value: int, started: threading.Event | None = None
+) -> Callable[[sqlite3.Connection], int]:
     """A job that keeps the connection's thread until ``gate`` opens (it never blocks
-    for long: the test opens it, and the wait has a bound of its own)."""
+    for long: the test opens it, and the wait has a bound of its own); it sets
+    ``started`` when it begins."""
 
     def job(cx: sqlite3.Connection) -> int:
+        if started is not None:
+            started.set()
         gate.wait(DEADLINE)
         return value
 
     return job
 
 
+async def on_the_thread(started: threading.Event) -> None:
+    """Wait until a :func:`held` job runs on the connection's thread."""
+    assert await asyncio.to_thread(started.wait, DEADLINE)
+
+
 def answer(value: int) -> Callable[[sqlite3.Connection], int]:
     return lambda cx: int(cx.execute("SELECT ?", (value,)).fetchone()[0])
+
+
+def insert(value: int, *, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
+    """A job that inserts ``value`` into ``t`` (then raises, with ``fail``), and answers how
+    many rows it sees."""
+
+    def job(c: sqlite3.Connection) -> int:
+        c.execute("INSERT INTO t VALUES (?)", (value,))
+        if fail:
+            raise ValueError(f"job {value} failed after writing")
+        return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    return job
 
 
 async def test_cancelling_close_neither_cancels_nor_strands_the_queued_jobs(
@@ -37,17 +61,19 @@ async def test_cancelling_close_neither_cancels_nor_strands_the_queued_jobs(
     cx = SqliteConnection(tmp_path / "c.db")
     await cx.open()
     first_gate, batch_gate = threading.Event(), threading.Event()
-    first = asyncio.create_task(cx.run("first", held(first_gate, 1)))  # on the thread
-    await asyncio.sleep(0)
+    first_started, batch_started = threading.Event(), threading.Event()
+    first = asyncio.create_task(cx.run("first", held(first_gate, 1, first_started)))
+    await on_the_thread(first_started)
     batched = [
-        asyncio.create_task(cx.run("batched", held(batch_gate, 2))),
+        asyncio.create_task(cx.run("batched", held(batch_gate, 2, batch_started))),
         asyncio.create_task(cx.run("batched", answer(3))),
     ]
     await asyncio.sleep(0)  # both queued behind `first`
     first_gate.set()
     assert await first == 1
-    # `first` handed the two queued jobs to the committer, which is on the thread now;
-    # a job queued meanwhile waits for the next batch.
+    # The committer took the two queued jobs to the thread; a job queued meanwhile waits
+    # for the next batch.
+    await on_the_thread(batch_started)
     later = asyncio.create_task(cx.run("later", answer(4)))
     await asyncio.sleep(0)
     closing = asyncio.create_task(cx.close())
@@ -103,21 +129,11 @@ async def test_a_job_that_raises_in_a_batch_is_undone_alone(tmp_path: Path) -> N
     failed one's writes undone, and nothing of the first pass stays."""
     cx = SqliteConnection(tmp_path / "c.db")
     await cx.open()
-
-    def insert(value: int, *, fail: bool = False) -> Callable[[sqlite3.Connection], int]:
-        def job(c: sqlite3.Connection) -> int:
-            c.execute("INSERT INTO t VALUES (?)", (value,))
-            if fail:
-                raise ValueError(f"job {value} failed after writing")
-            return int(c.execute("SELECT count(*) FROM t").fetchone()[0])
-
-        return job
-
     try:
         await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
-        gate = threading.Event()
-        first = asyncio.create_task(cx.run("first", held(gate, 0)))  # holds the thread
-        await asyncio.sleep(0)
+        gate, started = threading.Event(), threading.Event()
+        first = asyncio.create_task(cx.run("first", held(gate, 0, started)))
+        await on_the_thread(started)
         batched = [
             asyncio.create_task(cx.run("a", insert(1))),
             asyncio.create_task(cx.run("b", insert(2, fail=True))),
@@ -133,4 +149,69 @@ async def test_a_job_that_raises_in_a_batch_is_undone_alone(tmp_path: Path) -> N
         rows = await cx.run("read", lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall())
         assert rows == [(1,), (3,)]
     finally:
+        await cx.close()
+
+
+async def test_brief_jobs_run_on_the_event_loop_and_the_others_on_the_thread(
+    tmp_path: Path,
+) -> None:
+    cx = SqliteConnection(tmp_path / "c.db")
+    await cx.open()
+    here = threading.get_ident()
+    try:
+        assert await cx.run("brief", lambda c: threading.get_ident(), brief=True) == here
+        assert await cx.run("listing", lambda c: threading.get_ident()) != here
+    finally:
+        await cx.close()
+
+
+async def test_a_brief_job_that_raises_is_undone_alone(tmp_path: Path) -> None:
+    """Brief jobs queued in one loop iteration are one batch on the loop; one that raises
+    is undone alone there too."""
+    cx = SqliteConnection(tmp_path / "c.db")
+    await cx.open()
+    try:
+        await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        batched = [
+            asyncio.create_task(cx.run("a", insert(1), brief=True)),
+            asyncio.create_task(cx.run("b", insert(2, fail=True), brief=True)),
+            asyncio.create_task(cx.run("c", insert(3), brief=True)),
+        ]
+        async with asyncio.timeout(DEADLINE):
+            a, b, c = await asyncio.gather(*batched, return_exceptions=True)
+        assert (a, c) == (1, 2)
+        assert isinstance(b, ValueError)
+        rows = await cx.run("read", lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall())
+        assert rows == [(1,), (3,)]
+    finally:
+        await cx.close()
+
+
+async def test_brief_jobs_wait_for_another_connections_lock_off_the_loop_in_order(
+    tmp_path: Path,
+) -> None:
+    """While another process holds the write lock, brief jobs wait for it on the thread:
+    the loop runs on meanwhile (here it is what releases the lock), and brief jobs queued
+    later still run after them."""
+    cx = SqliteConnection(tmp_path / "c.db")
+    await cx.open()
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    try:
+        await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
+        other.execute("BEGIN IMMEDIATE")
+        first = [asyncio.create_task(cx.run(f"{v}", insert(v), brief=True)) for v in (1, 2)]
+        await asyncio.sleep(0.2)  # on the loop, waiting for the lock would stop this sleep
+        later = asyncio.create_task(cx.run("3", insert(3), brief=True))
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in (*first, later))
+        other.execute("INSERT INTO t VALUES (0)")
+        other.execute("COMMIT")
+        async with asyncio.timeout(DEADLINE):
+            assert await asyncio.gather(*first, later) == [2, 3, 4]
+        order = await cx.run(
+            "read", lambda c: c.execute("SELECT v FROM t ORDER BY rowid").fetchall()
+        )
+        assert [v for (v,) in order] == [0, 1, 2, 3]
+    finally:
+        other.close()
         await cx.close()
