@@ -16,13 +16,13 @@ what it accepted, with the time the last one arrived):
   (``convo.providers.http.provider_client``: httpx's API over aiohttp's pool);
 * **floor-httpx** (only with ``--floors``): plain httpx, one shared ``AsyncClient``;
 * **floor-durable**: the aiohttp floor plus the least durable work convo's contract needs,
-  in SQLite with convo's pragmas (WAL, ``synchronous=NORMAL``), its group commit (one
-  thread; the jobs queued while it is busy commit as one transaction) and its checkpoint
-  thread: the text is stored and its reply queued before the 200 (a repeated
-  ``messageId`` gets no reply), a sender commits the reply as ``sending`` before posting
-  it and records ``sent`` after the fake answered. No flow, no signature check, no
-  retries. It is what durability alone costs: the ceiling of any server that keeps
-  convo's promises on SQLite with this client;
+  in SQLite with convo's pragmas (WAL, ``synchronous=NORMAL``), its group commit of brief
+  jobs (on the event loop: the jobs queued in one loop iteration commit as one transaction
+  in the next) and its checkpoint thread: the text is stored and its reply queued before
+  the 200 (a repeated ``messageId`` gets no reply), a sender commits the reply as
+  ``sending`` before posting it and records ``sent`` after the fake answered. No flow, no
+  signature check, no retries. It is what durability alone costs: the ceiling of any
+  server that keeps convo's promises on SQLite with this client;
 * **convo**: ``convo serve`` with SQLite and the durable outbox (every reply stored before
   the ack), signed webhooks, a 3-step flow that answers every text with exactly one reply,
   and the provider's rate limit far above the load.
@@ -233,20 +233,18 @@ RECORD = "UPDATE outbox SET status = ?, provider_message_id = ?, updated_at = ? 
 
 
 class GroupCommit:
-    """The durable floor's writer: one SQLite connection (WAL, convo's pragmas) on one
-    thread; the jobs queued while the thread is busy go to it as one batch, one
-    ``BEGIN IMMEDIATE ... COMMIT`` (convo's group commit, without its savepoints). ``run``
-    returns once its job committed. The WAL is checkpointed as convo's is, by convo's
-    checkpoint thread."""
+    """The durable floor's writer: one SQLite connection (WAL, convo's pragmas) used on the
+    event loop; the jobs queued in one loop iteration run in the next as one batch, one
+    ``BEGIN IMMEDIATE ... COMMIT`` (convo's group commit of brief jobs, without its
+    savepoints and without another connection to wait for). ``run`` returns once its job
+    committed. The WAL is checkpointed as convo's is, by convo's checkpoint thread."""
 
     def __init__(self, path: str) -> None:
         import sqlite3
-        from concurrent.futures import ThreadPoolExecutor
 
         from convo.store.sqlite_checkpoints import Checkpointer
 
-        self.thread = ThreadPoolExecutor(1)
-        self.cx = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.cx = sqlite3.connect(path, isolation_level=None)
         for pragma in ("journal_mode = WAL", "synchronous = NORMAL",
                        "wal_autocheckpoint = 4000", "foreign_keys = ON"):  # fmt: skip
             self.cx.execute(f"PRAGMA {pragma}")
@@ -254,29 +252,23 @@ class GroupCommit:
         self.checkpointer = Checkpointer(Path(path))
         self.checkpointer.start()
         self.queue: list[tuple[Any, asyncio.Future[Any]]] = []
-        self.committer: asyncio.Task[None] | None = None
 
     async def run(self, job: Any) -> Any:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self.queue:
+            loop.call_soon(self._commit)
         self.queue.append((job, future))
-        if self.committer is None or self.committer.done():
-            self.committer = asyncio.create_task(self._commit())
         return await future
 
-    async def _commit(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.queue:
-            batch, self.queue = self.queue, []
-            results = await loop.run_in_executor(self.thread, self._batch, [j for j, _ in batch])
-            self.checkpointer.written()
-            for (_, future), value in zip(batch, results, strict=True):
-                future.set_result(value)
-
-    def _batch(self, jobs: list[Any]) -> list[Any]:
+    def _commit(self) -> None:
+        batch, self.queue = self.queue, []
         self.cx.execute("BEGIN IMMEDIATE")
-        results = [job(self.cx) for job in jobs]
+        results = [job(self.cx) for job, _ in batch]
         self.cx.execute("COMMIT")
-        return results
+        self.checkpointer.written()
+        for (_, future), value in zip(batch, results, strict=True):
+            future.set_result(value)
 
 
 def run_floor_durable(
