@@ -22,7 +22,7 @@ from convo.store.memory import MemoryStore
 from convo.store.sqlite import SqliteStore
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "sqlite-on-loop", "postgres"]
 
 
 def admin_postgres_url() -> str:
@@ -77,6 +77,8 @@ async def open_backend(name: str, tmp_path: Path) -> AsyncIterator[Store]:
             store = MemoryStore()
         elif name == "sqlite":
             store = SqliteStore(tmp_path / "c.db")
+        elif name == "sqlite-on-loop":  # every batch of brief jobs on the event loop
+            store = SqliteStore(tmp_path / "c.db", brief_batch=1)
         else:
             from convo.store.postgres import PostgresStore
 

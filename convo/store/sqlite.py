@@ -61,7 +61,13 @@ from convo.store.checks import (
 from convo.store.locks import LocalLocks
 from convo.store.migrations import SchemaStatus
 from convo.store.sqlite_campaigns import ERASE_RECIPIENTS, SqliteCampaigns
-from convo.store.sqlite_connection import Job, SqliteConnection, transaction, user_version
+from convo.store.sqlite_connection import (
+    BRIEF_BATCH,
+    Job,
+    SqliteConnection,
+    transaction,
+    user_version,
+)
 from convo.store.sqlite_contacts import SqliteContacts
 from convo.store.sqlite_flow_sources import SqliteFlowSources
 from convo.store.tombstones import new_key, tombstone
@@ -79,14 +85,18 @@ class SqliteStore(SqliteContacts, SqliteCampaigns, SqliteFlowSources):
     StoreError when the file cannot be opened or has a newer schema than this code.
     Every other method raises StoreError when the store is not open or SQLite fails.
     With ``migrate=False`` (``convo db``), ``open()`` only connects: then only
-    :meth:`schema_status` and :meth:`upgrade_schema` are sure to work.
+    :meth:`schema_status` and :meth:`upgrade_schema` are sure to work. ``brief_batch``:
+    the fewest brief jobs (a text, a turn, a claim) that run as one batch on the event
+    loop (:mod:`convo.store.sqlite_connection`).
     """
 
     shared: ClassVar[bool] = False  # one process: its conversation locks are LocalLocks
 
-    def __init__(self, path: str | Path, *, migrate: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, migrate: bool = True, brief_batch: int = BRIEF_BATCH
+    ) -> None:
         self.path = Path(path)
-        self._cx = SqliteConnection(self.path)
+        self._cx = SqliteConnection(self.path, brief_batch=brief_batch)
         self._migrate = migrate
         self._locks = LocalLocks()  # one process holds this store: its locks suffice
         self._tombstone_key: bytes | None = None  # the file's, read by open()

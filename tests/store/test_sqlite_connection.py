@@ -152,15 +152,22 @@ async def test_a_job_that_raises_in_a_batch_is_undone_alone(tmp_path: Path) -> N
         await cx.close()
 
 
-async def test_brief_jobs_run_on_the_event_loop_and_the_others_on_the_thread(
-    tmp_path: Path,
-) -> None:
-    cx = SqliteConnection(tmp_path / "c.db")
+async def test_batches_of_enough_brief_jobs_run_on_the_event_loop(tmp_path: Path) -> None:
+    cx = SqliteConnection(tmp_path / "c.db", brief_batch=3)
     await cx.open()
     here = threading.get_ident()
+
+    def where(c: sqlite3.Connection) -> int:
+        return threading.get_ident()
+
     try:
-        assert await cx.run("brief", lambda c: threading.get_ident(), brief=True) == here
-        assert await cx.run("listing", lambda c: threading.get_ident()) != here
+        few = [asyncio.create_task(cx.run("few", where, brief=True)) for _ in range(2)]
+        assert here not in await asyncio.gather(*few)
+        enough = [asyncio.create_task(cx.run("enough", where, brief=True)) for _ in range(3)]
+        assert await asyncio.gather(*enough) == [here] * 3
+        mixed = [asyncio.create_task(cx.run("brief", where, brief=True)) for _ in range(3)]
+        mixed.append(asyncio.create_task(cx.run("listing", where)))
+        assert here not in await asyncio.gather(*mixed)
     finally:
         await cx.close()
 
@@ -168,7 +175,7 @@ async def test_brief_jobs_run_on_the_event_loop_and_the_others_on_the_thread(
 async def test_a_brief_job_that_raises_is_undone_alone(tmp_path: Path) -> None:
     """Brief jobs queued in one loop iteration are one batch on the loop; one that raises
     is undone alone there too."""
-    cx = SqliteConnection(tmp_path / "c.db")
+    cx = SqliteConnection(tmp_path / "c.db", brief_batch=1)
     await cx.open()
     try:
         await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
@@ -193,7 +200,7 @@ async def test_brief_jobs_wait_for_another_connections_lock_off_the_loop_in_orde
     """While another process holds the write lock, brief jobs wait for it on the thread:
     the loop runs on meanwhile (here it is what releases the lock), and brief jobs queued
     later still run after them."""
-    cx = SqliteConnection(tmp_path / "c.db")
+    cx = SqliteConnection(tmp_path / "c.db", brief_batch=1)
     await cx.open()
     other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     try:
