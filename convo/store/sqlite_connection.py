@@ -21,13 +21,14 @@ microseconds. When :data:`BRIEF_BATCH` of them or more are queued, the batch run
 event loop itself, without waiting for a lock. So many queue up only while the loop is busy
 (a batch is what queued during one loop iteration, or during the batch before it on the
 thread), and then the hops to the thread and back, and the thread's every step waiting for
-the loop to let go of the GIL, cost the loop more than running the batch; at 1,600 texts a
-second ``convo serve`` sent 21% more replies with less CPU per text. A smaller batch goes to
-the thread, where its commit runs beside the loop instead of in it: at 650 texts a second,
-batches of ~4 jobs run on the loop doubled the median ack. When another connection (another
-process) holds the write lock, a batch for the loop goes to the thread, which waits for the
-lock (``BUSY_TIMEOUT_MS``), and the jobs queued behind it follow it there, in order. A batch
-with any other job (a listing, a report, a purge) runs on the thread. The connection runs one
+the loop to let go of the GIL, cost the loop more than running the batch: saturated with
+texts, ``convo serve`` sent 23% more replies (median of six runs against six) with less CPU
+per text (``bench/sms_pipeline.py``). A smaller batch goes to the thread, where its commit
+runs beside the loop instead of in it: at 650 texts a second, batches of ~4 jobs run on the
+loop doubled the median ack. When another connection (another process) holds the write
+lock, a batch for the loop goes to the thread, which waits for the lock
+(``BUSY_TIMEOUT_MS``), and the jobs queued behind it follow it there, in order. A batch with
+any other job (a listing, a report, a purge) runs on the thread. The connection runs one
 batch at a time, wherever it runs.
 
 Durability. ``journal_mode=WAL`` with ``synchronous=NORMAL``: a committed job survives a

@@ -123,26 +123,22 @@ async def test_savepoint_journals_stay_in_memory(tmp_path: Path) -> None:
         await cx.close()
 
 
-async def test_a_job_that_raises_in_a_batch_is_undone_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("brief", [False, True], ids=["on the thread", "on the loop"])
+async def test_a_job_that_raises_in_a_batch_is_undone_alone(tmp_path: Path, brief: bool) -> None:
     """A batch runs its jobs without savepoints first; when one raises, the batch runs
     again with a savepoint per job: each job then sees what the jobs before it did, the
-    failed one's writes undone, and nothing of the first pass stays."""
-    cx = SqliteConnection(tmp_path / "c.db")
+    failed one's writes undone, and nothing of the first pass stays. The jobs queued in one
+    loop iteration are one batch, wherever it runs."""
+    cx = SqliteConnection(tmp_path / "c.db", brief_batch=1)
     await cx.open()
     try:
         await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
-        gate, started = threading.Event(), threading.Event()
-        first = asyncio.create_task(cx.run("first", held(gate, 0, started)))
-        await on_the_thread(started)
         batched = [
-            asyncio.create_task(cx.run("a", insert(1))),
-            asyncio.create_task(cx.run("b", insert(2, fail=True))),
-            asyncio.create_task(cx.run("c", insert(3))),
+            asyncio.create_task(cx.run("a", insert(1), brief=brief)),
+            asyncio.create_task(cx.run("b", insert(2, fail=True), brief=brief)),
+            asyncio.create_task(cx.run("c", insert(3), brief=brief)),
         ]
-        await asyncio.sleep(0)
-        gate.set()
         async with asyncio.timeout(DEADLINE):
-            assert await first == 0
             a, b, c = await asyncio.gather(*batched, return_exceptions=True)
         assert (a, c) == (1, 2)
         assert isinstance(b, ValueError)
@@ -168,28 +164,6 @@ async def test_batches_of_enough_brief_jobs_run_on_the_event_loop(tmp_path: Path
         mixed = [asyncio.create_task(cx.run("brief", where, brief=True)) for _ in range(3)]
         mixed.append(asyncio.create_task(cx.run("listing", where)))
         assert here not in await asyncio.gather(*mixed)
-    finally:
-        await cx.close()
-
-
-async def test_a_brief_job_that_raises_is_undone_alone(tmp_path: Path) -> None:
-    """Brief jobs queued in one loop iteration are one batch on the loop; one that raises
-    is undone alone there too."""
-    cx = SqliteConnection(tmp_path / "c.db", brief_batch=1)
-    await cx.open()
-    try:
-        await cx.run("create", lambda c: c.execute("CREATE TABLE t (v INTEGER)"))
-        batched = [
-            asyncio.create_task(cx.run("a", insert(1), brief=True)),
-            asyncio.create_task(cx.run("b", insert(2, fail=True), brief=True)),
-            asyncio.create_task(cx.run("c", insert(3), brief=True)),
-        ]
-        async with asyncio.timeout(DEADLINE):
-            a, b, c = await asyncio.gather(*batched, return_exceptions=True)
-        assert (a, c) == (1, 2)
-        assert isinstance(b, ValueError)
-        rows = await cx.run("read", lambda c: c.execute("SELECT v FROM t ORDER BY v").fetchall())
-        assert rows == [(1,), (3,)]
     finally:
         await cx.close()
 
