@@ -1,4 +1,5 @@
-"""Shared fixtures: stores under test (memory, a real SQLite file, a real PostgreSQL schema).
+"""Shared fixtures: stores under test (memory, a real SQLite file, a real PostgreSQL schema),
+and :func:`until`, the one way tests wait for something to happen.
 
 PostgreSQL is the server at ``CONVO_TEST_POSTGRES_URL`` (default
 :data:`DEFAULT_POSTGRES_URL`); each test gets a schema of its own, dropped after it. A
@@ -8,10 +9,12 @@ they never skip, so a run without PostgreSQL cannot pass for a run with it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -23,6 +26,15 @@ from convo.store.sqlite import SqliteStore
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ["memory", "sqlite", "sqlite-on-loop", "postgres"]
+
+
+async def until(condition: Callable[[], object], timeout: float = 20.0) -> None:
+    """Wait until ``condition()`` is true, asking every 5 ms; fail after ``timeout``
+    seconds (long enough for a slow machine: it only delays a failure)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition never became true in {timeout}s"
+        await asyncio.sleep(0.005)
 
 
 def admin_postgres_url() -> str:

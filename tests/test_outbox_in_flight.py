@@ -9,7 +9,6 @@ valve that holds every request until the test opens it, and counts how many wait
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -24,6 +23,7 @@ from convo.providers.vonage import VonageSms
 from convo.rate_limits import burst
 from convo.simulators.vonage import VonageSimulator
 from convo.store.memory import MemoryStore
+from tests.conftest import until
 
 LINE = "+32460000101"
 RECIPIENTS = 30  # more than any bound tested here: each has one reply, sent concurrently
@@ -48,13 +48,6 @@ class Valve:
         finally:
             self.waiting -= 1
         return await handler(request)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from convo.providers.http import provider_client
 from convo.providers.telefoon_sms import TelefoonSms
 from convo.simulators.telefoon_sms import TelefoonSmsSimulator
 from convo.store.sqlite import SqliteStore
+from tests.conftest import until
 
 LINE = "+32460000101"  # sent through the gated Telefoon simulator
 OTHER_LINE = "+32460000202"  # sent through a second, healthy one
@@ -105,13 +106,6 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     for server in servers:
         await server.close()
     await store.close()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
 
 
 async def queue(

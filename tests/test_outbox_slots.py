@@ -25,6 +25,7 @@ from convo.providers.telefoon_sms import TelefoonSms
 from convo.providers.vonage import VonageSms
 from convo.simulators.vonage import VonageSimulator
 from convo.store.memory import MemoryStore
+from tests.conftest import until
 
 LINE_A = "+32460000101"  # sent through provider A (down)
 LINE_B = "+32460000202"  # sent through provider B (healthy)
@@ -73,13 +74,6 @@ async def serve(app: web.Application) -> TestServer:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with provider_client() as http:
         yield http
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        await asyncio.sleep(0.001)
 
 
 async def reply(store: MemoryStore, outbox: Outbox, line: str, to: list[str]) -> list[str]:

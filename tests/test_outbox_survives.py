@@ -16,7 +16,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -29,6 +29,7 @@ from convo.providers.http import provider_client
 from convo.providers.telefoon_sms import TelefoonSms
 from convo.simulators.telefoon_sms import TelefoonSmsSimulator
 from convo.store.sqlite import SqliteStore
+from tests.conftest import until
 
 LINE = "+32460000101"
 ALICE = "+32470000001"
@@ -64,13 +65,6 @@ def set_media(path: Path, message_id: str, raw: str) -> None:
     with sqlite3.connect(path) as db:
         db.execute("UPDATE messages SET media_urls = ? WHERE id = ?", (raw, message_id))
     db.close()
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
-        await asyncio.sleep(0.01)
 
 
 def logged(caplog: pytest.LogCaptureFixture, start: str) -> list[logging.LogRecord]:

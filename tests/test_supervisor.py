@@ -11,17 +11,9 @@ import pytest
 from aiohttp import web
 
 from convo.supervisor import Supervisor
+from tests.conftest import until
 
 LOGGER = "convo.supervisor"
-
-
-async def until(condition: object, timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` is true; fail after ``timeout`` seconds."""
-    assert callable(condition)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
-        await asyncio.sleep(0.005)
 
 
 def restart_delays(caplog: pytest.LogCaptureFixture, name: str) -> list[float]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from convo.exceptions import StoreError
 from convo.store.sqlite_connection import SqliteConnection, transaction
 
 DEADLINE = 10.0  # seconds: generous; a stranded job waits forever, a slow machine does not
@@ -195,4 +196,40 @@ async def test_brief_jobs_wait_for_another_connections_lock_off_the_loop_in_orde
         assert [v for (v,) in order] == [0, 1, 2, 3]
     finally:
         other.close()
+        await cx.close()
+
+
+async def test_a_batch_on_the_loop_whose_commit_fails_leaves_nothing_and_no_transaction(
+    tmp_path: Path,
+) -> None:
+    """A deferred foreign key fails at COMMIT: every job of that batch gets the error, none
+    of its writes stay, and the next batch on the loop is not run inside its transaction."""
+    cx = SqliteConnection(tmp_path / "c.db", brief_batch=1)
+    await cx.open()
+    schema = (
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    try:
+        await cx.run("create", lambda c: c.executescript(schema))
+        batched = [
+            asyncio.create_task(cx.run("parent", lambda c: c.execute(
+                "INSERT INTO parent VALUES (1)"
+            ).rowcount, brief=True)),
+            asyncio.create_task(cx.run("orphan", lambda c: c.execute(
+                "INSERT INTO child VALUES (42)"
+            ).rowcount, brief=True)),
+        ]  # fmt: skip
+        async with asyncio.timeout(DEADLINE):
+            outcomes = await asyncio.gather(*batched, return_exceptions=True)
+        assert all(isinstance(o, StoreError) and "FOREIGN KEY" in str(o) for o in outcomes)
+        counts = await cx.run(  # a transaction left open would fail its BEGIN
+            "count",
+            lambda c: c.execute(
+                "SELECT (SELECT count(*) FROM parent), (SELECT count(*) FROM child)"
+            ).fetchone(),
+            brief=True,
+        )
+        assert counts == (0, 0)
+    finally:
         await cx.close()

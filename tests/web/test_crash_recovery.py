@@ -23,6 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from convo.providers._telefoon_common import sign
+from tests.conftest import until
 
 DATA = Path(__file__).parent / "data"
 LINE = "+32460000101"
@@ -82,13 +83,6 @@ async def start_server(config: Path, cwd: Path) -> tuple[asyncio.subprocess.Proc
         err = (await proc.stderr.read()).decode()
         raise AssertionError(f"server did not start: {line!r}\n{err}")
     return proc, line.rsplit(" ", 1)[1].strip()
-
-
-async def until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 async def test_sigkill_between_ack_and_send_loses_and_duplicates_nothing(tmp_path: Path) -> None:
