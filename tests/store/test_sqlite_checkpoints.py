@@ -15,11 +15,13 @@ DEADLINE = 10.0  # seconds: the thread checkpoints within ~0.1 s; a slow machine
 
 def in_database_file(path: Path) -> list[str]:
     """The rows of ``notes`` in the database file itself, the WAL ignored (``immutable``:
-    read as it is on disk, no WAL, no locks)."""
+    read as it is on disk, no WAL, no locks); none while the file cannot be read whole."""
     cx = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
     try:
         return [row[0] for row in cx.execute("SELECT text FROM notes ORDER BY text")]
     except sqlite3.OperationalError:  # the table itself is not in the file yet
+        return []
+    except sqlite3.DatabaseError:  # "malformed": read while a checkpoint wrote it (no lock)
         return []
     finally:
         cx.close()
