@@ -235,9 +235,10 @@ RECORD = "UPDATE outbox SET status = ?, provider_message_id = ?, updated_at = ? 
 class GroupCommit:
     """The durable floor's writer: one SQLite connection (WAL, convo's pragmas) used on the
     event loop; the jobs queued in one loop iteration run in the next as one batch, one
-    ``BEGIN IMMEDIATE ... COMMIT`` (convo's group commit of brief jobs, without its
-    savepoints and without another connection to wait for). ``run`` returns once its job
-    committed. The WAL is checkpointed as convo's is, by convo's checkpoint thread."""
+    ``BEGIN IMMEDIATE ... COMMIT`` (as convo's brief jobs run under load, when batches are
+    large; without its savepoints and without another connection to wait for). ``run``
+    returns once its job committed. The WAL is checkpointed as convo's is, by convo's
+    checkpoint thread."""
 
     def __init__(self, path: str) -> None:
         import sqlite3

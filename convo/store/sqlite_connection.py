@@ -183,10 +183,11 @@ class SqliteConnection:
         Cancelling ``close`` stops the waiting, never the jobs: their callers still get
         their outcomes, and the connection stays open."""
         while self._queue or self._committing():
-            if self._committer is not None and self._committing():
+            committer = self._committer
+            if committer is not None and not committer.done():
                 # asyncio.wait, not gather: cancelling close() (a shutdown that ran out of
                 # time) must not cancel the committer, whose jobs are other callers'.
-                await asyncio.wait([self._committer])
+                await asyncio.wait([committer])
             else:
                 self._flush_queue()
         checkpointer, self._checkpointer = self._checkpointer, None
@@ -205,15 +206,16 @@ class SqliteConnection:
 
     async def run(self, what: str, job: Job[T], *, brief: bool = False) -> T:
         """Run ``job`` in the next batch (module docstring, "Group commit"); a ``brief``
-        job's batch may run on the event loop itself ("Brief jobs"). What ``job`` raises reaches
-        the caller, a SQLite error or corrupt JSON as StoreError naming ``what``."""
+        job's batch may run on the event loop itself ("Brief jobs"). What ``job`` raises
+        reaches the caller, a SQLite error or corrupt JSON as StoreError naming ``what``."""
         if self._db is None:
             raise StoreError(f"SQLite store {self.path} is not open (await store.open() first)")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((job, future, brief))
         if not self._committing() and self._flush is None:
             # Next iteration: the jobs queued by this one's callbacks go with it.
-            self._flush = asyncio.get_running_loop().call_soon(self._flush_queue)
+            self._flush = loop.call_soon(self._flush_queue)
         try:
             return cast(T, await future)
         except sqlite3.Error as exc:
@@ -245,9 +247,7 @@ class SqliteConnection:
         order."""
         db = self._db
         batch = self._queue
-        if db is None or len(batch) < self.brief_batch:
-            return False
-        if not all(brief for _, _, brief in batch):
+        if db is None or len(batch) < self.brief_batch or not all(b for _, _, b in batch):
             return False
         self._queue = []
         try:
